@@ -1,0 +1,72 @@
+/**
+ * Record v1: the unit of evidence.
+ *
+ * - Canonical bytes are RFC 8785 (JCS). `sig` is Ed25519 over JCS(record without `sig`).
+ * - Record hash = sha256(JCS(record)) including `sig`; the next record's `prev` is that hash
+ *   (base64url), and seq 1 has `prev` = 43 'A' characters (32 zero bytes).
+ * - Ledger leaf hash = sha256(0x00 || JCS(record)) (RFC 9162 §2.1.1).
+ */
+import type { KeyObject } from 'node:crypto';
+import { canonicalBytes } from './canonical-json.ts';
+import { fromBase64Url, sha256, signEd25519, toBase64Url, verifyEd25519 } from './crypto.ts';
+
+export const RECORD_VERSION = 1;
+/** base64url of 32 zero bytes: the `prev` of every chain's seq 1. */
+export const GENESIS_PREV = 'A'.repeat(43);
+export const MAX_BODY_CANONICAL_BYTES = 64 * 1024;
+export const AGENT_ID_PATTERN = /^[A-Z0-9-]{3,64}$/;
+export const RECORD_TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
+export const RECORD_KINDS = ['audit', 'telemetry', 'agent'] as const;
+/** The collector's own chain (enrollments, revocations, token issues, exports). */
+export const COLLECTOR_AGENT_ID = 'COLLECTOR';
+
+export type RecordKind = (typeof RECORD_KINDS)[number];
+
+export interface UnsignedRecord {
+  v: 1;
+  id: string;
+  agent: string;
+  epoch: number;
+  seq: number;
+  prev: string;
+  kind: RecordKind;
+  type: string;
+  at: string;
+  body: { [key: string]: unknown };
+  kid: string;
+}
+
+export interface SignedRecord extends UnsignedRecord {
+  sig: string;
+}
+
+/** Bytes that `sig` signs: JCS of the record without `sig`. */
+export function signingBytes(record: UnsignedRecord | SignedRecord): Buffer {
+  const { sig: _sig, ...unsigned } = record as SignedRecord;
+  return canonicalBytes(unsigned);
+}
+
+export function signRecord(record: UnsignedRecord, privateKey: KeyObject): SignedRecord {
+  const sig = toBase64Url(signEd25519(privateKey, signingBytes(record)));
+  return { ...record, sig };
+}
+
+export function verifyRecordSignature(record: SignedRecord, publicKey: KeyObject): boolean {
+  const signature = fromBase64Url(record.sig);
+  return verifyEd25519(publicKey, signingBytes(record), signature);
+}
+
+/** Hash that chains records: base64url(sha256(JCS(record))), `sig` included. */
+export function recordHash(record: SignedRecord): string {
+  return toBase64Url(sha256(canonicalBytes(record)));
+}
+
+/** Same, from canonical bytes already at hand (avoids canonicalising twice on hot paths). */
+export function recordHashOfCanonical(canonical: Buffer): string {
+  return toBase64Url(sha256(canonical));
+}
+
+/** RFC 9162 leaf hash of a record's canonical bytes: sha256(0x00 || bytes). */
+export function leafHashOfCanonical(canonical: Buffer): Buffer {
+  return sha256(Buffer.concat([Buffer.from([0]), canonical]));
+}

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { readFileSync, existsSync } from 'node:fs';
+import { canonicalJson } from '../../../shared/canonical-json.ts';
+import { generateSigningKey, jwkThumbprint, signingKeyFromPrivateJwk, signEd25519, toBase64Url } from '../../../shared/crypto.ts';
+import { GENESIS_PREV, recordHash, signRecord, verifyRecordSignature, type UnsignedRecord } from '../../../shared/record.ts';
+import { recordSchema } from '../../../shared/protocol.ts';
+import { newId } from '../../../shared/ids.ts';
+
+const VECTORS = new URL('../../../../shared/vectors/jose_jcs.json', import.meta.url);
+
+describe('shared/record', () => {
+  const { key } = generateSigningKey();
+  const unsigned: UnsignedRecord = {
+    v: 1, id: newId(), agent: 'AS-KMR-001', epoch: 1, seq: 1, prev: GENESIS_PREV,
+    kind: 'audit', type: 'certificate.issued', at: '2026-11-22T04:33:05.123Z', body: { b: 2, a: [1, 'x'] }, kid: key.kid,
+  };
+
+  it('signs a record so that it verifies and passes the wire schema', () => {
+    const record = signRecord(unsigned, key.privateKey);
+    assert.equal(verifyRecordSignature(record, key.publicKey), true);
+    assert.equal(recordSchema.safeParse(record).success, true);
+  });
+
+  it('rejects a signature once any signed field changes', () => {
+    const record = signRecord(unsigned, key.privateKey);
+    assert.equal(verifyRecordSignature({ ...record, body: { b: 3, a: [1, 'x'] } }, key.publicKey), false);
+    assert.equal(verifyRecordSignature({ ...record, seq: 2 }, key.publicKey), false);
+  });
+
+  it('hashes the canonical form, so key order does not change the hash', () => {
+    const record = signRecord(unsigned, key.privateKey);
+    const reordered = Object.fromEntries(Object.entries(record).reverse()) as typeof record;
+    assert.equal(recordHash(reordered), recordHash(record));
+    assert.equal(recordHash(record).length, 43);
+  });
+
+  it('refuses unknown fields and a seq 1 with a non-genesis prev', () => {
+    const record = signRecord(unsigned, key.privateKey);
+    assert.equal(recordSchema.safeParse({ ...record, extra: 1 }).success, false);
+    assert.equal(recordSchema.safeParse({ ...record, prev: 'B'.repeat(43) }).success, false);
+  });
+});
+
+describe('shared vectors: RFC 8037 and RFC 8785', function () {
+  before(function () {
+    if (!existsSync(VECTORS)) {
+      console.log(`    skipped: conformance vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
+      this.skip();
+    }
+  });
+
+  it('computes the RFC 8037 A.3 thumbprint and A.4 signature', () => {
+    const v = JSON.parse(readFileSync(VECTORS, 'utf8')).rfc8037_appendix_a;
+    assert.equal(jwkThumbprint(v.public_jwk), v.jwk_thumbprint_rfc7638.sha256_b64url);
+    const key = signingKeyFromPrivateJwk(v.private_jwk);
+    const sig = signEd25519(key.privateKey, Buffer.from(v.jws.signing_input));
+    assert.equal(toBase64Url(sig), v.jws.signature_b64url);
+  });
+
+  it('canonicalises every RFC 8785 input to its expected bytes', () => {
+    const v = JSON.parse(readFileSync(VECTORS, 'utf8')).rfc8785_jcs;
+    assert.ok(v.cases.length > 0, 'no JCS cases in the vector file');
+    for (const c of v.cases) {
+      assert.equal(Buffer.from(canonicalJson(JSON.parse(c.input)), 'utf8').toString('hex'), c.expected_output_hex, c.name);
+    }
+  });
+
+  it('serialises every RFC 8785 Appendix B number as ECMAScript does, and refuses NaN and Infinity', () => {
+    const v = JSON.parse(readFileSync(VECTORS, 'utf8')).rfc8785_jcs.number_serialization;
+    let checked = 0;
+    for (const c of v.cases) {
+      const value = Buffer.from(c.ieee_hex, 'hex').readDoubleBE(0);
+      if (Number.isFinite(value)) {
+        assert.equal(canonicalJson(value), c.expected, c.comment);
+        checked++;
+      } else {
+        assert.throws(() => canonicalJson(value), /canonical/);
+      }
+    }
+    assert.ok(checked > 10);
+  });
+});
