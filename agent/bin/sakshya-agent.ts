@@ -1,0 +1,223 @@
+#!/usr/bin/env node
+/**
+ * sakshya-agent: the entry point. The only place configuration is read (agent/config.ts) and
+ * the parts are wired together. stdout carries command output only; logs go to stderr as pino
+ * JSON; a failing command prints one clear line on stderr and exits non-zero, never a stack.
+ */
+import { Command, Option } from 'commander';
+import { ConfigError } from '../../shared/config.ts';
+import { createLogger, type Logger } from '../../shared/logger.ts';
+import { describeConfig, loadAgentConfig, type AgentConfig, type AgentConfigOverrides } from '../config.ts';
+import { initAgentDir } from '../enroll.ts';
+import { loadAgentKey } from '../keys.ts';
+import { createLocalApi, listenLocalApi } from '../local-api/app.ts';
+import { readLocalToken } from '../local-api/local-token.ts';
+import { outboxPath, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { readAgentStatus, type AgentStatus } from '../status.ts';
+import { BatchClient } from '../sync/client.ts';
+import { Syncer } from '../sync/syncer.ts';
+import { scheduleSystemTelemetry } from '../telemetry/system-telemetry.ts';
+
+const LOGGER_NAME = 'sakshya-agent';
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+interface DirOption {
+  dir?: string;
+}
+
+function setUp(flags: AgentConfigOverrides, configLogLevel: 'info' | 'debug'): { config: AgentConfig; logger: Logger } {
+  const config = loadAgentConfig(process.env, flags);
+  const logger = createLogger(LOGGER_NAME, config.logLevel);
+  logger[configLogLevel]({ config: describeConfig(config) }, 'effective config');
+  return { config, logger };
+}
+
+function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Logger): Syncer {
+  const pins = outbox.pins();
+  const key = loadAgentKey(config.dir);
+  const client = new BatchClient({ collectorUrl: pins.collector, origin: pins.origin, agent: pins.agent, key, timeouts: config.timeouts });
+  return new Syncer({
+    outbox,
+    client,
+    key,
+    logger,
+    batch: config.batch,
+    backoff: config.backoff,
+    circuit: config.circuit,
+    refusedRetryMs: config.refusedRetryMs,
+    idleIntervalMs: config.syncIntervalMs,
+  });
+}
+
+function printStatus(status: AgentStatus): void {
+  const lines = [
+    `agent      ${status.agent} (epoch ${status.epoch})`,
+    `collector  ${status.collector}`,
+    `pending    ${status.pending}${status.oldestPendingAt ? ` (oldest ${status.oldestPendingAt})` : ''}`,
+    `acked      ${status.acked}`,
+    `circuit    ${status.circuit.state}`,
+  ];
+  if (status.lastError) lines.push(`last error ${status.lastError.at} ${status.lastError.reason}: ${status.lastError.detail}`);
+  if (status.nextAttemptAt) lines.push(`next try   ${status.nextAttemptAt}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** Runs a command body; any error becomes one line on stderr and a non-zero exit. */
+function action<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await body(...args);
+    } catch (err) {
+      const usage = err instanceof ConfigError || err instanceof UsageError;
+      process.stderr.write(`sakshya-agent: ${(err as Error).message}\n`);
+      process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE;
+    }
+  };
+}
+
+const program = new Command()
+  .name('sakshya-agent')
+  .description('Signs, chains and buffers audit records and telemetry, and syncs them to a Sakshya collector.')
+  .showSuggestionAfterError()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+const dirOption = () => new Option('--dir <path>', 'agent directory (default: $SAKSHYA_AGENT_DIR)');
+
+program
+  .command('init')
+  .description('enroll with the collector and initialise the agent directory')
+  .addOption(dirOption())
+  .option('--collector <url>', 'collector URL (default: $SAKSHYA_COLLECTOR_URL)')
+  .requiredOption('--agent <id>', 'agent id the enrollment token was issued for')
+  .requiredOption('--token <token>', 'one-time enrollment token')
+  .action(
+    action(async (opts: DirOption & { collector?: string; agent: string; token: string }) => {
+      const { config, logger } = setUp({ dir: opts.dir, collectorUrl: opts.collector }, 'info');
+      if (config.collectorUrl === undefined) throw new UsageError('no collector: pass --collector URL or set SAKSHYA_COLLECTOR_URL');
+      const result = await initAgentDir({
+        dir: config.dir,
+        collectorUrl: config.collectorUrl,
+        agent: opts.agent,
+        token: opts.token,
+        timeouts: config.timeouts,
+        logger,
+      });
+      process.stdout.write(JSON.stringify(result) + '\n');
+    }),
+  );
+
+program
+  .command('run')
+  .description('serve the local API, sync to the collector and record system telemetry until stopped')
+  .addOption(dirOption())
+  .option('--port <port>', 'local API port on 127.0.0.1 (default: $SAKSHYA_AGENT_PORT or 7410; 0 = any free port)')
+  .action(
+    action(async (opts: DirOption & { port?: string }) => {
+      const { config, logger } = setUp({ dir: opts.dir, port: opts.port }, 'info');
+      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      const pins = outbox.pins();
+      const key = loadAgentKey(config.dir);
+      const localToken = readLocalToken(config.dir);
+      const syncer = openSyncer(config, outbox, logger);
+      const { server, port } = await listenLocalApi(createLocalApi({ outbox, key, localToken, logger }), config.port);
+      logger.info({ port, agent: pins.agent, epoch: pins.epoch }, 'local api listening');
+      const telemetry = config.telemetryCron
+        ? scheduleSystemTelemetry({ expression: config.telemetryCron, dir: config.dir, outbox, key, logger })
+        : undefined;
+      const stopping = new AbortController();
+      const syncing = syncer.run(stopping.signal);
+
+      let stopped = false;
+      const stop = async (signal: string) => {
+        if (stopped) return;
+        stopped = true;
+        logger.info({ signal }, 'stopping');
+        stopping.abort();
+        await telemetry?.stop();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await closed;
+        await syncing;
+        outbox.close();
+        logger.info('stopped');
+        // Anything still holding the event loop open (a half-closed socket) must not keep a
+        // stopped agent alive.
+        setTimeout(() => process.exit(0), 2000).unref();
+      };
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      process.once('SIGINT', () => void stop('SIGINT'));
+    }),
+  );
+
+program
+  .command('emit')
+  .description('store one record in the outbox; prints {"id","seq"} once it is committed')
+  .addOption(dirOption())
+  .requiredOption('--kind <kind>', 'audit | telemetry | agent')
+  .requiredOption('--type <type>', 'dotted lower-case name, e.g. certificate.issued')
+  .requiredOption('--body <json>', 'JSON object')
+  .option('--at <iso>', 'when it happened (ISO 8601 UTC, default: now)')
+  .action(
+    action(async (opts: DirOption & { kind: string; type: string; body: string; at?: string }) => {
+      const { config } = setUp({ dir: opts.dir }, 'debug');
+      let body: unknown;
+      try {
+        body = JSON.parse(opts.body);
+      } catch (err) {
+        throw new UsageError(`--body is not valid JSON: ${(err as Error).message}`);
+      }
+      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      try {
+        const key = loadAgentKey(config.dir);
+        const { id, seq } = outbox.append({ kind: opts.kind, type: opts.type, at: opts.at, body }, key);
+        process.stdout.write(JSON.stringify({ id, seq }) + '\n');
+      } finally {
+        outbox.close();
+      }
+    }),
+  );
+
+program
+  .command('sync')
+  .description('send pending records to the collector')
+  .addOption(dirOption())
+  .option('--once', 'drain what is pending now, then exit (non-zero on failure)')
+  .action(
+    action(async (opts: DirOption & { once?: boolean }) => {
+      if (!opts.once) throw new UsageError('sync needs --once (the continuous sync loop is part of `sakshya-agent run`)');
+      const { config, logger } = setUp({ dir: opts.dir }, 'info');
+      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      try {
+        const result = await openSyncer(config, outbox, logger).drain();
+        process.stdout.write(JSON.stringify({ ...result, pending: outbox.backlog().pending }) + '\n');
+      } finally {
+        outbox.close();
+      }
+    }),
+  );
+
+program
+  .command('status')
+  .description('show pending and acknowledged records, the last receipt and the last error')
+  .addOption(dirOption())
+  .option('--json', 'print JSON')
+  .action(
+    action(async (opts: DirOption & { json?: boolean }) => {
+      const { config } = setUp({ dir: opts.dir }, 'debug');
+      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      try {
+        const status = readAgentStatus(outbox);
+        if (opts.json) process.stdout.write(JSON.stringify(status) + '\n');
+        else printStatus(status);
+      } finally {
+        outbox.close();
+      }
+    }),
+  );
+
+await program.parseAsync(process.argv);

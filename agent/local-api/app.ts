@@ -1,0 +1,123 @@
+/**
+ * The local API: how applications on this server hand records to the agent.
+ *
+ * - MUST be bound to 127.0.0.1 only (`listenLocalApi`); it is not a network service.
+ * - Every request MUST carry `Authorization: Bearer <contents of local-token>` (constant-time
+ *   compare), checked before the body is read.
+ * - `POST /v1/records` `{ kind, type, at?, body }` answers 201 `{ id, seq }` only after the record
+ *   is committed to the outbox.
+ * - `GET /v1/status` answers the agent status.
+ * - Errors are problem+json (shared/problem.ts), made in one error handler; no stack traces.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { SigningKey } from '../../shared/crypto.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { describeZodError } from '../../shared/protocol.ts';
+import { PROBLEM_CONTENT_TYPE, ProblemError } from '../../shared/problem.ts';
+import { newRecordSchema, RecordRejectedError, type SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { readAgentStatus } from '../status.ts';
+import { tokenMatches } from './local-token.ts';
+
+export const LOCAL_API_HOST = '127.0.0.1';
+/** A record body is at most 64 KiB canonical; leave room for the envelope and whitespace. */
+export const MAX_LOCAL_REQUEST_BYTES = 256 * 1024;
+
+export interface LocalApiOptions {
+  outbox: SqliteOutbox;
+  key: SigningKey;
+  localToken: string;
+  logger: Logger;
+}
+
+export function createLocalApi(options: LocalApiOptions): express.Express {
+  const { outbox, key, localToken, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    const header = req.get('authorization');
+    const match = header === undefined ? null : /^Bearer ([^\s]+)$/i.exec(header.trim());
+    if (!tokenMatches(match?.[1], localToken)) {
+      next(new ProblemError('auth.invalid_token', 'send Authorization: Bearer <contents of the agent dir\u2019s local-token file>'));
+      return;
+    }
+    next();
+  });
+
+  app.post(
+    '/v1/records',
+    (req: Request, _res: Response, next: NextFunction) => {
+      if (!req.is('application/json')) {
+        next(new ProblemError('request.unsupported_media_type', 'send the record as Content-Type: application/json'));
+        return;
+      }
+      next();
+    },
+    express.json({ limit: MAX_LOCAL_REQUEST_BYTES, strict: true }),
+    (req: Request, res: Response) => {
+      const parsed = newRecordSchema.safeParse(req.body);
+      if (!parsed.success) throw new ProblemError('request.invalid', describeZodError(parsed.error));
+      let result;
+      try {
+        result = outbox.append(parsed.data, key);
+      } catch (err) {
+        if (err instanceof RecordRejectedError) throw new ProblemError('request.invalid', err.message);
+        throw err;
+      }
+      logger.debug({ id: result.id, seq: result.seq, kind: parsed.data.kind, type: parsed.data.type }, 'record stored');
+      res.status(201).json({ id: result.id, seq: result.seq });
+    },
+  );
+
+  app.get('/v1/status', (_req: Request, res: Response) => {
+    res.json(readAgentStatus(outbox));
+  });
+
+  for (const path of ['/v1/records', '/v1/status']) {
+    app.all(path, (req: Request) => {
+      throw new ProblemError('method.not_allowed', `${req.method} is not allowed on ${path}`);
+    });
+  }
+
+  app.use((req: Request) => {
+    throw new ProblemError('resource.not_found', `no resource at ${req.path}`);
+  });
+
+  // The one place errors become responses.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const problem = toProblem(err);
+    if (problem.status >= 500) logger.error({ err }, 'local api request failed');
+    if (problem.code === 'auth.invalid_token') res.set('WWW-Authenticate', 'Bearer');
+    res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem.toBody()));
+  });
+
+  return app;
+}
+
+function toProblem(err: unknown): ProblemError {
+  if (err instanceof ProblemError) return err;
+  const parserError = err as { type?: unknown; status?: unknown };
+  if (parserError.type === 'entity.parse.failed') return new ProblemError('request.malformed', 'the body is not valid JSON');
+  if (parserError.type === 'entity.too.large') return new ProblemError('batch.too_large', `the body exceeds ${MAX_LOCAL_REQUEST_BYTES} bytes`);
+  if (parserError.type === 'encoding.unsupported' || parserError.type === 'charset.unsupported') {
+    return new ProblemError('request.unsupported_media_type', 'unsupported body encoding or charset');
+  }
+  return new ProblemError('internal.error', 'internal error');
+}
+
+/** Listens on 127.0.0.1 only; port 0 picks a free port. Resolves once listening. */
+export async function listenLocalApi(app: express.Express, port: number): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, LOCAL_API_HOST, (err?: Error) => {
+      if (err) {
+        reject(err);
+        return;
+      }
+      resolve({ server, port: (server.address() as AddressInfo).port });
+    });
+  });
+}
+

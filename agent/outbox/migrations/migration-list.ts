@@ -1,0 +1,8 @@
+/** Every outbox migration, in order. Append only: a released migration never changes. */
+import { migration0001 } from './0001-initial.ts';
+import type { OutboxMigration } from './migration.ts';
+
+export const MIGRATIONS: readonly OutboxMigration[] = [migration0001];
+
+/** The schema version this code writes; a database newer than this is refused. */
+export const CURRENT_SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,445 @@
+/**
+ * The outbox: the agent's durable buffer of signed, chained records, kept until a verified
+ * collector receipt covers them (and kept after that, marked acknowledged, for later pruning
+ * and verification).
+ *
+ * ## Invariants
+ * 1. A record's `seq` and `prev` are assigned inside the same `BEGIN IMMEDIATE` transaction that
+ *    stores it and moves the chain head, so several processes (`run`, `emit`) writing at once
+ *    still produce a gapless chain 1, 2, 3 … per epoch, each `prev` the hash of its predecessor.
+ * 2. `append` MUST NOT return before that transaction has committed (WAL, `synchronous=FULL`):
+ *    a returned `{ id, seq }` survives a power cut.
+ * 3. `canonical` holds JCS(record) exactly as signed and hashed; it is sent as is, never
+ *    re-serialised, so what leaves the agent is byte for byte what was signed.
+ * 4. A record is acknowledged only through `markAcknowledged`, which callers MUST call only with
+ *    a receipt whose signature they verified against the pinned receipt key. Acknowledgement
+ *    is a prefix: `acked_seq` only grows, and every seq ≤ `acked_seq` has `acked_batch` set.
+ * 5. Reading a batch is an index range scan (`epoch = ? AND seq >= ? ORDER BY seq LIMIT n`):
+ *    memory and time per batch do not depend on the size of the backlog.
+ *
+ * ## On-disk layout (`<agent dir>/outbox.db`, SQLite, WAL)
+ * - `records (epoch, seq) PK, id UNIQUE, kind, at, hash, canonical, bytes, stored_at, acked_batch`
+ * - `chains (epoch PK, head_seq, head_hash, acked_seq)`: one row per epoch, the chain head and
+ *   the acknowledged prefix; pending = head_seq − acked_seq, no scan needed.
+ * - `receipts (batch_id PK, epoch, highest_seq, accepted, duplicates, receipt, signature, …)`:
+ *   every verified receipt, as received.
+ * - `state (key PK, value JSON)`: `pins` (collector URL, origin, log key, receipt key, agent,
+ *   epoch, kid — written once by `init`), and the sync loop's `sync.*` keys (last error, next
+ *   attempt, circuit, last receipt) so that `status` in another process can read them.
+ * - `PRAGMA user_version` = schema version; numbered forward-only migrations, and a gate that
+ *   refuses a database newer than this code.
+ *
+ * ## What a crash leaves behind
+ * - during `append`, before COMMIT: nothing (the WAL frame is never committed); the caller got
+ *   no answer and the next append reuses the seq, so no gap.
+ * - after COMMIT, before the caller hears back: the record is stored and will be sent; a caller
+ *   that retries creates a second record with a new id (local writes are at least once).
+ * - after a batch was sent, before its receipt is stored: the records are still pending and are
+ *   sent again; the collector answers them as duplicates (same seq, same hash), so the ledger
+ *   still holds each record once.
+ * - during `markAcknowledged`: the transaction rolls back; the records stay pending (as above).
+ * - during a migration: it runs in one transaction with its `user_version`; it rolls back whole.
+ */
+import Database from 'better-sqlite3';
+import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { canonicalJson } from '../../shared/canonical-json.ts';
+import type { Ed25519PublicJwk, SigningKey } from '../../shared/crypto.ts';
+import { newId } from '../../shared/ids.ts';
+import { describeZodError, recordSchema, type Backlog, type SignedReceipt } from '../../shared/protocol.ts';
+import { GENESIS_PREV, recordHashOfCanonical, signRecord, type RecordKind, type SignedRecord, type UnsignedRecord } from '../../shared/record.ts';
+import { CURRENT_SCHEMA_VERSION, MIGRATIONS } from './migrations/migration-list.ts';
+
+export const OUTBOX_FILE = 'outbox.db';
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+export function outboxPath(dir: string): string {
+  return join(dir, OUTBOX_FILE);
+}
+
+/** Collector facts pinned at enrollment. */
+export interface Pins {
+  collector: string;
+  origin: string;
+  logKey: string;
+  receiptKey: Ed25519PublicJwk;
+  agent: string;
+  epoch: number;
+  kid: string;
+  enrolledAt: string;
+}
+
+export interface NewRecord {
+  kind: string;
+  type: string;
+  at?: string | undefined;
+  body: unknown;
+}
+
+export interface AppendResult {
+  id: string;
+  seq: number;
+  record: SignedRecord;
+}
+
+export interface BatchLimits {
+  maxRecords: number;
+  maxBytes: number;
+}
+
+export interface PendingBatch {
+  firstSeq: number;
+  lastSeq: number;
+  /** Canonical JSON text of each record, ascending seq. */
+  records: string[];
+  /** Sum of the records' UTF-8 lengths plus separators. */
+  bytes: number;
+}
+
+export interface StoredRecord {
+  epoch: number;
+  seq: number;
+  id: string;
+  hash: string;
+  canonical: string;
+  ackedBatch: string | null;
+}
+
+export interface ChainState {
+  epoch: number;
+  headSeq: number;
+  headHash: string;
+  ackedSeq: number;
+}
+
+export interface AckResult {
+  ackedSeq: number;
+  newlyAcked: number;
+}
+
+export class OutboxError extends Error {
+  override name = 'OutboxError';
+}
+
+/** The database was written by a newer agent, or is not an outbox at all. */
+export class OutboxSchemaError extends OutboxError {
+  override name = 'OutboxSchemaError';
+}
+
+/** The agent directory has not been initialised (no pins). */
+export class OutboxNotInitialisedError extends OutboxError {
+  override name = 'OutboxNotInitialisedError';
+}
+
+/** A record that cannot be stored: bad kind, type, at or body. Nothing was stored. */
+export class RecordRejectedError extends OutboxError {
+  override name = 'RecordRejectedError';
+}
+
+/** Separator overhead per record inside the batch's `records` array. */
+const RECORD_SEPARATOR_BYTES = 1;
+
+const shape = recordSchema.shape;
+/** What a caller may choose about a record; the outbox fills in the rest. */
+export const newRecordSchema = z.strictObject({
+  kind: shape.kind,
+  type: shape.type,
+  at: shape.at.optional(),
+  body: shape.body,
+});
+
+export class SqliteOutbox {
+  readonly path: string;
+  readonly db: SqliteDatabase;
+  #pins: Pins | undefined;
+  readonly #stmts: {
+    getState: Statement<[string], { value: string }>;
+    setState: Statement<[string, string]>;
+    deleteState: Statement<[string]>;
+    chain: Statement<[number], { epoch: number; head_seq: number; head_hash: string; acked_seq: number }>;
+    allChains: Statement<[], { epoch: number; head_seq: number; acked_seq: number }>;
+    insertChain: Statement<[number, string]>;
+    moveHead: Statement<[number, string, number]>;
+    insertRecord: Statement<[number, number, string, string, string, string, string, number, string]>;
+    readFrom: Statement<[number, number, number], { seq: number; canonical: string; bytes: number }>;
+    recordAt: Statement<[number, number], { at: string }>;
+    record: Statement<[number, number], { epoch: number; seq: number; id: string; hash: string; canonical: string; acked_batch: string | null }>;
+    insertReceipt: Statement<[string, number, number, number, number, string, string, string | null, string]>;
+    ackRange: Statement<[string, number, number, number]>;
+    setAcked: Statement<[number, number]>;
+  };
+
+  private constructor(path: string, db: SqliteDatabase) {
+    this.path = path;
+    this.db = db;
+    this.#stmts = {
+      getState: db.prepare('SELECT value FROM state WHERE key = ?'),
+      setState: db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      deleteState: db.prepare('DELETE FROM state WHERE key = ?'),
+      chain: db.prepare('SELECT epoch, head_seq, head_hash, acked_seq FROM chains WHERE epoch = ?'),
+      allChains: db.prepare('SELECT epoch, head_seq, acked_seq FROM chains'),
+      insertChain: db.prepare('INSERT INTO chains (epoch, head_seq, head_hash, acked_seq) VALUES (?, 0, ?, 0)'),
+      moveHead: db.prepare('UPDATE chains SET head_seq = ?, head_hash = ? WHERE epoch = ?'),
+      insertRecord: db.prepare(
+        'INSERT INTO records (epoch, seq, id, kind, at, hash, canonical, bytes, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      readFrom: db.prepare('SELECT seq, canonical, bytes FROM records WHERE epoch = ? AND seq >= ? ORDER BY seq LIMIT ?'),
+      recordAt: db.prepare('SELECT at FROM records WHERE epoch = ? AND seq = ?'),
+      record: db.prepare('SELECT epoch, seq, id, hash, canonical, acked_batch FROM records WHERE epoch = ? AND seq = ?'),
+      insertReceipt: db.prepare(
+        `INSERT INTO receipts (batch_id, epoch, highest_seq, accepted, duplicates, receipt, signature, trace_id, verified_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING`,
+      ),
+      ackRange: db.prepare('UPDATE records SET acked_batch = ? WHERE epoch = ? AND seq > ? AND seq <= ?'),
+      setAcked: db.prepare('UPDATE chains SET acked_seq = ? WHERE epoch = ?'),
+    };
+  }
+
+  /**
+   * Opens (and with `create`, creates) the outbox, applies pending migrations, and refuses a
+   * database whose schema is newer than this code.
+   */
+  static open(path: string, options: { create?: boolean; busyTimeoutMs?: number } = {}): SqliteOutbox {
+    if (options.create !== true && !existsSync(path)) {
+      throw new OutboxNotInitialisedError(`no outbox at ${path}: run \`sakshya-agent init\` first`);
+    }
+    const db: SqliteDatabase = new Database(path, { fileMustExist: options.create !== true });
+    try {
+      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db, path);
+      return new SqliteOutbox(path, db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  // ---- state and pins -------------------------------------------------------------------
+
+  getState<T>(key: string): T | undefined {
+    const row = this.#stmts.getState.get(key);
+    return row === undefined ? undefined : (JSON.parse(row.value) as T);
+  }
+
+  /** Sets (or, with `undefined`, deletes) one state key. Durable on return. */
+  setState(key: string, value: unknown): void {
+    if (value === undefined) this.#stmts.deleteState.run(key);
+    else this.#stmts.setState.run(key, JSON.stringify(value));
+  }
+
+  /** Pins the collector facts and creates the epoch's chain, in one transaction. Once only. */
+  pin(pins: Pins): void {
+    this.db
+      .transaction(() => {
+        if (this.#stmts.getState.get('pins') !== undefined) throw new OutboxError('this agent is already initialised');
+        this.#stmts.setState.run('pins', JSON.stringify(pins));
+        if (this.#stmts.chain.get(pins.epoch) === undefined) this.#stmts.insertChain.run(pins.epoch, GENESIS_PREV);
+      })
+      .immediate();
+    this.#pins = pins;
+  }
+
+  pinsOrUndefined(): Pins | undefined {
+    if (this.#pins === undefined) this.#pins = this.getState<Pins>('pins');
+    return this.#pins;
+  }
+
+  pins(): Pins {
+    const pins = this.pinsOrUndefined();
+    if (pins === undefined) throw new OutboxNotInitialisedError(`the outbox at ${this.path} has no enrollment: run \`sakshya-agent init\``);
+    return pins;
+  }
+
+  chain(epoch = this.pins().epoch): ChainState {
+    const row = this.#stmts.chain.get(epoch);
+    if (row === undefined) throw new OutboxError(`no chain for epoch ${epoch}`);
+    return { epoch: row.epoch, headSeq: row.head_seq, headHash: row.head_hash, ackedSeq: row.acked_seq };
+  }
+
+  // ---- writing --------------------------------------------------------------------------
+
+  /**
+   * Signs, chains and stores one record. MUST NOT return before the record is committed. Throws
+   * RecordRejectedError (nothing stored) for a bad kind, type, at or body.
+   */
+  append(input: NewRecord, key: SigningKey, now: Date = new Date()): AppendResult {
+    const parsed = newRecordSchema.safeParse(input);
+    if (!parsed.success) throw new RecordRejectedError(describeZodError(parsed.error));
+    const pins = this.pins();
+    if (key.kid !== pins.kid) {
+      throw new OutboxError(`the agent key (kid ${key.kid}) is not the key enrolled for ${pins.agent} (kid ${pins.kid})`);
+    }
+    const { kind, type, body } = parsed.data;
+    const at = parsed.data.at ?? now.toISOString();
+
+    return this.db
+      .transaction((): AppendResult => {
+        const head = this.chain(pins.epoch);
+        const unsigned: UnsignedRecord = {
+          v: 1,
+          id: newId(),
+          agent: pins.agent,
+          epoch: pins.epoch,
+          seq: head.headSeq + 1,
+          prev: head.headSeq === 0 ? GENESIS_PREV : head.headHash,
+          kind: kind as RecordKind,
+          type,
+          at,
+          body: body as { [key: string]: unknown },
+          kid: key.kid,
+        };
+        const record = signRecord(unsigned, key.privateKey);
+        const check = recordSchema.safeParse(record);
+        if (!check.success) throw new RecordRejectedError(describeZodError(check.error));
+        let canonical: string;
+        try {
+          canonical = canonicalJson(record);
+        } catch (err) {
+          throw new RecordRejectedError((err as Error).message);
+        }
+        const bytes = Buffer.byteLength(canonical, 'utf8');
+        const hash = recordHashOfCanonical(Buffer.from(canonical, 'utf8'));
+        this.#stmts.insertRecord.run(pins.epoch, record.seq, record.id, kind, at, hash, canonical, bytes, now.toISOString());
+        this.#stmts.moveHead.run(record.seq, hash, pins.epoch);
+        return { id: record.id, seq: record.seq, record };
+      })
+      .immediate();
+  }
+
+  // ---- reading --------------------------------------------------------------------------
+
+  /**
+   * The records from `fromSeq` on, ascending, at most `maxRecords` and at most `maxBytes` of
+   * canonical JSON (but always at least one record, if any exists). Undefined if none.
+   */
+  readBatch(fromSeq: number, limits: BatchLimits, epoch = this.pins().epoch): PendingBatch | undefined {
+    const records: string[] = [];
+    let bytes = 0;
+    let firstSeq = 0;
+    let lastSeq = 0;
+    for (const row of this.#stmts.readFrom.iterate(epoch, fromSeq, limits.maxRecords)) {
+      const size = row.bytes + RECORD_SEPARATOR_BYTES;
+      if (records.length > 0 && (bytes + size > limits.maxBytes || row.seq !== lastSeq + 1)) break;
+      if (records.length === 0) firstSeq = row.seq;
+      records.push(row.canonical);
+      bytes += size;
+      lastSeq = row.seq;
+    }
+    return records.length === 0 ? undefined : { firstSeq, lastSeq, records, bytes };
+  }
+
+  record(seq: number, epoch = this.pins().epoch): StoredRecord | undefined {
+    const row = this.#stmts.record.get(epoch, seq);
+    if (row === undefined) return undefined;
+    return { epoch: row.epoch, seq: row.seq, id: row.id, hash: row.hash, canonical: row.canonical, ackedBatch: row.acked_batch };
+  }
+
+  /** Pending count and the `at` of the oldest pending record of the current epoch. */
+  backlog(): Backlog {
+    const chain = this.chain();
+    const pending = chain.headSeq - chain.ackedSeq;
+    const oldest = pending > 0 ? this.#stmts.recordAt.get(chain.epoch, chain.ackedSeq + 1) : undefined;
+    return { pending, oldestAt: oldest?.at ?? null };
+  }
+
+  /** Acknowledged records over every epoch (each chain's acknowledged prefix). */
+  acknowledgedCount(): number {
+    let total = 0;
+    for (const row of this.#stmts.allChains.all()) total += row.acked_seq;
+    return total;
+  }
+
+  // ---- acknowledging --------------------------------------------------------------------
+
+  /**
+   * Stores a receipt and marks acknowledged every record of its epoch with
+   * `seq <= min(receipt.highestSeq, head)`. The caller MUST have verified the receipt's
+   * signature against the pinned receipt key, and that it names this agent and epoch.
+   */
+  markAcknowledged(signed: SignedReceipt, meta: { traceId?: string; verifiedAt?: Date } = {}): AckResult {
+    const { receipt } = signed;
+    const pins = this.pins();
+    if (receipt.agent !== pins.agent) throw new OutboxError(`receipt names agent ${receipt.agent}, not ${pins.agent}`);
+    const verifiedAt = (meta.verifiedAt ?? new Date()).toISOString();
+    return this.db
+      .transaction((): AckResult => {
+        const chain = this.chain(receipt.epoch);
+        this.#stmts.insertReceipt.run(
+          receipt.batchId,
+          receipt.epoch,
+          receipt.highestSeq,
+          receipt.accepted,
+          receipt.duplicates,
+          canonicalJson(receipt),
+          signed.signature,
+          meta.traceId ?? null,
+          verifiedAt,
+        );
+        const upTo = Math.min(receipt.highestSeq, chain.headSeq);
+        let newlyAcked = 0;
+        if (upTo > chain.ackedSeq) {
+          this.#stmts.ackRange.run(receipt.batchId, receipt.epoch, chain.ackedSeq, upTo);
+          this.#stmts.setAcked.run(upTo, receipt.epoch);
+          newlyAcked = upTo - chain.ackedSeq;
+        }
+        this.#stmts.setState.run(
+          'sync.lastReceipt',
+          JSON.stringify({
+            batchId: receipt.batchId,
+            epoch: receipt.epoch,
+            highestSeq: receipt.highestSeq,
+            accepted: receipt.accepted,
+            duplicates: receipt.duplicates,
+            ledger: receipt.ledger,
+            checkpoint: receipt.checkpoint,
+            receivedAt: receipt.receivedAt,
+            verifiedAt,
+          }),
+        );
+        return { ackedSeq: Math.max(upTo, chain.ackedSeq), newlyAcked };
+      })
+      .immediate();
+  }
+
+  receiptCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM receipts').get() as { n: number }).n;
+  }
+}
+
+/** Applies every migration above the database's version, each in its own IMMEDIATE transaction. */
+function migrate(db: SqliteDatabase, path: string): void {
+  const readVersion = () => db.pragma('user_version', { simple: true }) as number;
+  const refuseNewer = (version: number) => {
+    if (version > CURRENT_SCHEMA_VERSION) {
+      throw new OutboxSchemaError(
+        `${path} has schema version ${version}, newer than this agent supports (${CURRENT_SCHEMA_VERSION}); upgrade sakshya-agent`,
+      );
+    }
+  };
+  refuseNewer(readVersion());
+  for (const migration of MIGRATIONS) {
+    if (readVersion() >= migration.version) continue;
+    db.transaction(() => {
+      // Re-check inside the write lock: another process may have migrated meanwhile.
+      const version = readVersion();
+      refuseNewer(version);
+      if (version >= migration.version) return;
+      if (version !== migration.version - 1) throw new OutboxSchemaError(`${path}: cannot migrate from version ${version} to ${migration.version}`);
+      migration.up(db);
+      db.pragma(`user_version = ${migration.version}`);
+    }).immediate();
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The agent's status, as `status --json` and `GET /v1/status` report it. Read entirely from the
+ * outbox (chain heads and the `state` table), so any process can report on a running agent.
+ */
+import type { SqliteOutbox } from './outbox/sqlite-outbox.ts';
+import type { CircuitSnapshot } from './sync/circuit-breaker.ts';
+import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from './sync/syncer.ts';
+
+export interface AgentStatus {
+  agent: string;
+  epoch: number;
+  collector: string;
+  pending: number;
+  acked: number;
+  headSeq: number;
+  oldestPendingAt: string | null;
+  lastReceipt: unknown;
+  lastError: SyncErrorInfo | null;
+  nextAttemptAt: string | null;
+  circuit: CircuitSnapshot;
+}
+
+const CLOSED: CircuitSnapshot = { state: 'closed', consecutiveFailures: 0, openUntil: null };
+
+export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
+  // One read transaction, so the numbers agree with each other.
+  return outbox.db.transaction((): AgentStatus => {
+    const pins = outbox.pins();
+    const chain = outbox.chain();
+    const backlog = outbox.backlog();
+    return {
+      agent: pins.agent,
+      epoch: pins.epoch,
+      collector: pins.collector,
+      pending: backlog.pending,
+      acked: outbox.acknowledgedCount(),
+      headSeq: chain.headSeq,
+      oldestPendingAt: backlog.oldestAt,
+      lastReceipt: outbox.getState('sync.lastReceipt') ?? null,
+      lastError: outbox.getState<SyncErrorInfo>(STATE_LAST_ERROR) ?? null,
+      nextAttemptAt: outbox.getState<string>(STATE_NEXT_ATTEMPT) ?? null,
+      circuit: outbox.getState<CircuitSnapshot>(STATE_CIRCUIT) ?? CLOSED,
+    };
+  })();
+}
