@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+/**
+ * sakshya-collector: the state data centre's collector.
+ *
+ *   serve | migrate | agents enroll --agent ID [--ttl 24h] | agents list [--json] | ledger stats [--json]
+ *
+ * The only place configuration is read (environment, then flags over it). Logs are pino JSON on
+ * stderr; stdout carries only command output (a token, JSON). Errors are one line on stderr and
+ * a non-zero exit, never a stack trace.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Command } from 'commander';
+import { ConfigError } from '../../shared/config.ts';
+import { createLogger, type Logger } from '../../shared/logger.ts';
+import { describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
+import { createContainer, databasePath, type Container } from '../container.ts';
+import { createApp } from '../http/app.ts';
+import { parseDurationSeconds } from '../services/enrollment.ts';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { mkdirSync } from 'node:fs';
+
+const NAME = 'sakshya-collector';
+/** How long in-flight requests get to finish after SIGTERM before connections are cut. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+interface ConfigFlags {
+  dir?: string;
+  port?: string;
+  host?: string;
+  origin?: string;
+}
+
+function fail(err: unknown): never {
+  const message = err instanceof Error ? err.message : String(err);
+  const known = err instanceof Error && err.name !== 'Error' && err.name !== 'TypeError' && err.name !== 'RangeError';
+  process.stderr.write(`${NAME}: ${known ? message : `unexpected error: ${message}`}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+}
+
+function configFrom(flags: ConfigFlags): CollectorConfig {
+  const overrides: CollectorConfigOverrides = { dir: flags.dir, port: flags.port, host: flags.host, origin: flags.origin };
+  return loadCollectorConfig(process.env, overrides);
+}
+
+function loggerFor(config: CollectorConfig, command: string): Logger {
+  const logger = createLogger('collector', config.logLevel);
+  const line = { command, config: describeConfig(config) };
+  if (command === 'serve') logger.info(line, 'configuration');
+  else logger.debug(line, 'configuration');
+  return logger;
+}
+
+async function withContainer(flags: ConfigFlags, command: string, mode: 'bootstrap' | 'existing', fn: (c: Container) => Promise<void>): Promise<void> {
+  const config = configFrom(flags);
+  const container = await createContainer(config, { logger: loggerFor(config, command), mode });
+  try {
+    await fn(container);
+  } finally {
+    await container.close();
+  }
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+function urlOf(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+async function serve(flags: ConfigFlags): Promise<void> {
+  const config = configFrom(flags);
+  const logger = loggerFor(config, 'serve');
+  const container = await createContainer(config, { logger, mode: 'bootstrap' });
+  const server: Server = createServer(createApp(container));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch(async (err: unknown) => {
+    await container.close();
+    throw err;
+  });
+  const address = server.address() as AddressInfo;
+  logger.info({ port: address.port, url: urlOf(address) }, 'listening');
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: refusing new connections, finishing requests in flight');
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
+    const force = setTimeout(() => {
+      logger.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'requests still in flight after the grace period; closing their connections');
+      server.closeAllConnections();
+    }, SHUTDOWN_GRACE_MS);
+    server.close(() => {
+      clearInterval(idle);
+      clearTimeout(force);
+      container
+        .close()
+        .then(() => {
+          logger.info('stopped');
+          process.exit(0);
+        })
+        .catch((err: unknown) => {
+          logger.error({ err }, 'error while closing');
+          process.exit(1);
+        });
+    });
+    server.closeIdleConnections();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+async function migrate(flags: ConfigFlags): Promise<void> {
+  const config = configFrom(flags);
+  const logger = loggerFor(config, 'migrate');
+  mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+  const store = openSqliteStore(databasePath(config));
+  try {
+    const report = await store.migrate();
+    logger.info(report, 'migrations applied');
+    process.stdout.write(
+      report.applied.length > 0
+        ? `schema version ${report.from} -> ${report.to} (applied ${report.applied.join(', ')})\n`
+        : `schema version ${report.to} is current\n`,
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+function withConfigFlags(command: Command): Command {
+  return command
+    .option('--dir <path>', 'data directory (overrides SAKSHYA_COLLECTOR_DIR)')
+    .option('--origin <origin>', 'log origin and JWT audience (overrides SAKSHYA_COLLECTOR_ORIGIN)');
+}
+
+function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+const program = new Command()
+  .name(NAME)
+  .description('Sakshya collector: accepts signed batches from agents into a tamper-evident ledger')
+  .showHelpAfterError();
+
+withConfigFlags(program.command('serve').description('run the HTTP API (creates the data directory and keys on first run)'))
+  .option('--port <port>', 'port, 0 for any free one (overrides SAKSHYA_COLLECTOR_PORT)')
+  .option('--host <address>', 'address to listen on (overrides SAKSHYA_COLLECTOR_HOST)')
+  .action(action(async (flags: ConfigFlags) => serve(flags)));
+
+withConfigFlags(program.command('migrate').description('apply pending database migrations')).action(
+  action(async (flags: ConfigFlags) => migrate(flags)),
+);
+
+const agents = program.command('agents').description('enroll and list agents');
+withConfigFlags(agents.command('enroll').description('issue a one-time enrollment token for an agent id (printed on stdout)'))
+  .requiredOption('--agent <id>', 'agent id, 3-64 of A-Z, 0-9 and -')
+  .option('--ttl <duration>', 'how long the token is valid: 90s, 30m, 24h, 7d', '24h')
+  .action(
+    action(async (flags: ConfigFlags & { agent: string; ttl: string }) => {
+      const ttlSeconds = parseDurationSeconds(flags.ttl);
+      await withContainer(flags, 'agents enroll', 'bootstrap', async (container) => {
+        const { token, expiresAt } = await container.enrollment.issueToken(flags.agent, ttlSeconds);
+        container.logger.info({ agent: flags.agent, expiresAt }, 'enrollment token issued');
+        process.stdout.write(token + '\n');
+      });
+    }),
+  );
+withConfigFlags(agents.command('list').description('list agents per epoch, with chain heads and reported backlog'))
+  .option('--json', 'print JSON')
+  .action(
+    action(async (flags: ConfigFlags & { json?: boolean }) => {
+      await withContainer(flags, 'agents list', 'existing', async (container) => {
+        const list = await container.enrollment.listAgents();
+        if (flags.json) {
+          printJson(list);
+          return;
+        }
+        for (const a of list) {
+          process.stdout.write(
+            `${a.agent}\tepoch ${a.epoch}\tseq ${a.highestSeq}\tentries ${a.ledgerEntries}\t` +
+              `backlog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}${a.revokedAt ? `\trevoked ${a.revokedAt}` : ''}\n`,
+          );
+        }
+      });
+    }),
+  );
+
+const ledger = program.command('ledger').description('ledger information');
+withConfigFlags(ledger.command('stats').description('ledger size, counts by kind and the latest checkpoint'))
+  .option('--json', 'print JSON')
+  .action(
+    action(async (flags: ConfigFlags & { json?: boolean }) => {
+      await withContainer(flags, 'ledger stats', 'existing', async (container) => {
+        const stats = await container.ledger.stats();
+        if (flags.json) {
+          printJson(stats);
+          return;
+        }
+        process.stdout.write(
+          `size ${stats.size} (audit ${stats.byKind.audit}, telemetry ${stats.byKind.telemetry}, agent ${stats.byKind.agent})\n` +
+            `checkpoint size ${stats.checkpoint.size} root ${stats.checkpoint.root}\nagents ${stats.agents}\nquarantined ${stats.quarantined}\n`,
+        );
+      });
+    }),
+  );
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,129 @@
+/**
+ * Wires the collector from its configuration: store, keys, services. Configuration is read in
+ * `bin/` and passed in; nothing below this reads the environment.
+ *
+ * Two ways to start:
+ * - `bootstrap` (serve, migrate, agents enroll): creates the data directory (0700), migrates
+ *   the database, creates missing keys (0600) and the COLLECTOR chain row. Safe to repeat.
+ * - `existing` (read-only commands): requires a database at the current schema version and
+ *   the keys; creates nothing.
+ * Either way, a database newer than this code is refused (schema-version gate).
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../shared/logger.ts';
+import { noteSignerFromSigningKey } from '../shared/signed-note.ts';
+import type { CollectorConfig } from './config.ts';
+import { ensureCollectorKeys, loadCollectorKeys, type CollectorKeys } from './keys.ts';
+import { AgentAuthService } from './services/agent-auth.ts';
+import { CollectorChain } from './services/collector-chain.ts';
+import { EnrollmentService } from './services/enrollment.ts';
+import { IngestService } from './services/ingest.ts';
+import { LedgerService } from './services/ledger.ts';
+import { SignaturePool } from './services/signature-pool.ts';
+import { DATABASE_FILE_NAME, openSqliteStore } from './store/sqlite/sqlite-store.ts';
+import type { CollectorStore } from './store/store.ts';
+
+export class CollectorSetupError extends Error {
+  override name = 'CollectorSetupError';
+}
+
+export interface Container {
+  config: CollectorConfig;
+  logger: Logger;
+  now: () => Date;
+  keys: CollectorKeys;
+  store: CollectorStore;
+  ledger: LedgerService;
+  collectorChain: CollectorChain;
+  enrollment: EnrollmentService;
+  agentAuth: AgentAuthService;
+  ingest: IngestService;
+  /** Stops the worker pool and closes the database. */
+  close(): Promise<void>;
+}
+
+export interface ContainerOptions {
+  logger: Logger;
+  mode: 'bootstrap' | 'existing';
+  /** The clock; tests may fix it. */
+  now?: () => Date;
+}
+
+export function databasePath(config: CollectorConfig): string {
+  return join(config.dir, DATABASE_FILE_NAME);
+}
+
+export async function createContainer(config: CollectorConfig, options: ContainerOptions): Promise<Container> {
+  const { logger } = options;
+  const now = options.now ?? (() => new Date());
+  const dbPath = databasePath(config);
+
+  let keys: CollectorKeys;
+  let store: CollectorStore;
+  if (options.mode === 'bootstrap') {
+    mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+    store = openSqliteStore(dbPath);
+    try {
+      const report = await store.migrate();
+      if (report.applied.length > 0) logger.info(report, 'database migrated');
+      const ensured = ensureCollectorKeys(config.dir);
+      if (ensured.created.length > 0) logger.info({ created: ensured.created }, 'collector keys created');
+      keys = ensured.keys;
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  } else {
+    if (!existsSync(dbPath)) {
+      throw new CollectorSetupError(`there is no collector database at ${dbPath}; run \`sakshya-collector migrate\` or \`serve\` first`);
+    }
+    store = openSqliteStore(dbPath);
+    try {
+      await store.assertSchemaCurrent();
+      keys = loadCollectorKeys(config.dir);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  const ledger = new LedgerService({ origin: config.origin, signer: noteSignerFromSigningKey(config.origin, keys.log), store });
+  const collectorChain = new CollectorChain({ key: keys.chain, ledger, store, now });
+  if (options.mode === 'bootstrap') {
+    try {
+      await collectorChain.ensure();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+  const enrollment = new EnrollmentService({ store, chain: collectorChain, origin: config.origin, logKey: keys.log, receiptKey: keys.receipt, now });
+  const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now });
+  let pool: SignaturePool | undefined;
+  const ingest = new IngestService({
+    store,
+    ledger,
+    pool: () => (pool ??= new SignaturePool({ threads: config.verifyWorkers })),
+    receiptKey: keys.receipt,
+    origin: config.origin,
+    now,
+  });
+
+  return {
+    config,
+    logger,
+    now,
+    keys,
+    store,
+    ledger,
+    collectorChain,
+    enrollment,
+    agentAuth,
+    ingest,
+    async close() {
+      await pool?.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,25 @@
+/**
+ * The collector's express application: request context (trace id, child logger), the
+ * resources, then 404 and the one error handler. Built from the container; owns no state.
+ */
+import express, { type Express } from 'express';
+import { API_PREFIX } from '../../shared/protocol.ts';
+import type { Container } from '../container.ts';
+import { batchesResource } from '../resources/batches.ts';
+import { enrollResource } from '../resources/enroll.ts';
+import { healthResource } from '../resources/health.ts';
+import { errorHandler, notFound } from './errors.ts';
+import { requestContext } from './request-context.ts';
+
+export function createApp(container: Container): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestContext(container.logger));
+  app.use(healthResource({ store: container.store }));
+  app.use(API_PREFIX, enrollResource({ enrollment: container.enrollment }));
+  app.use(API_PREFIX, batchesResource({ auth: container.agentAuth, ingest: container.ingest }));
+  app.use(notFound);
+  app.use(errorHandler);
+  return app;
+}

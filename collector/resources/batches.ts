@@ -1,0 +1,61 @@
+/**
+ * `POST /api/v1/batches`: an agent delivers signed records (DESIGN "Wire protocol").
+ * Authenticate → Idempotency-Key → JSON body (≤ MAX_BATCH_DECODED_BYTES decoded) → ingest →
+ * 200 `{ receipt, signature }`, sent only after the batch is committed.
+ */
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { ProblemError } from '../../shared/problem.ts';
+import { MAX_BATCH_DECODED_BYTES } from '../../shared/protocol.ts';
+import { authenticatedAgent, requireAgent } from '../http/auth.ts';
+import { methodNotAllowed } from '../http/errors.ts';
+import { jsonBody } from '../http/json-body.ts';
+import { contextOf } from '../http/request-context.ts';
+import type { AgentAuthService } from '../services/agent-auth.ts';
+import type { IngestService } from '../services/ingest.ts';
+
+const idempotencyKeySchema = z.uuid();
+
+export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestService }): Router {
+  const router = Router();
+  router.post(
+    '/batches',
+    requireAgent(deps.auth),
+    (req: Request, res: Response, next) => {
+      const key = req.get('idempotency-key');
+      if (key === undefined || !idempotencyKeySchema.safeParse(key).success) {
+        throw new ProblemError('request.invalid', 'an Idempotency-Key header holding the batch UUID is required');
+      }
+      res.locals.idempotencyKey = key;
+      next();
+    },
+    ...jsonBody(MAX_BATCH_DECODED_BYTES),
+    async (req: Request, res: Response) => {
+      const agent = authenticatedAgent(res);
+      const { traceId, log } = contextOf(res);
+      const batchLog = log.child({ agent: agent.agent, batchId: res.locals.idempotencyKey as string });
+      const reply = await deps.ingest.ingest({
+        agent,
+        idempotencyKey: res.locals.idempotencyKey as string,
+        body: req.body as unknown,
+        traceId,
+        log: batchLog,
+      });
+      const { receipt } = reply;
+      batchLog.info(
+        {
+          accepted: receipt.accepted,
+          duplicates: receipt.duplicates,
+          highestSeq: receipt.highestSeq,
+          ledger: receipt.ledger,
+          checkpointSize: receipt.checkpoint.size,
+          replayed: reply.replayed,
+        },
+        reply.replayed ? 'batch already received; stored receipt sent again' : 'batch committed',
+      );
+      res.status(200).type('application/json').send(reply.json);
+    },
+  );
+  router.all('/batches', methodNotAllowed);
+  return router;
+}

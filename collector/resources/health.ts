@@ -1,0 +1,20 @@
+/** `GET /healthz` (the process answers) and `GET /readyz` (the database answers too). */
+import { Router, type Request, type Response } from 'express';
+import { ProblemError } from '../../shared/problem.ts';
+import type { CollectorStore } from '../store/store.ts';
+
+export function healthResource(deps: { store: CollectorStore }): Router {
+  const router = Router();
+  router.get('/healthz', (_req: Request, res: Response) => {
+    res.status(200).json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req: Request, res: Response) => {
+    try {
+      await deps.store.ping();
+    } catch {
+      throw new ProblemError('service.unavailable', 'the database does not answer', {}, 5);
+    }
+    res.status(200).json({ status: 'ready' });
+  });
+  return router;
+}

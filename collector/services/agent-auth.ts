@@ -1,0 +1,128 @@
+/**
+ * Agent authentication for the batch endpoint: a fresh, short-lived EdDSA JWT per request,
+ * signed by the agent's enrolled key (shared/agent-token.ts describes the token).
+ *
+ * Rules
+ * - The key is looked up ONLY by the `sub`/`iss` claim's agent in its current epoch. Key
+ *   material or locations named by the token (`jwk`, `jku`, `x5u`, `x5c` headers) are never
+ *   used; the header `kid` MUST equal the enrolled key's thumbprint.
+ * - `alg` MUST be EdDSA and `typ` MUST be `sakshya-agent+jwt`; `aud` MUST be this collector's
+ *   origin; `iss` = `sub` = the agent; `jti`, `iat` and `exp` are required, and the token MUST
+ *   NOT live longer than MAX_AGENT_JWT_LIFETIME_SECONDS.
+ * - A `jti` is accepted once: it is remembered (durably) until the token could no longer be
+ *   accepted anyway, so a captured token cannot be replayed, not even after a restart.
+ * - Every failure is 401 `auth.invalid_token`, except a valid token of a revoked agent: 403
+ *   `agent.revoked`, so the agent stops retrying.
+ */
+import type { KeyObject } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { publicKeyFromJwk } from '../../shared/crypto.ts';
+import { ProblemError } from '../../shared/problem.ts';
+import { AGENT_JWT_TYP, MAX_AGENT_JWT_LIFETIME_SECONDS } from '../../shared/protocol.ts';
+import { AGENT_ID_PATTERN, COLLECTOR_AGENT_ID } from '../../shared/record.ts';
+import type { Ed25519PublicJwk } from '../../shared/crypto.ts';
+import type { CollectorStore } from '../store/store.ts';
+
+/** Longest token accepted at all; longer strings are refused before any parsing. */
+export const MAX_AGENT_JWT_LENGTH = 4096;
+export const MAX_JTI_LENGTH = 128;
+
+export interface AuthenticatedAgent {
+  agent: string;
+  /** The agent's current epoch: the only one whose key was accepted. */
+  epoch: number;
+  kid: string;
+  publicJwk: Ed25519PublicJwk;
+  jti: string;
+}
+
+function invalid(detail: string): ProblemError {
+  return new ProblemError('auth.invalid_token', detail);
+}
+
+export class AgentAuthService {
+  readonly #store: CollectorStore;
+  readonly #origin: string;
+  readonly #clockToleranceSeconds: number;
+  readonly #now: () => Date;
+  readonly #keys = new Map<string, KeyObject>();
+
+  constructor(options: { store: CollectorStore; origin: string; clockToleranceSeconds: number; now: () => Date }) {
+    this.#store = options.store;
+    this.#origin = options.origin;
+    this.#clockToleranceSeconds = options.clockToleranceSeconds;
+    this.#now = options.now;
+  }
+
+  #keyFor(jwk: Ed25519PublicJwk): KeyObject {
+    let key = this.#keys.get(jwk.x);
+    if (!key) {
+      key = publicKeyFromJwk(jwk);
+      if (this.#keys.size >= 10_000) this.#keys.clear();
+      this.#keys.set(jwk.x, key);
+    }
+    return key;
+  }
+
+  /**
+   * Checks an `Authorization` header value. Resolves with the agent it proves, after its `jti`
+   * is durably remembered; rejects with a ProblemError (401 or 403).
+   */
+  async authenticate(authorization: string | undefined): Promise<AuthenticatedAgent> {
+    const match = /^Bearer +([A-Za-z0-9_.-]+) *$/i.exec(authorization ?? '');
+    if (!match) throw invalid('an Authorization: Bearer <agent JWT> header is required');
+    const token = match[1]!;
+    if (token.length > MAX_AGENT_JWT_LENGTH) throw invalid('the bearer token is too long');
+
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let unverified: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch {
+      throw invalid('the bearer token is not a compact JWT');
+    }
+    if (header.alg !== 'EdDSA') throw invalid('the token must be signed with alg EdDSA');
+    if (header.typ !== AGENT_JWT_TYP) throw invalid(`the token typ must be ${AGENT_JWT_TYP}`);
+    const agent = unverified.sub;
+    if (typeof agent !== 'string' || !AGENT_ID_PATTERN.test(agent) || unverified.iss !== agent || agent === COLLECTOR_AGENT_ID) {
+      throw invalid('the token must name an agent id as both iss and sub');
+    }
+
+    const enrolled = await this.#store.currentEpoch(agent);
+    if (!enrolled) throw invalid('the token names an agent that is not enrolled');
+    if (header.kid !== enrolled.kid) throw invalid("the token kid is not the thumbprint of the agent's enrolled key");
+
+    const now = this.#now();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.#keyFor(enrolled.publicJwk), {
+        algorithms: ['EdDSA'],
+        audience: this.#origin,
+        issuer: agent,
+        subject: agent,
+        typ: AGENT_JWT_TYP,
+        maxTokenAge: `${MAX_AGENT_JWT_LIFETIME_SECONDS}s`,
+        clockTolerance: this.#clockToleranceSeconds,
+        requiredClaims: ['jti', 'iat', 'exp', 'iss', 'sub', 'aud'],
+        currentDate: now,
+      }));
+    } catch (err) {
+      throw invalid(`the token does not verify: ${(err as Error).message}`);
+    }
+    const { exp, iat, jti } = payload;
+    if (typeof exp !== 'number' || typeof iat !== 'number' || exp - iat > MAX_AGENT_JWT_LIFETIME_SECONDS) {
+      throw invalid(`the token must not live longer than ${MAX_AGENT_JWT_LIFETIME_SECONDS} seconds (exp - iat)`);
+    }
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
+      throw invalid(`the token jti must be a string of 1-${MAX_JTI_LENGTH} characters`);
+    }
+    if (enrolled.revokedAt !== null) {
+      throw new ProblemError('agent.revoked', `agent ${agent} was revoked at ${enrolled.revokedAt}`);
+    }
+    const nowSeconds = Math.floor(now.getTime() / 1000);
+    const fresh = await this.#store.rememberJti(jti, agent, exp + this.#clockToleranceSeconds, nowSeconds);
+    if (!fresh) throw invalid('the token was already used (jti replay); make a new token for every request');
+    return { agent, epoch: enrolled.epoch, kid: enrolled.kid, publicJwk: enrolled.publicJwk, jti };
+  }
+}

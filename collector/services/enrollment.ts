@@ -1,0 +1,155 @@
+/**
+ * Enrollment: an admin issues a one-time token for an agent id; the agent presents it with its
+ * public key and gets an epoch, the collector's origin, log key and receipt key to pin.
+ *
+ * Invariants
+ * - Only sha256(token) is stored; the token itself exists only on the admin's stdout and in
+ *   the agent's hands. It is never logged and never put in a record.
+ * - A token works once, until it expires, and only for the agent id it was issued for.
+ * - Enrolling an agent id again starts a new epoch (max + 1) with the new key; earlier epochs
+ *   stay in the ledger and in `agent_epochs`, and only the newest one may send batches.
+ * - Each issue and each enrollment is a record of the COLLECTOR chain, committed in the same
+ *   transaction as the token or epoch row.
+ */
+import { randomBytes } from 'node:crypto';
+import { fromBase64Url, jwkThumbprint, publicJwkOf, sha256, type SigningKey } from '../../shared/crypto.ts';
+import { ProblemError } from '../../shared/problem.ts';
+import type { EnrollRequest, EnrollResponse } from '../../shared/protocol.ts';
+import { agentIdSchema } from '../../shared/protocol.ts';
+import { COLLECTOR_AGENT_ID } from '../../shared/record.ts';
+import { verifierKeyString } from '../../shared/signed-note.ts';
+import type { CollectorStore } from '../store/store.ts';
+import type { CollectorChain } from './collector-chain.ts';
+
+export const DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS = 24 * 60 * 60;
+export const MAX_ENROLLMENT_TOKEN_TTL_SECONDS = 30 * 24 * 60 * 60;
+export const ENROLLMENT_TOKEN_BYTES = 32;
+
+export class EnrollmentInputError extends Error {
+  override name = 'EnrollmentInputError';
+}
+
+/** Parses a duration such as `90s`, `30m`, `24h` or `7d` into seconds. */
+export function parseDurationSeconds(text: string): number {
+  const match = /^(\d{1,6})([smhd])$/.exec(text.trim());
+  if (!match) throw new EnrollmentInputError(`invalid duration "${text}"; use a number with s, m, h or d, e.g. 24h`);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit;
+}
+
+/** One (agent, epoch) as `agents list` shows it. */
+export interface AgentListing {
+  agent: string;
+  epoch: number;
+  kid: string;
+  enrolledAt: string;
+  revokedAt: string | null;
+  highestSeq: number;
+  ledgerEntries: number;
+  lastSeenAt: string | null;
+  /** What the agent last reported in a batch: records waiting in its outbox. */
+  backlog: { pending: number | null; oldestAt: string | null; reportedAt: string | null };
+}
+
+function tokenHash(token: string): string {
+  return sha256(token).toString('hex');
+}
+
+export class EnrollmentService {
+  readonly #store: CollectorStore;
+  readonly #chain: CollectorChain;
+  readonly #origin: string;
+  /** The C2SP verifier key of the log key, which agents and auditors pin. */
+  readonly #logVerifierKey: string;
+  readonly #receiptKey: SigningKey;
+  readonly #now: () => Date;
+
+  constructor(options: {
+    store: CollectorStore;
+    chain: CollectorChain;
+    origin: string;
+    logKey: SigningKey;
+    receiptKey: SigningKey;
+    now: () => Date;
+  }) {
+    this.#store = options.store;
+    this.#chain = options.chain;
+    this.#origin = options.origin;
+    this.#logVerifierKey = verifierKeyString(options.origin, fromBase64Url(options.logKey.publicJwk.x));
+    this.#receiptKey = options.receiptKey;
+    this.#now = options.now;
+  }
+
+  /**
+   * Issues a one-time enrollment token for `agent`, valid `ttlSeconds`. Resolves with the token
+   * only after its hash and its `enrollment_token.issued` record are committed.
+   */
+  async issueToken(agent: string, ttlSeconds = DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS): Promise<{ token: string; expiresAt: string }> {
+    if (!agentIdSchema.safeParse(agent).success) {
+      throw new EnrollmentInputError(`invalid agent id "${agent}": use 3-64 of A-Z, 0-9 and -`);
+    }
+    if (agent === COLLECTOR_AGENT_ID) throw new EnrollmentInputError(`${COLLECTOR_AGENT_ID} is the collector's own chain, not an agent`);
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_ENROLLMENT_TOKEN_TTL_SECONDS) {
+      throw new EnrollmentInputError(`token lifetime must be between 1 second and ${MAX_ENROLLMENT_TOKEN_TTL_SECONDS / 86400} days`);
+    }
+    const token = randomBytes(ENROLLMENT_TOKEN_BYTES).toString('base64url');
+    const now = this.#now();
+    const expiresAt = new Date(now.getTime() + ttlSeconds * 1000).toISOString();
+    await this.#store.write(async (tx) => {
+      await tx.putEnrollmentToken({ tokenHash: tokenHash(token), agent, createdAt: now.toISOString(), expiresAt, usedAt: null });
+      await this.#chain.append(tx, 'enrollment_token.issued', { agent, expiresAt });
+    });
+    return { token, expiresAt };
+  }
+
+  /**
+   * Enrolls `request.agent` with `request.publicKey` if `request.token` is an unused, unexpired
+   * token issued for that agent id; otherwise rejects with `enroll.token_invalid` (the same
+   * answer for every reason, so the endpoint tells a guesser nothing).
+   */
+  async enroll(request: EnrollRequest): Promise<EnrollResponse> {
+    const publicJwk = publicJwkOf(request.publicKey);
+    const kid = jwkThumbprint(publicJwk);
+    const hash = tokenHash(request.token);
+    const epoch = await this.#store.write(async (tx) => {
+      const now = this.#now();
+      const token = await tx.findEnrollmentToken(hash);
+      const valid =
+        token !== undefined &&
+        token.usedAt === null &&
+        token.agent === request.agent &&
+        Date.parse(token.expiresAt) > now.getTime() &&
+        request.agent !== COLLECTOR_AGENT_ID;
+      if (!valid || !(await tx.useEnrollmentToken(hash, now.toISOString()))) {
+        throw new ProblemError('enroll.token_invalid', 'the enrollment token is unknown, used, expired or issued for another agent id');
+      }
+      const epoch = (await tx.highestEpoch(request.agent)) + 1;
+      await tx.createAgentEpoch({ agent: request.agent, epoch, publicJwk, kid, enrolledAt: now.toISOString() });
+      await this.#chain.append(tx, 'agent.enrolled', { agent: request.agent, epoch, kid });
+      return epoch;
+    });
+    return {
+      agent: request.agent,
+      epoch,
+      origin: this.#origin,
+      logKey: this.#logVerifierKey,
+      receiptKey: { ...this.#receiptKey.publicJwk, kid: this.#receiptKey.kid },
+    };
+  }
+
+  /** Every (agent, epoch), the COLLECTOR chain included, by agent id then epoch. */
+  async listAgents(): Promise<AgentListing[]> {
+    const rows = await this.#store.listAgentEpochs();
+    return rows.map((row) => ({
+      agent: row.agent,
+      epoch: row.epoch,
+      kid: row.kid,
+      enrolledAt: row.enrolledAt,
+      revokedAt: row.revokedAt,
+      highestSeq: row.highestSeq,
+      ledgerEntries: row.ledgerEntries,
+      lastSeenAt: row.lastSeenAt,
+      backlog: row.backlog,
+    }));
+  }
+}

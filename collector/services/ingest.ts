@@ -1,0 +1,292 @@
+/**
+ * Batch ingest: the rules that turn an agent's batch into ledger entries and a signed receipt.
+ *
+ * A batch is all or nothing. Every check runs before anything is stored, in this order:
+ * ownership (batch and record agents = token subject) → schema → Idempotency-Key = batchId →
+ * a stored receipt for that batch → epoch current → record kid = enrolled key → signatures
+ * (worker pool) → inside ONE write transaction: the sequence against the stored chain head
+ * (duplicate / equivocation / new, contiguous and chained) and record ids, then records,
+ * Merkle nodes, chain head, agent contact, checkpoint and the signed receipt, committed
+ * together. The receipt is answered only after COMMIT.
+ *
+ * Invariants
+ * - Exactly once: a record already stored (same seq, same hash) is a duplicate, counted and
+ *   skipped; the database's UNIQUE constraints back this up.
+ * - A retry with the same Idempotency-Key and the same records gets the stored receipt, byte
+ *   for byte; the same key with other records, or from another agent, is refused (422).
+ * - An equivocating record (stored seq, different hash) never enters the ledger: it is
+ *   quarantined (committed on its own), logged at error, and the batch is refused (409).
+ *
+ * Crash behaviour: see the store. Nothing of a batch exists before its COMMIT; after it, the
+ * stored receipt answers every retry.
+ */
+import type { Logger } from '../../shared/logger.ts';
+import { canonicalJson } from '../../shared/canonical-json.ts';
+import { sha256, toBase64Url, type SigningKey } from '../../shared/crypto.ts';
+import { ProblemError } from '../../shared/problem.ts';
+import { batchSchema, describeZodError, type Batch, type Receipt } from '../../shared/protocol.ts';
+import { signReceipt } from '../../shared/receipt.ts';
+import { GENESIS_PREV, recordHash } from '../../shared/record.ts';
+import { StoreIntegrityError, type CollectorStore, type StoredReceipt } from '../store/store.ts';
+import type { AuthenticatedAgent } from './agent-auth.ts';
+import type { LedgerService, PreparedRecord } from './ledger.ts';
+import type { SignaturePool } from './signature-pool.ts';
+
+export interface IngestRequest {
+  agent: AuthenticatedAgent;
+  /** The Idempotency-Key header (already checked to be a UUID). */
+  idempotencyKey: string;
+  /** The parsed JSON body, not yet validated. */
+  body: unknown;
+  traceId: string;
+  log: Logger;
+}
+
+export interface IngestReply {
+  /** The exact response body: `{"receipt":…,"signature":…}`, identical for every retry. */
+  json: string;
+  receipt: Receipt;
+  /** True if this answer is a stored receipt, sent again. */
+  replayed: boolean;
+}
+
+type CommitOutcome =
+  | { kind: 'accepted'; reply: IngestReply }
+  | { kind: 'equivocation'; conflicts: { id: string; seq: number; recordHash: string; storedHash: string }[] };
+
+/** The records a batch carries, as one digest: sha256 over their record hashes, in order. */
+export function recordsDigest(recordHashes: readonly string[]): string {
+  return toBase64Url(sha256(recordHashes.join('\n')));
+}
+
+function replyJson(receiptJson: string, signature: string): string {
+  return `{"receipt":${receiptJson},"signature":${JSON.stringify(signature)}}`;
+}
+
+function replyFromStored(stored: StoredReceipt): IngestReply {
+  return { json: replyJson(stored.receiptJson, stored.signature), receipt: JSON.parse(stored.receiptJson) as Receipt, replayed: true };
+}
+
+function recordLabel(record: { id: string; seq: number }): string {
+  return `record ${record.id} (seq ${record.seq})`;
+}
+
+export class IngestService {
+  readonly #store: CollectorStore;
+  readonly #ledger: LedgerService;
+  readonly #pool: () => SignaturePool;
+  readonly #receiptKey: SigningKey;
+  readonly #origin: string;
+  readonly #now: () => Date;
+
+  constructor(options: {
+    store: CollectorStore;
+    ledger: LedgerService;
+    /** The signature pool, made on first use. */
+    pool: () => SignaturePool;
+    receiptKey: SigningKey;
+    origin: string;
+    now: () => Date;
+  }) {
+    this.#store = options.store;
+    this.#ledger = options.ledger;
+    this.#pool = options.pool;
+    this.#receiptKey = options.receiptKey;
+    this.#origin = options.origin;
+    this.#now = options.now;
+  }
+
+  /**
+   * Ingests one batch for an authenticated agent. MUST NOT resolve before the batch's records,
+   * ledger entries and receipt are durably committed; rejects with a ProblemError (nothing
+   * stored, except a quarantined equivocation) or StoreUnavailableError.
+   */
+  async ingest(request: IngestRequest): Promise<IngestReply> {
+    const { agent, log } = request;
+    this.#checkOwnership(request.body, agent.agent);
+
+    const parsed = batchSchema.safeParse(request.body);
+    if (!parsed.success) {
+      throw new ProblemError('batch.invalid', describeZodError(parsed.error), {
+        errors: parsed.error.issues.slice(0, 50).map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+      });
+    }
+    const batch = parsed.data;
+    if (request.idempotencyKey !== batch.batchId) {
+      throw new ProblemError('request.invalid', 'the Idempotency-Key header must equal the body batchId');
+    }
+
+    const stored = await this.#store.findReceipt(batch.batchId);
+    if (stored) return this.#replay(stored, batch, agent.agent, batch.records.map((record) => recordHash(record)));
+
+    if (batch.epoch !== agent.epoch) {
+      throw new ProblemError('batch.epoch_stale', `epoch ${batch.epoch} is not the current epoch ${agent.epoch} of ${agent.agent}`, {
+        currentEpoch: agent.epoch,
+      });
+    }
+    const seenIds = new Set<string>();
+    for (const record of batch.records) {
+      if (record.kid !== agent.kid) {
+        throw new ProblemError('batch.invalid', `${recordLabel(record)}: kid is not the thumbprint of the enrolled key`, {
+          recordId: record.id,
+          seq: record.seq,
+        });
+      }
+      if (seenIds.has(record.id)) {
+        throw new ProblemError('batch.invalid', `${recordLabel(record)}: the id appears twice in the batch`, { recordId: record.id, seq: record.seq });
+      }
+      seenIds.add(record.id);
+    }
+
+    const verified = await this.#pool().verify(batch.records, agent.publicJwk.x);
+    if (!verified.ok) {
+      const record = batch.records[verified.index]!;
+      throw new ProblemError('batch.invalid', `${recordLabel(record)}: ${verified.reason}`, { recordId: record.id, seq: record.seq });
+    }
+    const prepared: PreparedRecord[] = batch.records.map((record, i) => ({ record, ...verified.records[i]! }));
+
+    const outcome = await this.#commit(batch, prepared, request);
+    if (outcome.kind === 'equivocation') {
+      for (const conflict of outcome.conflicts) {
+        log.error(
+          { agent: agent.agent, epoch: batch.epoch, batchId: batch.batchId, ...conflict, alert: 'equivocation' },
+          'record equivocation: a record conflicts with the stored one at the same seq; quarantined, batch refused',
+        );
+      }
+      const first = outcome.conflicts[0]!;
+      throw new ProblemError(
+        'record.equivocation',
+        `${recordLabel(first)} differs from the record stored for seq ${first.seq}; it was quarantined and nothing of the batch was stored`,
+        { recordId: first.id, seq: first.seq },
+      );
+    }
+    return outcome.reply;
+  }
+
+  /** A record or batch naming another agent is a privilege problem (403), not a schema one. */
+  #checkOwnership(body: unknown, subject: string): void {
+    if (typeof body !== 'object' || body === null) return;
+    const { agent, records } = body as { agent?: unknown; records?: unknown };
+    const foreign = (value: unknown) => typeof value === 'string' && value !== subject;
+    if (foreign(agent)) throw new ProblemError('auth.forbidden', `the batch is for agent ${String(agent)}, but the token is ${subject}'s`);
+    if (!Array.isArray(records)) return;
+    records.forEach((record: unknown, i) => {
+      const owner = typeof record === 'object' && record !== null ? (record as { agent?: unknown }).agent : undefined;
+      if (foreign(owner)) {
+        throw new ProblemError('auth.forbidden', `records.${i} belongs to agent ${String(owner)}; an agent may only send its own records`);
+      }
+    });
+  }
+
+  #replay(stored: StoredReceipt, batch: Batch, agent: string, recordHashes: readonly string[]): IngestReply {
+    if (stored.agent !== agent || stored.recordsDigest !== recordsDigest(recordHashes)) {
+      throw new ProblemError('idempotency.key_reused', `batch ${batch.batchId} was already received with other records`);
+    }
+    return replyFromStored(stored);
+  }
+
+  async #commit(batch: Batch, prepared: readonly PreparedRecord[], request: IngestRequest): Promise<CommitOutcome> {
+    const digest = recordsDigest(prepared.map((entry) => entry.recordHash));
+    const { agent, epoch } = batch;
+    return this.#store.write(async (tx): Promise<CommitOutcome> => {
+      // The same batch may have committed while this one waited for the write lock.
+      const raced = await tx.findReceipt(batch.batchId);
+      if (raced) return { kind: 'accepted', reply: this.#replay(raced, batch, agent, prepared.map((entry) => entry.recordHash)) };
+
+      const current = await tx.currentEpoch(agent);
+      if (!current || current.epoch !== epoch) {
+        throw new ProblemError('batch.epoch_stale', `epoch ${epoch} is no longer the current epoch of ${agent}`, { currentEpoch: current?.epoch ?? null });
+      }
+      if (current.revokedAt !== null) throw new ProblemError('agent.revoked', `agent ${agent} was revoked at ${current.revokedAt}`);
+      const head = (await tx.chainHead(agent, epoch))!;
+      const receivedAt = this.#now().toISOString();
+
+      // Records at or below the head: duplicates if identical, equivocations otherwise.
+      const firstSeq = prepared[0]!.record.seq;
+      const old = prepared.filter((entry) => entry.record.seq <= head.highestSeq);
+      const fresh = prepared.filter((entry) => entry.record.seq > head.highestSeq);
+      if (old.length > 0) {
+        const storedHashes = await tx.recordHashes(agent, epoch, firstSeq, old[old.length - 1]!.record.seq);
+        if (storedHashes.size !== old.length) {
+          throw new StoreIntegrityError(`${agent} epoch ${epoch} has a gap below its head seq ${head.highestSeq}`);
+        }
+        const conflicts = old
+          .map((entry) => ({ entry, storedHash: storedHashes.get(entry.record.seq) }))
+          .filter(({ entry, storedHash }) => storedHash !== entry.recordHash);
+        if (conflicts.length > 0) {
+          for (const { entry, storedHash } of conflicts) {
+            await tx.quarantine({
+              agent,
+              epoch,
+              seq: entry.record.seq,
+              recordId: entry.record.id,
+              recordHash: entry.recordHash,
+              storedHash: storedHash!,
+              canonical: entry.canonical,
+              batchId: batch.batchId,
+              traceId: request.traceId,
+              receivedAt,
+            });
+          }
+          return {
+            kind: 'equivocation',
+            conflicts: conflicts.map(({ entry, storedHash }) => ({
+              id: entry.record.id,
+              seq: entry.record.seq,
+              recordHash: entry.recordHash,
+              storedHash: storedHash!,
+            })),
+          };
+        }
+      }
+
+      // New records: contiguous from head + 1, each chained to the one before.
+      const expectedSeq = head.highestSeq + 1;
+      let prev = head.highestHash ?? GENESIS_PREV;
+      for (const [i, entry] of fresh.entries()) {
+        if (entry.record.seq !== expectedSeq + i) {
+          throw new ProblemError('batch.out_of_order', `${recordLabel(entry.record)} does not follow the stored seq ${head.highestSeq}`, { expectedSeq });
+        }
+        if (entry.record.prev !== prev) {
+          throw new ProblemError(
+            'batch.out_of_order',
+            `${recordLabel(entry.record)}: prev is not the hash of the record at seq ${entry.record.seq - 1}`,
+            { expectedSeq },
+          );
+        }
+        prev = entry.recordHash;
+      }
+      const clash = await tx.findRecordsById(fresh.map((entry) => entry.record.id));
+      if (clash.length > 0) {
+        const other = clash[0]!;
+        const record = fresh.find((entry) => entry.record.id === other.id)!.record;
+        throw new ProblemError(
+          'batch.invalid',
+          `${recordLabel(record)}: the id is already stored for ${other.agent} epoch ${other.epoch} seq ${other.seq}`,
+          { recordId: record.id, seq: record.seq },
+        );
+      }
+
+      const appended = fresh.length > 0 ? await this.#ledger.append(tx, { agent, epoch, head }, fresh, receivedAt) : undefined;
+      await tx.recordAgentContact(agent, epoch, { lastSeenAt: receivedAt, backlog: batch.backlog });
+
+      const receipt: Receipt = {
+        v: 1,
+        collector: this.#origin,
+        batchId: batch.batchId,
+        agent,
+        epoch,
+        accepted: fresh.length,
+        duplicates: old.length,
+        highestSeq: appended ? appended.head.highestSeq : head.highestSeq,
+        ledger: appended ? { first: appended.first, last: appended.last } : null,
+        checkpoint: appended ? appended.checkpoint : await this.#ledger.checkpointRef(tx),
+        receivedAt,
+      };
+      const receiptJson = canonicalJson(receipt);
+      const { signature } = await signReceipt(receipt, this.#receiptKey.privateKey, this.#receiptKey.kid);
+      await tx.putReceipt({ batchId: batch.batchId, agent, recordsDigest: digest, receiptJson, signature, createdAt: receivedAt });
+      return { kind: 'accepted', reply: { json: replyJson(receiptJson, signature), receipt, replayed: false } };
+    });
+  }
+}

@@ -1,0 +1,556 @@
+/**
+ * The collector store on embedded SQLite (better-sqlite3).
+ *
+ * Invariants
+ * - Durability: WAL with `synchronous=FULL`, so a COMMIT has reached the disk before `write`
+ *   resolves, and a receipt (sent only after that) is a promise kept across power loss.
+ * - One writer: an in-process async mutex plus `BEGIN IMMEDIATE` on the writer connection. The
+ *   mutex orders this process's transactions (a transaction may await, e.g. to sign a
+ *   receipt); `BEGIN IMMEDIATE` takes SQLite's write lock up front, so another process (the
+ *   CLI next to a running server) waits up to `busy_timeout` instead of interleaving. Whatever
+ *   a transaction reads (the chain head, the ledger size) therefore cannot change under it.
+ * - Reads that need only committed data use a second, read-only connection; they never see a
+ *   transaction in progress.
+ * - Exactly once: UNIQUE(id), UNIQUE(agent, epoch, seq) and `ledger_index` as INTEGER PRIMARY
+ *   KEY; triggers refuse UPDATE and DELETE on `records`, `merkle_subtrees` and `checkpoints`.
+ *
+ * On-disk layout
+ *   <dir>/collector.db (+ -wal, -shm while open); schema version in `PRAGMA user_version`;
+ *   tables are described in migrations/0001-initial.ts.
+ *
+ * Crash behaviour
+ * - Before COMMIT: the WAL holds no commit frame for the transaction; on reopen SQLite ignores
+ *   it. No record, Merkle node, checkpoint or receipt of that batch exists; the agent got no
+ *   receipt and resends.
+ * - After COMMIT, before the HTTP reply: everything of the batch, receipt included, is stored;
+ *   a retry with the same Idempotency-Key gets the same receipt, a new batch sees duplicates.
+ * - During a migration: each migration and its `user_version` bump commit together, so a crash
+ *   leaves the database at the previous version, and the next start applies it again.
+ */
+import Database from 'better-sqlite3';
+import type { Ed25519PublicJwk } from '../../../shared/crypto.ts';
+import type { SubtreeNode, SubtreeReader } from '../../../shared/merkle.ts';
+import type { RecordKind } from '../../../shared/record.ts';
+import { assertCurrent, assertNotNewer, latestVersion, pendingMigrations, type Migration, type MigrationReport } from '../migrate.ts';
+import {
+  StoreIntegrityError,
+  StoreUnavailableError,
+  type AgentContact,
+  type AgentEpoch,
+  type AgentEpochSummary,
+  type ChainHead,
+  type CollectorStore,
+  type EnrollmentToken,
+  type LedgerCounts,
+  type LedgerEntry,
+  type NewAgentEpoch,
+  type QuarantinedRecord,
+  type StoredCheckpoint,
+  type StoredReceipt,
+  type StoredRecordRef,
+  type WriteTransaction,
+} from '../store.ts';
+import { migration as m0001 } from './migrations/0001-initial.ts';
+
+type Db = Database.Database;
+
+export const DATABASE_FILE_NAME = 'collector.db';
+export const BUSY_TIMEOUT_MS = 5000;
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001];
+export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
+
+/** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
+const UNAVAILABLE_CODES = /^SQLITE_(READONLY|FULL|IOERR|BUSY|LOCKED|CANTOPEN|NOMEM|PROTOCOL)/;
+
+function translateError(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) {
+    return new StoreUnavailableError(code, `database unavailable: ${code}: ${(err as Error).message}`);
+  }
+  return err;
+}
+
+/** Serialises async critical sections in this process. */
+class AsyncMutex {
+  #tail: Promise<void> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn);
+    this.#tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+interface AgentEpochRow {
+  agent: string;
+  epoch: number;
+  public_jwk: string;
+  kid: string;
+  enrolled_at: string;
+  revoked_at: string | null;
+  highest_seq: number;
+  highest_hash: string | null;
+  last_seen_at: string | null;
+  backlog_pending: number | null;
+  backlog_oldest_at: string | null;
+  backlog_reported_at: string | null;
+}
+
+interface CheckpointRow {
+  size: number;
+  root: Buffer;
+  note: string;
+  created_at: string;
+}
+
+interface ReceiptRow {
+  batch_id: string;
+  agent: string;
+  records_digest: string;
+  receipt_json: string;
+  signature: string;
+  created_at: string;
+}
+
+interface TokenRow {
+  token_hash: string;
+  agent: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+function toAgentEpoch(row: AgentEpochRow): AgentEpoch {
+  return {
+    agent: row.agent,
+    epoch: row.epoch,
+    publicJwk: JSON.parse(row.public_jwk) as Ed25519PublicJwk,
+    kid: row.kid,
+    enrolledAt: row.enrolled_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+function toCheckpoint(row: CheckpointRow): StoredCheckpoint {
+  return { size: row.size, root: row.root, note: row.note, createdAt: row.created_at };
+}
+
+function toReceipt(row: ReceiptRow): StoredReceipt {
+  return {
+    batchId: row.batch_id,
+    agent: row.agent,
+    recordsDigest: row.records_digest,
+    receiptJson: row.receipt_json,
+    signature: row.signature,
+    createdAt: row.created_at,
+  };
+}
+
+/** Every statement, prepared once the schema is current. */
+function prepareStatements(writer: Db, reader: Db) {
+  const both = (sql: string) => ({ w: writer.prepare(sql), r: reader.prepare(sql) });
+  return {
+    currentEpoch: both(`SELECT * FROM agent_epochs WHERE agent = ? ORDER BY epoch DESC LIMIT 1`),
+    latestCheckpoint: both(`SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1`),
+    findReceipt: both(`SELECT * FROM receipts WHERE batch_id = ?`),
+    chainHead: writer.prepare(`SELECT highest_seq, highest_hash FROM agent_epochs WHERE agent = ? AND epoch = ?`),
+    recordHashes: writer.prepare(
+      `SELECT seq, record_hash FROM records WHERE agent = ? AND epoch = ? AND seq BETWEEN ? AND ?`,
+    ),
+    findRecordsById: writer.prepare(
+      `SELECT id, agent, epoch, seq FROM records WHERE id IN (SELECT value FROM json_each(?))`,
+    ),
+    ledgerSize: writer.prepare(`SELECT coalesce(max(ledger_index) + 1, 0) AS size FROM records`),
+    readSubtree: writer.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
+    insertRecord: writer.prepare(
+      `INSERT INTO records (ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, record_hash, leaf_hash)
+       VALUES (@ledgerIndex, @id, @agent, @epoch, @seq, @kind, @type, @at, @receivedAt, @canonical, @recordHash, @leafHash)`,
+    ),
+    insertSubtree: writer.prepare(`INSERT INTO merkle_subtrees (level, idx, hash) VALUES (?, ?, ?)`),
+    insertCheckpoint: writer.prepare(`INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)`),
+    advanceChainHead: writer.prepare(
+      `UPDATE agent_epochs SET highest_seq = ?, highest_hash = ?
+       WHERE agent = ? AND epoch = ? AND highest_seq = ? AND highest_hash IS ?`,
+    ),
+    recordAgentContact: writer.prepare(
+      `UPDATE agent_epochs SET last_seen_at = ?, backlog_pending = ?, backlog_oldest_at = ?, backlog_reported_at = ?
+       WHERE agent = ? AND epoch = ?`,
+    ),
+    insertReceipt: writer.prepare(
+      `INSERT INTO receipts (batch_id, agent, records_digest, receipt_json, signature, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+    ),
+    insertQuarantine: writer.prepare(
+      `INSERT INTO quarantine (agent, epoch, seq, record_id, record_hash, stored_hash, canonical, batch_id, trace_id, received_at)
+       VALUES (@agent, @epoch, @seq, @recordId, @recordHash, @storedHash, @canonical, @batchId, @traceId, @receivedAt)
+       ON CONFLICT (agent, epoch, seq, record_hash) DO NOTHING`,
+    ),
+    highestEpoch: writer.prepare(`SELECT coalesce(max(epoch), 0) FROM agent_epochs WHERE agent = ?`).pluck(),
+    insertAgent: writer.prepare(`INSERT INTO agents (agent, created_at) VALUES (?, ?) ON CONFLICT (agent) DO NOTHING`),
+    insertAgentEpoch: writer.prepare(
+      `INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    insertToken: writer.prepare(
+      `INSERT INTO enrollment_tokens (token_hash, agent, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    findToken: writer.prepare(`SELECT * FROM enrollment_tokens WHERE token_hash = ?`),
+    useToken: writer.prepare(`UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL`),
+    forgetExpiredJtis: writer.prepare(`DELETE FROM jti_replay WHERE expires_at < ?`),
+    rememberJti: writer.prepare(
+      `INSERT INTO jti_replay (jti, agent, expires_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
+    ),
+    listAgentEpochs: reader.prepare(
+      `SELECT e.*, (SELECT count(*) FROM records r WHERE r.agent = e.agent AND r.epoch = e.epoch) AS ledger_entries
+       FROM agent_epochs e ORDER BY e.agent, e.epoch`,
+    ),
+    ledgerSizeCommitted: reader.prepare(`SELECT coalesce(max(ledger_index) + 1, 0) FROM records`).pluck(),
+    countByKind: reader.prepare(`SELECT kind, count(*) AS n FROM records GROUP BY kind`),
+    countAgents: reader.prepare(`SELECT count(*) FROM agents`).pluck(),
+    countQuarantined: reader.prepare(`SELECT count(*) FROM quarantine`).pluck(),
+    ping: reader.prepare(`SELECT count(*) FROM sqlite_master`).pluck(),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+export interface SqliteStoreOptions {
+  /** Path of the database file; created if absent. */
+  path: string;
+}
+
+export class SqliteStore implements CollectorStore {
+  readonly path: string;
+  readonly #writer: Db;
+  #reader: Db | undefined;
+  #statements: Statements | undefined;
+  readonly #mutex = new AsyncMutex();
+  #closed = false;
+
+  /**
+   * Opens (creating if absent) the database and refuses one newer than this code
+   * (SchemaVersionError). Call `migrate()` or `assertSchemaCurrent()` before anything else.
+   */
+  constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
+    try {
+      this.#writer = new Database(options.path, { timeout: BUSY_TIMEOUT_MS });
+      this.#writer.pragma('journal_mode = WAL');
+      this.#writer.pragma('synchronous = FULL');
+      this.#writer.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.#writer.pragma('foreign_keys = ON');
+    } catch (err) {
+      throw translateError(err);
+    }
+    try {
+      assertNotNewer(this.#schemaVersion(), SQLITE_SCHEMA_VERSION, this.path);
+    } catch (err) {
+      this.#writer.close();
+      throw err;
+    }
+  }
+
+  #schemaVersion(): number {
+    return this.#writer.pragma('user_version', { simple: true }) as number;
+  }
+
+  get #sql(): Statements {
+    if (this.#closed) throw new Error('the store is closed');
+    if (!this.#statements) {
+      assertCurrent(this.#schemaVersion(), SQLITE_SCHEMA_VERSION, this.path);
+      this.#reader = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+      this.#reader.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.#statements = prepareStatements(this.#writer, this.#reader);
+    }
+    return this.#statements;
+  }
+
+  /** The newest schema version this code knows. */
+  static get schemaVersion(): number {
+    return SQLITE_SCHEMA_VERSION;
+  }
+
+  async migrate(): Promise<MigrationReport> {
+    return this.#mutex.run(async () => {
+      const from = this.#schemaVersion();
+      const applied: string[] = [];
+      for (;;) {
+        // Re-read the version under the write lock: another process may have migrated meanwhile.
+        try {
+          this.#writer.exec('BEGIN IMMEDIATE');
+        } catch (err) {
+          throw translateError(err);
+        }
+        try {
+          const [next] = pendingMigrations(SQLITE_MIGRATIONS, this.#schemaVersion(), this.path);
+          if (!next) {
+            this.#writer.exec('COMMIT');
+            break;
+          }
+          next.up(this.#writer);
+          this.#writer.pragma(`user_version = ${next.version}`);
+          this.#writer.exec('COMMIT');
+          applied.push(next.name);
+        } catch (err) {
+          if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK');
+          throw translateError(err);
+        }
+      }
+      return { from, to: this.#schemaVersion(), applied };
+    });
+  }
+
+  async assertSchemaCurrent(): Promise<void> {
+    void this.#sql;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      this.#sql.ping.get();
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<T> {
+    return this.#mutex.run(async () => {
+      const sql = this.#sql;
+      const db = this.#writer;
+      try {
+        db.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        throw translateError(err);
+      }
+      let open = true;
+      const tx = this.#transaction(sql, () => open);
+      try {
+        const result = await fn(tx);
+        db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (db.inTransaction) {
+          try {
+            db.exec('ROLLBACK');
+          } catch {
+            // The connection rolled back on its own (e.g. after SQLITE_FULL); nothing to undo.
+          }
+        }
+        throw translateError(err);
+      } finally {
+        open = false;
+      }
+    });
+  }
+
+  #transaction(sql: Statements, isOpen: () => boolean): WriteTransaction {
+    const guard = () => {
+      if (!isOpen()) throw new Error('write transaction used after it ended');
+    };
+    return {
+      currentEpoch: async (agent) => {
+        guard();
+        const row = sql.currentEpoch.w.get(agent) as AgentEpochRow | undefined;
+        return row && toAgentEpoch(row);
+      },
+      chainHead: async (agent, epoch) => {
+        guard();
+        const row = sql.chainHead.get(agent, epoch) as { highest_seq: number; highest_hash: string | null } | undefined;
+        return row && { highestSeq: row.highest_seq, highestHash: row.highest_hash };
+      },
+      recordHashes: async (agent, epoch, fromSeq, toSeq) => {
+        guard();
+        const rows = sql.recordHashes.all(agent, epoch, fromSeq, toSeq) as { seq: number; record_hash: string }[];
+        return new Map(rows.map((row) => [row.seq, row.record_hash]));
+      },
+      findRecordsById: async (ids) => {
+        guard();
+        if (ids.length === 0) return [];
+        return sql.findRecordsById.all(JSON.stringify(ids)) as StoredRecordRef[];
+      },
+      ledgerSize: async () => {
+        guard();
+        return (sql.ledgerSize.get() as { size: number }).size;
+      },
+      subtreeReader: async (): Promise<SubtreeReader> => {
+        guard();
+        return (level, index) => {
+          guard();
+          const hash = sql.readSubtree.get(level, index) as Buffer | undefined;
+          if (!hash) throw new StoreIntegrityError(`Merkle subtree (level ${level}, index ${index}) is missing from ${this.path}`);
+          return hash;
+        };
+      },
+      appendRecords: async (entries: readonly LedgerEntry[]) => {
+        guard();
+        for (const entry of entries) sql.insertRecord.run(entry);
+      },
+      putSubtrees: async (nodes: readonly SubtreeNode[]) => {
+        guard();
+        for (const node of nodes) sql.insertSubtree.run(node.level, node.index, node.hash);
+      },
+      putCheckpoint: async (checkpoint: StoredCheckpoint) => {
+        guard();
+        sql.insertCheckpoint.run(checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.createdAt);
+      },
+      latestCheckpoint: async () => {
+        guard();
+        const row = sql.latestCheckpoint.w.get() as CheckpointRow | undefined;
+        return row && toCheckpoint(row);
+      },
+      advanceChainHead: async (agent, epoch, from: ChainHead, to: ChainHead) => {
+        guard();
+        const result = sql.advanceChainHead.run(to.highestSeq, to.highestHash, agent, epoch, from.highestSeq, from.highestHash);
+        if (result.changes !== 1) {
+          throw new StoreIntegrityError(`chain head of ${agent} epoch ${epoch} is not at seq ${from.highestSeq} as expected`);
+        }
+      },
+      recordAgentContact: async (agent, epoch, contact: AgentContact) => {
+        guard();
+        sql.recordAgentContact.run(
+          contact.lastSeenAt,
+          contact.backlog.pending,
+          contact.backlog.oldestAt,
+          contact.lastSeenAt,
+          agent,
+          epoch,
+        );
+      },
+      findReceipt: async (batchId) => {
+        guard();
+        const row = sql.findReceipt.w.get(batchId) as ReceiptRow | undefined;
+        return row && toReceipt(row);
+      },
+      putReceipt: async (receipt: StoredReceipt) => {
+        guard();
+        sql.insertReceipt.run(
+          receipt.batchId,
+          receipt.agent,
+          receipt.recordsDigest,
+          receipt.receiptJson,
+          receipt.signature,
+          receipt.createdAt,
+        );
+      },
+      quarantine: async (record: QuarantinedRecord) => {
+        guard();
+        sql.insertQuarantine.run(record);
+      },
+      highestEpoch: async (agent) => {
+        guard();
+        return sql.highestEpoch.get(agent) as number;
+      },
+      createAgentEpoch: async (epoch: NewAgentEpoch) => {
+        guard();
+        sql.insertAgent.run(epoch.agent, epoch.enrolledAt);
+        sql.insertAgentEpoch.run(epoch.agent, epoch.epoch, JSON.stringify(epoch.publicJwk), epoch.kid, epoch.enrolledAt);
+      },
+      putEnrollmentToken: async (token: EnrollmentToken) => {
+        guard();
+        sql.insertToken.run(token.tokenHash, token.agent, token.createdAt, token.expiresAt, token.usedAt);
+      },
+      findEnrollmentToken: async (tokenHash) => {
+        guard();
+        const row = sql.findToken.get(tokenHash) as TokenRow | undefined;
+        return (
+          row && {
+            tokenHash: row.token_hash,
+            agent: row.agent,
+            createdAt: row.created_at,
+            expiresAt: row.expires_at,
+            usedAt: row.used_at,
+          }
+        );
+      },
+      useEnrollmentToken: async (tokenHash, usedAt) => {
+        guard();
+        return sql.useToken.run(usedAt, tokenHash).changes === 1;
+      },
+    };
+  }
+
+  async currentEpoch(agent: string): Promise<AgentEpoch | undefined> {
+    try {
+      const row = this.#sql.currentEpoch.r.get(agent) as AgentEpochRow | undefined;
+      return row && toAgentEpoch(row);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async listAgentEpochs(): Promise<AgentEpochSummary[]> {
+    try {
+      const rows = this.#sql.listAgentEpochs.all() as (AgentEpochRow & { ledger_entries: number })[];
+      return rows.map((row) => ({
+        ...toAgentEpoch(row),
+        highestSeq: row.highest_seq,
+        highestHash: row.highest_hash,
+        ledgerEntries: row.ledger_entries,
+        lastSeenAt: row.last_seen_at,
+        backlog: { pending: row.backlog_pending, oldestAt: row.backlog_oldest_at, reportedAt: row.backlog_reported_at },
+      }));
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async findReceipt(batchId: string): Promise<StoredReceipt | undefined> {
+    try {
+      const row = this.#sql.findReceipt.r.get(batchId) as ReceiptRow | undefined;
+      return row && toReceipt(row);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    try {
+      const row = this.#sql.latestCheckpoint.r.get() as CheckpointRow | undefined;
+      return row && toCheckpoint(row);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async ledgerCounts(): Promise<LedgerCounts> {
+    try {
+      const sql = this.#sql;
+      // One read transaction, so the counts describe a single committed state.
+      return this.#reader!.transaction(() => {
+        const byKind: { [K in RecordKind]: number } = { audit: 0, telemetry: 0, agent: 0 };
+        for (const row of sql.countByKind.all() as { kind: RecordKind; n: number }[]) byKind[row.kind] = row.n;
+        return {
+          size: sql.ledgerSizeCommitted.get() as number,
+          byKind,
+          agents: sql.countAgents.get() as number,
+          quarantined: sql.countQuarantined.get() as number,
+          checkpoint: ((row) => row && toCheckpoint(row))(sql.latestCheckpoint.r.get() as CheckpointRow | undefined),
+        };
+      }).deferred();
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number): Promise<boolean> {
+    return this.write(async () => {
+      const sql = this.#sql;
+      sql.forgetExpiredJtis.run(nowSeconds);
+      return sql.rememberJti.run(jti, agent, expiresAtSeconds).changes === 1;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#mutex.run(async () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      this.#reader?.close();
+      this.#writer.close();
+    });
+  }
+}
+
+/** Opens the store at `path`; see SqliteStore. */
+export function openSqliteStore(path: string): SqliteStore {
+  return new SqliteStore({ path });
+}

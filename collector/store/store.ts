@@ -1,0 +1,201 @@
+/**
+ * The collector's storage interface. Services talk only to this; SQL lives behind it
+ * (`sqlite/` today, PostgreSQL later: ADR 0002).
+ *
+ * Contract for every backend
+ * - Every method returns a Promise. Reads outside a transaction MUST see only committed data.
+ * - `write(fn)` runs `fn` in ONE serialisable write transaction: it MUST NOT run two at once
+ *   (within the process or across processes sharing the database), MUST commit only if `fn`
+ *   resolves and roll back if it rejects, and MUST NOT resolve before the commit is durable.
+ * - A failure of the database itself (read-only, full, I/O error, lock timeout) MUST surface as
+ *   `StoreUnavailableError`, so callers can answer "retry later" and acknowledge nothing.
+ * - The ledger tables (`records`, Merkle subtrees, checkpoints) are append-only; UNIQUE(id),
+ *   UNIQUE(agent, epoch, seq) and a unique ledger index MUST be enforced by the database too.
+ */
+import type { Ed25519PublicJwk } from '../../shared/crypto.ts';
+import type { SubtreeNode, SubtreeReader } from '../../shared/merkle.ts';
+import type { RecordKind } from '../../shared/record.ts';
+import type { MigrationReport } from './migrate.ts';
+
+/** The database cannot take the request now (read-only, full, I/O error, busy). Retry later. */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+  /** The backend's error code, e.g. SQLITE_FULL; safe to log, never shown to callers. */
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/** The stored state contradicts itself (a missing Merkle node, a moved chain head). Never retried. */
+export class StoreIntegrityError extends Error {
+  override name = 'StoreIntegrityError';
+}
+
+export interface AgentEpoch {
+  agent: string;
+  epoch: number;
+  publicJwk: Ed25519PublicJwk;
+  kid: string;
+  enrolledAt: string;
+  revokedAt: string | null;
+}
+
+/** Highest stored seq of an (agent, epoch) and that record's hash (null before seq 1). */
+export interface ChainHead {
+  highestSeq: number;
+  highestHash: string | null;
+}
+
+export interface AgentEpochSummary extends AgentEpoch, ChainHead {
+  ledgerEntries: number;
+  lastSeenAt: string | null;
+  backlog: { pending: number | null; oldestAt: string | null; reportedAt: string | null };
+}
+
+export interface NewAgentEpoch {
+  agent: string;
+  epoch: number;
+  publicJwk: Ed25519PublicJwk;
+  kid: string;
+  enrolledAt: string;
+}
+
+export interface LedgerEntry {
+  ledgerIndex: number;
+  id: string;
+  agent: string;
+  epoch: number;
+  seq: number;
+  kind: RecordKind;
+  type: string;
+  at: string;
+  receivedAt: string;
+  /** The record's RFC 8785 text, stored byte for byte as hashed. */
+  canonical: string;
+  /** base64url sha256 of `canonical`. */
+  recordHash: string;
+  /** RFC 9162 leaf hash of `canonical`. */
+  leafHash: Buffer;
+}
+
+export interface StoredRecordRef {
+  id: string;
+  agent: string;
+  epoch: number;
+  seq: number;
+}
+
+export interface StoredCheckpoint {
+  size: number;
+  root: Buffer;
+  /** The C2SP signed note, as served. */
+  note: string;
+  createdAt: string;
+}
+
+export interface StoredReceipt {
+  batchId: string;
+  agent: string;
+  recordsDigest: string;
+  /** JCS of the receipt: the exact bytes the signature covers and the reply carries. */
+  receiptJson: string;
+  signature: string;
+  createdAt: string;
+}
+
+export interface QuarantinedRecord {
+  agent: string;
+  epoch: number;
+  seq: number;
+  recordId: string;
+  recordHash: string;
+  storedHash: string;
+  canonical: string;
+  batchId: string;
+  traceId: string;
+  receivedAt: string;
+}
+
+export interface EnrollmentToken {
+  tokenHash: string;
+  agent: string;
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+}
+
+export interface AgentContact {
+  lastSeenAt: string;
+  backlog: { pending: number; oldestAt: string | null };
+}
+
+export interface LedgerCounts {
+  size: number;
+  byKind: { [K in RecordKind]: number };
+  /** Enrolled agent ids, not counting the collector's own chain. */
+  agents: number;
+  quarantined: number;
+  /** The newest checkpoint, from the same committed state as the counts. */
+  checkpoint: StoredCheckpoint | undefined;
+}
+
+/** What `fn` sees inside `CollectorStore.write`. Reads see this transaction's own writes. */
+export interface WriteTransaction {
+  currentEpoch(agent: string): Promise<AgentEpoch | undefined>;
+  chainHead(agent: string, epoch: number): Promise<ChainHead | undefined>;
+  /** Stored record hashes of (agent, epoch) with fromSeq ≤ seq ≤ toSeq, by seq. */
+  recordHashes(agent: string, epoch: number, fromSeq: number, toSeq: number): Promise<Map<number, string>>;
+  findRecordsById(ids: readonly string[]): Promise<StoredRecordRef[]>;
+  ledgerSize(): Promise<number>;
+  /**
+   * A synchronous reader of complete Merkle subtrees for appending to the tree of `size`. It
+   * MUST serve every node stored before this call that `appendLeaves(size, …)` and
+   * `rootFromSubtrees(≥ size, …)` read (the right-edge subtrees of `size`), and every node
+   * written by `putSubtrees` in this transaction. (A backend without synchronous reads
+   * prefetches those O(log n) nodes here.)
+   */
+  subtreeReader(size: number): Promise<SubtreeReader>;
+  appendRecords(entries: readonly LedgerEntry[]): Promise<void>;
+  putSubtrees(nodes: readonly SubtreeNode[]): Promise<void>;
+  putCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  /** Moves the chain head from `from` to `to`; MUST fail if the stored head is not `from`. */
+  advanceChainHead(agent: string, epoch: number, from: ChainHead, to: ChainHead): Promise<void>;
+  recordAgentContact(agent: string, epoch: number, contact: AgentContact): Promise<void>;
+  findReceipt(batchId: string): Promise<StoredReceipt | undefined>;
+  putReceipt(receipt: StoredReceipt): Promise<void>;
+  /** Keeps a conflicting record out of the ledger; the same conflict twice is stored once. */
+  quarantine(record: QuarantinedRecord): Promise<void>;
+  highestEpoch(agent: string): Promise<number>;
+  /** Creates the agent (if new) and its epoch, with an empty chain. */
+  createAgentEpoch(epoch: NewAgentEpoch): Promise<void>;
+  putEnrollmentToken(token: EnrollmentToken): Promise<void>;
+  findEnrollmentToken(tokenHash: string): Promise<EnrollmentToken | undefined>;
+  /** Marks an unused token used; resolves false if it was already used. */
+  useEnrollmentToken(tokenHash: string, usedAt: string): Promise<boolean>;
+}
+
+export interface CollectorStore {
+  /** Applies every pending migration; refuses a database newer than the code (SchemaVersionError). */
+  migrate(): Promise<MigrationReport>;
+  /** Throws SchemaVersionError unless the schema is exactly the one this code knows. */
+  assertSchemaCurrent(): Promise<void>;
+  /** Resolves if the database answers a query. */
+  ping(): Promise<void>;
+  write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<T>;
+
+  currentEpoch(agent: string): Promise<AgentEpoch | undefined>;
+  listAgentEpochs(): Promise<AgentEpochSummary[]>;
+  findReceipt(batchId: string): Promise<StoredReceipt | undefined>;
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  ledgerCounts(): Promise<LedgerCounts>;
+  /**
+   * Remembers a token id until `expiresAtSeconds` (and forgets expired ones). Resolves false if
+   * the id is already remembered: the token was used before.
+   */
+  rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number): Promise<boolean>;
+
+  close(): Promise<void>;
+}
