@@ -8,6 +8,7 @@
  * stderr; stdout carries only command output (a token, JSON). Errors are one line on stderr and
  * a non-zero exit, never a stack trace.
  */
+import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Command } from 'commander';
@@ -16,9 +17,8 @@ import { createLogger, type Logger } from '../../shared/logger.ts';
 import { describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
 import { createContainer, databasePath, type Container } from '../container.ts';
 import { createApp } from '../http/app.ts';
-import { parseDurationSeconds } from '../services/enrollment.ts';
+import { assertEnrollableAgentId, parseDurationSeconds } from '../services/enrollment.ts';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
-import { mkdirSync } from 'node:fs';
 
 const NAME = 'sakshya-collector';
 /** How long in-flight requests get to finish after SIGTERM before connections are cut. */
@@ -172,6 +172,7 @@ withConfigFlags(agents.command('enroll').description('issue a one-time enrollmen
   .option('--ttl <duration>', 'how long the token is valid: 90s, 30m, 24h, 7d', '24h')
   .action(
     action(async (flags: ConfigFlags & { agent: string; ttl: string }) => {
+      assertEnrollableAgentId(flags.agent);
       const ttlSeconds = parseDurationSeconds(flags.ttl);
       await withContainer(flags, 'agents enroll', 'bootstrap', async (container) => {
         const { token, expiresAt } = await container.enrollment.issueToken(flags.agent, ttlSeconds);

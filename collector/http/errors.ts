@@ -14,7 +14,7 @@ import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Respon
 import { MAX_BATCH_DECODED_BYTES } from '../../shared/protocol.ts';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../../shared/problem.ts';
 import { StoreUnavailableError } from '../store/store.ts';
-import { contextOf } from './request-context.ts';
+import { contextOf, pathOf } from './request-context.ts';
 
 /** Seconds a client should wait before retrying after a 503. */
 export const STORE_UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
@@ -59,11 +59,11 @@ export function sendProblem(res: Response, problem: ProblemError): void {
 }
 
 export const notFound: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
-  next(new ProblemError('resource.not_found', `there is no resource at ${req.method} ${req.path}`));
+  next(new ProblemError('resource.not_found', `there is no resource at ${req.method} ${pathOf(req)}`));
 };
 
 export const methodNotAllowed: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
-  next(new ProblemError('method.not_allowed', `${req.method} is not allowed on ${req.path}`));
+  next(new ProblemError('method.not_allowed', `${req.method} is not allowed on ${pathOf(req)}`));
 };
 
 export const errorHandler: ErrorRequestHandler = (err: unknown, req: Request, res: Response, next: NextFunction) => {
@@ -74,12 +74,12 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req: Request, re
   const { log, traceId } = contextOf(res);
   const problem = toProblem(err);
   if (problem === undefined) {
-    log.error({ err, method: req.method, path: req.path }, 'unexpected error');
+    log.error({ err, method: req.method, path: pathOf(req) }, 'unexpected error');
     sendProblem(res, new ProblemError('internal.error', `internal error; quote trace id ${traceId}`, { traceId }));
     return;
   }
   if (err instanceof StoreUnavailableError) {
-    log.warn({ reason: err.reason, method: req.method, path: req.path }, 'database unavailable; answered 503');
+    log.warn({ reason: err.reason, method: req.method, path: pathOf(req) }, 'database unavailable; answered 503');
   } else if (problem.status >= 500) {
     log.error({ code: problem.code, detail: problem.message }, 'request failed');
   } else {

@@ -13,6 +13,11 @@ export interface RequestContext {
   log: Logger;
 }
 
+/** The full request path (mount point included), without the query string. */
+export function pathOf(req: Request): string {
+  return req.originalUrl.split('?', 1)[0]!;
+}
+
 const QUIET_PATHS = new Set(['/healthz', '/readyz']);
 
 export function requestContext(logger: Logger): RequestHandler {
@@ -25,14 +30,15 @@ export function requestContext(logger: Logger): RequestHandler {
     res.setHeader('x-trace-id', trace.traceId);
     res.setHeader('traceparent', trace.traceparent);
     const started = process.hrtime.bigint();
+    const path = pathOf(req);
     res.on('finish', () => {
       const line = {
         method: req.method,
-        path: req.path,
+        path,
         status: res.statusCode,
         ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
       };
-      if (QUIET_PATHS.has(req.path)) log.debug(line, 'request');
+      if (QUIET_PATHS.has(path)) log.debug(line, 'request');
       else log.info(line, 'request');
     });
     next();

@@ -51,6 +51,14 @@ export interface AgentListing {
   backlog: { pending: number | null; oldestAt: string | null; reportedAt: string | null };
 }
 
+/** Throws EnrollmentInputError unless `agent` is an id an admin may enroll. */
+export function assertEnrollableAgentId(agent: string): void {
+  if (!agentIdSchema.safeParse(agent).success) {
+    throw new EnrollmentInputError(`invalid agent id "${agent}": use 3-64 of A-Z, 0-9 and -`);
+  }
+  if (agent === COLLECTOR_AGENT_ID) throw new EnrollmentInputError(`${COLLECTOR_AGENT_ID} is the collector's own chain, not an agent`);
+}
+
 function tokenHash(token: string): string {
   return sha256(token).toString('hex');
 }
@@ -85,10 +93,7 @@ export class EnrollmentService {
    * only after its hash and its `enrollment_token.issued` record are committed.
    */
   async issueToken(agent: string, ttlSeconds = DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS): Promise<{ token: string; expiresAt: string }> {
-    if (!agentIdSchema.safeParse(agent).success) {
-      throw new EnrollmentInputError(`invalid agent id "${agent}": use 3-64 of A-Z, 0-9 and -`);
-    }
-    if (agent === COLLECTOR_AGENT_ID) throw new EnrollmentInputError(`${COLLECTOR_AGENT_ID} is the collector's own chain, not an agent`);
+    assertEnrollableAgentId(agent);
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_ENROLLMENT_TOKEN_TTL_SECONDS) {
       throw new EnrollmentInputError(`token lifetime must be between 1 second and ${MAX_ENROLLMENT_TOKEN_TTL_SECONDS / 86400} days`);
     }

@@ -1,0 +1,183 @@
+/**
+ * Test harness for the collector: a real `sakshya-collector serve` process on a free port, the
+ * real CLI, and an in-process collector (same container and app, port 0) for fast tests. Data
+ * lives in fresh temp directories; nothing is mocked.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLogger } from '../../shared/logger.ts';
+import { loadCollectorConfig, type CollectorConfigOverrides } from '../../collector/config.ts';
+import { createContainer, type Container } from '../../collector/container.ts';
+import { createApp } from '../../collector/http/app.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const COLLECTOR_BIN = fileURLToPath(new URL('../../collector/bin/sakshya-collector.ts', import.meta.url));
+export const TEST_ORIGIN = 'test.sakshya.local/collector';
+
+export function makeTempDir(prefix = 'sakshya-collector-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** The parent's environment without any SAKSHYA_* variable, plus `extra`. */
+function isolatedEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('SAKSHYA_')) env[name] = value;
+  return { ...env, ...extra };
+}
+
+export interface CollectorProcess {
+  url: string;
+  port: number;
+  dir: string;
+  origin: string;
+  child: ChildProcess;
+  /** stderr lines (pino JSON), in order. */
+  logs: string[];
+  /** Sends `signal` (SIGTERM) and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** SIGKILL: no shutdown at all, like a power cut for the process. */
+  kill9(): Promise<void>;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** Starts `sakshya-collector serve` on a free port and waits for its `listening` log line. */
+export async function startCollectorProcess(options: { dir?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CollectorProcess> {
+  const dir = options.dir ?? makeTempDir();
+  const env = isolatedEnv({
+    SAKSHYA_COLLECTOR_DIR: dir,
+    SAKSHYA_COLLECTOR_PORT: '0',
+    SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN,
+    SAKSHYA_VERIFY_WORKERS: '2',
+    ...options.env,
+  });
+  const origin = env.SAKSHYA_COLLECTOR_ORIGIN!;
+  const child = spawn(process.execPath, [COLLECTOR_BIN, 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  const stdout: string[] = [];
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => stdout.push(chunk));
+
+  const listening = await new Promise<{ port: number; url: string }>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`collector did not log "listening" within ${options.timeoutMs ?? 15000} ms:\n${logs.join('\n')}`));
+    }, options.timeoutMs ?? 15000);
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        logs.push(line);
+        try {
+          const entry = JSON.parse(line) as { msg?: string; port?: number; url?: string };
+          if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.url === 'string') {
+            clearTimeout(timer);
+            resolve({ port: entry.port, url: entry.url });
+          }
+        } catch {
+          // not JSON: an error line, kept in logs
+        }
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`collector exited with code ${code} before listening:\n${logs.join('\n')}${buffered}`));
+    });
+  });
+
+  return {
+    ...listening,
+    dir,
+    origin,
+    child,
+    logs,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      const done = exited(child);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return done;
+    },
+    async kill9() {
+      const done = exited(child);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await done;
+    },
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `sakshya-collector ...args` with `env` (on top of an environment without SAKSHYA_*). */
+export function runCollectorCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [COLLECTOR_BIN, ...args], {
+      cwd: REPO_ROOT,
+      env: isolatedEnv({ SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, ...env }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export interface InProcessCollector {
+  url: string;
+  port: number;
+  dir: string;
+  origin: string;
+  container: Container;
+  /** Log lines (pino JSON) of this collector. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The same container and express app as `serve`, in this process, on 127.0.0.1 and a free port.
+ * Faster than a child process; use it where process boundaries do not matter.
+ */
+export async function startCollectorInProcess(
+  options: { dir?: string; config?: CollectorConfigOverrides; env?: NodeJS.ProcessEnv; now?: () => Date } = {},
+): Promise<InProcessCollector> {
+  const dir = options.dir ?? makeTempDir();
+  const config = loadCollectorConfig(
+    { SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, SAKSHYA_VERIFY_WORKERS: '2', SAKSHYA_LOG_LEVEL: 'debug', ...options.env },
+    { dir, port: '0', ...options.config },
+  );
+  const logs: string[] = [];
+  const logger = createLogger('collector', config.logLevel, { write: (line: string) => void logs.push(line.trimEnd()) });
+  const now = options.now;
+  const container = await createContainer(config, now ? { logger, mode: 'bootstrap', now } : { logger, mode: 'bootstrap' });
+  const server: Server = createServer(createApp(container));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    dir,
+    origin: config.origin,
+    container,
+    logs,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await container.close();
+    },
+  };
+}

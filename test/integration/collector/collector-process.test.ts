@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { verifyReceipt } from '../../../shared/receipt.ts';
+import { makeTempDir, runCollectorCli, startCollectorProcess, type CollectorProcess } from '../../helpers/collector-process.ts';
+import { TestAgent } from './test-agent.ts';
+
+describe('sakshya-collector serve (a real process)', function () {
+  this.timeout(60_000);
+  const running: CollectorProcess[] = [];
+
+  async function start(dir?: string): Promise<CollectorProcess> {
+    const collector = await startCollectorProcess(dir ? { dir } : {});
+    running.push(collector);
+    return collector;
+  }
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((collector) => collector.kill9()));
+  });
+
+  async function enrolled(collector: CollectorProcess, id: string): Promise<TestAgent> {
+    const cli = await runCollectorCli(['agents', 'enroll', '--agent', id], { SAKSHYA_COLLECTOR_DIR: collector.dir });
+    assert.equal(cli.code, 0, cli.stderr);
+    const agent = new TestAgent(id, collector.url, collector.origin);
+    const answer = await agent.enroll(cli.stdout.trim());
+    assert.equal(answer.status, 200, answer.text);
+    return agent;
+  }
+
+  async function ledgerStats(dir: string) {
+    const result = await runCollectorCli(['ledger', 'stats', '--json'], { SAKSHYA_COLLECTOR_DIR: dir });
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout) as {
+      size: number;
+      byKind: { audit: number; telemetry: number; agent: number };
+      checkpoint: { size: number; root: string };
+      agents: number;
+    };
+  }
+
+  it('logs one listening line with port and url, answers /healthz and /readyz, and exits 0 on SIGTERM', async () => {
+    const collector = await start();
+    assert.match(collector.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(collector.url, `http://127.0.0.1:${collector.port}`);
+    assert.equal(collector.logs.filter((line) => line.includes('"msg":"listening"')).length, 1);
+    assert.equal(collector.logs.filter((line) => line.includes('"msg":"configuration"')).length, 1);
+    assert.equal((await fetch(`${collector.url}/healthz`)).status, 200);
+    assert.equal((await fetch(`${collector.url}/readyz`)).status, 200);
+    assert.equal(await collector.stop('SIGTERM'), 0);
+  });
+
+  it('takes a batch end to end, and ledger stats and agents list report it', async () => {
+    const collector = await start();
+    const agent = await enrolled(collector, 'AS-PRC-001');
+    const records = [agent.next({ office: 'KMR' }), agent.next({}, 'telemetry', 'system.load'), agent.next()];
+    const signed = await agent.sendOk(agent.batch(records), { gzip: true });
+    await verifyReceipt(signed, agent.receiptKey);
+
+    const stats = await ledgerStats(collector.dir);
+    // COLLECTOR chain: enrollment_token.issued + agent.enrolled.
+    assert.deepEqual(stats.byKind, { audit: 2, telemetry: 1, agent: 2 });
+    assert.equal(stats.size, 5);
+    assert.deepEqual(stats.checkpoint, signed.receipt.checkpoint);
+    assert.equal(stats.agents, 1);
+
+    const list = await runCollectorCli(['agents', 'list', '--json'], { SAKSHYA_COLLECTOR_DIR: collector.dir });
+    assert.equal(list.code, 0, list.stderr);
+    const row = (JSON.parse(list.stdout) as { agent: string }[]).find((r) => r.agent === agent.id) as unknown as {
+      epoch: number; kid: string; highestSeq: number; ledgerEntries: number; lastSeenAt: string; revokedAt: null;
+      backlog: { pending: number; oldestAt: string; reportedAt: string };
+    };
+    assert.equal(row.epoch, 1);
+    assert.equal(row.kid, agent.key.kid);
+    assert.equal(row.highestSeq, 3);
+    assert.equal(row.ledgerEntries, 3);
+    assert.equal(row.revokedAt, null);
+    assert.equal(row.backlog.pending, 3);
+    assert.equal(row.backlog.oldestAt, records[0]!.at);
+    assert.equal(row.backlog.reportedAt, signed.receipt.receivedAt);
+    assert.equal(row.lastSeenAt, signed.receipt.receivedAt);
+  });
+
+  it('finishes a batch in flight on SIGTERM, then exits 0', async () => {
+    const collector = await start();
+    const agent = await enrolled(collector, 'AS-PRC-002');
+    const batch = agent.batch(agent.records(2000));
+    const pending = agent.send(batch);
+    await sleep(150);
+    const exit = collector.stop('SIGTERM');
+    const answer = await pending;
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(await exit, 0);
+    const stats = await ledgerStats(collector.dir);
+    assert.equal(stats.byKind.audit, 2000);
+  });
+
+  it('keeps the ledger, keys and chain heads across kill -9 and a restart', async () => {
+    const dir = makeTempDir();
+    const first = await start(dir);
+    const agent = await enrolled(first, 'AS-PRC-003');
+    const records = agent.records(4);
+    const before = await agent.sendOk(agent.batch(records.slice(0, 2)));
+    await first.kill9();
+
+    const second = await start(dir);
+    const resumed = new TestAgent(agent.id, second.url, second.origin);
+    Object.assign(resumed, { key: agent.key, enrollment: agent.enrollment, epoch: agent.epoch });
+    const after = await resumed.sendOk(resumed.batch(records));
+    await verifyReceipt(after, agent.receiptKey);
+    assert.equal(after.receipt.duplicates, 2);
+    assert.equal(after.receipt.accepted, 2);
+    assert.equal(after.receipt.ledger!.first, before.receipt.ledger!.last + 1);
+    assert.equal((await ledgerStats(dir)).size, 2 + 4);
+  });
+
+  it('refuses to start on an invalid configuration, listing every problem in one message without a stack trace', async () => {
+    const result = await runCollectorCli(['serve'], { SAKSHYA_COLLECTOR_PORT: 'http', SAKSHYA_VERIFY_WORKERS: '0' });
+    assert.notEqual(result.code, 0);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /SAKSHYA_COLLECTOR_DIR/);
+    assert.match(result.stderr, /SAKSHYA_COLLECTOR_PORT/);
+    assert.match(result.stderr, /SAKSHYA_VERIFY_WORKERS/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+
+  it('answers CLI mistakes with one line on stderr and a non-zero exit', async () => {
+    const dir = makeTempDir();
+    const badAgent = await runCollectorCli(['agents', 'enroll', '--agent', 'lower-case'], { SAKSHYA_COLLECTOR_DIR: dir });
+    assert.notEqual(badAgent.code, 0);
+    assert.equal(badAgent.stdout, '');
+    assert.match(badAgent.stderr, /^sakshya-collector: invalid agent id "lower-case"/m);
+    assert.doesNotMatch(badAgent.stderr, /\n\s+at /);
+    const badTtl = await runCollectorCli(['agents', 'enroll', '--agent', 'AS-PRC-004', '--ttl', 'soon'], { SAKSHYA_COLLECTOR_DIR: dir });
+    assert.notEqual(badTtl.code, 0);
+    assert.match(badTtl.stderr, /invalid duration "soon"/);
+    const noDatabase = await runCollectorCli(['ledger', 'stats', '--json'], { SAKSHYA_COLLECTOR_DIR: makeTempDir() });
+    assert.notEqual(noDatabase.code, 0);
+    assert.match(noDatabase.stderr, /no collector database/);
+    assert.equal(noDatabase.stderr.trim().split('\n').length, 1);
+  });
+});

@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION, SqliteStore } from '../../../collector/store/sqlite/sqlite-store.ts';
+import { SchemaVersionError } from '../../../collector/store/migrate.ts';
+import { makeTempDir, runCollectorCli } from '../../helpers/collector-process.ts';
+
+/** The schema the code expects after every migration: objects and the columns of each table. */
+const EXPECTED_OBJECTS = [
+  'index jti_replay_by_expiry',
+  'index records_by_kind',
+  'table agent_epochs',
+  'table agents',
+  'table checkpoints',
+  'table enrollment_tokens',
+  'table jti_replay',
+  'table merkle_subtrees',
+  'table quarantine',
+  'table receipts',
+  'table records',
+  'trigger checkpoints_no_delete',
+  'trigger checkpoints_no_update',
+  'trigger merkle_subtrees_no_delete',
+  'trigger merkle_subtrees_no_update',
+  'trigger records_no_delete',
+  'trigger records_no_update',
+];
+const EXPECTED_COLUMNS: { [table: string]: string[] } = {
+  agent_epochs: ['agent', 'epoch', 'public_jwk', 'kid', 'enrolled_at', 'revoked_at', 'highest_seq', 'highest_hash', 'last_seen_at', 'backlog_pending', 'backlog_oldest_at', 'backlog_reported_at'],
+  agents: ['agent', 'created_at'],
+  checkpoints: ['size', 'root', 'note', 'created_at'],
+  enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at'],
+  jti_replay: ['jti', 'agent', 'expires_at'],
+  merkle_subtrees: ['level', 'idx', 'hash'],
+  quarantine: ['id', 'agent', 'epoch', 'seq', 'record_id', 'record_hash', 'stored_hash', 'canonical', 'batch_id', 'trace_id', 'received_at'],
+  receipts: ['batch_id', 'agent', 'records_digest', 'receipt_json', 'signature', 'created_at'],
+  records: ['ledger_index', 'id', 'agent', 'epoch', 'seq', 'kind', 'type', 'at', 'received_at', 'canonical', 'record_hash', 'leaf_hash'],
+};
+
+function schemaOf(path: string): { objects: string[]; columns: { [table: string]: string[] }; version: number } {
+  const db = new Database(path, { readonly: true });
+  try {
+    const objects = (db.prepare(`SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`).pluck().all() as string[]);
+    const columns: { [table: string]: string[] } = {};
+    for (const entry of objects.filter((o) => o.startsWith('table '))) {
+      const table = entry.slice('table '.length);
+      columns[table] = db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all(table) as string[];
+    }
+    return { objects, columns, version: db.pragma('user_version', { simple: true }) as number };
+  } finally {
+    db.close();
+  }
+}
+
+describe('collector SQLite migrations', function () {
+  this.timeout(30_000);
+
+  it('numbers the migrations 1…n without gaps, each named after its file', () => {
+    SQLITE_MIGRATIONS.forEach((migration, i) => {
+      assert.equal(migration.version, i + 1);
+      assert.match(migration.name, new RegExp(`^${String(i + 1).padStart(4, '0')}-[a-z0-9-]+$`));
+    });
+    assert.equal(SQLITE_SCHEMA_VERSION, SQLITE_MIGRATIONS.length);
+  });
+
+  it('migrates an empty database to exactly the schema the code expects, and a second run changes nothing', async () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const store = new SqliteStore({ path });
+    const first = await store.migrate();
+    assert.deepEqual(first, { from: 0, to: SQLITE_SCHEMA_VERSION, applied: SQLITE_MIGRATIONS.map((m) => m.name) });
+    const second = await store.migrate();
+    assert.deepEqual(second, { from: SQLITE_SCHEMA_VERSION, to: SQLITE_SCHEMA_VERSION, applied: [] });
+    await store.close();
+    const schema = schemaOf(path);
+    assert.deepEqual(schema.objects, EXPECTED_OBJECTS);
+    assert.deepEqual(schema.columns, EXPECTED_COLUMNS);
+    assert.equal(schema.version, SQLITE_SCHEMA_VERSION);
+  });
+
+  it('migrating from every earlier version gives the same schema as a fresh install', async () => {
+    const fresh = join(makeTempDir(), 'collector.db');
+    const freshStore = new SqliteStore({ path: fresh });
+    await freshStore.migrate();
+    await freshStore.close();
+    for (let version = 0; version < SQLITE_SCHEMA_VERSION; version++) {
+      const path = join(makeTempDir(), 'collector.db');
+      const db = new Database(path);
+      for (const migration of SQLITE_MIGRATIONS.slice(0, version)) migration.up(db);
+      db.pragma(`user_version = ${version}`);
+      db.close();
+      const store = new SqliteStore({ path });
+      await store.migrate();
+      await store.close();
+      assert.deepEqual(schemaOf(path), schemaOf(fresh), `from version ${version}`);
+    }
+  });
+
+  it('makes the database itself refuse a second copy of a record, and any change to the ledger tables', async () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    await store.close();
+    const db = new Database(path);
+    try {
+      db.pragma('foreign_keys = ON');
+      db.exec(`INSERT INTO agents VALUES ('AS-1', 'now'); INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-1', 1, '{}', 'k', 'now')`);
+      const insert = db.prepare(
+        `INSERT INTO records VALUES (?, ?, 'AS-1', 1, ?, 'audit', 'a.b', 'at', 'rx', '{}', 'h', zeroblob(32))`,
+      );
+      insert.run(0, 'id-1', 1);
+      assert.throws(() => insert.run(1, 'id-2', 1), /UNIQUE/);
+      assert.throws(() => insert.run(2, 'id-1', 2), /UNIQUE/);
+      assert.throws(() => insert.run(0, 'id-3', 3), /UNIQUE|PRIMARY/);
+      assert.throws(() => db.exec(`UPDATE records SET canonical = '[]'`), /append-only/);
+      assert.throws(() => db.exec(`DELETE FROM records`), /append-only/);
+      db.exec(`INSERT INTO merkle_subtrees VALUES (0, 0, zeroblob(32))`);
+      assert.throws(() => db.exec(`UPDATE merkle_subtrees SET hash = randomblob(32)`), /append-only/);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refuses to open a database newer than the code, naming both versions', () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const db = new Database(path);
+    db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION + 7}`);
+    db.close();
+    assert.throws(
+      () => new SqliteStore({ path }),
+      (err: unknown) =>
+        err instanceof SchemaVersionError &&
+        err.databaseVersion === SQLITE_SCHEMA_VERSION + 7 &&
+        err.codeVersion === SQLITE_SCHEMA_VERSION &&
+        err.message.includes(String(SQLITE_SCHEMA_VERSION + 7)) &&
+        err.message.includes(`(${SQLITE_SCHEMA_VERSION})`),
+    );
+  });
+
+  it('makes migrate and serve exit non-zero on a newer database with one clear line and no stack trace', async () => {
+    const dir = makeTempDir();
+    const db = new Database(join(dir, 'collector.db'));
+    db.pragma('user_version = 999');
+    db.close();
+    for (const command of ['migrate', 'serve']) {
+      const result = await runCollectorCli([command], { SAKSHYA_COLLECTOR_DIR: dir, SAKSHYA_COLLECTOR_PORT: '0', SAKSHYA_LOG_LEVEL: 'warn' });
+      assert.notEqual(result.code, 0, command);
+      assert.equal(result.stdout, '');
+      assert.match(result.stderr, /schema version 999, newer than the newest this collector knows \(1\)/);
+      assert.doesNotMatch(result.stderr, /\n\s+at /);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    }
+  });
+
+  it('runs the migrate command on a fresh directory and reports the version', async () => {
+    const dir = join(makeTempDir(), 'new-collector');
+    const result = await runCollectorCli(['migrate'], { SAKSHYA_COLLECTOR_DIR: dir, SAKSHYA_LOG_LEVEL: 'warn' });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`schema version 0 -> ${SQLITE_SCHEMA_VERSION}`));
+    assert.equal(schemaOf(join(dir, 'collector.db')).version, SQLITE_SCHEMA_VERSION);
+  });
+});
