@@ -4,7 +4,7 @@
  */
 import type { SqliteOutbox } from './outbox/sqlite-outbox.ts';
 import type { CircuitSnapshot } from './sync/circuit-breaker.ts';
-import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from './sync/syncer.ts';
+import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_LAST_RECEIPT, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from './sync/sync-state.ts';
 
 export interface AgentStatus {
   agent: string;
@@ -36,7 +36,7 @@ export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
       acked: outbox.acknowledgedCount(),
       headSeq: chain.headSeq,
       oldestPendingAt: backlog.oldestAt,
-      lastReceipt: outbox.getState('sync.lastReceipt') ?? null,
+      lastReceipt: outbox.getState(STATE_LAST_RECEIPT) ?? null,
       lastError: outbox.getState<SyncErrorInfo>(STATE_LAST_ERROR) ?? null,
       nextAttemptAt: outbox.getState<string>(STATE_NEXT_ATTEMPT) ?? null,
       circuit: outbox.getState<CircuitSnapshot>(STATE_CIRCUIT) ?? CLOSED,

@@ -8,15 +8,12 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { describeConfig, loadAgentConfig, type AgentConfig, type AgentConfigOverrides } from '../config.ts';
-import { initAgentDir } from '../enroll.ts';
-import { loadAgentKey } from '../keys.ts';
-import { createLocalApi, listenLocalApi } from '../local-api/app.ts';
-import { readLocalToken } from '../local-api/local-token.ts';
 import { outboxPath, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
-import { readAgentStatus, type AgentStatus } from '../status.ts';
-import { BatchClient } from '../sync/client.ts';
-import { Syncer } from '../sync/syncer.ts';
-import { scheduleSystemTelemetry } from '../telemetry/system-telemetry.ts';
+import type { AgentStatus } from '../status.ts';
+import type { Syncer } from '../sync/syncer.ts';
+
+// Modules only some commands need (HTTP client and server, cron, JOSE) are imported by those
+// commands, so that `emit` and `status` start quickly.
 
 const LOGGER_NAME = 'sakshya-agent';
 const EXIT_FAILURE = 1;
@@ -37,7 +34,12 @@ function setUp(flags: AgentConfigOverrides, configLogLevel: 'info' | 'debug'): {
   return { config, logger };
 }
 
-function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Logger): Syncer {
+async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Logger): Promise<Syncer> {
+  const [{ loadAgentKey }, { BatchClient }, { Syncer }] = await Promise.all([
+    import('../keys.ts'),
+    import('../sync/client.ts'),
+    import('../sync/syncer.ts'),
+  ]);
   const pins = outbox.pins();
   const key = loadAgentKey(config.dir);
   const client = new BatchClient({ collectorUrl: pins.collector, origin: pins.origin, agent: pins.agent, key, timeouts: config.timeouts });
@@ -98,6 +100,7 @@ program
   .action(
     action(async (opts: DirOption & { collector?: string; agent: string; token: string }) => {
       const { config, logger } = setUp({ dir: opts.dir, collectorUrl: opts.collector }, 'info');
+      const { initAgentDir } = await import('../enroll.ts');
       if (config.collectorUrl === undefined) throw new UsageError('no collector: pass --collector URL or set SAKSHYA_COLLECTOR_URL');
       const result = await initAgentDir({
         dir: config.dir,
@@ -119,11 +122,17 @@ program
   .action(
     action(async (opts: DirOption & { port?: string }) => {
       const { config, logger } = setUp({ dir: opts.dir, port: opts.port }, 'info');
+      const [{ loadAgentKey }, { createLocalApi, listenLocalApi }, { readLocalToken }, { scheduleSystemTelemetry }] = await Promise.all([
+        import('../keys.ts'),
+        import('../local-api/app.ts'),
+        import('../local-api/local-token.ts'),
+        import('../telemetry/system-telemetry.ts'),
+      ]);
       const outbox = SqliteOutbox.open(outboxPath(config.dir));
       const pins = outbox.pins();
       const key = loadAgentKey(config.dir);
       const localToken = readLocalToken(config.dir);
-      const syncer = openSyncer(config, outbox, logger);
+      const syncer = await openSyncer(config, outbox, logger);
       const { server, port } = await listenLocalApi(createLocalApi({ outbox, key, localToken, logger }), config.port);
       logger.info({ port, agent: pins.agent, epoch: pins.epoch }, 'local api listening');
       const telemetry = config.telemetryCron
@@ -171,6 +180,7 @@ program
       } catch (err) {
         throw new UsageError(`--body is not valid JSON: ${(err as Error).message}`);
       }
+      const { loadAgentKey } = await import('../keys.ts');
       const outbox = SqliteOutbox.open(outboxPath(config.dir));
       try {
         const key = loadAgentKey(config.dir);
@@ -193,7 +203,7 @@ program
       const { config, logger } = setUp({ dir: opts.dir }, 'info');
       const outbox = SqliteOutbox.open(outboxPath(config.dir));
       try {
-        const result = await openSyncer(config, outbox, logger).drain();
+        const result = await (await openSyncer(config, outbox, logger)).drain();
         process.stdout.write(JSON.stringify({ ...result, pending: outbox.backlog().pending }) + '\n');
       } finally {
         outbox.close();
@@ -209,6 +219,7 @@ program
   .action(
     action(async (opts: DirOption & { json?: boolean }) => {
       const { config } = setUp({ dir: opts.dir }, 'debug');
+      const { readAgentStatus } = await import('../status.ts');
       const outbox = SqliteOutbox.open(outboxPath(config.dir));
       try {
         const status = readAgentStatus(outbox);

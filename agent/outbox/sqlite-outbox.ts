@@ -50,6 +50,7 @@ import type { Ed25519PublicJwk, SigningKey } from '../../shared/crypto.ts';
 import { newId } from '../../shared/ids.ts';
 import { describeZodError, recordSchema, type Backlog, type SignedReceipt } from '../../shared/protocol.ts';
 import { GENESIS_PREV, recordHashOfCanonical, signRecord, type RecordKind, type SignedRecord, type UnsignedRecord } from '../../shared/record.ts';
+import { STATE_LAST_RECEIPT } from '../sync/sync-state.ts';
 import { CURRENT_SCHEMA_VERSION, MIGRATIONS } from './migrations/migration-list.ts';
 
 export const OUTBOX_FILE = 'outbox.db';
@@ -396,7 +397,7 @@ export class SqliteOutbox {
           newlyAcked = upTo - chain.ackedSeq;
         }
         this.#stmts.setState.run(
-          'sync.lastReceipt',
+          STATE_LAST_RECEIPT,
           JSON.stringify({
             batchId: receipt.batchId,
             epoch: receipt.epoch,

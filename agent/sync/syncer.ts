@@ -30,10 +30,10 @@ import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts
 import type { BatchClient } from './client.ts';
 import { checkReceipt, ReceiptRejectedError } from './receipt-check.ts';
 import { classifyOutcome, type RetryDecision, type SendOutcome } from './retry.ts';
+import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from './sync-state.ts';
 
-export const STATE_LAST_ERROR = 'sync.lastError';
-export const STATE_NEXT_ATTEMPT = 'sync.nextAttemptAt';
-export const STATE_CIRCUIT = 'sync.circuit';
+export type { SyncErrorInfo };
+
 /** Immediate resends in a row (out of order, too large) before a drain gives up. */
 const MAX_IMMEDIATE_RESENDS = 50;
 
@@ -51,20 +51,6 @@ export interface SyncerOptions {
   idleIntervalMs: number;
   random?: () => number;
   now?: () => number;
-}
-
-/** What `status --json` shows as the last error. */
-export interface SyncErrorInfo {
-  at: string;
-  reason: string;
-  detail: string;
-  status?: number | undefined;
-  code?: string | undefined;
-  refused: boolean;
-  batchId: string;
-  traceId: string;
-  firstSeq: number;
-  lastSeq: number;
 }
 
 export type StepResult =

@@ -1,0 +1,171 @@
+/**
+ * Test harness for the real agent: runs `sakshya-agent` commands as child processes, and starts
+ * `sakshya-agent run` on a free port (port 0, found from its "local api listening" log line).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const AGENT_BIN = fileURLToPath(new URL('../../agent/bin/sakshya-agent.ts', import.meta.url));
+
+/** Environment every test agent gets unless the test overrides it: quiet, fast, no cron. */
+export const TEST_AGENT_ENV: { [name: string]: string } = {
+  SAKSHYA_LOG_LEVEL: 'info',
+  SAKSHYA_AGENT_PORT: '0',
+  SAKSHYA_AGENT_TELEMETRY_CRON: 'off',
+  SAKSHYA_AGENT_SYNC_INTERVAL_MS: '100',
+  SAKSHYA_AGENT_BACKOFF_BASE_MS: '50',
+  SAKSHYA_AGENT_BACKOFF_MAX_MS: '1000',
+  SAKSHYA_AGENT_CIRCUIT_COOLDOWN_MS: '1000',
+};
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function childEnv(env: { [name: string]: string | undefined }): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('SAKSHYA_')) base[name] = value;
+  }
+  return { ...base, ...TEST_AGENT_ENV, ...env };
+}
+
+/** Runs one `sakshya-agent` command to completion. */
+export function runAgentCli(args: string[], env: { [name: string]: string | undefined } = {}, options: { timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [AGENT_BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`sakshya-agent ${args.join(' ')} did not finish in ${options.timeoutMs ?? 30_000} ms\n${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface InitAgentOptions {
+  collectorUrl: string;
+  agentId: string;
+  token: string;
+  /** Default: a fresh directory under the system temp dir. */
+  dir?: string;
+  env?: { [name: string]: string };
+}
+
+export interface InitializedAgent {
+  dir: string;
+  agentId: string;
+  env: { [name: string]: string };
+  result: CliResult;
+}
+
+/** `sakshya-agent init`; throws with the CLI's stderr if it fails. */
+export async function initAgent(options: InitAgentOptions): Promise<InitializedAgent> {
+  const dir = options.dir ?? join(mkdtempSync(join(tmpdir(), 'sakshya-agent-')), 'agent');
+  const env = { SAKSHYA_AGENT_DIR: dir, ...options.env };
+  const result = await runAgentCli(['init', '--collector', options.collectorUrl, '--agent', options.agentId, '--token', options.token], env);
+  if (result.code !== 0) throw new Error(`sakshya-agent init failed (${result.code}): ${result.stderr.trim()}`);
+  return { dir, agentId: options.agentId, env, result };
+}
+
+export interface AgentProcess {
+  port: number;
+  localToken: string;
+  child: ChildProcess;
+  /** Parsed JSON log lines so far (stderr). */
+  logs: Array<{ [key: string]: unknown }>;
+  stdout(): string;
+  /** SIGTERM, then wait for exit; resolves to the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, then wait for exit. */
+  kill9(): Promise<void>;
+  /** Resolves with the first log line matching `predicate` (past or future). */
+  waitForLog(predicate: (line: { [key: string]: unknown }) => boolean, timeoutMs?: number): Promise<{ [key: string]: unknown }>;
+}
+
+/** Starts `sakshya-agent run` and resolves once its local API listens. */
+export function startAgentProcess(options: { dir: string; env?: { [name: string]: string }; startTimeoutMs?: number }): Promise<AgentProcess> {
+  const child = spawn(process.execPath, [AGENT_BIN, 'run'], {
+    env: childEnv({ SAKSHYA_AGENT_DIR: options.dir, ...options.env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<{ [key: string]: unknown }> = [];
+  const waiters: Array<{ predicate: (line: { [key: string]: unknown }) => boolean; resolve: (line: { [key: string]: unknown }) => void }> = [];
+  let stdout = '';
+  let rawStderr = '';
+  let pending = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    rawStderr += chunk;
+    pending += chunk;
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const text = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      let line: { [key: string]: unknown };
+      try {
+        line = JSON.parse(text) as { [key: string]: unknown };
+      } catch {
+        line = { msg: text, raw: true };
+      }
+      logs.push(line);
+      for (const waiter of [...waiters]) {
+        if (waiter.predicate(line)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
+      }
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+
+  const waitForLog = (predicate: (line: { [key: string]: unknown }) => boolean, timeoutMs = 15_000) =>
+    new Promise<{ [key: string]: unknown }>((resolve, reject) => {
+      const seen = logs.find(predicate);
+      if (seen) {
+        resolve(seen);
+        return;
+      }
+      const timer = setTimeout(() => reject(new Error(`agent log line not seen in ${timeoutMs} ms; stderr:\n${rawStderr}`)), timeoutMs);
+      waiters.push({
+        predicate,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`agent exited (${code}) before the expected log line; stderr:\n${rawStderr}`));
+      });
+    });
+
+  return waitForLog((line) => line.msg === 'local api listening', options.startTimeoutMs ?? 15_000).then((line) => ({
+    port: line.port as number,
+    localToken: readFileSync(join(options.dir, 'local-token'), 'utf8').trim(),
+    child,
+    logs,
+    stdout: () => stdout,
+    waitForLog,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    kill9: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  }));
+}
