@@ -167,13 +167,14 @@ export class IngestService {
   #checkOwnership(body: unknown, subject: string): void {
     if (typeof body !== 'object' || body === null) return;
     const { agent, records } = body as { agent?: unknown; records?: unknown };
-    const foreign = (value: unknown) => typeof value === 'string' && value !== subject;
-    if (foreign(agent)) throw new ProblemError('auth.forbidden', `the batch is for agent ${String(agent)}, but the token is ${subject}'s`);
+    const foreign = (value: unknown): value is string => typeof value === 'string' && value !== subject;
+    const quoted = (value: string) => JSON.stringify(value.slice(0, 64));
+    if (foreign(agent)) throw new ProblemError('auth.forbidden', `the batch is for agent ${quoted(agent)}, but the token is ${subject}'s`);
     if (!Array.isArray(records)) return;
     records.forEach((record: unknown, i) => {
       const owner = typeof record === 'object' && record !== null ? (record as { agent?: unknown }).agent : undefined;
       if (foreign(owner)) {
-        throw new ProblemError('auth.forbidden', `records.${i} belongs to agent ${String(owner)}; an agent may only send its own records`);
+        throw new ProblemError('auth.forbidden', `records.${i} belongs to agent ${quoted(owner)}; an agent may only send its own records`);
       }
     });
   }

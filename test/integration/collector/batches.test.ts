@@ -5,8 +5,9 @@ import Database from 'better-sqlite3';
 import { newId } from '../../../shared/ids.ts';
 import { PROBLEM_TYPE_PREFIX, type ProblemBody } from '../../../shared/problem.ts';
 import { MAX_BATCH_DECODED_BYTES, signedReceiptSchema, type SignedReceipt } from '../../../shared/protocol.ts';
+import { rootHash } from '../../../shared/merkle.ts';
 import { verifyReceipt } from '../../../shared/receipt.ts';
-import { GENESIS_PREV, recordHash, signRecord, type SignedRecord } from '../../../shared/record.ts';
+import { GENESIS_PREV, leafHashOfCanonical, recordHash, recordHashOfCanonical, signRecord, type SignedRecord } from '../../../shared/record.ts';
 import { startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
 import { TestAgent, type HttpAnswer } from './test-agent.ts';
 
@@ -379,5 +380,31 @@ describe('POST /api/v1/batches', function () {
     assert.equal((await stats()).size, before.size);
     const signed = await agent.sendOk(batch);
     assert.equal(signed.receipt.accepted, 2);
+  });
+
+  it('keeps the checkpoint root equal to the RFC 9162 root over every stored record, in ledger order', async () => {
+    const agent = await enrolledAgent();
+    await agent.sendOk(agent.batch(agent.records(7)));
+    const db = new Database(join(collector.dir, 'collector.db'), { readonly: true });
+    try {
+      const rows = db.prepare('SELECT ledger_index, canonical, record_hash, leaf_hash FROM records ORDER BY ledger_index').all() as {
+        ledger_index: number;
+        canonical: string;
+        record_hash: string;
+        leaf_hash: Buffer;
+      }[];
+      rows.forEach((row, i) => {
+        assert.equal(row.ledger_index, i);
+        const bytes = Buffer.from(row.canonical, 'utf8');
+        assert.equal(row.record_hash, recordHashOfCanonical(bytes));
+        assert.deepEqual(row.leaf_hash, leafHashOfCanonical(bytes));
+      });
+      const latest = db.prepare('SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1').get() as { size: number; root: Buffer; note: string };
+      assert.equal(latest.size, rows.length);
+      assert.deepEqual(latest.root, rootHash(rows.map((row) => row.leaf_hash)));
+      assert.ok(latest.note.startsWith(`${collector.origin}\n${rows.length}\n${latest.root.toString('base64')}\n`), latest.note);
+    } finally {
+      db.close();
+    }
   });
 });

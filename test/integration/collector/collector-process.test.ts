@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { chmodSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { verifyReceipt } from '../../../shared/receipt.ts';
 import { makeTempDir, runCollectorCli, startCollectorProcess, type CollectorProcess } from '../../helpers/collector-process.ts';
@@ -137,5 +139,20 @@ describe('sakshya-collector serve (a real process)', function () {
     assert.notEqual(noDatabase.code, 0);
     assert.match(noDatabase.stderr, /no collector database/);
     assert.equal(noDatabase.stderr.trim().split('\n').length, 1);
+  });
+
+  it('creates its data directory and three private keys readable by the owner only, and refuses to start with a key others can read', async () => {
+    const dir = join(makeTempDir(), 'collector');
+    const collector = await start(dir);
+    assert.equal(await collector.stop(), 0);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    for (const file of ['log-key.jwk', 'receipt-key.jwk', 'collector-chain-key.jwk']) {
+      assert.equal(statSync(join(dir, 'keys', file)).mode & 0o777, 0o600, file);
+    }
+    chmodSync(join(dir, 'keys', 'receipt-key.jwk'), 0o644);
+    const refused = await runCollectorCli(['serve'], { SAKSHYA_COLLECTOR_DIR: dir, SAKSHYA_COLLECTOR_PORT: '0', SAKSHYA_LOG_LEVEL: 'warn' });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /receipt-key\.jwk has mode 0644/);
+    assert.doesNotMatch(refused.stderr, /\n\s+at /);
   });
 });
