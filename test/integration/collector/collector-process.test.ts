@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { rootHash } from '../../../shared/merkle.ts';
 import { verifyReceipt } from '../../../shared/receipt.ts';
 import { makeTempDir, runCollectorCli, startCollectorProcess, type CollectorProcess } from '../../helpers/collector-process.ts';
 import { TestAgent } from './test-agent.ts';
@@ -154,5 +156,38 @@ describe('sakshya-collector serve (a real process)', function () {
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /receipt-key\.jwk has mode 0644/);
     assert.doesNotMatch(refused.stderr, /\n\s+at /);
+  });
+
+  it('leaves a whole batch or none of it after kill -9 in the middle of ingest, and the retry stores each record once', async () => {
+    const dir = makeTempDir();
+    const first = await start(dir);
+    const agent = await enrolled(first, 'AS-PRC-005');
+    const batch = agent.batch(agent.records(2000));
+    const pending = agent.send(batch).catch((err: unknown) => err);
+    await sleep(200);
+    await first.kill9();
+    await pending;
+
+    const db = new Database(join(dir, 'collector.db'), { readonly: true });
+    try {
+      const leaves = db.prepare('SELECT leaf_hash FROM records ORDER BY ledger_index').pluck().all() as Buffer[];
+      const latest = db.prepare('SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1').get() as { size: number; root: Buffer };
+      assert.equal(latest.size, leaves.length);
+      assert.deepEqual(latest.root, rootHash(leaves));
+      const stored = db.prepare('SELECT count(*) FROM records WHERE agent = ?').pluck().get(agent.id) as number;
+      assert.ok(stored === 0 || stored === 2000, `${stored} records: a batch is all or nothing`);
+    } finally {
+      db.close();
+    }
+
+    const second = await start(dir);
+    const resumed = new TestAgent(agent.id, second.url, second.origin);
+    Object.assign(resumed, { key: agent.key, enrollment: agent.enrollment, epoch: agent.epoch });
+    const signed = await resumed.sendOk(batch);
+    assert.equal(signed.receipt.highestSeq, 2000);
+    // Either the stored receipt of the committed batch or a fresh one: all 2000 accepted once.
+    assert.equal(signed.receipt.accepted, 2000);
+    const stats = await ledgerStats(dir);
+    assert.equal(stats.byKind.audit, 2000);
   });
 });
