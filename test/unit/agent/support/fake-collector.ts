@@ -20,6 +20,8 @@ export const FAKE_ORIGIN = 'fake.sakshya.local/collector';
 
 /** What to do with one batch request instead of (or around) normal processing. */
 export type Behaviour =
+  /** Behave normally. */
+  | { kind: 'none' }
   | { kind: 'problem'; code: ProblemCode; detail?: string; extras?: { [key: string]: unknown }; retryAfter?: string }
   | { kind: 'hang' }
   /** Process and commit the batch, then drop the connection before answering. */
