@@ -88,7 +88,6 @@ export class Syncer {
     this.#breaker = new CircuitBreaker({ ...options.circuit, now: this.#now });
     this.#size = new AdaptiveBatchSize(options.batch.maxRecords);
     this.#receiptKey = publicKeyFromJwk(options.outbox.pins().receiptKey);
-    options.outbox.setState(STATE_CIRCUIT, this.#breaker.snapshot());
   }
 
   get batchSize(): number {
@@ -181,7 +180,10 @@ export class Syncer {
 
   /** Steps until `signal` aborts, sleeping between them as each step says. */
   async run(signal: AbortSignal): Promise<void> {
-    const { logger } = this.#o;
+    const { logger, outbox } = this.#o;
+    // A fresh loop starts closed; replace whatever a previous (perhaps killed) loop left.
+    outbox.setState(STATE_CIRCUIT, this.#breaker.snapshot());
+    outbox.setState(STATE_NEXT_ATTEMPT, undefined);
     while (!signal.aborted) {
       let delayMs: number;
       try {
