@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, parseConfig, readEnvironment } from '../shared/config.ts';
 import { DEFAULT_COLLECTOR_PORT } from '../shared/protocol.ts';
+import { isValidNoteName } from '../shared/signed-note.ts';
 
 export const DEFAULT_COLLECTOR_HOST = '127.0.0.1';
 export const DEFAULT_COLLECTOR_ORIGIN = 'sakshya.local/collector';
@@ -35,15 +36,12 @@ const integerText = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
-/**
- * The C2SP origin line: printable ASCII without spaces or '+' (the signed-note key name rules),
- * conventionally a schema-less URL such as `example.org/log`.
- */
+/** The C2SP origin line, also the log key's note name, conventionally a schema-less URL such as `example.org/log`. */
 const originSchema = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^[\x21-\x2a\x2c-\x7e]+$/, 'must be printable ASCII without spaces or "+" (C2SP origin)');
+  .refine(isValidNoteName, 'must be a C2SP key name: no spaces, "+" or control characters');
 
 export const collectorConfigSchema = z.strictObject({
   dir: z.string({ error: 'is required (the collector data directory)' }).min(1),

@@ -5,7 +5,9 @@ import Database from 'better-sqlite3';
 import { newId } from '../../../shared/ids.ts';
 import { PROBLEM_TYPE_PREFIX, type ProblemBody } from '../../../shared/problem.ts';
 import { MAX_BATCH_DECODED_BYTES, signedReceiptSchema, type SignedReceipt } from '../../../shared/protocol.ts';
+import { verifyCheckpoint } from '../../../shared/checkpoint.ts';
 import { rootHash } from '../../../shared/merkle.ts';
+import { parseVerifierKey } from '../../../shared/signed-note.ts';
 import { verifyReceipt } from '../../../shared/receipt.ts';
 import { GENESIS_PREV, leafHashOfCanonical, recordHash, recordHashOfCanonical, signRecord, type SignedRecord } from '../../../shared/record.ts';
 import { startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
@@ -382,7 +384,7 @@ describe('POST /api/v1/batches', function () {
     assert.equal(signed.receipt.accepted, 2);
   });
 
-  it('keeps the checkpoint root equal to the RFC 9162 root over every stored record, in ledger order', async () => {
+  it('keeps the signed checkpoint root equal to the RFC 9162 root over every stored record, in ledger order', async () => {
     const agent = await enrolledAgent();
     await agent.sendOk(agent.batch(agent.records(7)));
     const db = new Database(join(collector.dir, 'collector.db'), { readonly: true });
@@ -402,7 +404,9 @@ describe('POST /api/v1/batches', function () {
       const latest = db.prepare('SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1').get() as { size: number; root: Buffer; note: string };
       assert.equal(latest.size, rows.length);
       assert.deepEqual(latest.root, rootHash(rows.map((row) => row.leaf_hash)));
-      assert.ok(latest.note.startsWith(`${collector.origin}\n${rows.length}\n${latest.root.toString('base64')}\n`), latest.note);
+      const checkpoint = verifyCheckpoint(latest.note, parseVerifierKey(agent.enrollment!.logKey), collector.origin);
+      assert.equal(checkpoint.size, rows.length);
+      assert.deepEqual(checkpoint.rootHash, latest.root);
     } finally {
       db.close();
     }
