@@ -2,6 +2,10 @@
  * The agent's Ed25519 signing key: `<agent dir>/agent-key.jwk`, a private JWK of mode 0600,
  * written once at `init` and read by every command that signs (records, agent JWTs).
  * Reading refuses a key that group or others can read (shared/crypto.ts).
+ *
+ * Crash behaviour: the file is created exclusively (`wx`) and written in one call; a crash while
+ * writing leaves a partial file in a directory that has no pins yet, which the next `init`
+ * removes (agent/enroll.ts). The key is never rewritten afterwards.
  */
 import { join } from 'node:path';
 import { generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type SigningKey } from '../shared/crypto.ts';

@@ -124,6 +124,11 @@ export class Syncer {
     logger.debug({ ...about, records: batch.records.length, bytes: json.length, gzippedBytes: gzipped.length }, 'sending batch');
 
     const result = await this.#o.client.send({ batchId, gzipped, traceparent: trace.traceparent }, signal);
+    if (signal?.aborted && !result.ok) {
+      // Stopping, not failing: the records stay pending and nothing is recorded as an error.
+      logger.info(about, 'batch send abandoned: stopping');
+      return { kind: 'idle' };
+    }
     let outcome: SendOutcome;
     if (result.ok) {
       try {
