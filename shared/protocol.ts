@@ -65,6 +65,8 @@ export const batchSchema = z
     epoch: epochSchema,
     records: z.array(recordSchema).min(1).max(MAX_RECORDS_PER_BATCH),
     backlog: backlogSchema,
+    /** The newest checkpoint this agent has verified as a witness (signature and consistency). */
+    witness: z.lazy(() => checkpointRefSchema).optional(),
   })
   .superRefine((batch, ctx) => {
     batch.records.forEach((record, i) => {
