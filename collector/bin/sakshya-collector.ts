@@ -33,7 +33,10 @@ interface ConfigFlags {
 
 function fail(err: unknown): never {
   const message = err instanceof Error ? err.message : String(err);
-  const known = err instanceof Error && err.name !== 'Error' && err.name !== 'TypeError' && err.name !== 'RangeError';
+  // Our own errors and system errors (EADDRINUSE, EACCES …) explain themselves; others are bugs.
+  const known =
+    err instanceof Error &&
+    ((err.name !== 'Error' && err.name !== 'TypeError' && err.name !== 'RangeError') || typeof (err as NodeJS.ErrnoException).code === 'string');
   process.stderr.write(`${NAME}: ${known ? message : `unexpected error: ${message}`}\n`);
   process.exit(err instanceof ConfigError ? 2 : 1);
 }

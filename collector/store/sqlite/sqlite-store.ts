@@ -266,11 +266,6 @@ export class SqliteStore implements CollectorStore {
     return this.#statements;
   }
 
-  /** The newest schema version this code knows. */
-  static get schemaVersion(): number {
-    return SQLITE_SCHEMA_VERSION;
-  }
-
   async migrate(): Promise<MigrationReport> {
     return this.#mutex.run(async () => {
       const from = this.#schemaVersion();
@@ -302,7 +297,7 @@ export class SqliteStore implements CollectorStore {
   }
 
   async assertSchemaCurrent(): Promise<void> {
-    void this.#sql;
+    this.#sql; // prepares the statements, which first checks the version
   }
 
   async ping(): Promise<void> {
