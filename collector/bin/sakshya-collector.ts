@@ -88,9 +88,6 @@ async function serve(flags: ConfigFlags): Promise<void> {
     await container.close();
     throw err;
   });
-  const address = server.address() as AddressInfo;
-  logger.info({ port: address.port, url: urlOf(address) }, 'listening');
-
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -119,6 +116,9 @@ async function serve(flags: ConfigFlags): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // Announce only once the signal handlers are in place: whoever reads this line may stop us.
+  const address = server.address() as AddressInfo;
+  logger.info({ port: address.port, url: urlOf(address) }, 'listening');
 }
 
 async function migrate(flags: ConfigFlags): Promise<void> {

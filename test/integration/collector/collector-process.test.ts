@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { chmodSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -84,18 +85,41 @@ describe('sakshya-collector serve (a real process)', function () {
     assert.equal(row.lastSeenAt, signed.receipt.receivedAt);
   });
 
-  it('finishes a batch in flight on SIGTERM, then exits 0', async () => {
+  it('finishes a batch whose body is still arriving when SIGTERM comes, then exits 0', async () => {
     const collector = await start();
     const agent = await enrolled(collector, 'AS-PRC-002');
-    const batch = agent.batch(agent.records(2000));
-    const pending = agent.send(batch);
-    await sleep(150);
+    const batch = agent.batch(agent.records(500));
+    const payload = Buffer.from(JSON.stringify(batch));
+    const token = await agent.token();
+    const request = httpRequest(`${collector.url}/api/v1/batches`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        'content-length': String(payload.length),
+        'idempotency-key': batch.batchId,
+      },
+    });
+    const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      request.on('response', (response) => {
+        let text = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+      });
+      request.on('error', reject);
+    });
+    await new Promise<void>((resolve) => request.on('socket', (socket) => socket.once('connect', () => resolve())));
+    request.write(payload.subarray(0, payload.length >> 1));
+    // Connections are accepted in order: once a later one is answered, ours is accepted too.
+    assert.equal((await fetch(`${collector.url}/healthz`)).status, 200);
     const exit = collector.stop('SIGTERM');
-    const answer = await pending;
-    assert.equal(answer.status, 200, answer.text);
+    await sleep(200);
+    request.end(payload.subarray(payload.length >> 1));
+    const { status, text } = await answer;
+    assert.equal(status, 200, text);
     assert.equal(await exit, 0);
-    const stats = await ledgerStats(collector.dir);
-    assert.equal(stats.byKind.audit, 2000);
+    assert.ok(collector.logs.some((line) => line.includes('shutting down')));
+    assert.equal((await ledgerStats(collector.dir)).byKind.audit, 500);
   });
 
   it('keeps the ledger, keys and chain heads across kill -9 and a restart', async () => {
