@@ -5,6 +5,7 @@
 import type { SqliteOutbox } from './outbox/sqlite-outbox.ts';
 import type { CircuitSnapshot } from './sync/circuit-breaker.ts';
 import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_LAST_RECEIPT, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from './sync/sync-state.ts';
+import { readWitnessAlarm, readWitnessStatus, type WitnessAlarm, type WitnessStatus } from './witness/witness-state.ts';
 
 export interface AgentStatus {
   agent: string;
@@ -18,6 +19,10 @@ export interface AgentStatus {
   lastError: SyncErrorInfo | null;
   nextAttemptAt: string | null;
   circuit: CircuitSnapshot;
+  /** The witness: the last checkpoint of the collector's log it verified, its last transient error. */
+  witness: WitnessStatus;
+  /** The active witness alarm (the collector's log failed a check), until `witness clear`. */
+  witnessAlarm: WitnessAlarm | null;
 }
 
 const CLOSED: CircuitSnapshot = { state: 'closed', consecutiveFailures: 0, openUntil: null };
@@ -40,6 +45,8 @@ export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
       lastError: outbox.getState<SyncErrorInfo>(STATE_LAST_ERROR) ?? null,
       nextAttemptAt: outbox.getState<string>(STATE_NEXT_ATTEMPT) ?? null,
       circuit: outbox.getState<CircuitSnapshot>(STATE_CIRCUIT) ?? CLOSED,
+      witness: readWitnessStatus(outbox),
+      witnessAlarm: readWitnessAlarm(outbox),
     };
   })();
 }

@@ -4,11 +4,12 @@
  * the parts are wired together. stdout carries command output only; logs go to stderr as pino
  * JSON; a failing command prints one clear line on stderr and exits non-zero, never a stack.
  */
+import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { describeConfig, loadAgentConfig, type AgentConfig, type AgentConfigOverrides } from '../config.ts';
-import { outboxPath, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { OutboxNotInitialisedError, outboxPath, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import type { AgentStatus } from '../status.ts';
 import type { Syncer } from '../sync/syncer.ts';
 
@@ -35,17 +36,27 @@ function setUp(flags: AgentConfigOverrides, configLogLevel: 'info' | 'debug'): {
 }
 
 async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Logger): Promise<Syncer> {
-  const [{ loadAgentKey }, { BatchClient }, { Syncer }] = await Promise.all([
+  const [{ loadAgentKey }, { BatchClient }, { Syncer }, { LogClient }, { Witness }] = await Promise.all([
     import('../keys.ts'),
     import('../sync/client.ts'),
     import('../sync/syncer.ts'),
+    import('../witness/log-client.ts'),
+    import('../witness/witness.ts'),
   ]);
   const pins = outbox.pins();
   const key = loadAgentKey(config.dir);
   const client = new BatchClient({ collectorUrl: pins.collector, origin: pins.origin, agent: pins.agent, key, timeouts: config.timeouts });
+  const witness = new Witness({
+    outbox,
+    log: new LogClient({ collectorUrl: pins.collector, timeouts: config.timeouts }),
+    key,
+    logger,
+    backoff: config.backoff,
+  });
   return new Syncer({
     outbox,
     client,
+    witness,
     key,
     logger,
     batch: config.batch,
@@ -66,6 +77,17 @@ function printStatus(status: AgentStatus): void {
   ];
   if (status.lastError) lines.push(`last error ${status.lastError.at} ${status.lastError.reason}: ${status.lastError.detail}`);
   if (status.nextAttemptAt) lines.push(`next try   ${status.nextAttemptAt}`);
+  const verified = status.witness.verified;
+  lines.push(`witness    ${verified ? `log verified up to size ${verified.size} (${verified.verifiedAt})` : 'no checkpoint verified yet'}`);
+  if (status.witness.lastError) lines.push(`witness error ${status.witness.lastError.at} ${status.witness.lastError.reason}: ${status.witness.lastError.detail}`);
+  const alarm = status.witnessAlarm;
+  if (alarm) {
+    lines.push(
+      `WITNESS ALARM since ${alarm.raisedAt}: ${alarm.reason}: ${alarm.detail}`,
+      `           verified ${alarm.previous ? `size ${alarm.previous.size} root ${alarm.previous.root}` : 'nothing yet'}; offered size ${alarm.offered.size} root ${alarm.offered.root}`,
+      '           the collector\u2019s log does not extend what this agent verified; investigate, then `sakshya-agent witness clear`',
+    );
+  }
   process.stdout.write(lines.join('\n') + '\n');
 }
 
@@ -225,6 +247,64 @@ program
         const status = readAgentStatus(outbox);
         if (opts.json) process.stdout.write(JSON.stringify(status) + '\n');
         else printStatus(status);
+      } finally {
+        outbox.close();
+      }
+    }),
+  );
+
+program
+  .command('verify')
+  .description('re-check every record, chain link, acknowledgement and receipt in the outbox; exit 0 only if intact')
+  .addOption(dirOption())
+  .option('--json', 'print the report as JSON')
+  .action(
+    action(async (opts: DirOption & { json?: boolean }) => {
+      const { config } = setUp({ dir: opts.dir }, 'debug');
+      const [{ loadAgentKey }, { verifyOutbox }, { formatReport }] = await Promise.all([
+        import('../keys.ts'),
+        import('../verify/outbox-verifier.ts'),
+        import('../verify/verify-report.ts'),
+      ]);
+      const path = outboxPath(config.dir);
+      if (!existsSync(path)) throw new OutboxNotInitialisedError(`no outbox at ${path}: run \`sakshya-agent init\` first`);
+      const report = await verifyOutbox({ path, agentKey: loadAgentKey(config.dir).publicJwk });
+      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatReport(report));
+      if (!report.ok) process.exitCode = EXIT_FAILURE;
+    }),
+  );
+
+const witness = program.command('witness').description('the agent as a witness of the collector\u2019s log');
+
+witness
+  .command('clear')
+  .description('clear the witness alarm after investigating it (writes a signed witness.cleared record)')
+  .addOption(dirOption())
+  .option(
+    '--reset-trust',
+    'also forget the last verified checkpoint: the next one is trusted on first use (only for a collector knowingly rebuilt)',
+  )
+  .option('--json', 'print JSON')
+  .action(
+    action(async (opts: DirOption & { resetTrust?: boolean; json?: boolean }) => {
+      const { config, logger } = setUp({ dir: opts.dir }, 'debug');
+      const [{ loadAgentKey }, { clearWitnessAlarm }] = await Promise.all([import('../keys.ts'), import('../witness/witness-alarm.ts')]);
+      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      try {
+        const result = clearWitnessAlarm(outbox, loadAgentKey(config.dir), { resetTrust: opts.resetTrust === true });
+        if (result.record !== null) {
+          logger.warn(
+            { alert: 'witness', cleared: result.cleared && { reason: result.cleared.reason, raisedAt: result.cleared.raisedAt }, resetTrust: result.resetTrust, forgotten: result.forgotten, record: result.record },
+            'witness alarm cleared by the operator',
+          );
+        }
+        if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
+        else if (result.record === null) process.stdout.write('no witness alarm to clear\n');
+        else {
+          const what = result.cleared ? `cleared the witness alarm (${result.cleared.reason}, raised ${result.cleared.raisedAt})` : 'no alarm was active';
+          const trust = result.forgotten ? `; forgot the verified checkpoint of size ${result.forgotten.size}` : '';
+          process.stdout.write(`${what}${trust}; recorded as seq ${result.record.seq}\n`);
+        }
       } finally {
         outbox.close();
       }

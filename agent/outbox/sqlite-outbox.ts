@@ -16,6 +16,10 @@
  *    is a prefix: `acked_seq` only grows, and every seq ≤ `acked_seq` has `acked_batch` set.
  * 5. Reading a batch is an index range scan (`epoch = ? AND seq >= ? ORDER BY seq LIMIT n`):
  *    memory and time per batch do not depend on the size of the backlog.
+ * 6. The witness checkpoint (the newest checkpoint of the collector's log that this agent
+ *    verified: log signature with the pinned key, and consistency with the one before it) only
+ *    moves forward: `setWitnessCheckpoint` refuses a size not larger than the stored one. Only
+ *    `witness clear --reset-trust` removes it (agent/witness/witness-alarm.ts).
  *
  * ## On-disk layout (`<agent dir>/outbox.db`, SQLite, WAL)
  * - `records (epoch, seq) PK, id UNIQUE, kind, at, hash, canonical, bytes, stored_at, acked_batch`
@@ -24,8 +28,11 @@
  * - `receipts (batch_id PK, epoch, highest_seq, accepted, duplicates, receipt, signature, …)`:
  *   every verified receipt, as received.
  * - `state (key PK, value JSON)`: `pins` (collector URL, origin, log key, receipt key, agent,
- *   epoch, kid — written once by `init`), and the sync loop's `sync.*` keys (last error, next
- *   attempt, circuit, last receipt) so that `status` in another process can read them.
+ *   epoch, kid — written once by `init`), the sync loop's `sync.*` keys (last error, next
+ *   attempt, circuit, last receipt) and the witness's `witness.*` keys (alarm, last transient
+ *   error) so that `status` in another process can read them.
+ * - `witness_checkpoint (slot = 1 PK, size, root, note, verified_at)` (schema 2): at most one
+ *   row, the last verified checkpoint, with its signed note as the collector served it.
  * - `PRAGMA user_version` = schema version; numbered forward-only migrations, and a gate that
  *   refuses a database newer than this code.
  *
@@ -39,6 +46,8 @@
  *   still holds each record once.
  * - during `markAcknowledged`: the transaction rolls back; the records stay pending (as above).
  * - during a migration: it runs in one transaction with its `user_version`; it rolls back whole.
+ * - during `setWitnessCheckpoint`: one statement; the previous checkpoint stays until it commits,
+ *   and the witness verifies again from there.
  */
 import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
@@ -115,6 +124,16 @@ export interface ChainState {
   ackedSeq: number;
 }
 
+/** The newest checkpoint of the collector's log this agent verified as a witness. */
+export interface WitnessCheckpoint {
+  size: number;
+  /** base64url SHA-256 root, as receipts and `batch.witness` name it. */
+  root: string;
+  /** The C2SP signed note, exactly as the collector served it. */
+  note: string;
+  verifiedAt: string;
+}
+
 export interface AckResult {
   ackedSeq: number;
   newlyAcked: number;
@@ -170,6 +189,9 @@ export class SqliteOutbox {
     insertReceipt: Statement<[string, number, number, number, number, string, string, string | null, string]>;
     ackRange: Statement<[string, number, number, number]>;
     setAcked: Statement<[number, number]>;
+    witness: Statement<[], { size: number; root: string; note: string; verified_at: string }>;
+    putWitness: Statement<[number, string, string, string]>;
+    deleteWitness: Statement<[]>;
   };
 
   private constructor(path: string, db: SqliteDatabase) {
@@ -195,6 +217,13 @@ export class SqliteOutbox {
       ),
       ackRange: db.prepare('UPDATE records SET acked_batch = ? WHERE epoch = ? AND seq > ? AND seq <= ?'),
       setAcked: db.prepare('UPDATE chains SET acked_seq = ? WHERE epoch = ?'),
+      witness: db.prepare('SELECT size, root, note, verified_at FROM witness_checkpoint WHERE slot = 1'),
+      putWitness: db.prepare(
+        `INSERT INTO witness_checkpoint (slot, size, root, note, verified_at) VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT (slot) DO UPDATE SET size = excluded.size, root = excluded.root, note = excluded.note, verified_at = excluded.verified_at
+         WHERE excluded.size > witness_checkpoint.size`,
+      ),
+      deleteWitness: db.prepare('DELETE FROM witness_checkpoint'),
     };
   }
 
@@ -413,6 +442,33 @@ export class SqliteOutbox {
         return { ackedSeq: Math.max(upTo, chain.ackedSeq), newlyAcked };
       })
       .immediate();
+  }
+
+  // ---- witness --------------------------------------------------------------------------
+
+  /** The last checkpoint the witness verified, or undefined before the first. */
+  witnessCheckpoint(): WitnessCheckpoint | undefined {
+    const row = this.#stmts.witness.get();
+    return row === undefined ? undefined : { size: row.size, root: row.root, note: row.note, verifiedAt: row.verified_at };
+  }
+
+  /**
+   * Stores `checkpoint` as the last verified one. The caller MUST have verified its signature
+   * with the pinned log key and its consistency with the checkpoint it replaces. Throws
+   * OutboxError (and changes nothing) unless it is larger than the stored one: the witness
+   * never moves backwards.
+   */
+  setWitnessCheckpoint(checkpoint: WitnessCheckpoint): void {
+    const result = this.#stmts.putWitness.run(checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.verifiedAt);
+    if (result.changes === 0) {
+      const stored = this.witnessCheckpoint();
+      throw new OutboxError(`witness checkpoint ${checkpoint.size} is not newer than the stored ${stored?.size ?? '(none)'}`);
+    }
+  }
+
+  /** Forgets the last verified checkpoint (`witness clear --reset-trust` only). */
+  clearWitnessCheckpoint(): void {
+    this.#stmts.deleteWitness.run();
   }
 
   receiptCount(): number {

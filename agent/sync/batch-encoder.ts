@@ -1,5 +1,6 @@
 /**
- * Encodes a batch for the wire: `{ batchId, agent, epoch, records, backlog }` as JSON, then gzip.
+ * Encodes a batch for the wire: `{ batchId, agent, epoch, records, backlog, witness? }` as JSON,
+ * then gzip. `witness` is the newest checkpoint this agent verified (agent/witness/), if any.
  * Records are spliced in as their stored canonical text, never parsed and re-serialised, so the
  * bytes sent are the bytes signed, and encoding costs one string concatenation.
  */
@@ -14,13 +15,16 @@ export interface BatchEnvelope {
   agent: string;
   epoch: number;
   backlog: Backlog;
+  witness?: { size: number; root: string } | undefined;
 }
 
 /** JSON text of a batch whose `records` are the given canonical record texts. */
 export function encodeBatchJson(envelope: BatchEnvelope, canonicalRecords: readonly string[]): string {
   return (
     `{"batchId":${JSON.stringify(envelope.batchId)},"agent":${JSON.stringify(envelope.agent)},"epoch":${envelope.epoch},` +
-    `"records":[${canonicalRecords.join(',')}],"backlog":${JSON.stringify(envelope.backlog)}}`
+    `"records":[${canonicalRecords.join(',')}],"backlog":${JSON.stringify(envelope.backlog)}` +
+    (envelope.witness ? `,"witness":${JSON.stringify({ size: envelope.witness.size, root: envelope.witness.root })}` : '') +
+    '}'
   );
 }
 

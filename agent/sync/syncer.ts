@@ -15,6 +15,10 @@
  *
  * Every state change that `status --json` shows (last error, next attempt, circuit) is written to
  * the outbox's `state` table. Every log line about a batch carries its `traceId` and `batchId`.
+ *
+ * With a witness (agent/witness/witness.ts), every verified receipt's checkpoint is offered to it
+ * after the acknowledgement is committed — the check runs in the background and never delays
+ * acking — and each batch carries the newest checkpoint it verified as `batch.witness`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SigningKey } from '../../shared/crypto.ts';
@@ -23,6 +27,7 @@ import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { newTraceContext } from '../../shared/trace.ts';
 import type { SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import type { Witness } from '../witness/witness.ts';
 import { AdaptiveBatchSize } from './batch-size.ts';
 import { encodeBatchJson, gzipBatch } from './batch-encoder.ts';
 import { fullJitterDelay, type BackoffPolicy } from './backoff.ts';
@@ -49,6 +54,8 @@ export interface SyncerOptions {
   refusedRetryMs: number;
   /** Idle poll interval of `run`. */
   idleIntervalMs: number;
+  /** Checks the checkpoints that receipts name; optional (tests of the sync loop alone). */
+  witness?: Witness | undefined;
   random?: () => number;
   now?: () => number;
 }
@@ -118,7 +125,11 @@ export class Syncer {
     }
     const batchId = newId();
     const trace = newTraceContext();
-    const json = encodeBatchJson({ batchId, agent: pins.agent, epoch: pins.epoch, backlog: outbox.backlog() }, batch.records);
+    const witnessed = outbox.witnessCheckpoint();
+    const json = encodeBatchJson(
+      { batchId, agent: pins.agent, epoch: pins.epoch, backlog: outbox.backlog(), witness: witnessed && { size: witnessed.size, root: witnessed.root } },
+      batch.records,
+    );
     const gzipped = await gzipBatch(json);
     const about = { traceId: trace.traceId, batchId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq };
     logger.debug({ ...about, records: batch.records.length, bytes: json.length, gzippedBytes: gzipped.length }, 'sending batch');
@@ -141,6 +152,12 @@ export class Syncer {
           { ...about, accepted: receipt.accepted, duplicates: receipt.duplicates, highestSeq: receipt.highestSeq, newlyAcked: ack.newlyAcked, checkpointSize: receipt.checkpoint.size },
           'batch acknowledged',
         );
+        try {
+          this.#o.witness?.observe(receipt.checkpoint, { traceId: trace.traceId, batchId });
+        } catch (err) {
+          // The batch is acknowledged whatever happens here; the witness retries from the last receipt.
+          logger.error({ ...about, err }, 'witness could not take the receipt\u2019s checkpoint');
+        }
         return { kind: 'acknowledged', batchId, newlyAcked: ack.newlyAcked, highestSeq: receipt.highestSeq };
       } catch (err) {
         if (!(err instanceof ReceiptRejectedError)) throw err;
@@ -157,6 +174,16 @@ export class Syncer {
    * at the first failure that would need waiting (network, refusal, open circuit).
    */
   async drain(signal?: AbortSignal): Promise<{ acknowledged: number; batches: number }> {
+    this.#o.witness?.start();
+    try {
+      return await this.#drain(signal);
+    } finally {
+      // The witness checks of this drain's receipts finish before `sync --once` reports.
+      await this.#o.witness?.settle();
+    }
+  }
+
+  async #drain(signal?: AbortSignal): Promise<{ acknowledged: number; batches: number }> {
     const target = this.#o.outbox.chain().headSeq;
     let acknowledged = 0;
     let batches = 0;
@@ -189,6 +216,7 @@ export class Syncer {
     // A fresh loop starts closed; replace whatever a previous (perhaps killed) loop left.
     outbox.setState(STATE_CIRCUIT, this.#breaker.snapshot());
     outbox.setState(STATE_NEXT_ATTEMPT, undefined);
+    this.#o.witness?.start();
     while (!signal.aborted) {
       let delayMs: number;
       try {
@@ -201,6 +229,8 @@ export class Syncer {
       }
       if (delayMs > 0) await sleep(delayMs, undefined, { signal }).catch(() => undefined);
     }
+    this.#o.witness?.stop();
+    await this.#o.witness?.settle();
   }
 
   #onSuccess(): void {

@@ -17,6 +17,7 @@ import {
   SqliteOutbox,
 } from '../../../agent/outbox/sqlite-outbox.ts';
 import { CURRENT_SCHEMA_VERSION } from '../../../agent/outbox/migrations/migration-list.ts';
+import { migration0001 } from '../../../agent/outbox/migrations/0001-initial.ts';
 import { runAgentCli } from '../../helpers/agent-process.ts';
 import { makeTestAgentDir, TEST_AGENT, type TestAgentDir } from './support/agent-dir.ts';
 
@@ -253,11 +254,62 @@ describe('agent/outbox migrations', () => {
       assert.equal(outbox.db.pragma('synchronous', { simple: true }), 2);
       const columns = (table: string) => (outbox.db.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name);
       const tables = (outbox.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]);
-      assert.deepEqual(tables, ['chains', 'receipts', 'records', 'state']);
+      assert.deepEqual(tables, ['chains', 'receipts', 'records', 'state', 'witness_checkpoint']);
       assert.deepEqual(columns('records'), ['epoch', 'seq', 'id', 'kind', 'at', 'hash', 'canonical', 'bytes', 'stored_at', 'acked_batch']);
       assert.deepEqual(columns('chains'), ['epoch', 'head_seq', 'head_hash', 'acked_seq']);
       assert.deepEqual(columns('receipts'), ['batch_id', 'epoch', 'highest_seq', 'accepted', 'duplicates', 'receipt', 'signature', 'trace_id', 'verified_at']);
       assert.deepEqual(columns('state'), ['key', 'value']);
+      assert.deepEqual(columns('witness_checkpoint'), ['slot', 'size', 'root', 'note', 'verified_at']);
+    } finally {
+      outbox.close();
+    }
+  });
+
+  it('migrates a version 1 outbox holding records to the same schema as a fresh install, keeping every row', () => {
+    const schemaOf = (db: Database.Database) =>
+      db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all();
+    const oldPath = join(root, 'v1.db');
+    const v1 = new Database(oldPath);
+    v1.pragma('journal_mode = WAL');
+    v1.transaction(() => {
+      migration0001.up(v1);
+      v1.pragma('user_version = 1');
+    })();
+    v1.prepare("INSERT INTO state (key, value) VALUES ('pins', '{}')").run();
+    v1.prepare("INSERT INTO chains (epoch, head_seq, head_hash, acked_seq) VALUES (1, 1, 'h', 0)").run();
+    v1.prepare(
+      "INSERT INTO records (epoch, seq, id, kind, at, hash, canonical, bytes, stored_at) VALUES (1, 1, 'r1', 'audit', 'a', 'h', '{}', 2, 's')",
+    ).run();
+    v1.close();
+
+    const migrated = SqliteOutbox.open(oldPath);
+    const fresh = SqliteOutbox.open(join(root, 'fresh.db'), { create: true });
+    try {
+      assert.equal(migrated.schemaVersion(), 2);
+      assert.deepEqual(schemaOf(migrated.db), schemaOf(fresh.db));
+      assert.equal(migrated.db.prepare('SELECT count(*) FROM records').pluck().get(), 1);
+      assert.equal(migrated.db.prepare("SELECT value FROM state WHERE key = 'pins'").pluck().get(), '{}');
+      assert.equal(migrated.witnessCheckpoint(), undefined);
+    } finally {
+      migrated.close();
+      fresh.close();
+    }
+  });
+
+  it('keeps one witness checkpoint, which only moves forward', () => {
+    const outbox = SqliteOutbox.open(join(root, 'outbox.db'), { create: true });
+    try {
+      const cp = (size: number) => ({ size, root: 'R'.repeat(43), note: `note ${size}`, verifiedAt: new Date(0).toISOString() });
+      outbox.setWitnessCheckpoint(cp(5));
+      outbox.setWitnessCheckpoint(cp(9));
+      assert.deepEqual(outbox.witnessCheckpoint(), cp(9));
+      assert.throws(() => outbox.setWitnessCheckpoint(cp(9)), /not newer than the stored 9/);
+      assert.throws(() => outbox.setWitnessCheckpoint(cp(4)), OutboxError);
+      assert.deepEqual(outbox.witnessCheckpoint(), cp(9));
+      assert.equal(outbox.db.prepare('SELECT count(*) FROM witness_checkpoint').pluck().get(), 1);
+      assert.throws(() => outbox.db.prepare("INSERT INTO witness_checkpoint VALUES (2, 1, 'x', 'n', 't')").run(), /CHECK constraint/);
+      outbox.clearWitnessCheckpoint();
+      assert.equal(outbox.witnessCheckpoint(), undefined);
     } finally {
       outbox.close();
     }

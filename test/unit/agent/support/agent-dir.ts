@@ -2,7 +2,8 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateSigningKey, type SigningKey } from '../../../../shared/crypto.ts';
+import { fromBase64Url, generateSigningKey, type SigningKey } from '../../../../shared/crypto.ts';
+import { verifierKeyString } from '../../../../shared/signed-note.ts';
 import { createAgentKey } from '../../../../agent/keys.ts';
 import { createLocalToken } from '../../../../agent/local-api/local-token.ts';
 import { outboxPath, SqliteOutbox, type Pins } from '../../../../agent/outbox/sqlite-outbox.ts';
@@ -22,7 +23,7 @@ export interface TestAgentDir {
   remove(): void;
 }
 
-export function makeTestAgentDir(options: { collector?: string; receiptKey?: SigningKey; agent?: string } = {}): TestAgentDir {
+export function makeTestAgentDir(options: { collector?: string; receiptKey?: SigningKey; agent?: string; origin?: string; logKey?: string } = {}): TestAgentDir {
   const root = mkdtempSync(join(tmpdir(), 'sakshya-agent-test-'));
   const dir = join(root, 'agent');
   mkdirSync(dir, { mode: 0o700 });
@@ -31,8 +32,8 @@ export function makeTestAgentDir(options: { collector?: string; receiptKey?: Sig
   const receiptKey = options.receiptKey ?? generateSigningKey().key;
   const pins: Pins = {
     collector: options.collector ?? 'http://127.0.0.1:9',
-    origin: TEST_ORIGIN,
-    logKey: `${TEST_ORIGIN}+00000000+AAAA`,
+    origin: options.origin ?? TEST_ORIGIN,
+    logKey: options.logKey ?? verifierKeyString(options.origin ?? TEST_ORIGIN, fromBase64Url(generateSigningKey().key.publicJwk.x)),
     receiptKey: receiptKey.publicJwk,
     agent: options.agent ?? TEST_AGENT,
     epoch: 1,

@@ -3,6 +3,8 @@
  * alone: enrollment with one-time tokens, agent JWT checks, record signature and chain checks,
  * duplicates, out-of-order answers, signed receipts, Idempotency-Key replay. Tests can script
  * misbehaviour per batch request (errors, hangs, lost responses, tampered receipts).
+ * Its ledger is a real Merkle log (fake-log.ts): receipts name true signed checkpoints, and the
+ * log's read endpoints serve them and their consistency proofs, so agents witness it.
  * The real collector is exercised in test/integration/agent/sync.test.ts.
  */
 import { createServer, type Server } from 'node:http';
@@ -14,7 +16,8 @@ import { generateSigningKey, publicKeyFromJwk, type Ed25519PublicJwk, type Signi
 import { batchSchema, describeZodError, type Receipt, type SignedReceipt } from '../../../../shared/protocol.ts';
 import { problemBody, PROBLEM_CONTENT_TYPE, type ProblemCode } from '../../../../shared/problem.ts';
 import { signReceipt } from '../../../../shared/receipt.ts';
-import { GENESIS_PREV, recordHash, verifyRecordSignature, type SignedRecord } from '../../../../shared/record.ts';
+import { GENESIS_PREV, leafHashOfCanonical, recordHash, verifyRecordSignature, type SignedRecord } from '../../../../shared/record.ts';
+import { FakeLog } from './fake-log.ts';
 
 export const FAKE_ORIGIN = 'fake.sakshya.local/collector';
 
@@ -64,7 +67,10 @@ export class FakeCollector {
   readonly requests: BatchRequestLog[] = [];
   readonly receipts = new Map<string, SignedReceipt>();
   readonly usedJtis = new Set<string>();
-  ledgerSize = 0;
+  /** The ledger: every accepted record's leaf, with signed checkpoints and proofs. */
+  readonly log = new FakeLog(FAKE_ORIGIN);
+  /** Batch bodies as received (parsed JSON), in order. */
+  readonly batches: Array<{ [key: string]: unknown }> = [];
   url = '';
   #server: Server | undefined;
   #hanging: Response[] = [];
@@ -82,6 +88,10 @@ export class FakeCollector {
     for (const res of this.#hanging) res.destroy();
     this.#server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+  }
+
+  get ledgerSize(): number {
+    return this.log.size;
   }
 
   issueToken(agent: string): string {
@@ -108,8 +118,9 @@ export class FakeCollector {
       this.tokens.delete(token);
       const epoch = (this.agents.get(agent)?.epoch ?? 0) + 1;
       this.agents.set(agent, { publicJwk: publicKey, epoch, highestSeq: 0, highestHash: GENESIS_PREV, records: new Map() });
-      res.json({ agent, epoch, origin: this.origin, logKey: `${this.origin}+01234567+AAAA`, receiptKey: { ...this.receiptKey.publicJwk, kid: this.receiptKey.kid } });
+      res.json({ agent, epoch, origin: this.origin, logKey: this.log.verifierKey, receiptKey: { ...this.receiptKey.publicJwk, kid: this.receiptKey.kid } });
     });
+    app.use(this.log.routes());
     app.post('/api/v1/batches', express.raw({ type: () => true, limit: '16mb' }), (req: Request, res: Response) => {
       void this.#batch(req, res).catch((err: unknown) => sendProblem(res, 'internal.error', (err as Error).message));
     });
@@ -147,6 +158,7 @@ export class FakeCollector {
     log.firstSeq = json.records?.[0]?.seq ?? 0;
     log.lastSeq = json.records?.at(-1)?.seq ?? 0;
     log.backlog = json.backlog;
+    this.batches.push(json as { [key: string]: unknown });
 
     if (behaviour?.kind === 'hang') {
       this.#hanging.push(res);
@@ -224,7 +236,7 @@ export class FakeCollector {
     entry.highestSeq = highestSeq;
     entry.highestHash = highestHash;
     const first = this.ledgerSize;
-    this.ledgerSize += fresh.length;
+    const checkpoint = fresh.length > 0 ? this.log.appendLeaves(fresh.map(([, text]) => leafHashOfCanonical(Buffer.from(text, 'utf8')))) : this.log.ref();
     const receipt: Receipt = {
       v: 1,
       collector: this.origin,
@@ -235,7 +247,7 @@ export class FakeCollector {
       duplicates,
       highestSeq,
       ledger: fresh.length > 0 ? { first, last: this.ledgerSize - 1 } : null,
-      checkpoint: { size: this.ledgerSize, root: 'A'.repeat(43) },
+      checkpoint,
       receivedAt: new Date().toISOString(),
     };
     let signed = await signReceipt(receipt, this.receiptKey.privateKey, this.receiptKey.kid);

@@ -1,0 +1,41 @@
+/**
+ * Which agent key was valid for which records: the verifier asks for the key of (epoch, seq) and
+ * checks the record's signature and `kid` against it.
+ *
+ * Today an agent has one key per epoch, the key enrolled with `init` (its thumbprint is pinned as
+ * `pins.kid`), valid from seq 1. Key rotation (a later issue) will append entries: a rotation
+ * record `agent.key_rotated`, signed by the old key, names the new public key and the seq from
+ * which it signs; the verifier then calls `add` as it streams past that record, so the history
+ * is built from the chain itself and never needs more than the keys' count in memory.
+ */
+import type { KeyObject } from 'node:crypto';
+import { jwkThumbprint, publicKeyFromJwk, type Ed25519PublicJwk } from '../../shared/crypto.ts';
+
+export interface KeyPeriod {
+  epoch: number;
+  /** First seq this key signs. */
+  fromSeq: number;
+  kid: string;
+  publicKey: KeyObject;
+}
+
+export class KeyHistory {
+  readonly #periods: KeyPeriod[] = [];
+
+  /** Adds a key valid from (epoch, fromSeq) until the next period of that epoch. */
+  add(epoch: number, fromSeq: number, publicJwk: Ed25519PublicJwk): KeyPeriod {
+    const period = { epoch, fromSeq, kid: jwkThumbprint(publicJwk), publicKey: publicKeyFromJwk(publicJwk) };
+    this.#periods.push(period);
+    this.#periods.sort((a, b) => a.epoch - b.epoch || a.fromSeq - b.fromSeq);
+    return period;
+  }
+
+  /** The key valid for record (epoch, seq), or undefined if none is known. */
+  keyFor(epoch: number, seq: number): KeyPeriod | undefined {
+    let found: KeyPeriod | undefined;
+    for (const period of this.#periods) {
+      if (period.epoch === epoch && period.fromSeq <= seq) found = period;
+    }
+    return found;
+  }
+}

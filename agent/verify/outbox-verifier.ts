@@ -1,0 +1,460 @@
+/**
+ * `sakshya-agent verify`: re-checks the whole outbox from the stored bytes, trusting nothing the
+ * agent computed when it wrote them (stored hashes, the chain head, the acknowledged prefix).
+ *
+ * For every record, in (epoch, seq) order:
+ * - `canonical` parses as JSON and re-canonicalises (RFC 8785) to the very same text;
+ * - it is a valid record v1 (schema), and its fields agree with the row (`epoch`, `seq`, `id`,
+ *   `kind`, `at`) and with the pinned agent id; `bytes` is its UTF-8 length;
+ * - the stored `hash` equals sha256(canonical) recomputed;
+ * - its signature verifies with the agent key valid for (epoch, seq) (key-history.ts) and its
+ *   `kid` names that key;
+ * - seq runs 1, 2, 3 … per epoch without gaps, and `prev` is the recomputed hash of the record
+ *   before it (the genesis value for seq 1);
+ * - the acknowledged prefix holds: every seq ≤ `chains.acked_seq` names a stored receipt of its
+ *   epoch whose highest seq covers it, and no later seq is marked acknowledged.
+ * For every epoch, the chain head (`chains.head_seq`, `head_hash`) is the last record and its
+ * recomputed hash. For every receipt: its text is canonical, it is a valid receipt for this
+ * agent, its JWS verifies against the PINNED receipt key, and the row's columns agree with it.
+ * The witness's last verified checkpoint verifies with the pinned log key and origin.
+ *
+ * It streams: records through one `.iterate()` cursor (joined with their receipt, so no second
+ * query runs during the scan), receipts in keyset pages; memory holds one epoch's running state
+ * and at most MAX_LISTED_PROBLEMS problems, whatever the outbox size. It opens the database
+ * read-only, inside one read transaction, so a running agent may go on writing: the verifier
+ * sees one consistent snapshot and changes nothing.
+ */
+import type { KeyObject } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { Database as SqliteDatabase } from 'better-sqlite3';
+import { z } from 'zod';
+import { verifyCheckpoint, type Checkpoint } from '../../shared/checkpoint.ts';
+import { canonicalJson } from '../../shared/canonical-json.ts';
+import { jwkThumbprint, publicKeyFromJwk, toBase64Url, type Ed25519PublicJwk } from '../../shared/crypto.ts';
+import { agentIdSchema, describeZodError, ed25519PublicJwkSchema, epochSchema, receiptSchema, recordSchema } from '../../shared/protocol.ts';
+import { verifyReceipt } from '../../shared/receipt.ts';
+import { GENESIS_PREV, recordHashOfCanonical, verifyRecordSignature, type SignedRecord } from '../../shared/record.ts';
+import { parseVerifierKey } from '../../shared/signed-note.ts';
+import { OutboxSchemaError } from '../outbox/sqlite-outbox.ts';
+import { CURRENT_SCHEMA_VERSION } from '../outbox/migrations/migration-list.ts';
+import { STATE_WITNESS_ALARM, type WitnessAlarm } from '../witness/witness-state.ts';
+import { KeyHistory } from './key-history.ts';
+import { MAX_LISTED_PROBLEMS, type VerifyProblem, type VerifyReport } from './verify-report.ts';
+
+/** The outbox cannot be verified at all (not an outbox, no pins). */
+export class OutboxVerifyError extends Error {
+  override name = 'OutboxVerifyError';
+}
+
+const RECEIPT_PAGE = 256;
+
+const pinsSchema = z.object({
+  collector: z.string(),
+  origin: z.string(),
+  logKey: z.string(),
+  receiptKey: ed25519PublicJwkSchema,
+  agent: agentIdSchema,
+  epoch: epochSchema,
+  kid: z.string(),
+});
+type VerifiedPins = z.infer<typeof pinsSchema>;
+
+interface RecordRow {
+  epoch: number;
+  seq: number;
+  id: string;
+  kind: string;
+  at: string;
+  hash: string;
+  canonical: string;
+  bytes: number;
+  acked_batch: string | null;
+  receipt_batch: string | null;
+  receipt_epoch: number | null;
+  receipt_highest: number | null;
+}
+
+interface ChainRow {
+  epoch: number;
+  head_seq: number;
+  head_hash: string;
+  acked_seq: number;
+}
+
+interface ReceiptRow {
+  batch_id: string;
+  epoch: number;
+  highest_seq: number;
+  accepted: number;
+  duplicates: number;
+  receipt: string;
+  signature: string;
+}
+
+interface EpochScan {
+  epoch: number;
+  chain: ChainRow | undefined;
+  expectedSeq: number;
+  /** Recomputed hash of the previous record; undefined right after a gap. */
+  prevHash: string | undefined;
+  lastSeq: number;
+  lastHash: string;
+}
+
+class Findings {
+  readonly problems: VerifyProblem[] = [];
+  count = 0;
+
+  add(problem: VerifyProblem): void {
+    this.count += 1;
+    if (this.problems.length < MAX_LISTED_PROBLEMS) this.problems.push(problem);
+  }
+}
+
+export interface VerifyOutboxOptions {
+  /** Path of outbox.db. */
+  path: string;
+  /** The agent's public key (from its key file); its thumbprint MUST be the pinned kid. */
+  agentKey: Ed25519PublicJwk;
+}
+
+/** Verifies the outbox at `path` (see the header). Resolves to the report; `ok` only if intact. */
+export async function verifyOutbox(options: VerifyOutboxOptions): Promise<VerifyReport> {
+  const db: SqliteDatabase = new Database(options.path, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 10000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > CURRENT_SCHEMA_VERSION) {
+      throw new OutboxSchemaError(`${options.path} has schema version ${version}, newer than this agent supports (${CURRENT_SCHEMA_VERSION}); upgrade sakshya-agent`);
+    }
+    if (version < 1) throw new OutboxVerifyError(`${options.path} is not an outbox (schema version ${version})`);
+    db.exec('BEGIN');
+    try {
+      return await new OutboxVerifier(db, options, version).run();
+    } finally {
+      db.exec('COMMIT');
+    }
+  } finally {
+    db.close();
+  }
+}
+
+class OutboxVerifier {
+  readonly #db: SqliteDatabase;
+  readonly #options: VerifyOutboxOptions;
+  readonly #version: number;
+  readonly #findings = new Findings();
+  readonly #keys = new KeyHistory();
+  readonly #checked = { records: 0, epochs: 0, receipts: 0, acknowledged: 0, witnessCheckpoint: null as number | null };
+  readonly #warnings: string[] = [];
+
+  constructor(db: SqliteDatabase, options: VerifyOutboxOptions, version: number) {
+    this.#db = db;
+    this.#options = options;
+    this.#version = version;
+  }
+
+  async run(): Promise<VerifyReport> {
+    const pins = this.#readPins();
+    if (pins !== undefined) {
+      const kid = jwkThumbprint(this.#options.agentKey);
+      if (kid !== pins.kid) {
+        this.#add({ table: 'state', key: 'pins', check: 'kid_mismatch', expected: pins.kid, found: kid, message: 'the agent key file is not the key enrolled (pinned kid)' });
+      }
+      this.#keys.add(pins.epoch, 1, this.#options.agentKey);
+      this.#scanRecords(pins);
+      await this.#scanReceipts(pins);
+      this.#checkWitnessCheckpoint(pins);
+      this.#readAlarm();
+    }
+    const findings = this.#findings;
+    return {
+      ok: findings.count === 0,
+      outbox: this.#options.path,
+      agent: pins?.agent ?? null,
+      schemaVersion: this.#version,
+      checked: this.#checked,
+      problemCount: findings.count,
+      problems: findings.problems,
+      problemsTruncated: findings.count > findings.problems.length,
+      warnings: this.#warnings,
+    };
+  }
+
+  #add(problem: VerifyProblem): void {
+    this.#findings.add(problem);
+  }
+
+  #readPins(): VerifiedPins | undefined {
+    const row = this.#db.prepare("SELECT value FROM state WHERE key = 'pins'").get() as { value: string } | undefined;
+    if (row === undefined) {
+      this.#add({ table: 'state', key: 'pins', check: 'pins_missing', message: 'the outbox has no enrollment (pins); nothing can be verified' });
+      return undefined;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(row.value);
+    } catch {
+      this.#add({ table: 'state', key: 'pins', check: 'pins_invalid', message: 'the pins are not JSON; nothing can be verified' });
+      return undefined;
+    }
+    const parsed = pinsSchema.safeParse(json);
+    if (!parsed.success) {
+      this.#add({ table: 'state', key: 'pins', check: 'pins_invalid', message: `the pins are invalid (${describeZodError(parsed.error)}); nothing can be verified` });
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  // ---- records and chains ---------------------------------------------------------------
+
+  #scanRecords(pins: VerifiedPins): void {
+    const chains = new Map<number, ChainRow>();
+    for (const row of this.#db.prepare('SELECT epoch, head_seq, head_hash, acked_seq FROM chains ORDER BY epoch').all() as ChainRow[]) {
+      chains.set(row.epoch, row);
+    }
+    const rows = this.#db.prepare(
+      `SELECT r.epoch, r.seq, r.id, r.kind, r.at, r.hash, r.canonical, r.bytes, r.acked_batch,
+              rc.batch_id AS receipt_batch, rc.epoch AS receipt_epoch, rc.highest_seq AS receipt_highest
+         FROM records r LEFT JOIN receipts rc ON rc.batch_id = r.acked_batch
+        ORDER BY r.epoch, r.seq`,
+    );
+    let scan: EpochScan | undefined;
+    const seen = new Set<number>();
+    for (const row of rows.iterate() as IterableIterator<RecordRow>) {
+      if (scan === undefined || row.epoch !== scan.epoch) {
+        if (scan !== undefined) this.#finishEpoch(scan);
+        scan = { epoch: row.epoch, chain: chains.get(row.epoch), expectedSeq: 1, prevHash: GENESIS_PREV, lastSeq: 0, lastHash: GENESIS_PREV };
+        seen.add(row.epoch);
+        if (scan.chain === undefined) {
+          this.#add({ table: 'chains', epoch: row.epoch, check: 'chain_missing', message: `records of epoch ${row.epoch} exist but the epoch has no chain row` });
+        }
+      }
+      this.#checkRecord(row, scan, pins);
+    }
+    if (scan !== undefined) this.#finishEpoch(scan);
+    for (const chain of chains.values()) {
+      if (seen.has(chain.epoch)) continue;
+      this.#finishEpoch({ epoch: chain.epoch, chain, expectedSeq: 1, prevHash: GENESIS_PREV, lastSeq: 0, lastHash: GENESIS_PREV });
+    }
+  }
+
+  #checkRecord(row: RecordRow, scan: EpochScan, pins: VerifiedPins): void {
+    const where = { table: 'records' as const, epoch: row.epoch, seq: row.seq, id: row.id };
+    this.#checked.records += 1;
+    const bytes = Buffer.from(row.canonical, 'utf8');
+    const hash = recordHashOfCanonical(bytes);
+
+    if (row.seq !== scan.expectedSeq) {
+      const missing = row.seq - 1 === scan.expectedSeq ? `record ${scan.expectedSeq} is missing` : `records ${scan.expectedSeq}..${row.seq - 1} are missing`;
+      this.#add({ ...where, check: 'seq_gap', expected: scan.expectedSeq, found: row.seq, message: `the chain has a gap: ${missing}` });
+      scan.prevHash = undefined;
+    }
+    if (row.hash !== hash) this.#add({ ...where, check: 'hash_mismatch', expected: hash, found: row.hash, message: 'the stored hash is not sha256 of the stored canonical text' });
+    if (row.bytes !== bytes.length) this.#add({ ...where, check: 'bytes_mismatch', expected: bytes.length, found: row.bytes, message: 'the stored length is not the canonical text\u2019s' });
+
+    const record = this.#parseRecord(row, where);
+    if (record !== undefined) {
+      const fields: Array<[string, unknown, unknown]> = [
+        ['agent', pins.agent, record.agent],
+        ['epoch', row.epoch, record.epoch],
+        ['seq', row.seq, record.seq],
+        ['id', row.id, record.id],
+        ['kind', row.kind, record.kind],
+        ['at', row.at, record.at],
+      ];
+      for (const [field, expected, found] of fields) {
+        if (expected !== found) {
+          this.#add({ ...where, check: 'field_mismatch', expected: expected as string | number, found: found as string | number, message: `the record's ${field} differs from the row's` });
+        }
+      }
+      const key = this.#keys.keyFor(row.epoch, row.seq);
+      if (key === undefined) this.#add({ ...where, check: 'no_key', message: `no agent key is known for epoch ${row.epoch} seq ${row.seq}` });
+      else if (record.kid !== key.kid) this.#add({ ...where, check: 'kid_mismatch', expected: key.kid, found: record.kid, message: 'the record names another key than the one valid for it' });
+      else if (!verifyRecordSignature(record, key.publicKey)) this.#add({ ...where, check: 'bad_signature', message: 'the record\u2019s signature does not verify with the agent key' });
+
+      const expectedPrev = row.seq === 1 ? GENESIS_PREV : scan.prevHash;
+      if (expectedPrev !== undefined && record.prev !== expectedPrev) {
+        this.#add({ ...where, check: 'prev_mismatch', expected: expectedPrev, found: record.prev, message: `prev is not the hash of record ${row.seq - 1}` });
+      }
+    }
+
+    const chain = scan.chain;
+    if (chain !== undefined) {
+      if (row.seq <= chain.acked_seq) {
+        this.#checked.acknowledged += 1;
+        if (row.acked_batch === null) {
+          this.#add({ ...where, check: 'not_acknowledged', expected: `seq ≤ acked_seq ${chain.acked_seq} names its receipt`, found: null, message: 'inside the acknowledged prefix, but no receipt is named' });
+        } else if (row.receipt_batch === null) {
+          this.#add({ ...where, check: 'receipt_missing', found: row.acked_batch, message: 'acknowledged by a receipt that is not stored' });
+        } else if (row.receipt_epoch !== row.epoch || (row.receipt_highest ?? 0) < row.seq) {
+          this.#add({
+            ...where,
+            batchId: row.acked_batch,
+            check: 'receipt_does_not_cover',
+            expected: `epoch ${row.epoch}, highest seq ≥ ${row.seq}`,
+            found: `epoch ${row.receipt_epoch}, highest seq ${row.receipt_highest}`,
+            message: 'the receipt named does not cover this record',
+          });
+        }
+      } else if (row.acked_batch !== null) {
+        this.#add({ ...where, check: 'acked_beyond_prefix', expected: null, found: row.acked_batch, message: `marked acknowledged beyond the acknowledged prefix (acked_seq ${chain.acked_seq})` });
+      }
+    }
+
+    scan.prevHash = hash;
+    scan.expectedSeq = row.seq + 1;
+    scan.lastSeq = row.seq;
+    scan.lastHash = hash;
+  }
+
+  #parseRecord(row: RecordRow, where: { table: 'records'; epoch: number; seq: number; id: string }): SignedRecord | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(row.canonical);
+    } catch (err) {
+      this.#add({ ...where, check: 'canonical_unparseable', message: `the stored record is not JSON: ${(err as Error).message}` });
+      return undefined;
+    }
+    let again: string | undefined;
+    try {
+      again = canonicalJson(json);
+    } catch {
+      again = undefined;
+    }
+    if (again !== row.canonical) {
+      const at = firstDifference(again ?? '', row.canonical);
+      this.#add({
+        ...where,
+        check: 'not_canonical',
+        expected: (again ?? '').slice(at, at + 40),
+        found: row.canonical.slice(at, at + 40),
+        message: `the stored text is not its own canonical form (first difference at character ${at})`,
+      });
+    }
+    const parsed = recordSchema.safeParse(json);
+    if (!parsed.success) {
+      this.#add({ ...where, check: 'schema', message: `not a valid record: ${describeZodError(parsed.error)}` });
+      return undefined;
+    }
+    return parsed.data as SignedRecord;
+  }
+
+  #finishEpoch(scan: EpochScan): void {
+    this.#checked.epochs += 1;
+    const chain = scan.chain;
+    if (chain === undefined) return;
+    const where = { table: 'chains' as const, epoch: scan.epoch };
+    if (chain.head_seq !== scan.lastSeq) {
+      this.#add({ ...where, check: 'head_seq_mismatch', expected: scan.lastSeq, found: chain.head_seq, message: 'the chain head is not the last stored record' });
+    }
+    if (chain.head_hash !== scan.lastHash) {
+      this.#add({ ...where, check: 'head_hash_mismatch', expected: scan.lastHash, found: chain.head_hash, message: 'the chain head hash is not the last record\u2019s recomputed hash' });
+    }
+    if (chain.acked_seq < 0 || chain.acked_seq > chain.head_seq) {
+      this.#add({ ...where, check: 'acked_beyond_head', expected: `0..${chain.head_seq}`, found: chain.acked_seq, message: 'the acknowledged prefix is longer than the chain' });
+    }
+  }
+
+  // ---- receipts -------------------------------------------------------------------------
+
+  async #scanReceipts(pins: VerifiedPins): Promise<void> {
+    const receiptKey = publicKeyFromJwk(pins.receiptKey);
+    const page = this.#db.prepare(
+      'SELECT batch_id, epoch, highest_seq, accepted, duplicates, receipt, signature FROM receipts WHERE batch_id > ? ORDER BY batch_id LIMIT ?',
+    );
+    let after = '';
+    for (;;) {
+      const rows = page.all(after, RECEIPT_PAGE) as ReceiptRow[];
+      if (rows.length === 0) return;
+      for (const row of rows) await this.#checkReceipt(row, pins, receiptKey);
+      after = rows.at(-1)!.batch_id;
+    }
+  }
+
+  async #checkReceipt(row: ReceiptRow, pins: VerifiedPins, receiptKey: KeyObject): Promise<void> {
+    this.#checked.receipts += 1;
+    const where = { table: 'receipts' as const, batchId: row.batch_id };
+    let json: unknown;
+    try {
+      json = JSON.parse(row.receipt);
+    } catch (err) {
+      this.#add({ ...where, check: 'unparseable', message: `the stored receipt is not JSON: ${(err as Error).message}` });
+      return;
+    }
+    let again: string | undefined;
+    try {
+      again = canonicalJson(json);
+    } catch {
+      again = undefined;
+    }
+    if (again !== row.receipt) {
+      const at = firstDifference(again ?? '', row.receipt);
+      this.#add({ ...where, check: 'not_canonical', expected: (again ?? '').slice(at, at + 40), found: row.receipt.slice(at, at + 40), message: `the stored receipt is not its own canonical form (first difference at character ${at})` });
+    }
+    const parsed = receiptSchema.safeParse(json);
+    if (!parsed.success) {
+      this.#add({ ...where, check: 'schema', message: `not a valid receipt: ${describeZodError(parsed.error)}` });
+      return;
+    }
+    const receipt = parsed.data;
+    try {
+      await verifyReceipt({ receipt, signature: row.signature }, receiptKey);
+    } catch (err) {
+      this.#add({ ...where, check: 'bad_signature', message: `${(err as Error).message} (pinned receipt key)` });
+    }
+    const fields: Array<[string, unknown, unknown]> = [
+      ['batchId', row.batch_id, receipt.batchId],
+      ['agent', pins.agent, receipt.agent],
+      ['epoch', row.epoch, receipt.epoch],
+      ['highestSeq', row.highest_seq, receipt.highestSeq],
+      ['accepted', row.accepted, receipt.accepted],
+      ['duplicates', row.duplicates, receipt.duplicates],
+    ];
+    for (const [field, expected, found] of fields) {
+      if (expected !== found) {
+        this.#add({ ...where, check: 'field_mismatch', expected: expected as string | number, found: found as string | number, message: `the receipt's ${field} differs from the row's` });
+      }
+    }
+  }
+
+  // ---- witness --------------------------------------------------------------------------
+
+  #checkWitnessCheckpoint(pins: VerifiedPins): void {
+    const table = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'witness_checkpoint'").get();
+    if (table === undefined) return;
+    const row = this.#db.prepare('SELECT size, root, note FROM witness_checkpoint').get() as { size: number; root: string; note: string } | undefined;
+    if (row === undefined) return;
+    this.#checked.witnessCheckpoint = row.size;
+    const where = { table: 'witness_checkpoint' as const, key: String(row.size) };
+    let checkpoint: Checkpoint;
+    try {
+      checkpoint = verifyCheckpoint(row.note, parseVerifierKey(pins.logKey), pins.origin);
+    } catch (err) {
+      this.#add({ ...where, check: 'bad_signature', message: `the stored checkpoint does not verify with the pinned log key: ${(err as Error).message}` });
+      return;
+    }
+    if (checkpoint.size !== row.size) this.#add({ ...where, check: 'field_mismatch', expected: checkpoint.size, found: row.size, message: 'the stored size is not the signed checkpoint\u2019s' });
+    const root = toBase64Url(checkpoint.rootHash);
+    if (root !== row.root) this.#add({ ...where, check: 'field_mismatch', expected: root, found: row.root, message: 'the stored root is not the signed checkpoint\u2019s' });
+  }
+
+  #readAlarm(): void {
+    const row = this.#db.prepare('SELECT value FROM state WHERE key = ?').get(STATE_WITNESS_ALARM) as { value: string } | undefined;
+    if (row === undefined) return;
+    try {
+      const alarm = JSON.parse(row.value) as WitnessAlarm;
+      this.#warnings.push(
+        `witness alarm active since ${alarm.raisedAt}: ${alarm.reason} (verified size ${alarm.previous?.size ?? 'none'}, offered size ${alarm.offered?.size}); the collector\u2019s log is suspect, the outbox is not`,
+      );
+    } catch {
+      this.#warnings.push('witness alarm active (its state is not readable JSON)');
+    }
+  }
+}
+
+function firstDifference(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return n;
+}
