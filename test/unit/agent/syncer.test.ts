@@ -6,6 +6,8 @@ import { BatchClient } from '../../../agent/sync/client.ts';
 import { Syncer, SyncFailedError, type SyncerOptions } from '../../../agent/sync/syncer.ts';
 import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from '../../../agent/sync/sync-state.ts';
 import { readAgentStatus } from '../../../agent/status.ts';
+import { LogClient } from '../../../agent/witness/log-client.ts';
+import { Witness } from '../../../agent/witness/witness.ts';
 import { makeTestAgentDir, TEST_AGENT, type TestAgentDir } from './support/agent-dir.ts';
 import { FakeCollector } from './support/fake-collector.ts';
 
@@ -27,7 +29,7 @@ describe('agent/sync/syncer against a fake collector', function () {
 
   beforeEach(async () => {
     collector = await FakeCollector.start();
-    agent = makeTestAgentDir({ collector: collector.url, receiptKey: collector.receiptKey });
+    agent = makeTestAgentDir({ collector: collector.url, receiptKey: collector.receiptKey, origin: collector.origin, logKey: collector.log.verifierKey });
     // The fake collector must know the agent's key, as after a real enrollment.
     collector.agents.set(TEST_AGENT, { publicJwk: agent.key.publicJwk, epoch: 1, highestSeq: 0, highestHash: 'A'.repeat(43), records: new Map() });
     outbox = agent.open();
@@ -285,6 +287,58 @@ describe('agent/sync/syncer against a fake collector', function () {
     stop.abort();
     await running;
     assertCollectorHasExactly(5);
+  });
+
+  describe('with a witness', () => {
+    function witness(): Witness {
+      return new Witness({
+        outbox,
+        log: new LogClient({ collectorUrl: collector.url, timeouts: { connectMs: 1000, responseMs: 1000 } }),
+        key: agent.key,
+        logger,
+        backoff: { baseMs: 10, maxMs: 100 },
+      });
+    }
+
+    it('verifies the log behind every receipt and sends the newest verified checkpoint as batch.witness', async () => {
+      emit(25);
+      const s = syncer({ witness: witness() });
+      assert.deepEqual(await s.drain(), { acknowledged: 25, batches: 3 });
+      assert.equal(collector.batches[0]!.witness, undefined, 'nothing verified before the first receipt');
+      assert.deepEqual(outbox.witnessCheckpoint() && { size: outbox.witnessCheckpoint()!.size, root: outbox.witnessCheckpoint()!.root }, collector.log.ref());
+      assert.ok(collector.log.requests.some((path) => path.startsWith('/api/v1/proofs/consistency?')), 'consistency was proved between receipts');
+
+      emit(1);
+      await s.drain();
+      assert.deepEqual(collector.batches.at(-1)!.witness, collector.log.ref(25));
+      assert.equal(readAgentStatus(outbox).witness.verified?.size, 26);
+    });
+
+    it('acknowledges records whatever the witness finds, and raises the alarm once for a rewritten history', async () => {
+      emit(10);
+      const s = syncer({ witness: witness() });
+      await s.drain();
+      assert.equal(outbox.witnessCheckpoint()?.size, 10);
+
+      collector.log.rewrite(3);
+      emit(5);
+      assert.deepEqual(await s.drain(), { acknowledged: 5, batches: 1 });
+      const alarm = readAgentStatus(outbox).witnessAlarm;
+      assert.equal(alarm?.reason, 'inconsistent');
+      assert.deepEqual(alarm?.previous?.size, 10);
+      assert.deepEqual(alarm?.offered, collector.log.ref(15));
+      assert.equal(alarm?.batchId, collector.requests.at(-1)!.batchId, 'the alarm names the batch whose receipt offered the checkpoint');
+      assert.ok(lines.some((line) => line.level === 50 && line.alert === 'witness' && line.traceId === alarm?.traceId));
+
+      // The alarm record itself is synced, and its receipt raises nothing more.
+      assert.equal(outbox.backlog().pending, 1);
+      assert.deepEqual(await s.drain(), { acknowledged: 1, batches: 1 });
+      const sent = JSON.parse(collector.stored(TEST_AGENT).at(-1)!) as { kind: string; type: string; body: { reason: string } };
+      assert.deepEqual([sent.kind, sent.type, sent.body.reason], ['agent', 'witness.alarm', 'inconsistent']);
+      assert.equal(outbox.db.prepare("SELECT count(*) FROM records WHERE kind = 'agent'").pluck().get(), 1);
+      assert.equal(outbox.witnessCheckpoint()?.size, 10, 'the verified checkpoint never moves past the failure');
+      assert.deepEqual(collector.batches.at(-1)!.witness, { size: 10, root: alarm!.previous!.root });
+    });
   });
 });
 

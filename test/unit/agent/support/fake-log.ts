@@ -21,6 +21,8 @@ export interface CheckpointRef {
 
 /** What to answer one log request with, instead of the truth. */
 export type LogBehaviour =
+  /** Answer truthfully (to script a later request). */
+  | { kind: 'truth' }
   | { kind: 'problem'; code: ProblemCode; retryAfter?: string }
   | { kind: 'status'; status: number; body?: string; contentType?: string }
   | { kind: 'hang' }
@@ -139,6 +141,7 @@ export class FakeLog {
     const behaviour = this.behaviours.shift();
     switch (behaviour?.kind) {
       case undefined:
+      case 'truth':
         return false;
       case 'problem': {
         const body = problemBody(behaviour.code, 'scripted');
