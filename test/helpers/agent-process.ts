@@ -169,3 +169,26 @@ export function startAgentProcess(options: { dir: string; env?: { [name: string]
     },
   }));
 }
+
+/** `GET /v1/status` of a running agent (what `status --json` prints), through its local API. */
+export async function fetchAgentStatus<T = { [key: string]: unknown }>(agent: Pick<AgentProcess, 'port' | 'localToken'>): Promise<T> {
+  const response = await fetch(`http://127.0.0.1:${agent.port}/v1/status`, { headers: { authorization: `Bearer ${agent.localToken}` } });
+  if (response.status !== 200) throw new Error(`agent status answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+/** Polls `probe` every `intervalMs` until it returns a value other than undefined. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
