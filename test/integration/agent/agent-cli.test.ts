@@ -145,6 +145,40 @@ describe('sakshya-agent commands against a fake collector', function () {
     assert.deepEqual([status.pending, status.acked, status.lastError.reason], [1, 0, 'bad_receipt']);
   });
 
+  it('sync --once witnesses the log; a forked history raises an alarm that status shows until `witness clear`', async () => {
+    const { dir } = await initAgent({ collectorUrl: collector.url, agentId: AGENT, token: collector.issueToken(AGENT), dir: join(root, 'agent') });
+    const env = { SAKSHYA_AGENT_DIR: dir };
+    const status = async () => JSON.parse((await runAgentCli(['status', '--json'], env)).stdout) as {
+      witness: { verified: { size: number } | null };
+      witnessAlarm: { reason: string; previous: { size: number } } | null;
+    };
+    await runAgentCli(['emit', '--kind', 'audit', '--type', 'a.b', '--body', '{"n":1}'], env);
+    assert.equal((await runAgentCli(['sync', '--once'], env)).code, 0);
+    const honest = await status();
+    assert.equal(honest.witness.verified?.size, 1);
+    assert.equal(honest.witnessAlarm, null);
+
+    collector.log.rewrite(0);
+    await runAgentCli(['emit', '--kind', 'audit', '--type', 'a.b', '--body', '{"n":2}'], env);
+    const synced = await runAgentCli(['sync', '--once'], env);
+    assert.equal(synced.code, 0, 'the records are acknowledged all the same');
+    assert.ok(synced.stderr.split('\n').some((line) => line.includes('"level":50') && line.includes('"alert":"witness"')), 'logged at error');
+    const alarmed = await status();
+    assert.equal(alarmed.witnessAlarm?.reason, 'inconsistent');
+    assert.equal(alarmed.witnessAlarm?.previous.size, 1);
+    assert.equal(alarmed.witness.verified?.size, 1);
+    assert.match((await runAgentCli(['status'], env)).stdout, /^WITNESS ALARM since \S+: inconsistent: /m);
+
+    const cleared = await runAgentCli(['witness', 'clear'], env);
+    assert.equal(cleared.code, 0, cleared.stderr);
+    assert.match(cleared.stdout, /^cleared the witness alarm \(inconsistent, raised \S+\); recorded as seq 4$/m);
+    assert.equal((await status()).witnessAlarm, null);
+    assert.equal((await runAgentCli(['witness', 'clear'], env)).stdout, 'no witness alarm to clear\n');
+    const verified = await runAgentCli(['verify'], env);
+    assert.equal(verified.code, 0, verified.stdout);
+    assert.match(verified.stdout, /^outbox intact: 4 records in 1 epoch\(s\), 2 acknowledged, 2 receipts$/m);
+  });
+
   it('refuses to use a private key that others can read', async () => {
     const { dir } = await initAgent({ collectorUrl: collector.url, agentId: AGENT, token: collector.issueToken(AGENT), dir: join(root, 'agent') });
     chmodSync(join(dir, 'agent-key.jwk'), 0o644);
