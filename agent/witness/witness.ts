@@ -93,8 +93,6 @@ export class Witness {
   #attempt = 0;
   #started = false;
   #frozenLogged = false;
-  /** Outcomes of finished checks, oldest first (bounded; for tests and diagnostics). */
-  readonly results: CheckResult[] = [];
 
   constructor(options: WitnessOptions) {
     this.#o = options;
@@ -192,8 +190,6 @@ export class Witness {
         result = this.#transient(target, 'internal', (err as Error).message);
       }
       if (this.#stopping.signal.aborted) return;
-      this.results.push(result);
-      if (this.results.length > 100) this.results.shift();
       if (result.kind === 'raced') continue;
       if (result.kind === 'transient') {
         this.#retryTimer = setTimeout(() => {
