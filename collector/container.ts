@@ -12,14 +12,18 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.ts';
-import { noteSignerFromSigningKey } from '../shared/signed-note.ts';
+import { fromBase64Url } from '../shared/crypto.ts';
+import { noteSignerFromSigningKey, noteVerifierFromPublicKey } from '../shared/signed-note.ts';
 import type { CollectorConfig } from './config.ts';
-import { ensureCollectorKeys, loadCollectorKeys, type CollectorKeys } from './keys.ts';
+import { agentAuthenticator, type Authenticators } from './http/auth.ts';
+import { ensureCollectorKeys, loadCollectorKeys, publicKeysOf, type CollectorKeys, type CollectorPublicKeys } from './keys.ts';
 import { AgentAuthService } from './services/agent-auth.ts';
 import { CollectorChain } from './services/collector-chain.ts';
 import { EnrollmentService } from './services/enrollment.ts';
 import { IngestService } from './services/ingest.ts';
+import { LedgerAudit } from './services/ledger-audit.ts';
 import { LedgerService } from './services/ledger.ts';
+import { RecordsService } from './services/records.ts';
 import { SignaturePool } from './services/signature-pool.ts';
 import { DATABASE_FILE_NAME, openSqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { CollectorStore } from './store/store.ts';
@@ -33,12 +37,18 @@ export interface Container {
   logger: Logger;
   now: () => Date;
   keys: CollectorKeys;
+  publicKeys: CollectorPublicKeys;
   store: CollectorStore;
   ledger: LedgerService;
   collectorChain: CollectorChain;
   enrollment: EnrollmentService;
   agentAuth: AgentAuthService;
+  /** One authenticator per role, for routes that declare the roles they admit. */
+  authenticators: Authenticators;
   ingest: IngestService;
+  records: RecordsService;
+  /** A new audit of the whole store (`ledger verify`), against this collector's own keys. */
+  ledgerAudit(): LedgerAudit;
   /** Stops the worker pool and closes the database. */
   close(): Promise<void>;
 }
@@ -93,6 +103,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
   if (options.mode === 'bootstrap') {
     try {
       await collectorChain.ensure();
+      await ledger.ensureGenesis();
     } catch (err) {
       await store.close();
       throw err;
@@ -115,12 +126,22 @@ export async function createContainer(config: CollectorConfig, options: Containe
     logger,
     now,
     keys,
+    publicKeys: publicKeysOf(config.origin, keys),
     store,
     ledger,
     collectorChain,
     enrollment,
     agentAuth,
+    authenticators: { agent: agentAuthenticator(agentAuth) },
     ingest,
+    records: new RecordsService({ store }),
+    ledgerAudit: () =>
+      new LedgerAudit({
+        store,
+        origin: config.origin,
+        logVerifier: noteVerifierFromPublicKey(config.origin, fromBase64Url(keys.log.publicJwk.x)),
+        receiptKey: keys.receipt.publicKey,
+      }),
     async close() {
       await pool?.close();
       await store.close();

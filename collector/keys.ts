@@ -22,7 +22,8 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type SigningKey } from '../shared/crypto.ts';
+import { fromBase64Url, generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type Ed25519PublicJwk, type SigningKey } from '../shared/crypto.ts';
+import { verifierKeyString } from '../shared/signed-note.ts';
 
 export const KEYS_DIR_NAME = 'keys';
 export const KEY_FILES = {
@@ -65,5 +66,22 @@ export function loadCollectorKeys(collectorDir: string): CollectorKeys {
     log: readPrivateKeyFile(join(dir, KEY_FILES.log)),
     receipt: readPrivateKeyFile(join(dir, KEY_FILES.receipt)),
     chain: readPrivateKeyFile(join(dir, KEY_FILES.chain)),
+  };
+}
+
+/** What the collector publishes (`GET /api/v1/keys`): never a private key. */
+export interface CollectorPublicKeys {
+  origin: string;
+  /** C2SP signed-note verifier key of the log key: "<origin>+<key ID>+<base64 key>". */
+  logKey: string;
+  /** The receipt/report key as a JWKS. */
+  jwks: { keys: (Ed25519PublicJwk & { kid: string; alg: 'EdDSA'; use: 'sig' })[] };
+}
+
+export function publicKeysOf(origin: string, keys: CollectorKeys): CollectorPublicKeys {
+  return {
+    origin,
+    logKey: verifierKeyString(origin, fromBase64Url(keys.log.publicJwk.x)),
+    jwks: { keys: [{ ...keys.receipt.publicJwk, kid: keys.receipt.kid, alg: 'EdDSA', use: 'sig' }] },
   };
 }

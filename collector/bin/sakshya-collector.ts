@@ -2,7 +2,8 @@
 /**
  * sakshya-collector: the state data centre's collector.
  *
- *   serve | migrate | agents enroll --agent ID [--ttl 24h] | agents list [--json] | ledger stats [--json]
+ *   serve | migrate | agents enroll --agent ID [--ttl 24h] | agents list [--json]
+ *   checkpoint [--json] | ledger stats [--json] | ledger verify [--json]
  *
  * The only place configuration is read (environment, then flags over it). Logs are pino JSON on
  * stderr; stdout carries only command output (a token, JSON). Errors are one line on stderr and
@@ -13,10 +14,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Command } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
+import { toBase64Url } from '../../shared/crypto.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
 import { createContainer, databasePath, type Container } from '../container.ts';
 import { createApp } from '../http/app.ts';
+import { formatFinding } from '../services/ledger-audit.ts';
 import { assertEnrollableAgentId, parseDurationSeconds } from '../services/enrollment.ts';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
 
@@ -29,6 +32,10 @@ interface ConfigFlags {
   port?: string;
   host?: string;
   origin?: string;
+}
+
+class NoCheckpointError extends Error {
+  override name = 'NoCheckpointError';
 }
 
 function fail(err: unknown): never {
@@ -195,9 +202,11 @@ withConfigFlags(agents.command('list').description('list agents per epoch, with 
           return;
         }
         for (const a of list) {
+          const gaps = a.gaps.length === 0 ? 'none' : a.gaps.map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`)).join(',');
           process.stdout.write(
-            `${a.agent}\tepoch ${a.epoch}\tseq ${a.highestSeq}\tentries ${a.ledgerEntries}\t` +
-              `backlog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}${a.revokedAt ? `\trevoked ${a.revokedAt}` : ''}\n`,
+            `${a.agent}\tepoch ${a.epoch}\tseq ${a.highestSeq}\tentries ${a.ledgerEntries}\tgaps ${gaps}\tquarantined ${a.quarantined}\t` +
+              `witnessed ${a.witnessedSize ?? '-'}\tbacklog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}` +
+              `${a.revokedAt ? `\trevoked ${a.revokedAt}` : ''}\n`,
           );
         }
       });
@@ -219,6 +228,52 @@ withConfigFlags(ledger.command('stats').description('ledger size, counts by kind
           `size ${stats.size} (audit ${stats.byKind.audit}, telemetry ${stats.byKind.telemetry}, agent ${stats.byKind.agent})\n` +
             `checkpoint size ${stats.checkpoint.size} root ${stats.checkpoint.root}\nagents ${stats.agents}\nquarantined ${stats.quarantined}\n`,
         );
+      });
+    }),
+  );
+
+withConfigFlags(
+  ledger
+    .command('verify')
+    .description('audit the whole store offline: signatures, chains, hashes, Merkle subtrees, checkpoints, receipts; exit 0 only if intact'),
+)
+  .option('--json', 'print the report as JSON')
+  .action(
+    action(async (flags: ConfigFlags & { json?: boolean }) => {
+      let intact = false;
+      await withContainer(flags, 'ledger verify', 'existing', async (container) => {
+        const report = await container.ledgerAudit().run();
+        intact = report.intact;
+        if (flags.json) {
+          printJson(report);
+          return;
+        }
+        const { checked } = report;
+        const scope =
+          `${checked.records} records in ${checked.chains} chains, ${checked.subtrees} Merkle subtrees, ` +
+          `${checked.checkpoints} checkpoints, ${checked.receipts} receipts`;
+        if (report.intact) {
+          process.stdout.write(`ledger intact: ${scope}; size ${report.ledger.size} root ${report.ledger.root}\n`);
+          return;
+        }
+        const total = report.findings.length + report.omitted;
+        process.stdout.write(`LEDGER NOT INTACT: ${total} problem${total === 1 ? '' : 's'} (checked ${scope})\n`);
+        for (const finding of report.findings) process.stdout.write(formatFinding(finding) + '\n');
+        if (report.omitted > 0) process.stdout.write(`… and ${report.omitted} more problems of the same kinds, not listed\n`);
+      });
+      if (!intact) process.exitCode = 1;
+    }),
+  );
+
+withConfigFlags(program.command('checkpoint').description('print the latest signed checkpoint (C2SP signed note)'))
+  .option('--json', 'print JSON { size, root, note } (root in base64url)')
+  .action(
+    action(async (flags: ConfigFlags & { json?: boolean }) => {
+      await withContainer(flags, 'checkpoint', 'existing', async (container) => {
+        const latest = await container.ledger.latestCheckpoint();
+        if (!latest) throw new NoCheckpointError('the ledger has no checkpoint yet; start the collector once (`sakshya-collector serve`)');
+        if (flags.json) printJson({ size: latest.size, root: toBase64Url(latest.root), note: latest.note });
+        else process.stdout.write(latest.note);
       });
     }),
   );

@@ -8,6 +8,8 @@ import type { Container } from '../container.ts';
 import { batchesResource } from '../resources/batches.ts';
 import { enrollResource } from '../resources/enroll.ts';
 import { healthResource } from '../resources/health.ts';
+import { ledgerResource } from '../resources/ledger.ts';
+import { recordsResource } from '../resources/records.ts';
 import { errorHandler, notFound } from './errors.ts';
 import { requestContext } from './request-context.ts';
 
@@ -19,6 +21,8 @@ export function createApp(container: Container): Express {
   app.use(healthResource({ store: container.store }));
   app.use(API_PREFIX, enrollResource({ enrollment: container.enrollment }));
   app.use(API_PREFIX, batchesResource({ auth: container.agentAuth, ingest: container.ingest }));
+  app.use(API_PREFIX, ledgerResource({ ledger: container.ledger, publicKeys: container.publicKeys }));
+  app.use(API_PREFIX, recordsResource({ authenticators: container.authenticators, records: container.records }));
   app.use(notFound);
   app.use(errorHandler);
   return app;

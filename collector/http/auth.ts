@@ -1,9 +1,72 @@
 /**
- * HTTP side of agent authentication: reads the Authorization header, asks AgentAuthService,
- * and leaves the authenticated agent on the response for the route. The token is never logged.
+ * HTTP side of authentication: reads the Authorization header, asks the authenticator of an
+ * admitted role, and leaves the principal on the response for the route. The token is never
+ * logged.
+ *
+ * `requireRole(roles, authenticators)` is how a route declares who may call it. An
+ * authenticator first says whether a token is of its kind (`recognises`, e.g. by the JWT `typ`),
+ * so that with several roles (issue 4: auditors) the right one checks it; a token no admitted
+ * role recognises is 401 `auth.invalid_token`.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { decodeProtectedHeader } from 'jose';
+import { ProblemError } from '../../shared/problem.ts';
+import { AGENT_JWT_TYP } from '../../shared/protocol.ts';
+import type { Principal, Role } from '../services/access.ts';
 import type { AgentAuthService, AuthenticatedAgent } from '../services/agent-auth.ts';
+
+export interface Authenticator {
+  /** True if `authorization` carries a credential of this authenticator's kind (unverified). */
+  recognises(authorization: string | undefined): boolean;
+  /** Verifies the credential; MUST reject with a ProblemError (401/403) if it does not prove a principal. */
+  authenticate(authorization: string | undefined): Promise<Principal>;
+}
+
+export type Authenticators = { [R in Role]: Authenticator };
+
+/** The JWS header `typ` of a bearer token, if it is a compact JWS at all. */
+function bearerTyp(authorization: string | undefined): string | undefined {
+  const match = /^Bearer +([A-Za-z0-9_.-]+) *$/i.exec(authorization ?? '');
+  if (!match) return undefined;
+  try {
+    const typ = decodeProtectedHeader(match[1]!).typ;
+    return typeof typ === 'string' ? typ : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Agents: a fresh EdDSA JWT signed by the enrolled key (services/agent-auth.ts). */
+export function agentAuthenticator(auth: AgentAuthService): Authenticator {
+  return {
+    recognises: (authorization) => bearerTyp(authorization) === AGENT_JWT_TYP,
+    async authenticate(authorization) {
+      const agent = await auth.authenticate(authorization);
+      return { role: 'agent', agent: agent.agent, epoch: agent.epoch };
+    },
+  };
+}
+
+/** Admits a request only with the credentials of one of `roles`; sets the principal for the route. */
+export function requireRole(roles: readonly Role[], authenticators: Authenticators): RequestHandler {
+  if (roles.length === 0) throw new Error('requireRole needs at least one role');
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const authorization = req.get('authorization');
+    // With a single role its authenticator gives the precise reason for a bad token.
+    const role = roles.length === 1 ? roles[0]! : roles.find((r) => authenticators[r].recognises(authorization));
+    if (role === undefined) {
+      throw new ProblemError('auth.invalid_token', `this resource requires the credentials of: ${roles.join(', ')}`);
+    }
+    res.locals.principal = await authenticators[role].authenticate(authorization);
+    next();
+  };
+}
+
+export function principalOf(res: Response): Principal {
+  const principal = res.locals.principal as Principal | undefined;
+  if (!principal) throw new Error('requireRole middleware is not installed');
+  return principal;
+}
 
 export function requireAgent(auth: AgentAuthService): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {

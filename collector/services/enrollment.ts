@@ -18,7 +18,7 @@ import type { EnrollRequest, EnrollResponse } from '../../shared/protocol.ts';
 import { agentIdSchema } from '../../shared/protocol.ts';
 import { COLLECTOR_AGENT_ID } from '../../shared/record.ts';
 import { verifierKeyString } from '../../shared/signed-note.ts';
-import type { CollectorStore } from '../store/store.ts';
+import type { CollectorStore, SeqRange } from '../store/store.ts';
 import type { CollectorChain } from './collector-chain.ts';
 
 export const DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS = 24 * 60 * 60;
@@ -49,6 +49,13 @@ export interface AgentListing {
   lastSeenAt: string | null;
   /** What the agent last reported in a batch: records waiting in its outbox. */
   backlog: { pending: number | null; oldestAt: string | null; reportedAt: string | null };
+  /** Seq ranges below highestSeq with no record in the ledger. There should be none. */
+  gaps: SeqRange[];
+  /** Equivocating records of this (agent, epoch), held in quarantine, never in the ledger. */
+  quarantined: number;
+  /** The newest checkpoint size this agent confirmed as a witness, and when (null: never). */
+  witnessedSize: number | null;
+  witnessedAt: string | null;
 }
 
 /** Throws EnrollmentInputError unless `agent` is an id an admin may enroll. */
@@ -155,6 +162,10 @@ export class EnrollmentService {
       ledgerEntries: row.ledgerEntries,
       lastSeenAt: row.lastSeenAt,
       backlog: row.backlog,
+      gaps: row.gaps,
+      quarantined: row.quarantined,
+      witnessedSize: row.witnessedSize,
+      witnessedAt: row.witnessedAt,
     }));
   }
 }

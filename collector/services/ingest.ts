@@ -16,6 +16,11 @@
  *   for byte; the same key with other records, or from another agent, is refused (422).
  * - An equivocating record (stored seq, different hash) never enters the ledger: it is
  *   quarantined (committed on its own), logged at error, and the batch is refused (409).
+ * - Witness reports: a batch's optional `witness` (the newest checkpoint the agent verified) is
+ *   stored for (agent, epoch) in the batch's transaction, only if a checkpoint of that size AND
+ *   root is stored here, and only if it is not older than the one stored. A report naming a
+ *   checkpoint this collector never signed is logged at warn and ignored: it is evidence about
+ *   the agent's view (or a bug), not a reason to refuse its records.
  *
  * Crash behaviour: see the store. Nothing of a batch exists before its COMMIT; after it, the
  * stored receipt answers every retry.
@@ -27,9 +32,9 @@ import { ProblemError } from '../../shared/problem.ts';
 import { batchSchema, describeZodError, type Batch, type Receipt } from '../../shared/protocol.ts';
 import { signReceipt } from '../../shared/receipt.ts';
 import { GENESIS_PREV, recordHash } from '../../shared/record.ts';
-import { StoreIntegrityError, type CollectorStore, type StoredReceipt } from '../store/store.ts';
+import { StoreIntegrityError, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
 import type { AuthenticatedAgent } from './agent-auth.ts';
-import type { LedgerService, PreparedRecord } from './ledger.ts';
+import type { CheckpointRef, LedgerService, PreparedRecord } from './ledger.ts';
 import type { SignaturePool } from './signature-pool.ts';
 
 export interface IngestRequest {
@@ -50,8 +55,11 @@ export interface IngestReply {
   replayed: boolean;
 }
 
+/** What became of a batch's witness report. */
+type WitnessOutcome = 'recorded' | 'older' | 'unknown_checkpoint';
+
 type CommitOutcome =
-  | { kind: 'accepted'; reply: IngestReply }
+  | { kind: 'accepted'; reply: IngestReply; witness?: WitnessOutcome }
   | { kind: 'equivocation'; conflicts: { id: string; seq: number; recordHash: string; storedHash: string }[] };
 
 /** The records a batch carries, as one digest: sha256 over their record hashes, in order. */
@@ -146,6 +154,14 @@ export class IngestService {
     const prepared: PreparedRecord[] = batch.records.map((record, i) => ({ record, ...verified.records[i]! }));
 
     const outcome = await this.#commit(batch, prepared, request);
+    if (outcome.kind === 'accepted' && outcome.witness === 'unknown_checkpoint') {
+      log.warn(
+        { agent: agent.agent, epoch: batch.epoch, batchId: batch.batchId, witness: batch.witness },
+        'witness report names a checkpoint this collector does not have (size and root); ignored',
+      );
+    } else if (outcome.kind === 'accepted' && outcome.witness === 'older') {
+      log.info({ agent: agent.agent, epoch: batch.epoch, witness: batch.witness }, 'witness report older than the stored one; kept the newer');
+    }
     if (outcome.kind === 'equivocation') {
       for (const conflict of outcome.conflicts) {
         log.error(
@@ -270,6 +286,7 @@ export class IngestService {
 
       const appended = fresh.length > 0 ? await this.#ledger.append(tx, { agent, epoch, head }, fresh, receivedAt) : undefined;
       await tx.recordAgentContact(agent, epoch, { lastSeenAt: receivedAt, backlog: batch.backlog });
+      const witness = batch.witness ? await this.#recordWitness(tx, agent, epoch, batch.witness, receivedAt) : undefined;
 
       const receipt: Receipt = {
         v: 1,
@@ -287,7 +304,13 @@ export class IngestService {
       const receiptJson = canonicalJson(receipt);
       const { signature } = await signReceipt(receipt, this.#receiptKey.privateKey, this.#receiptKey.kid);
       await tx.putReceipt({ batchId: batch.batchId, agent, recordsDigest: digest, receiptJson, signature, createdAt: receivedAt });
-      return { kind: 'accepted', reply: { json: replyJson(receiptJson, signature), receipt, replayed: false } };
+      return { kind: 'accepted', reply: { json: replyJson(receiptJson, signature), receipt, replayed: false }, ...(witness ? { witness } : {}) };
     });
+  }
+
+  async #recordWitness(tx: WriteTransaction, agent: string, epoch: number, witness: CheckpointRef, receivedAt: string): Promise<WitnessOutcome> {
+    const stored = await tx.checkpointOfSize(witness.size);
+    if (!stored || toBase64Url(stored.root) !== witness.root) return 'unknown_checkpoint';
+    return (await tx.recordWitness(agent, epoch, { size: witness.size, at: receivedAt })) ? 'recorded' : 'older';
   }
 }

@@ -10,6 +10,15 @@
  *   chain order: seq = head + 1 and prev = hash of the head, for every record. The same
  *   transaction moves the chain head, stores the Merkle nodes and the signed checkpoint of the
  *   new size: all of it commits, or none of it.
+ * - Checkpoints: one per append, so one per commit that grew the log (a batch, an enrollment).
+ *   Commits are serialised by the store's write lock, so this is already coalesced: under load
+ *   a checkpoint covers a whole batch, never one per record, and signing one (≈50 µs) is small
+ *   next to the batch's signature checks. Every checkpoint is kept. A new log stores a signed
+ *   checkpoint of size 0 (`ensureGenesis`), so there is always a latest checkpoint to serve.
+ * - Proofs are served from committed state only (the store's read connection), for sizes up
+ *   to the latest checkpoint, reading O(log n) stored subtrees: the proof functions run twice,
+ *   once to learn which nodes they read (the nodes depend only on the sizes and index, never
+ *   on hash values), then over exactly those nodes fetched in one store call.
  *
  * On-disk layout: see the store (`records`, `merkle_subtrees`, `checkpoints`).
  *
@@ -19,11 +28,28 @@
  */
 import { signCheckpoint } from '../../shared/checkpoint.ts';
 import { toBase64Url } from '../../shared/crypto.ts';
-import { appendLeaves, EMPTY_ROOT, rootFromSubtrees } from '../../shared/merkle.ts';
+import {
+  appendLeaves,
+  consistencyProofFromSubtrees,
+  EMPTY_ROOT,
+  HASH_SIZE,
+  inclusionProofFromSubtrees,
+  rootFromSubtrees,
+  type SubtreeReader,
+} from '../../shared/merkle.ts';
+import { ProblemError } from '../../shared/problem.ts';
 import type { Receipt } from '../../shared/protocol.ts';
 import { COLLECTOR_AGENT_ID, GENESIS_PREV, type RecordKind, type SignedRecord } from '../../shared/record.ts';
 import type { NoteSigner } from '../../shared/signed-note.ts';
-import type { ChainHead, CollectorStore, LedgerEntry, WriteTransaction } from '../store/store.ts';
+import {
+  StoreIntegrityError,
+  type ChainHead,
+  type CollectorStore,
+  type LedgerEntry,
+  type StoredCheckpoint,
+  type SubtreeRef,
+  type WriteTransaction,
+} from '../store/store.ts';
 
 /** A checkpoint as receipts and stats name it: size and base64url root. */
 export type CheckpointRef = Receipt['checkpoint'];
@@ -57,6 +83,26 @@ export interface LedgerStats {
 export class ChainContinuityError extends Error {
   override name = 'ChainContinuityError';
 }
+
+/** RFC 9162 §2.1.4 consistency proof, as `GET /proofs/consistency` answers it. */
+export interface ConsistencyProof {
+  from: number;
+  to: number;
+  path: Buffer[];
+}
+
+/** RFC 9162 §2.1.3 inclusion proof, as `GET /proofs/inclusion` answers it. */
+export interface InclusionProof {
+  index: number;
+  size: number;
+  leafHash: Buffer;
+  path: Buffer[];
+}
+
+/** Which leaf an inclusion proof is for: a record id, or a ledger index. */
+export type LeafSelector = { id: string } | { index: number };
+
+const PLANNING_HASH = Buffer.alloc(HASH_SIZE);
 
 export class LedgerService {
   readonly origin: string;
@@ -121,6 +167,101 @@ export class LedgerService {
     const head: ChainHead = { highestSeq: seq, highestHash: prev };
     await tx.advanceChainHead(chain.agent, chain.epoch, chain.head, head);
     return { first: size, last: newSize - 1, head, checkpoint: { size: newSize, root: toBase64Url(root) } };
+  }
+
+  /**
+   * Stores the signed checkpoint of the empty log, if the log is empty and has no checkpoint:
+   * from its first start on, the collector always has a latest checkpoint to serve. Safe to repeat.
+   */
+  async ensureGenesis(): Promise<void> {
+    await this.#store.write(async (tx) => {
+      if ((await tx.latestCheckpoint()) !== undefined || (await tx.ledgerSize()) !== 0) return;
+      const note = signCheckpoint({ origin: this.origin, size: 0, rootHash: EMPTY_ROOT, extensions: [] }, this.#signer);
+      await tx.putCheckpoint({ size: 0, root: Buffer.from(EMPTY_ROOT), note, createdAt: new Date().toISOString() });
+    });
+  }
+
+  /** The newest committed checkpoint (undefined only before the first start finished). */
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    return this.#store.latestCheckpoint();
+  }
+
+  /** The committed checkpoint of exactly `size` leaves. */
+  async checkpointOfSize(size: number): Promise<StoredCheckpoint | undefined> {
+    return this.#store.checkpointOfSize(size);
+  }
+
+  /**
+   * The consistency proof from the tree of `from` leaves to the tree of `to`. Follows the edge
+   * policy of shared/merkle.ts: `from` MUST be ≥ 1 (nothing is proved from the empty tree) and
+   * ≤ `to`; `from == to` gives an empty path. `to` MUST NOT exceed the latest checkpoint's size.
+   * Rejects with ProblemError `request.invalid` otherwise.
+   */
+  async consistencyProof(from: number, to: number): Promise<ConsistencyProof> {
+    if (from === 0) throw new ProblemError('request.invalid', 'from must be at least 1: a consistency proof from the empty tree proves nothing');
+    if (from > to) throw new ProblemError('request.invalid', `from (${from}) must not be greater than to (${to})`);
+    const size = await this.#committedSize();
+    if (to > size) throw new ProblemError('request.invalid', `to (${to}) is beyond the latest checkpoint size ${size}`, { latestSize: size });
+    const path = from === to ? [] : await this.#withSubtrees((read) => consistencyProofFromSubtrees(from, to, read));
+    return { from, to, path };
+  }
+
+  /**
+   * The inclusion proof of a leaf (by record id or ledger index) in the tree of `size` leaves,
+   * `size` defaulting to the latest checkpoint's. Rejects with ProblemError `resource.not_found`
+   * for an unknown record id and `request.invalid` when the leaf is not in that tree or `size`
+   * is beyond the latest checkpoint.
+   */
+  async inclusionProof(leaf: LeafSelector, size?: number): Promise<InclusionProof> {
+    // The record first, then the checkpoint: a committed record is always inside the latest
+    // checkpoint read after it (both commit in one transaction).
+    const record = 'id' in leaf ? await this.#store.findLedgerRecord(leaf.id) : undefined;
+    if ('id' in leaf && !record) throw new ProblemError('resource.not_found', `there is no record ${leaf.id} in the ledger`);
+    const latest = await this.#committedSize();
+    const treeSize = size ?? latest;
+    if (treeSize > latest) throw new ProblemError('request.invalid', `size (${treeSize}) is beyond the latest checkpoint size ${latest}`, { latestSize: latest });
+    const index = record ? record.ledgerIndex : (leaf as { index: number }).index;
+    if (index >= treeSize) {
+      throw new ProblemError(
+        'request.invalid',
+        record
+          ? `record ${record.id} is at ledger index ${index}, outside the tree of size ${treeSize}`
+          : `index (${index}) must be less than size (${treeSize})`,
+        { index },
+      );
+    }
+    const knownLeafHash = record?.leafHash;
+    const { leafHash, path } = await this.#withSubtrees((read) => ({
+      leafHash: knownLeafHash ?? read(0, index),
+      path: inclusionProofFromSubtrees(index, treeSize, read),
+    }));
+    return { index, size: treeSize, leafHash, path };
+  }
+
+  async #committedSize(): Promise<number> {
+    return (await this.#store.latestCheckpoint())?.size ?? 0;
+  }
+
+  /**
+   * Runs `compute` over stored subtrees in two passes: the first, over placeholder hashes,
+   * records which nodes it reads (they depend on sizes and indices only); the second gets
+   * exactly those nodes, read in one store call. O(log n) nodes for any proof.
+   */
+  async #withSubtrees<T>(compute: (read: SubtreeReader) => T): Promise<T> {
+    const wanted: SubtreeRef[] = [];
+    compute((level, index) => {
+      wanted.push({ level, index });
+      return PLANNING_HASH;
+    });
+    const hashes = await this.#store.readSubtrees(wanted);
+    let next = 0;
+    return compute((level, index) => {
+      const ref = wanted[next];
+      const hash = hashes[next++];
+      if (!ref || ref.level !== level || ref.index !== index) throw new Error(`proof read node (${level}, ${index}) it did not plan`);
+      if (!hash) throw new StoreIntegrityError(`Merkle subtree (level ${level}, index ${index}) is missing from the store`);
+      return hash;
+    });
   }
 
   /** The latest checkpoint as a receipt names it, read inside `tx`. */

@@ -11,6 +11,11 @@
  *   `StoreUnavailableError`, so callers can answer "retry later" and acknowledge nothing.
  * - The ledger tables (`records`, Merkle subtrees, checkpoints) are append-only; UNIQUE(id),
  *   UNIQUE(agent, epoch, seq) and a unique ledger index MUST be enforced by the database too.
+ * - Proof and checkpoint reads (`checkpointOfSize`, `readSubtrees`, `findLedgerRecord`) MUST
+ *   read committed data only and cost O(1) rows each: proofs read O(log n) stored subtrees,
+ *   never the records.
+ * - `openAudit` MUST give one consistent, read-only snapshot for the whole audit, streamed: a
+ *   backend MUST NOT load a table into memory to serve it.
  */
 import type { Ed25519PublicJwk } from '../../shared/crypto.ts';
 import type { SubtreeNode, SubtreeReader } from '../../shared/merkle.ts';
@@ -48,10 +53,36 @@ export interface ChainHead {
   highestHash: string | null;
 }
 
+/** Inclusive range of sequence numbers. */
+export interface SeqRange {
+  from: number;
+  to: number;
+}
+
+/** At most this many gap ranges are listed per (agent, epoch). */
+export const MAX_LISTED_GAPS = 100;
+
 export interface AgentEpochSummary extends AgentEpoch, ChainHead {
   ledgerEntries: number;
   lastSeenAt: string | null;
   backlog: { pending: number | null; oldestAt: string | null; reportedAt: string | null };
+  /**
+   * Seq ranges in 1…highestSeq with no stored record (at most MAX_LISTED_GAPS). Always [] for
+   * an intact chain; computed only when the entry count differs from highestSeq.
+   */
+  gaps: SeqRange[];
+  /** Equivocating records of this (agent, epoch) held in quarantine. */
+  quarantined: number;
+  /** Size of the newest stored checkpoint this agent confirmed as a witness, and when. */
+  witnessedSize: number | null;
+  witnessedAt: string | null;
+}
+
+/** What an agent reported as the newest checkpoint it verified. */
+export interface WitnessReport {
+  size: number;
+  /** The collector's receive time of the batch that carried the report. */
+  at: string;
 }
 
 export interface NewAgentEpoch {
@@ -78,6 +109,25 @@ export interface LedgerEntry {
   recordHash: string;
   /** RFC 9162 leaf hash of `canonical`. */
   leafHash: Buffer;
+}
+
+/** A ledger entry as the records and proofs APIs read it. */
+export interface LedgerRecord {
+  ledgerIndex: number;
+  id: string;
+  agent: string;
+  epoch: number;
+  seq: number;
+  receivedAt: string;
+  /** The record's RFC 8785 text, byte for byte as hashed. */
+  canonical: string;
+  leafHash: Buffer;
+}
+
+/** A complete Merkle subtree's coordinates: leaves [index·2^level, (index+1)·2^level). */
+export interface SubtreeRef {
+  level: number;
+  index: number;
 }
 
 export interface StoredRecordRef {
@@ -161,6 +211,13 @@ export interface WriteTransaction {
   putSubtrees(nodes: readonly SubtreeNode[]): Promise<void>;
   putCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
   latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  checkpointOfSize(size: number): Promise<StoredCheckpoint | undefined>;
+  /**
+   * Stores `report` as the newest checkpoint (agent, epoch) witnessed, unless a larger size is
+   * stored already (a witness only moves forward). Resolves true if it was stored. The caller
+   * MUST have checked that a checkpoint of that size is stored.
+   */
+  recordWitness(agent: string, epoch: number, report: WitnessReport): Promise<boolean>;
   /** Moves the chain head from `from` to `to`; MUST fail if the stored head is not `from`. */
   advanceChainHead(agent: string, epoch: number, from: ChainHead, to: ChainHead): Promise<void>;
   recordAgentContact(agent: string, epoch: number, contact: AgentContact): Promise<void>;
@@ -190,12 +247,110 @@ export interface CollectorStore {
   listAgentEpochs(): Promise<AgentEpochSummary[]>;
   findReceipt(batchId: string): Promise<StoredReceipt | undefined>;
   latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  /** The stored checkpoint of exactly `size` leaves. */
+  checkpointOfSize(size: number): Promise<StoredCheckpoint | undefined>;
+  /** Stored hashes of `nodes`, in the same order; undefined where a node is not stored. */
+  readSubtrees(nodes: readonly SubtreeRef[]): Promise<(Buffer | undefined)[]>;
+  /** The ledger entry of record `id`. */
+  findLedgerRecord(id: string): Promise<LedgerRecord | undefined>;
   ledgerCounts(): Promise<LedgerCounts>;
+  /**
+   * Opens a read-only snapshot of the whole store for `ledger verify`. It sees one committed
+   * state however long it runs (a running server may keep appending), and MUST be closed.
+   */
+  openAudit(): Promise<LedgerAuditSource>;
   /**
    * Remembers a token id until `expiresAtSeconds` (and forgets expired ones). Resolves false if
    * the id is already remembered: the token was used before.
    */
   rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number): Promise<boolean>;
 
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit's view of the store: raw rows, as stored, so that `ledger verify` can name a
+// corrupted value instead of failing to parse it.
+
+export interface AuditAgentEpochRow {
+  agent: string;
+  epoch: number;
+  /** The public JWK text, as stored. */
+  publicJwk: string;
+  kid: string;
+  highestSeq: number;
+  highestHash: string | null;
+  witnessedSize: number | null;
+}
+
+export interface AuditRecordRow {
+  ledgerIndex: number;
+  id: string;
+  agent: string;
+  epoch: number;
+  seq: number;
+  kind: string;
+  type: string;
+  at: string;
+  receivedAt: string;
+  canonical: string;
+  recordHash: string;
+  leafHash: Buffer;
+}
+
+export interface AuditSubtreeRow {
+  level: number;
+  index: number;
+  hash: Buffer;
+}
+
+export interface AuditCheckpointRow {
+  size: number;
+  root: Buffer;
+  note: string;
+}
+
+export interface AuditReceiptRow {
+  batchId: string;
+  agent: string;
+  receiptJson: string;
+  signature: string;
+}
+
+/** Ledger entries in an index range: how many, and the first and last index among them. */
+export interface LedgerRangeCount {
+  count: number;
+  first: number | null;
+  last: number | null;
+}
+
+/**
+ * One read-only snapshot, streamed. Every iterable yields rows lazily (memory stays flat
+ * however large the table); several may be open at once.
+ */
+export interface LedgerAuditSource {
+  /** Names of the triggers present on the ledger tables. */
+  triggerNames(): Promise<string[]>;
+  /** By agent, then epoch. */
+  agentEpochs(): AsyncIterable<AuditAgentEpochRow>;
+  /** By ledger index. */
+  records(): AsyncIterable<AuditRecordRow>;
+  /**
+   * By the leaf at which each node becomes complete, ((index + 1)·2^level − 1), then by level:
+   * the order in which appending leaves one by one produces them.
+   */
+  subtrees(): AsyncIterable<AuditSubtreeRow>;
+  /** By size. */
+  checkpoints(): AsyncIterable<AuditCheckpointRow>;
+  /**
+   * Receipts without ledger entries first, then by the first ledger index they name (read from
+   * the receipt text; a receipt whose text is not JSON counts as having none), then by batch id.
+   */
+  receipts(): AsyncIterable<AuditReceiptRow>;
+  checkpointOfSize(size: number): Promise<AuditCheckpointRow | undefined>;
+  /** Entries with from ≤ ledger_index ≤ to that are not of (agent, epoch). */
+  countOutsideChain(from: number, to: number, agent: string, epoch: number): Promise<LedgerRangeCount>;
+  /** Entries with from ≤ ledger_index ≤ to whose agent is not `exceptAgent`. */
+  countExceptAgent(from: number, to: number, exceptAgent: string): Promise<LedgerRangeCount>;
   close(): Promise<void>;
 }

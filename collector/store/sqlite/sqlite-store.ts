@@ -10,13 +10,15 @@
  *   CLI next to a running server) waits up to `busy_timeout` instead of interleaving. Whatever
  *   a transaction reads (the chain head, the ledger size) therefore cannot change under it.
  * - Reads that need only committed data use a second, read-only connection; they never see a
- *   transaction in progress.
+ *   transaction in progress. Checkpoints, proofs and records are served from it.
+ * - `openAudit` opens a third, read-only connection and holds one read transaction on it for
+ *   the whole audit: WAL keeps that snapshot stable while the server goes on appending.
  * - Exactly once: UNIQUE(id), UNIQUE(agent, epoch, seq) and `ledger_index` as INTEGER PRIMARY
  *   KEY; triggers refuse UPDATE and DELETE on `records`, `merkle_subtrees` and `checkpoints`.
  *
  * On-disk layout
  *   <dir>/collector.db (+ -wal, -shm while open); schema version in `PRAGMA user_version`;
- *   tables are described in migrations/0001-initial.ts.
+ *   tables are described in migrations/0001-initial.ts and the migrations after it.
  *
  * Crash behaviour
  * - Before COMMIT: the WAL holds no commit frame for the transaction; on reopen SQLite ignores
@@ -33,30 +35,43 @@ import type { SubtreeNode, SubtreeReader } from '../../../shared/merkle.ts';
 import type { RecordKind } from '../../../shared/record.ts';
 import { assertCurrent, assertNotNewer, latestVersion, pendingMigrations, type Migration, type MigrationReport } from '../migrate.ts';
 import {
+  MAX_LISTED_GAPS,
   StoreIntegrityError,
   StoreUnavailableError,
   type AgentContact,
   type AgentEpoch,
   type AgentEpochSummary,
+  type AuditAgentEpochRow,
+  type AuditCheckpointRow,
+  type AuditReceiptRow,
+  type AuditRecordRow,
+  type AuditSubtreeRow,
   type ChainHead,
   type CollectorStore,
   type EnrollmentToken,
   type LedgerCounts,
+  type LedgerAuditSource,
   type LedgerEntry,
+  type LedgerRangeCount,
+  type LedgerRecord,
   type NewAgentEpoch,
   type QuarantinedRecord,
   type StoredCheckpoint,
   type StoredReceipt,
   type StoredRecordRef,
+  type SeqRange,
+  type SubtreeRef,
+  type WitnessReport,
   type WriteTransaction,
 } from '../store.ts';
 import { migration as m0001 } from './migrations/0001-initial.ts';
+import { migration as m0002 } from './migrations/0002-witness-reports.ts';
 
 type Db = Database.Database;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001];
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -97,6 +112,19 @@ interface AgentEpochRow {
   backlog_pending: number | null;
   backlog_oldest_at: string | null;
   backlog_reported_at: string | null;
+  witnessed_size: number | null;
+  witnessed_at: string | null;
+}
+
+interface LedgerRecordRow {
+  ledger_index: number;
+  id: string;
+  agent: string;
+  epoch: number;
+  seq: number;
+  received_at: string;
+  canonical: string;
+  leaf_hash: Buffer;
 }
 
 interface CheckpointRow {
@@ -155,6 +183,7 @@ function prepareStatements(writer: Db, reader: Db) {
   return {
     currentEpoch: both(`SELECT * FROM agent_epochs WHERE agent = ? ORDER BY epoch DESC LIMIT 1`),
     latestCheckpoint: both(`SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1`),
+    checkpointOfSize: both(`SELECT * FROM checkpoints WHERE size = ?`),
     findReceipt: both(`SELECT * FROM receipts WHERE batch_id = ?`),
     chainHead: writer.prepare(`SELECT highest_seq, highest_hash FROM agent_epochs WHERE agent = ? AND epoch = ?`),
     recordHashes: writer.prepare(
@@ -174,6 +203,10 @@ function prepareStatements(writer: Db, reader: Db) {
     advanceChainHead: writer.prepare(
       `UPDATE agent_epochs SET highest_seq = ?, highest_hash = ?
        WHERE agent = ? AND epoch = ? AND highest_seq = ? AND highest_hash IS ?`,
+    ),
+    recordWitness: writer.prepare(
+      `UPDATE agent_epochs SET witnessed_size = ?, witnessed_at = ?
+       WHERE agent = ? AND epoch = ? AND (witnessed_size IS NULL OR witnessed_size <= ?)`,
     ),
     recordAgentContact: writer.prepare(
       `UPDATE agent_epochs SET last_seen_at = ?, backlog_pending = ?, backlog_oldest_at = ?, backlog_reported_at = ?
@@ -202,8 +235,21 @@ function prepareStatements(writer: Db, reader: Db) {
       `INSERT INTO jti_replay (jti, agent, expires_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
     ),
     listAgentEpochs: reader.prepare(
-      `SELECT e.*, (SELECT count(*) FROM records r WHERE r.agent = e.agent AND r.epoch = e.epoch) AS ledger_entries
+      `SELECT e.*,
+         (SELECT count(*) FROM records r WHERE r.agent = e.agent AND r.epoch = e.epoch) AS ledger_entries,
+         (SELECT count(*) FROM quarantine q WHERE q.agent = e.agent AND q.epoch = e.epoch) AS quarantined
        FROM agent_epochs e ORDER BY e.agent, e.epoch`,
+    ),
+    // Only run for a chain whose entry count differs from its head seq (normally never).
+    innerGaps: reader.prepare(
+      `SELECT prev + 1 AS "from", seq - 1 AS "to"
+       FROM (SELECT seq, lag(seq, 1, 0) OVER (ORDER BY seq) AS prev FROM records WHERE agent = ? AND epoch = ? AND seq <= ?)
+       WHERE seq > prev + 1 ORDER BY seq LIMIT ?`,
+    ),
+    highestStoredSeq: reader.prepare(`SELECT coalesce(max(seq), 0) FROM records WHERE agent = ? AND epoch = ? AND seq <= ?`).pluck(),
+    readSubtreeCommitted: reader.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
+    findLedgerRecord: reader.prepare(
+      `SELECT ledger_index, id, agent, epoch, seq, received_at, canonical, leaf_hash FROM records WHERE id = ?`,
     ),
     ledgerSizeCommitted: reader.prepare(`SELECT coalesce(max(ledger_index) + 1, 0) FROM records`).pluck(),
     countByKind: reader.prepare(`SELECT kind, count(*) AS n FROM records GROUP BY kind`),
@@ -393,6 +439,15 @@ export class SqliteStore implements CollectorStore {
         const row = sql.latestCheckpoint.w.get() as CheckpointRow | undefined;
         return row && toCheckpoint(row);
       },
+      checkpointOfSize: async (size) => {
+        guard();
+        const row = sql.checkpointOfSize.w.get(size) as CheckpointRow | undefined;
+        return row && toCheckpoint(row);
+      },
+      recordWitness: async (agent, epoch, report: WitnessReport) => {
+        guard();
+        return sql.recordWitness.run(report.size, report.at, agent, epoch, report.size).changes === 1;
+      },
       advanceChainHead: async (agent, epoch, from: ChainHead, to: ChainHead) => {
         guard();
         const result = sql.advanceChainHead.run(to.highestSeq, to.highestHash, agent, epoch, from.highestSeq, from.highestHash);
@@ -475,18 +530,34 @@ export class SqliteStore implements CollectorStore {
 
   async listAgentEpochs(): Promise<AgentEpochSummary[]> {
     try {
-      const rows = this.#sql.listAgentEpochs.all() as (AgentEpochRow & { ledger_entries: number })[];
-      return rows.map((row) => ({
-        ...toAgentEpoch(row),
-        highestSeq: row.highest_seq,
-        highestHash: row.highest_hash,
-        ledgerEntries: row.ledger_entries,
-        lastSeenAt: row.last_seen_at,
-        backlog: { pending: row.backlog_pending, oldestAt: row.backlog_oldest_at, reportedAt: row.backlog_reported_at },
-      }));
+      const sql = this.#sql;
+      // One read transaction: the counts and the gaps describe the same committed state.
+      return this.#reader!.transaction(() => {
+        const rows = sql.listAgentEpochs.all() as (AgentEpochRow & { ledger_entries: number; quarantined: number })[];
+        return rows.map((row) => ({
+          ...toAgentEpoch(row),
+          highestSeq: row.highest_seq,
+          highestHash: row.highest_hash,
+          ledgerEntries: row.ledger_entries,
+          lastSeenAt: row.last_seen_at,
+          backlog: { pending: row.backlog_pending, oldestAt: row.backlog_oldest_at, reportedAt: row.backlog_reported_at },
+          gaps: row.ledger_entries === row.highest_seq ? [] : this.#gaps(sql, row.agent, row.epoch, row.highest_seq),
+          quarantined: row.quarantined,
+          witnessedSize: row.witnessed_size,
+          witnessedAt: row.witnessed_at,
+        }));
+      }).deferred();
     } catch (err) {
       throw translateError(err);
     }
+  }
+
+  /** Seq ranges in 1…highestSeq with no record: between stored seqs, and above the highest stored one. */
+  #gaps(sql: Statements, agent: string, epoch: number, highestSeq: number): SeqRange[] {
+    const gaps = sql.innerGaps.all(agent, epoch, highestSeq, MAX_LISTED_GAPS) as SeqRange[];
+    const top = sql.highestStoredSeq.get(agent, epoch, highestSeq) as number;
+    if (top < highestSeq && gaps.length < MAX_LISTED_GAPS) gaps.push({ from: top + 1, to: highestSeq });
+    return gaps;
   }
 
   async findReceipt(batchId: string): Promise<StoredReceipt | undefined> {
@@ -502,6 +573,53 @@ export class SqliteStore implements CollectorStore {
     try {
       const row = this.#sql.latestCheckpoint.r.get() as CheckpointRow | undefined;
       return row && toCheckpoint(row);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async checkpointOfSize(size: number): Promise<StoredCheckpoint | undefined> {
+    try {
+      const row = this.#sql.checkpointOfSize.r.get(size) as CheckpointRow | undefined;
+      return row && toCheckpoint(row);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async readSubtrees(nodes: readonly SubtreeRef[]): Promise<(Buffer | undefined)[]> {
+    try {
+      const sql = this.#sql;
+      return this.#reader!.transaction(() => nodes.map((node) => sql.readSubtreeCommitted.get(node.level, node.index) as Buffer | undefined)).deferred();
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async findLedgerRecord(id: string): Promise<LedgerRecord | undefined> {
+    try {
+      const row = this.#sql.findLedgerRecord.get(id) as LedgerRecordRow | undefined;
+      return (
+        row && {
+          ledgerIndex: row.ledger_index,
+          id: row.id,
+          agent: row.agent,
+          epoch: row.epoch,
+          seq: row.seq,
+          receivedAt: row.received_at,
+          canonical: row.canonical,
+          leafHash: row.leaf_hash,
+        }
+      );
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async openAudit(): Promise<LedgerAuditSource> {
+    this.#sql; // the schema must be current
+    try {
+      return new SqliteAuditSource(this.path);
     } catch (err) {
       throw translateError(err);
     }
@@ -542,6 +660,133 @@ export class SqliteStore implements CollectorStore {
       this.#reader?.close();
       this.#writer.close();
     });
+  }
+}
+
+/** Yields mapped rows of `statement` one at a time (better-sqlite3 `iterate`: flat memory). */
+async function* streamRows<R, T>(statement: Database.Statement, map: (row: R) => T): AsyncGenerator<T> {
+  try {
+    for (const row of statement.iterate() as IterableIterator<R>) yield map(row);
+  } catch (err) {
+    throw translateError(err);
+  }
+}
+
+/**
+ * The audit's snapshot: its own read-only connection and one read transaction, begun at open
+ * and ended at close. Statements are prepared per stream, so streams can be open together.
+ */
+class SqliteAuditSource implements LedgerAuditSource {
+  readonly #db: Db;
+  #closed = false;
+
+  constructor(path: string) {
+    this.#db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    try {
+      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.#db.exec('BEGIN');
+      this.#db.prepare('SELECT count(*) FROM sqlite_master').get(); // the snapshot starts at the first read
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+  }
+
+  async triggerNames(): Promise<string[]> {
+    return this.#db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name`).pluck().all() as string[];
+  }
+
+  agentEpochs(): AsyncIterable<AuditAgentEpochRow> {
+    return streamRows(
+      this.#db.prepare(`SELECT agent, epoch, public_jwk, kid, highest_seq, highest_hash, witnessed_size FROM agent_epochs ORDER BY agent, epoch`),
+      (row: AgentEpochRow): AuditAgentEpochRow => ({
+        agent: row.agent,
+        epoch: row.epoch,
+        publicJwk: row.public_jwk,
+        kid: row.kid,
+        highestSeq: row.highest_seq,
+        highestHash: row.highest_hash,
+        witnessedSize: row.witnessed_size,
+      }),
+    );
+  }
+
+  records(): AsyncIterable<AuditRecordRow> {
+    return streamRows(
+      this.#db.prepare(`SELECT * FROM records ORDER BY ledger_index`),
+      (row: LedgerRecordRow & { kind: string; type: string; at: string; record_hash: string }): AuditRecordRow => ({
+        ledgerIndex: row.ledger_index,
+        id: row.id,
+        agent: row.agent,
+        epoch: row.epoch,
+        seq: row.seq,
+        kind: row.kind,
+        type: row.type,
+        at: row.at,
+        receivedAt: row.received_at,
+        canonical: row.canonical,
+        recordHash: row.record_hash,
+        leafHash: row.leaf_hash,
+      }),
+    );
+  }
+
+  subtrees(): AsyncIterable<AuditSubtreeRow> {
+    // SQLite sorts with its own bounded memory (spilling to temporary files), not ours.
+    return streamRows(
+      this.#db.prepare(`SELECT level, idx, hash FROM merkle_subtrees ORDER BY (idx + 1) * (1 << level) - 1, level`),
+      (row: { level: number; idx: number; hash: Buffer }): AuditSubtreeRow => ({ level: row.level, index: row.idx, hash: row.hash }),
+    );
+  }
+
+  checkpoints(): AsyncIterable<AuditCheckpointRow> {
+    return streamRows(this.#db.prepare(`SELECT size, root, note FROM checkpoints ORDER BY size`), (row: AuditCheckpointRow) => ({
+      size: row.size,
+      root: row.root,
+      note: row.note,
+    }));
+  }
+
+  receipts(): AsyncIterable<AuditReceiptRow> {
+    return streamRows(
+      this.#db.prepare(
+        `SELECT batch_id, agent, receipt_json, signature FROM receipts
+         ORDER BY CASE WHEN json_valid(receipt_json) THEN json_extract(receipt_json, '$.ledger.first') END NULLS FIRST, batch_id`,
+      ),
+      (row: ReceiptRow): AuditReceiptRow => ({ batchId: row.batch_id, agent: row.agent, receiptJson: row.receipt_json, signature: row.signature }),
+    );
+  }
+
+  async checkpointOfSize(size: number): Promise<AuditCheckpointRow | undefined> {
+    return this.#db.prepare(`SELECT size, root, note FROM checkpoints WHERE size = ?`).get(size) as AuditCheckpointRow | undefined;
+  }
+
+  async countOutsideChain(from: number, to: number, agent: string, epoch: number): Promise<LedgerRangeCount> {
+    return this.#db
+      .prepare(
+        `SELECT count(*) AS count, min(ledger_index) AS first, max(ledger_index) AS last FROM records
+         WHERE ledger_index BETWEEN ? AND ? AND NOT (agent = ? AND epoch = ?)`,
+      )
+      .get(from, to, agent, epoch) as LedgerRangeCount;
+  }
+
+  async countExceptAgent(from: number, to: number, exceptAgent: string): Promise<LedgerRangeCount> {
+    return this.#db
+      .prepare(
+        `SELECT count(*) AS count, min(ledger_index) AS first, max(ledger_index) AS last FROM records
+         WHERE ledger_index BETWEEN ? AND ? AND agent != ?`,
+      )
+      .get(from, to, exceptAgent) as LedgerRangeCount;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      if (this.#db.inTransaction) this.#db.exec('COMMIT');
+    } finally {
+      this.#db.close();
+    }
   }
 }
 

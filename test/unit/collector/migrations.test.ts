@@ -26,7 +26,10 @@ const EXPECTED_OBJECTS = [
   'trigger records_no_update',
 ];
 const EXPECTED_COLUMNS: { [table: string]: string[] } = {
-  agent_epochs: ['agent', 'epoch', 'public_jwk', 'kid', 'enrolled_at', 'revoked_at', 'highest_seq', 'highest_hash', 'last_seen_at', 'backlog_pending', 'backlog_oldest_at', 'backlog_reported_at'],
+  agent_epochs: [
+    'agent', 'epoch', 'public_jwk', 'kid', 'enrolled_at', 'revoked_at', 'highest_seq', 'highest_hash', 'last_seen_at',
+    'backlog_pending', 'backlog_oldest_at', 'backlog_reported_at', 'witnessed_size', 'witnessed_at',
+  ],
   agents: ['agent', 'created_at'],
   checkpoints: ['size', 'root', 'note', 'created_at'],
   enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at'],
@@ -38,15 +41,30 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
 };
 
 function schemaOf(path: string): { objects: string[]; columns: { [table: string]: string[] }; version: number } {
+  const { objects, columns, version } = fullSchemaOf(path);
+  return { objects, columns: Object.fromEntries(Object.entries(columns).map(([table, cols]) => [table, cols.map((c) => c.name)])), version };
+}
+
+interface ColumnInfo {
+  name: string;
+  type: string;
+  notnull: number;
+  dflt_value: unknown;
+  pk: number;
+}
+
+/** Objects with their SQL text, and every column's type, nullability, default and key position. */
+function fullSchemaOf(path: string): { objects: string[]; sql: string[]; columns: { [table: string]: ColumnInfo[] }; version: number } {
   const db = new Database(path, { readonly: true });
   try {
     const objects = (db.prepare(`SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`).pluck().all() as string[]);
-    const columns: { [table: string]: string[] } = {};
+    const sql = db.prepare(`SELECT sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`).pluck().all() as string[];
+    const columns: { [table: string]: ColumnInfo[] } = {};
     for (const entry of objects.filter((o) => o.startsWith('table '))) {
       const table = entry.slice('table '.length);
-      columns[table] = db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all(table) as string[];
+      columns[table] = db.prepare('SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info(?)').all(table) as ColumnInfo[];
     }
-    return { objects, columns, version: db.pragma('user_version', { simple: true }) as number };
+    return { objects, sql, columns, version: db.pragma('user_version', { simple: true }) as number };
   } finally {
     db.close();
   }
@@ -91,7 +109,7 @@ describe('collector SQLite migrations', function () {
       const store = new SqliteStore({ path });
       await store.migrate();
       await store.close();
-      assert.deepEqual(schemaOf(path), schemaOf(fresh), `from version ${version}`);
+      assert.deepEqual(fullSchemaOf(path), fullSchemaOf(fresh), `from version ${version}`);
     }
   });
 
@@ -120,6 +138,32 @@ describe('collector SQLite migrations', function () {
     }
   });
 
+  it('migration 0002 keeps every row of a version 1 database and starts every agent with no witness report', async () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const db = new Database(path);
+    SQLITE_MIGRATIONS[0]!.up(db);
+    db.pragma('user_version = 1');
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-1', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-1', 1, '{}', 'k', 'then', 0, NULL)`);
+    db.close();
+    const store = new SqliteStore({ path });
+    const report = await store.migrate();
+    assert.deepEqual(report.applied, SQLITE_MIGRATIONS.slice(1).map((m) => m.name));
+    const [row] = await store.listAgentEpochs();
+    await store.close();
+    assert.equal(row!.agent, 'AS-OLD-1');
+    assert.equal(row!.witnessedSize, null);
+    assert.equal(row!.witnessedAt, null);
+    assert.deepEqual(row!.gaps, []);
+    assert.equal(row!.quarantined, 0);
+    const check = new Database(path);
+    try {
+      assert.throws(() => check.exec(`UPDATE agent_epochs SET witnessed_size = -1`), /CHECK/);
+    } finally {
+      check.close();
+    }
+  });
+
   it('refuses to open a database newer than the code, naming both versions', () => {
     const path = join(makeTempDir(), 'collector.db');
     const db = new Database(path);
@@ -145,7 +189,7 @@ describe('collector SQLite migrations', function () {
       const result = await runCollectorCli([command], { SAKSHYA_COLLECTOR_DIR: dir, SAKSHYA_COLLECTOR_PORT: '0', SAKSHYA_LOG_LEVEL: 'warn' });
       assert.notEqual(result.code, 0, command);
       assert.equal(result.stdout, '');
-      assert.match(result.stderr, /schema version 999, newer than the newest this collector knows \(1\)/);
+      assert.match(result.stderr, new RegExp(`schema version 999, newer than the newest this collector knows \\(${SQLITE_SCHEMA_VERSION}\\)`));
       assert.doesNotMatch(result.stderr, /\n\s+at /);
       assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
     }

@@ -1,0 +1,711 @@
+/**
+ * `sakshya-collector ledger verify`: an audit of the whole store that trusts nothing stored
+ * except the records' canonical text, the enrolled public keys and the collector's own keys.
+ * Every derived value (hashes, Merkle nodes, roots, chain heads) is recomputed and compared
+ * with what is stored; every signature is checked.
+ *
+ * What it checks, table by table
+ * - records, streamed in ledger order: ledger indices are 0…n−1 without a gap; the canonical
+ *   text parses, matches recordSchema and re-canonicalises (RFC 8785) to the same bytes; the
+ *   columns (id, agent, epoch, seq, kind, type, at) agree with it; `record_hash` and
+ *   `leaf_hash` equal sha256(text) and sha256(0x00 || text); the signature verifies with the
+ *   key valid for that (agent, epoch, seq) and `kid` names it; per (agent, epoch) the seqs run
+ *   1, 2, 3 … and every `prev` is the hash of the record before.
+ * - merkle_subtrees: while the leaves stream, the complete subtrees they form are computed
+ *   incrementally (a compact range of at most log2(n) + 1 peaks) and merged against the stored
+ *   nodes, streamed in the same order (by the leaf that completes them). A stored node that
+ *   differs, is missing, or should not exist is named. Since every node is compared with the
+ *   value recomputed from the leaves, every stored node also equals the hash of its children.
+ * - checkpoints, merged by size: the note's signature with the log key, its origin, its size
+ *   and root equal the row's, and the root equals the root of the first `size` leaves,
+ *   recomputed from the same stream (never from the stored subtrees). Consistency between
+ *   consecutive checkpoints follows: both roots are MTHs of prefixes of one leaf sequence, so
+ *   every RFC 9162 consistency proof between them exists and verifies. Every append is of one
+ *   chain and ends in a checkpoint, so a boundary between two chains in the ledger, and the end
+ *   of the ledger, MUST have one: a deleted checkpoint is named there, or by a receipt naming it.
+ * - agent_epochs: `kid` is the thumbprint of `public_jwk`; the chain head (`highest_seq`,
+ *   `highest_hash`) is the last record of the chain; every chain in the ledger has a row; a
+ *   witness report names a stored checkpoint.
+ * - receipts: the JWS verifies with the receipt key and covers exactly the stored text; the
+ *   receipt names its row's batch and agent and this collector; its ledger range holds only
+ *   its chain's entries and ends just before the checkpoint it names, which is stored with that
+ *   root. Every agent entry is in exactly one receipt's range (the collector's own chain has no
+ *   receipts), so a deleted receipt shows as entries no receipt covers. (A receipt for a batch
+ *   of duplicates only names no entries: deleting one of those cannot be detected, and loses
+ *   nothing — the agent holds the signed copy.)
+ * - schema: the append-only triggers are present. Their absence is not tampering with data,
+ *   but it is how an intruder would start, so it is reported (the triggers are a guard, not
+ *   the proof: ADR 0005).
+ *
+ * Memory stays flat: rows are streamed from one read-only snapshot (LedgerAuditSource); what is
+ * kept is O(log n) Merkle peaks, one small state per (agent, epoch), and at most MAX_FINDINGS
+ * findings. Findings are counted past the limits (per check and in all), never dropped silently.
+ *
+ * Key rotation (issue 4): signatures are checked with `ChainKeys.keyAt(seq)`. Today every epoch
+ * has one key, valid from seq 1; a rotation within an epoch adds a key valid from a later seq.
+ */
+import type { KeyObject } from 'node:crypto';
+import { canonicalJson } from '../../shared/canonical-json.ts';
+import { CheckpointError, verifyCheckpoint } from '../../shared/checkpoint.ts';
+import { jwkThumbprint, publicKeyFromJwk, toBase64Url, type Ed25519PublicJwk } from '../../shared/crypto.ts';
+import { EMPTY_ROOT, nodeHash } from '../../shared/merkle.ts';
+import { describeZodError, receiptSchema, recordSchema, type Receipt } from '../../shared/protocol.ts';
+import { verifyReceipt } from '../../shared/receipt.ts';
+import {
+  COLLECTOR_AGENT_ID,
+  GENESIS_PREV,
+  leafHashOfCanonical,
+  recordHashOfCanonical,
+  verifyRecordSignature,
+  type SignedRecord,
+} from '../../shared/record.ts';
+import { NoteError, type NoteVerifier } from '../../shared/signed-note.ts';
+import type {
+  AuditCheckpointRow,
+  AuditRecordRow,
+  AuditSubtreeRow,
+  CollectorStore,
+  LedgerAuditSource,
+} from '../store/store.ts';
+
+/** Findings listed in full; more are counted in `omitted`. */
+export const MAX_FINDINGS = 500;
+/** Findings listed per (table, check): one broken thing can cause thousands of the same kind. */
+export const MAX_FINDINGS_PER_CHECK = 25;
+
+/** The triggers that make the ledger tables append-only (migration 0001). */
+export const APPEND_ONLY_TRIGGERS = [
+  'checkpoints_no_delete',
+  'checkpoints_no_update',
+  'merkle_subtrees_no_delete',
+  'merkle_subtrees_no_update',
+  'records_no_delete',
+  'records_no_update',
+] as const;
+
+export type AuditTable = 'records' | 'merkle_subtrees' | 'checkpoints' | 'agent_epochs' | 'receipts' | 'schema';
+
+/** The row a finding is about, by its column names. */
+export interface AuditRow {
+  ledger_index?: number;
+  id?: string;
+  agent?: string;
+  epoch?: number;
+  seq?: number;
+  level?: number;
+  idx?: number;
+  size?: number;
+  batch_id?: string;
+  name?: string;
+}
+
+export interface AuditFinding {
+  table: AuditTable;
+  row: AuditRow;
+  /** Stable name of the failed check, e.g. `record_hash`, `signature`, `chain_prev`. */
+  check: string;
+  message: string;
+  expected?: string;
+  found?: string;
+}
+
+export interface AuditReport {
+  intact: boolean;
+  origin: string;
+  /** Rows read per table. */
+  checked: { records: number; chains: number; subtrees: number; checkpoints: number; receipts: number };
+  /** The ledger as recomputed from the records: size and base64url root. */
+  ledger: { size: number; root: string };
+  findings: AuditFinding[];
+  /** Findings beyond the limits, counted but not listed. */
+  omitted: number;
+}
+
+class Findings {
+  readonly list: AuditFinding[] = [];
+  omitted = 0;
+  readonly #perCheck = new Map<string, number>();
+
+  add(finding: AuditFinding): void {
+    const key = `${finding.table}/${finding.check}`;
+    const seen = this.#perCheck.get(key) ?? 0;
+    this.#perCheck.set(key, seen + 1);
+    if (seen >= MAX_FINDINGS_PER_CHECK || this.list.length >= MAX_FINDINGS) this.omitted++;
+    else this.list.push(finding);
+  }
+
+  get total(): number {
+    return this.list.length + this.omitted;
+  }
+}
+
+/** One row at a time from an async iterator, with a look at the next one. */
+class Peekable<T> {
+  readonly #iterator: AsyncIterator<T>;
+  #next: IteratorResult<T> | undefined;
+
+  constructor(iterable: AsyncIterable<T>) {
+    this.#iterator = iterable[Symbol.asyncIterator]();
+  }
+
+  async peek(): Promise<T | undefined> {
+    this.#next ??= await this.#iterator.next();
+    return this.#next.done ? undefined : this.#next.value;
+  }
+
+  async take(): Promise<T | undefined> {
+    const value = await this.peek();
+    this.#next = undefined;
+    return value;
+  }
+
+  async close(): Promise<void> {
+    await this.#iterator.return?.();
+  }
+}
+
+/** A complete subtree computed from the leaves. */
+interface ComputedNode {
+  level: number;
+  index: number;
+  hash: Buffer;
+}
+
+/**
+ * The right edge of a Merkle tree being built leaf by leaf: the peaks (complete subtrees of
+ * decreasing height) that tile the leaves so far. O(log n) memory.
+ */
+class CompactRange {
+  size = 0;
+  readonly #peaks: { level: number; hash: Buffer }[] = [];
+
+  /** Adds a leaf; returns the nodes it completes, leaf first, in the order appendLeaves stores them. */
+  append(leaf: Buffer): ComputedNode[] {
+    const position = this.size;
+    this.size++;
+    const out: ComputedNode[] = [{ level: 0, index: position, hash: leaf }];
+    let hash = leaf;
+    let level = 0;
+    while (this.#peaks.length > 0 && this.#peaks[this.#peaks.length - 1]!.level === level) {
+      hash = nodeHash(this.#peaks.pop()!.hash, hash);
+      level++;
+      out.push({ level, index: this.size / 2 ** level - 1, hash });
+    }
+    this.#peaks.push({ level, hash });
+    return out;
+  }
+
+  /** RFC 9162 MTH of the leaves so far: the peaks folded from the right. */
+  root(): Buffer {
+    if (this.#peaks.length === 0) return Buffer.from(EMPTY_ROOT);
+    let hash = this.#peaks[this.#peaks.length - 1]!.hash;
+    for (let i = this.#peaks.length - 2; i >= 0; i--) hash = nodeHash(this.#peaks[i]!.hash, hash);
+    return hash;
+  }
+}
+
+/** The leaf position at which a node becomes complete, then its level: the order nodes are stored in. */
+function completionOrder(a: { level: number; index: number }, b: { level: number; index: number }): number {
+  const ca = (a.index + 1) * 2 ** a.level - 1;
+  const cb = (b.index + 1) * 2 ** b.level - 1;
+  return ca !== cb ? ca - cb : a.level - b.level;
+}
+
+/**
+ * The signing keys of one (agent, epoch) over its seqs. One key per epoch today (valid from
+ * seq 1); key rotation within an epoch (issue 4) adds keys valid from later seqs.
+ */
+class ChainKeys {
+  readonly #keys: { fromSeq: number; kid: string; publicKey: KeyObject }[] = [];
+
+  add(fromSeq: number, kid: string, publicKey: KeyObject): void {
+    this.#keys.push({ fromSeq, kid, publicKey });
+    this.#keys.sort((a, b) => a.fromSeq - b.fromSeq);
+  }
+
+  keyAt(seq: number): { kid: string; publicKey: KeyObject } | undefined {
+    let found: { kid: string; publicKey: KeyObject } | undefined;
+    for (const key of this.#keys) if (key.fromSeq <= seq) found = key;
+    return found;
+  }
+}
+
+/** What the audit knows of one (agent, epoch): its stored row, and the chain as streamed so far. */
+interface ChainState {
+  agent: string;
+  epoch: number;
+  keys: ChainKeys;
+  highestSeq: number;
+  highestHash: string | null;
+  witnessedSize: number | null;
+  /** The last record of the chain seen in the stream. */
+  seq: number;
+  hash: string | null;
+}
+
+function chainKey(agent: string, epoch: number): string {
+  return `${agent}\u0000${epoch}`;
+}
+
+function hex(bytes: Buffer): string {
+  return bytes.toString('hex');
+}
+
+export class LedgerAudit {
+  readonly #store: CollectorStore;
+  readonly #origin: string;
+  readonly #logVerifier: NoteVerifier;
+  readonly #receiptKey: KeyObject;
+
+  constructor(options: { store: CollectorStore; origin: string; logVerifier: NoteVerifier; receiptKey: KeyObject }) {
+    this.#store = options.store;
+    this.#origin = options.origin;
+    this.#logVerifier = options.logVerifier;
+    this.#receiptKey = options.receiptKey;
+  }
+
+  /** Audits one snapshot of the whole store. Resolves with every finding (bounded); never throws for tampered data. */
+  async run(): Promise<AuditReport> {
+    const source = await this.#store.openAudit();
+    const findings = new Findings();
+    try {
+      await this.#checkGuards(source, findings);
+      const chains = await this.#loadChains(source, findings);
+      const ledger = await this.#checkLedger(source, chains, findings);
+      await this.#checkChainRows(source, chains, ledger.size, findings);
+      const receipts = await this.#checkReceipts(source, chains, ledger.size, findings);
+      return {
+        intact: findings.total === 0,
+        origin: this.#origin,
+        checked: { records: ledger.size, chains: chains.size, subtrees: ledger.subtrees, checkpoints: ledger.checkpoints, receipts },
+        ledger: { size: ledger.size, root: toBase64Url(ledger.root) },
+        findings: findings.list,
+        omitted: findings.omitted,
+      };
+    } finally {
+      await source.close();
+    }
+  }
+
+  async #checkGuards(source: LedgerAuditSource, findings: Findings): Promise<void> {
+    const present = new Set(await source.triggerNames());
+    for (const name of APPEND_ONLY_TRIGGERS) {
+      if (!present.has(name)) {
+        findings.add({ table: 'schema', row: { name }, check: 'guard_missing', message: `the append-only trigger ${name} is missing (dropped?)` });
+      }
+    }
+  }
+
+  async #loadChains(source: LedgerAuditSource, findings: Findings): Promise<Map<string, ChainState>> {
+    const chains = new Map<string, ChainState>();
+    for await (const row of source.agentEpochs()) {
+      const ref = { agent: row.agent, epoch: row.epoch };
+      const keys = new ChainKeys();
+      try {
+        const jwk = JSON.parse(row.publicJwk) as Ed25519PublicJwk;
+        const publicKey = publicKeyFromJwk(jwk);
+        const thumbprint = jwkThumbprint(jwk);
+        if (thumbprint !== row.kid) {
+          findings.add({ table: 'agent_epochs', row: ref, check: 'kid', message: 'kid is not the RFC 7638 thumbprint of public_jwk', expected: thumbprint, found: row.kid });
+        }
+        keys.add(1, thumbprint, publicKey);
+      } catch (err) {
+        findings.add({ table: 'agent_epochs', row: ref, check: 'public_jwk', message: `public_jwk is not an Ed25519 public JWK: ${(err as Error).message}` });
+      }
+      chains.set(chainKey(row.agent, row.epoch), {
+        agent: row.agent,
+        epoch: row.epoch,
+        keys,
+        highestSeq: row.highestSeq,
+        highestHash: row.highestHash,
+        witnessedSize: row.witnessedSize,
+        seq: 0,
+        hash: null,
+      });
+    }
+    return chains;
+  }
+
+  /** Records, Merkle subtrees and checkpoints, in one pass over the leaves. */
+  async #checkLedger(
+    source: LedgerAuditSource,
+    chains: Map<string, ChainState>,
+    findings: Findings,
+  ): Promise<{ size: number; root: Buffer; subtrees: number; checkpoints: number }> {
+    const subtrees = new Peekable(source.subtrees());
+    const checkpoints = new Peekable(source.checkpoints());
+    const range = new CompactRange();
+    const counts = { subtrees: 0, checkpoints: 0 };
+    /** Records of chains with no agent_epochs row: reported once per chain, at the end. */
+    const orphans = new Map<string, { agent: string; epoch: number; count: number }>();
+    let lastCheckpointSize = -1;
+    let previousChain: string | undefined;
+
+    const checkpointsAt = async (size: number): Promise<void> => {
+      for (let next = await checkpoints.peek(); next !== undefined && next.size <= size; next = await checkpoints.peek()) {
+        await checkpoints.take();
+        counts.checkpoints++;
+        this.#checkCheckpoint(next, range.root(), findings);
+        lastCheckpointSize = next.size;
+      }
+    };
+
+    try {
+      await checkpointsAt(0);
+      for await (const row of source.records()) {
+        const position = range.size;
+        if (row.ledgerIndex !== position) {
+          findings.add({
+            table: 'records',
+            row: recordRow(row),
+            check: 'ledger_index',
+            message:
+              row.ledgerIndex > position
+                ? `ledger indices ${position}…${row.ledgerIndex - 1} are missing: the entries run 0…n−1 without gaps`
+                : `ledger index ${row.ledgerIndex} is out of order at position ${position}`,
+            expected: String(position),
+            found: String(row.ledgerIndex),
+          });
+        }
+        const { leaf, chain } = this.#checkRecord(row, chains, orphans, findings);
+        if (previousChain !== undefined && chain !== previousChain && lastCheckpointSize !== position) {
+          findings.add({
+            table: 'checkpoints',
+            row: { size: position },
+            check: 'missing',
+            message: `no checkpoint of size ${position}, though ledger entries ${position - 1} and ${position} belong to different chains (every append is of one chain and ends in a checkpoint)`,
+          });
+        }
+        previousChain = chain;
+        for (const node of range.append(leaf)) {
+          counts.subtrees++;
+          await this.#matchSubtree(subtrees, node, findings);
+        }
+        await checkpointsAt(range.size);
+      }
+      if (range.size > 0 && lastCheckpointSize !== range.size) {
+        findings.add({
+          table: 'checkpoints',
+          row: { size: range.size },
+          check: 'missing',
+          message: `no checkpoint of size ${range.size}, the whole ledger (every append ends in a checkpoint)`,
+        });
+      }
+      for (let extra = await subtrees.take(); extra !== undefined; extra = await subtrees.take()) {
+        this.#extraSubtree(extra, range.size, findings);
+      }
+      for (let extra = await checkpoints.take(); extra !== undefined; extra = await checkpoints.take()) {
+        counts.checkpoints++;
+        findings.add({
+          table: 'checkpoints',
+          row: { size: extra.size },
+          check: 'beyond_ledger',
+          message: `checkpoint of size ${extra.size} commits to more entries than the ${range.size} stored (entries deleted?)`,
+        });
+      }
+    } finally {
+      await subtrees.close();
+      await checkpoints.close();
+    }
+    for (const orphan of orphans.values()) {
+      findings.add({
+        table: 'agent_epochs',
+        row: { agent: orphan.agent, epoch: orphan.epoch },
+        check: 'missing_row',
+        message: `no row for ${orphan.agent} epoch ${orphan.epoch}, which has ${orphan.count} ledger entries: their signatures cannot be checked`,
+      });
+    }
+    return { size: range.size, root: range.root(), ...counts };
+  }
+
+  /** Checks one record row; returns its leaf hash (from its canonical text) and its chain's key. */
+  #checkRecord(
+    row: AuditRecordRow,
+    chains: Map<string, ChainState>,
+    orphans: Map<string, { agent: string; epoch: number; count: number }>,
+    findings: Findings,
+  ): { leaf: Buffer; chain: string } {
+    const ref = recordRow(row);
+    const add = (check: string, message: string, expected?: string, found?: string) =>
+      findings.add({ table: 'records', row: ref, check, message, ...(expected !== undefined ? { expected, found: found ?? '' } : {}) });
+
+    const bytes = Buffer.from(row.canonical, 'utf8');
+    const leaf = leafHashOfCanonical(bytes);
+    const hash = recordHashOfCanonical(bytes);
+    if (row.recordHash !== hash) add('record_hash', 'record_hash is not sha256 of the canonical text', hash, row.recordHash);
+    if (!Buffer.isBuffer(row.leafHash) || !row.leafHash.equals(leaf)) {
+      add('leaf_hash', 'leaf_hash is not sha256(0x00 || canonical text)', hex(leaf), Buffer.isBuffer(row.leafHash) ? hex(row.leafHash) : String(row.leafHash));
+    }
+
+    let record: SignedRecord | undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(row.canonical);
+    } catch {
+      add('canonical_json', 'the canonical text is not JSON');
+    }
+    if (parsed !== undefined) {
+      const result = recordSchema.safeParse(parsed);
+      if (result.success) record = result.data as SignedRecord;
+      else add('record_schema', `the record does not match record v1: ${describeZodError(result.error, 3)}`);
+      let again: string | undefined;
+      try {
+        again = canonicalJson(parsed);
+      } catch {
+        again = undefined;
+      }
+      if (again !== row.canonical) add('canonical_form', 'the stored text is not the RFC 8785 canonical form of the record it holds');
+    }
+    if (record) {
+      const columns: [keyof AuditRecordRow & keyof SignedRecord, string | number][] = [
+        ['id', record.id],
+        ['agent', record.agent],
+        ['epoch', record.epoch],
+        ['seq', record.seq],
+        ['kind', record.kind],
+        ['type', record.type],
+        ['at', record.at],
+      ];
+      for (const [column, value] of columns) {
+        if (row[column] !== value) add(`column_${column}`, `column ${column} differs from the record's ${column}`, String(value), String(row[column]));
+      }
+    }
+
+    const agent = record?.agent ?? row.agent;
+    const epoch = record?.epoch ?? row.epoch;
+    const seq = record?.seq ?? row.seq;
+    const key = chainKey(agent, epoch);
+    const chain = chains.get(key);
+    if (!chain) {
+      const orphan = orphans.get(key) ?? { agent, epoch, count: 0 };
+      orphan.count++;
+      orphans.set(key, orphan);
+      return { leaf, chain: key };
+    }
+    if (record) {
+      const signer = chain.keys.keyAt(seq);
+      if (signer && record.kid !== signer.kid) add('kid', `kid does not name the key of ${agent} epoch ${epoch}`, signer.kid, record.kid);
+      else if (signer && !verifyRecordSignature(record, signer.publicKey)) add('signature', `the signature does not verify with the key of ${agent} epoch ${epoch}`);
+    }
+    const expectedSeq = chain.seq + 1;
+    if (seq !== expectedSeq) {
+      add(
+        'chain_seq',
+        chain.seq === 0
+          ? `the first entry of ${agent} epoch ${epoch} has seq ${seq}, not 1`
+          : `seq ${seq} follows seq ${chain.seq} of ${agent} epoch ${epoch}${seq > expectedSeq ? `: seqs ${expectedSeq}…${seq - 1} are missing` : ''}`,
+        String(expectedSeq),
+        String(seq),
+      );
+    } else if (record) {
+      const expectedPrev = chain.hash ?? GENESIS_PREV;
+      if (record.prev !== expectedPrev) add('chain_prev', `prev is not the hash of ${agent} epoch ${epoch} seq ${chain.seq}`, expectedPrev, record.prev);
+    }
+    chain.seq = seq;
+    chain.hash = hash;
+    return { leaf, chain: key };
+  }
+
+  async #matchSubtree(stored: Peekable<AuditSubtreeRow>, node: ComputedNode, findings: Findings): Promise<void> {
+    for (;;) {
+      const next = await stored.peek();
+      const order = next === undefined ? 1 : completionOrder(next, node);
+      if (order < 0) {
+        await stored.take();
+        this.#extraSubtree(next!, undefined, findings);
+        continue;
+      }
+      if (order > 0) {
+        findings.add({
+          table: 'merkle_subtrees',
+          row: { level: node.level, idx: node.index },
+          check: 'missing',
+          message: `the complete subtree (level ${node.level}, index ${node.index}) is not stored`,
+          expected: hex(node.hash),
+        });
+        return;
+      }
+      await stored.take();
+      if (!next!.hash.equals(node.hash)) {
+        findings.add({
+          table: 'merkle_subtrees',
+          row: { level: node.level, idx: node.index },
+          check: 'hash',
+          message:
+            node.level === 0
+              ? `the stored leaf node is not the leaf hash of ledger entry ${node.index}`
+              : `the stored node is not the hash of the leaves ${node.index * 2 ** node.level}…${(node.index + 1) * 2 ** node.level - 1} beneath it`,
+          expected: hex(node.hash),
+          found: hex(next!.hash),
+        });
+      }
+      return;
+    }
+  }
+
+  #extraSubtree(row: AuditSubtreeRow, size: number | undefined, findings: Findings): void {
+    findings.add({
+      table: 'merkle_subtrees',
+      row: { level: row.level, idx: row.index },
+      check: 'unexpected',
+      message:
+        size !== undefined
+          ? `a stored node (level ${row.level}, index ${row.index}) lies beyond the ${size} stored entries`
+          : `a stored node (level ${row.level}, index ${row.index}) is not a complete subtree of the stored entries`,
+      found: hex(row.hash),
+    });
+  }
+
+  #checkCheckpoint(row: AuditCheckpointRow, computedRoot: Buffer, findings: Findings): void {
+    const ref = { size: row.size };
+    if (!Buffer.isBuffer(row.root) || !row.root.equals(computedRoot)) {
+      findings.add({
+        table: 'checkpoints',
+        row: ref,
+        check: 'root',
+        message: `root is not the Merkle root of the first ${row.size} ledger entries`,
+        expected: hex(computedRoot),
+        found: Buffer.isBuffer(row.root) ? hex(row.root) : String(row.root),
+      });
+    }
+    try {
+      const checkpoint = verifyCheckpoint(row.note, this.#logVerifier, this.#origin);
+      if (checkpoint.size !== row.size) {
+        findings.add({ table: 'checkpoints', row: ref, check: 'note_size', message: 'the signed note is for another size', expected: String(row.size), found: String(checkpoint.size) });
+      }
+      if (!checkpoint.rootHash.equals(computedRoot)) {
+        findings.add({
+          table: 'checkpoints',
+          row: ref,
+          check: 'note_root',
+          message: `the signed note's root is not the Merkle root of the first ${row.size} ledger entries`,
+          expected: hex(computedRoot),
+          found: hex(checkpoint.rootHash),
+        });
+      }
+    } catch (err) {
+      if (err instanceof NoteError) {
+        findings.add({ table: 'checkpoints', row: ref, check: 'signature', message: `the note does not verify with the log key: ${err.message}` });
+      } else if (err instanceof CheckpointError) {
+        findings.add({ table: 'checkpoints', row: ref, check: 'note', message: `the signed note is not a valid checkpoint of this log: ${err.message}` });
+      } else {
+        throw err;
+      }
+    }
+  }
+
+  async #checkChainRows(source: LedgerAuditSource, chains: Map<string, ChainState>, size: number, findings: Findings): Promise<void> {
+    for (const chain of chains.values()) {
+      const ref = { agent: chain.agent, epoch: chain.epoch };
+      if (chain.highestSeq !== chain.seq || chain.highestHash !== chain.hash) {
+        findings.add({
+          table: 'agent_epochs',
+          row: ref,
+          check: 'chain_head',
+          message: `the chain head (highest_seq, highest_hash) is not the last ledger entry of ${chain.agent} epoch ${chain.epoch}`,
+          expected: `seq ${chain.seq} hash ${chain.hash ?? 'null'}`,
+          found: `seq ${chain.highestSeq} hash ${chain.highestHash ?? 'null'}`,
+        });
+      }
+      if (chain.witnessedSize !== null && (chain.witnessedSize > size || !(await source.checkpointOfSize(chain.witnessedSize)))) {
+        findings.add({
+          table: 'agent_epochs',
+          row: ref,
+          check: 'witnessed_size',
+          message: `witnessed_size ${chain.witnessedSize} names no stored checkpoint within the ${size} entries`,
+        });
+      }
+    }
+  }
+
+  /** Streams receipts (by the ledger range they name) and checks their coverage of agent entries. */
+  async #checkReceipts(source: LedgerAuditSource, chains: Map<string, ChainState>, size: number, findings: Findings): Promise<number> {
+    let count = 0;
+    let coveredTo = -1;
+    const uncovered = async (from: number, to: number): Promise<void> => {
+      if (from > to) return;
+      const stray = await source.countExceptAgent(from, to, COLLECTOR_AGENT_ID);
+      if (stray.count > 0) {
+        findings.add({
+          table: 'receipts',
+          row: { ledger_index: stray.first! },
+          check: 'missing',
+          message: `${stray.count} agent ledger entries in ${stray.first}…${stray.last} are in no receipt's range (a receipt was deleted?)`,
+        });
+      }
+    };
+    for await (const row of source.receipts()) {
+      count++;
+      const ref = { batch_id: row.batchId, agent: row.agent };
+      const add = (check: string, message: string, expected?: string, found?: string) =>
+        findings.add({ table: 'receipts', row: ref, check, message, ...(expected !== undefined ? { expected, found: found ?? '' } : {}) });
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(row.receiptJson);
+      } catch {
+        add('receipt_json', 'receipt_json is not JSON');
+        continue;
+      }
+      const result = receiptSchema.safeParse(parsed);
+      if (!result.success) {
+        add('receipt_schema', `receipt_json is not a receipt: ${describeZodError(result.error, 3)}`);
+        continue;
+      }
+      const receipt: Receipt = result.data;
+      if (canonicalJson(receipt) !== row.receiptJson) add('canonical_form', 'receipt_json is not the RFC 8785 canonical form of the receipt');
+      try {
+        await verifyReceipt({ receipt, signature: row.signature }, this.#receiptKey);
+      } catch (err) {
+        add('signature', (err as Error).message);
+      }
+      if (receipt.batchId !== row.batchId) add('batch_id', 'the receipt is for another batch', row.batchId, receipt.batchId);
+      if (receipt.agent !== row.agent) add('agent', 'the receipt is for another agent', row.agent, receipt.agent);
+      if (receipt.collector !== this.#origin) add('collector', 'the receipt names another collector', this.#origin, receipt.collector);
+
+      const named = receipt.checkpoint;
+      const stored = await source.checkpointOfSize(named.size);
+      if (!stored) {
+        if (!(named.size === 0 && named.root === toBase64Url(EMPTY_ROOT))) {
+          findings.add({ table: 'checkpoints', row: { size: named.size }, check: 'missing', message: `no checkpoint of size ${named.size}, which the receipt of batch ${row.batchId} names` });
+        }
+      } else if (!Buffer.isBuffer(stored.root) || toBase64Url(stored.root) !== named.root) {
+        add('checkpoint_root', `the receipt names checkpoint ${named.size} with another root than the stored one`, Buffer.isBuffer(stored.root) ? toBase64Url(stored.root) : '', named.root);
+      }
+
+      const chain = chains.get(chainKey(receipt.agent, receipt.epoch));
+      if (chain && receipt.highestSeq > chain.seq) add('highest_seq', `highestSeq is beyond the last ledger entry of ${receipt.agent} epoch ${receipt.epoch}`, `≤ ${chain.seq}`, String(receipt.highestSeq));
+      if (receipt.ledger === null) continue;
+      const { first, last } = receipt.ledger;
+      if (last < first || last >= size) {
+        add('ledger_range', `the ledger range ${first}…${last} is not within the ${size} entries`);
+        continue;
+      }
+      if (named.size !== last + 1) add('checkpoint_size', "the checkpoint is not the one the batch's append made (size = last ledger index + 1)", String(last + 1), String(named.size));
+      if (first <= coveredTo) add('ledger_overlap', `the ledger range ${first}…${last} overlaps another receipt's range (up to ${coveredTo})`);
+      await uncovered(coveredTo + 1, first - 1);
+      const foreign = await source.countOutsideChain(first, last, receipt.agent, receipt.epoch);
+      if (foreign.count > 0) {
+        add('ledger_range', `${foreign.count} entries in ${first}…${last} (first at ${foreign.first}) are not of ${receipt.agent} epoch ${receipt.epoch}`);
+      }
+      coveredTo = Math.max(coveredTo, last);
+    }
+    await uncovered(coveredTo + 1, size - 1);
+    return count;
+  }
+}
+
+function recordRow(row: AuditRecordRow): AuditRow {
+  return { ledger_index: row.ledgerIndex, id: row.id, agent: row.agent, epoch: row.epoch, seq: row.seq };
+}
+
+/** `table[col=value …]`: how a finding's row is named on one line. */
+export function describeRow(finding: AuditFinding): string {
+  const parts = Object.entries(finding.row).map(([column, value]) => `${column}=${value}`);
+  return `${finding.table}[${parts.join(' ')}]`;
+}
+
+/** One line per finding: table and row, check, message, expected vs found. */
+export function formatFinding(finding: AuditFinding): string {
+  const values = finding.expected !== undefined ? `; expected ${finding.expected}, found ${finding.found ?? ''}` : '';
+  return `${describeRow(finding)} ${finding.check}: ${finding.message}${values}`;
+}

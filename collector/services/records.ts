@@ -1,0 +1,37 @@
+/**
+ * Reading ledger records by id. Records are audit content, so unlike checkpoints and proofs
+ * (hashes and signatures only) they are shown only to a principal the access rules allow
+ * (services/access.ts): an agent sees its own records, of any of its epochs.
+ */
+import { ProblemError } from '../../shared/problem.ts';
+import type { CollectorStore } from '../store/store.ts';
+import { mayReadRecordsOf, type Principal } from './access.ts';
+
+export interface RecordView {
+  /** The record's canonical text, byte for byte as stored and hashed. */
+  canonical: string;
+  ledgerIndex: number;
+  receivedAt: string;
+}
+
+export class RecordsService {
+  readonly #store: CollectorStore;
+
+  constructor(options: { store: CollectorStore }) {
+    this.#store = options.store;
+  }
+
+  /**
+   * The committed record `id` if `principal` may read it. Rejects with `resource.not_found` if
+   * there is no such record and `auth.forbidden` if it belongs to an agent the principal may
+   * not read.
+   */
+  async read(id: string, principal: Principal): Promise<RecordView> {
+    const record = await this.#store.findLedgerRecord(id);
+    if (!record) throw new ProblemError('resource.not_found', `there is no record ${id} in the ledger`);
+    if (!mayReadRecordsOf(principal, record.agent)) {
+      throw new ProblemError('auth.forbidden', `record ${id} belongs to another agent; an agent may read only its own records`);
+    }
+    return { canonical: record.canonical, ledgerIndex: record.ledgerIndex, receivedAt: record.receivedAt };
+  }
+}
