@@ -202,7 +202,8 @@ program
       } catch (err) {
         throw new UsageError(`--body is not valid JSON: ${(err as Error).message}`);
       }
-      const { loadAgentKey } = await import('../keys.ts');
+      const [{ loadAgentKey }, { isWitnessRecordType }] = await Promise.all([import('../keys.ts'), import('../witness/witness-state.ts')]);
+      if (isWitnessRecordType(opts.kind, opts.type)) throw new UsageError(`--kind agent --type ${opts.type}: witness records are written by the agent itself`);
       const outbox = SqliteOutbox.open(outboxPath(config.dir));
       try {
         const key = loadAgentKey(config.dir);

@@ -5,7 +5,8 @@
  * - Every request MUST carry `Authorization: Bearer <contents of local-token>` (constant-time
  *   compare), checked before the body is read.
  * - `POST /v1/records` `{ kind, type, at?, body }` answers 201 `{ id, seq }` only after the record
- *   is committed to the outbox.
+ *   is committed to the outbox. Witness records (kind `agent`, type `witness.*`) are refused:
+ *   only the agent's witness writes them.
  * - `GET /v1/status` answers the agent status.
  * - Errors are problem+json (shared/problem.ts), made in one error handler; no stack traces.
  */
@@ -18,6 +19,7 @@ import { describeZodError } from '../../shared/protocol.ts';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../../shared/problem.ts';
 import { newRecordSchema, RecordRejectedError, type SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import { readAgentStatus } from '../status.ts';
+import { isWitnessRecordType } from '../witness/witness-state.ts';
 import { tokenMatches } from './local-token.ts';
 
 export const LOCAL_API_HOST = '127.0.0.1';
@@ -60,6 +62,9 @@ export function createLocalApi(options: LocalApiOptions): express.Express {
     (req: Request, res: Response) => {
       const parsed = newRecordSchema.safeParse(req.body);
       if (!parsed.success) throw new ProblemError('request.invalid', describeZodError(parsed.error));
+      if (isWitnessRecordType(parsed.data.kind, parsed.data.type)) {
+        throw new ProblemError('request.invalid', `kind agent, type ${parsed.data.type}: witness records are written by the agent itself`);
+      }
       let result;
       try {
         result = outbox.append(parsed.data, key);

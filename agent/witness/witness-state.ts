@@ -19,6 +19,15 @@ export const STATE_WITNESS_LAST_ERROR = 'witness.lastError';
 export const WITNESS_ALARM_RECORD_TYPE = 'witness.alarm';
 export const WITNESS_CLEARED_RECORD_TYPE = 'witness.cleared';
 
+/**
+ * True for the record types only the witness writes (kind `agent`, type `witness.*`). Local
+ * callers (the local API, `emit`) MUST be refused these: an alarm in the agent's chain has to
+ * mean that the agent itself found the collector's log inconsistent.
+ */
+export function isWitnessRecordType(kind: string, type: string): boolean {
+  return kind === 'agent' && type.startsWith('witness.');
+}
+
 /** A checkpoint as receipts name it: tree size and base64url root. */
 export type CheckpointRef = Receipt['checkpoint'];
 

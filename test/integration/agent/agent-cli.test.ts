@@ -104,6 +104,9 @@ describe('sakshya-agent commands against a fake collector', function () {
     const badKind = await runAgentCli(['emit', '--kind', 'gossip', '--type', 'a.b', '--body', '{}'], env);
     assert.notEqual(badKind.code, 0);
     assertOneLineError(badKind.stderr, /kind/);
+    const forged = await runAgentCli(['emit', '--kind', 'agent', '--type', 'witness.alarm', '--body', '{}'], env);
+    assert.equal(forged.code, 2);
+    assertOneLineError(forged.stderr, /witness records are written by the agent itself/);
     const withAt = await runAgentCli(['emit', '--kind', 'telemetry', '--type', 'app.health', '--body', '{}', '--at', '2026-11-22T04:33:05.123Z'], env);
     assert.equal(JSON.parse(withAt.stdout).seq, 6);
 

@@ -68,6 +68,16 @@ describe('agent/local-api', () => {
     }
   });
 
+  it('refuses to store a witness record for a local caller, so an alarm in the chain is always the agent\u2019s own', async () => {
+    const before = outbox.chain().headSeq;
+    for (const type of ['witness.alarm', 'witness.cleared']) {
+      const body = await problem(await post({ kind: 'agent', type, body: { reason: 'inconsistent' } }), 400, 'request.invalid');
+      assert.match(String(body.detail), /written by the agent itself/);
+    }
+    assert.equal((await post({ kind: 'audit', type: 'witness.alarm', body: {} })).status, 201, 'only kind agent is reserved');
+    assert.equal(outbox.chain().headSeq, before + 1);
+  });
+
   it('keeps a given at and assigns consecutive seqs', async () => {
     const a = (await (await post({ kind: 'telemetry', type: 'app.queue_depth', at: '2026-11-22T04:33:05.123Z', body: { depth: 3 } })).json()) as { seq: number };
     const b = (await (await post({ kind: 'audit', type: 'user.login', body: {} })).json()) as { seq: number };
