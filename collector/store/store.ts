@@ -348,6 +348,8 @@ export interface LedgerAuditSource {
    */
   receipts(): AsyncIterable<AuditReceiptRow>;
   checkpointOfSize(size: number): Promise<AuditCheckpointRow | undefined>;
+  /** One stored subtree hash, by its coordinates. */
+  subtree(level: number, index: number): Promise<Buffer | undefined>;
   /** Entries with from ≤ ledger_index ≤ to that are not of (agent, epoch). */
   countOutsideChain(from: number, to: number, agent: string, epoch: number): Promise<LedgerRangeCount>;
   /** Entries with from ≤ ledger_index ≤ to whose agent is not `exceptAgent`. */

@@ -672,12 +672,29 @@ async function* streamRows<R, T>(statement: Database.Statement, map: (row: R) =>
   }
 }
 
+/** Point lookups of the audit, on its own connection. */
+function prepareAuditLookups(db: Db) {
+  return {
+    checkpointOfSize: db.prepare(`SELECT size, root, note FROM checkpoints WHERE size = ?`),
+    subtree: db.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
+    countOutsideChain: db.prepare(
+      `SELECT count(*) AS count, min(ledger_index) AS first, max(ledger_index) AS last FROM records
+       WHERE ledger_index BETWEEN ? AND ? AND NOT (agent = ? AND epoch = ?)`,
+    ),
+    countExceptAgent: db.prepare(
+      `SELECT count(*) AS count, min(ledger_index) AS first, max(ledger_index) AS last FROM records
+       WHERE ledger_index BETWEEN ? AND ? AND agent != ?`,
+    ),
+  };
+}
+
 /**
  * The audit's snapshot: its own read-only connection and one read transaction, begun at open
  * and ended at close. Statements are prepared per stream, so streams can be open together.
  */
 class SqliteAuditSource implements LedgerAuditSource {
   readonly #db: Db;
+  readonly #lookups: ReturnType<typeof prepareAuditLookups>;
   #closed = false;
 
   constructor(path: string) {
@@ -686,6 +703,7 @@ class SqliteAuditSource implements LedgerAuditSource {
       this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       this.#db.exec('BEGIN');
       this.#db.prepare('SELECT count(*) FROM sqlite_master').get(); // the snapshot starts at the first read
+      this.#lookups = prepareAuditLookups(this.#db);
     } catch (err) {
       this.#db.close();
       throw err;
@@ -758,25 +776,19 @@ class SqliteAuditSource implements LedgerAuditSource {
   }
 
   async checkpointOfSize(size: number): Promise<AuditCheckpointRow | undefined> {
-    return this.#db.prepare(`SELECT size, root, note FROM checkpoints WHERE size = ?`).get(size) as AuditCheckpointRow | undefined;
+    return this.#lookups.checkpointOfSize.get(size) as AuditCheckpointRow | undefined;
+  }
+
+  async subtree(level: number, index: number): Promise<Buffer | undefined> {
+    return this.#lookups.subtree.get(level, index) as Buffer | undefined;
   }
 
   async countOutsideChain(from: number, to: number, agent: string, epoch: number): Promise<LedgerRangeCount> {
-    return this.#db
-      .prepare(
-        `SELECT count(*) AS count, min(ledger_index) AS first, max(ledger_index) AS last FROM records
-         WHERE ledger_index BETWEEN ? AND ? AND NOT (agent = ? AND epoch = ?)`,
-      )
-      .get(from, to, agent, epoch) as LedgerRangeCount;
+    return this.#lookups.countOutsideChain.get(from, to, agent, epoch) as LedgerRangeCount;
   }
 
   async countExceptAgent(from: number, to: number, exceptAgent: string): Promise<LedgerRangeCount> {
-    return this.#db
-      .prepare(
-        `SELECT count(*) AS count, min(ledger_index) AS first, max(ledger_index) AS last FROM records
-         WHERE ledger_index BETWEEN ? AND ? AND agent != ?`,
-      )
-      .get(from, to, exceptAgent) as LedgerRangeCount;
+    return this.#lookups.countExceptAgent.get(from, to, exceptAgent) as LedgerRangeCount;
   }
 
   async close(): Promise<void> {
