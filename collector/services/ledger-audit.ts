@@ -180,7 +180,7 @@ class Peekable<T> {
 }
 
 /** A complete subtree computed from the leaves. */
-interface ComputedNode {
+export interface ComputedNode {
   level: number;
   index: number;
   hash: Buffer;
@@ -190,7 +190,7 @@ interface ComputedNode {
  * The right edge of a Merkle tree being built leaf by leaf: the peaks (complete subtrees of
  * decreasing height) that tile the leaves so far. O(log n) memory.
  */
-class CompactRange {
+export class CompactRange {
   size = 0;
   readonly #peaks: { level: number; hash: Buffer }[] = [];
 
@@ -220,7 +220,7 @@ class CompactRange {
 }
 
 /** The leaf position at which a node becomes complete, then its level: the order nodes are stored in. */
-function completionOrder(a: { level: number; index: number }, b: { level: number; index: number }): number {
+export function completionOrder(a: { level: number; index: number }, b: { level: number; index: number }): number {
   const ca = (a.index + 1) * 2 ** a.level - 1;
   const cb = (b.index + 1) * 2 ** b.level - 1;
   return ca !== cb ? ca - cb : a.level - b.level;
