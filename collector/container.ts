@@ -98,7 +98,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     }
   }
 
-  const ledger = new LedgerService({ origin: config.origin, signer: noteSignerFromSigningKey(config.origin, keys.log), store });
+  const ledger = new LedgerService({ origin: config.origin, signer: noteSignerFromSigningKey(config.origin, keys.log), store, now });
   const collectorChain = new CollectorChain({ key: keys.chain, ledger, store, now });
   if (options.mode === 'bootstrap') {
     try {

@@ -108,11 +108,13 @@ export class LedgerService {
   readonly origin: string;
   readonly #signer: NoteSigner;
   readonly #store: CollectorStore;
+  readonly #now: () => Date;
 
-  constructor(options: { origin: string; signer: NoteSigner; store: CollectorStore }) {
+  constructor(options: { origin: string; signer: NoteSigner; store: CollectorStore; now?: () => Date }) {
     this.origin = options.origin;
     this.#signer = options.signer;
     this.#store = options.store;
+    this.#now = options.now ?? (() => new Date());
   }
 
   /**
@@ -177,7 +179,7 @@ export class LedgerService {
     await this.#store.write(async (tx) => {
       if ((await tx.latestCheckpoint()) !== undefined || (await tx.ledgerSize()) !== 0) return;
       const note = signCheckpoint({ origin: this.origin, size: 0, rootHash: EMPTY_ROOT, extensions: [] }, this.#signer);
-      await tx.putCheckpoint({ size: 0, root: Buffer.from(EMPTY_ROOT), note, createdAt: new Date().toISOString() });
+      await tx.putCheckpoint({ size: 0, root: Buffer.from(EMPTY_ROOT), note, createdAt: this.#now().toISOString() });
     });
   }
 
