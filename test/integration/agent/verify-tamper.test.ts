@@ -228,7 +228,7 @@ describe('sakshya-agent verify on a tampered outbox', function () {
 
   describe('chains', () => {
     it('names a chain head whose hash changed', async () => {
-      const dir = tampered((db) => db.prepare("UPDATE chains SET head_hash = 'B' || substr(head_hash, 2)").run());
+      const dir = tampered((db) => db.prepare("UPDATE chains SET head_hash = (CASE WHEN substr(head_hash, 1, 1) = 'B' THEN 'C' ELSE 'B' END) || substr(head_hash, 2)").run());
       await assertDamaged(dir, [{ table: 'chains', epoch: 1, check: 'head_hash_mismatch' }]);
     });
 
@@ -289,7 +289,7 @@ describe('sakshya-agent verify on a tampered outbox', function () {
     });
 
     it('names a stored root that is not the signed checkpoint\u2019s', async () => {
-      const dir = tampered((db) => db.prepare("UPDATE witness_checkpoint SET root = 'A' || substr(root, 2)").run());
+      const dir = tampered((db) => db.prepare("UPDATE witness_checkpoint SET root = (CASE WHEN substr(root, 1, 1) = 'A' THEN 'B' ELSE 'A' END) || substr(root, 2)").run());
       await assertDamaged(dir, [{ table: 'witness_checkpoint', check: 'field_mismatch' }]);
     });
   });
