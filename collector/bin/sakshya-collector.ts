@@ -205,7 +205,7 @@ withConfigFlags(agents.command('list').description('list agents per epoch, with 
           const gaps = a.gaps.length === 0 ? 'none' : a.gaps.map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`)).join(',');
           process.stdout.write(
             `${a.agent}\tepoch ${a.epoch}\tseq ${a.highestSeq}\tentries ${a.ledgerEntries}\tgaps ${gaps}\tquarantined ${a.quarantined}\t` +
-              `witnessed ${a.witnessedSize ?? '-'}\tbacklog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}` +
+              `witnessed ${a.witnessedSize ?? '-'}\tkeys ${a.keys.length}\tbacklog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}` +
               `${a.revokedAt ? `\trevoked ${a.revokedAt}` : ''}\n`,
           );
         }

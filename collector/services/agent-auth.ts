@@ -5,7 +5,8 @@
  * Rules
  * - The key is looked up ONLY by the `sub`/`iss` claim's agent in its current epoch. Key
  *   material or locations named by the token (`jwk`, `jku`, `x5u`, `x5c` headers) are never
- *   used; the header `kid` MUST equal the enrolled key's thumbprint.
+ *   used; the header `kid` MUST equal the thumbprint of the epoch's CURRENT key: the enrolled
+ *   key, or after a key rotation (ADR 0006) the newest key of its history; a retired key → 401.
  * - `alg` MUST be EdDSA and `typ` MUST be `sakshya-agent+jwt`; `aud` MUST be this collector's
  *   origin; `iss` = `sub` = the agent; `jti`, `iat` and `exp` are required, and the token MUST
  *   NOT live longer than MAX_AGENT_JWT_LIFETIME_SECONDS.
@@ -31,6 +32,7 @@ export interface AuthenticatedAgent {
   agent: string;
   /** The agent's current epoch: the only one whose key was accepted. */
   epoch: number;
+  /** The epoch's current (newest) key, which signed the token. */
   kid: string;
   publicJwk: Ed25519PublicJwk;
   jti: string;
@@ -91,12 +93,14 @@ export class AgentAuthService {
 
     const enrolled = await this.#store.currentEpoch(agent);
     if (!enrolled) throw invalid('the token names an agent that is not enrolled');
-    if (header.kid !== enrolled.kid) throw invalid("the token kid is not the thumbprint of the agent's enrolled key");
+    // The newest key of the epoch (ADR 0006): after a rotation the retired key no longer authenticates.
+    const signing = (await this.#store.agentKeys(agent, enrolled.epoch)).at(-1) ?? { kid: enrolled.kid, publicJwk: enrolled.publicJwk };
+    if (header.kid !== signing.kid) throw invalid("the token kid is not the thumbprint of the agent's current key");
 
     const now = this.#now();
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.#keyFor(enrolled.publicJwk), {
+      ({ payload } = await jwtVerify(token, this.#keyFor(signing.publicJwk), {
         algorithms: ['EdDSA'],
         audience: this.#origin,
         issuer: agent,
@@ -123,6 +127,6 @@ export class AgentAuthService {
     const nowSeconds = Math.floor(now.getTime() / 1000);
     const fresh = await this.#store.rememberJti(jti, agent, exp + this.#clockToleranceSeconds, nowSeconds);
     if (!fresh) throw invalid('the token was already used (jti replay); make a new token for every request');
-    return { agent, epoch: enrolled.epoch, kid: enrolled.kid, publicJwk: enrolled.publicJwk, jti };
+    return { agent, epoch: enrolled.epoch, kid: signing.kid, publicJwk: signing.publicJwk, jti };
   }
 }

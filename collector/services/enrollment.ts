@@ -56,6 +56,16 @@ export interface AgentListing {
   /** The newest checkpoint size this agent confirmed as a witness, and when (null: never). */
   witnessedSize: number | null;
   witnessedAt: string | null;
+  /** The epoch's key history (ADR 0006): the enrolled key from seq 1, then each rotated key. */
+  keys: AgentKeyListing[];
+}
+
+/** One key of an epoch's history, as `agents list` shows it. */
+export interface AgentKeyListing {
+  kid: string;
+  fromSeq: number;
+  addedAt: string;
+  reason: 'enrolled' | 'rotated';
 }
 
 /** Throws EnrollmentInputError unless `agent` is an id an admin may enroll. */
@@ -152,6 +162,13 @@ export class EnrollmentService {
   /** Every (agent, epoch), the COLLECTOR chain included, by agent id then epoch. */
   async listAgents(): Promise<AgentListing[]> {
     const rows = await this.#store.listAgentEpochs();
+    const keys = new Map<string, AgentKeyListing[]>();
+    for (const key of await this.#store.listAgentKeys()) {
+      const id = `${key.agent}\u0000${key.epoch}`;
+      const list = keys.get(id) ?? [];
+      list.push({ kid: key.kid, fromSeq: key.fromSeq, addedAt: key.addedAt, reason: key.reason });
+      keys.set(id, list);
+    }
     return rows.map((row) => ({
       agent: row.agent,
       epoch: row.epoch,
@@ -166,6 +183,7 @@ export class EnrollmentService {
       quarantined: row.quarantined,
       witnessedSize: row.witnessedSize,
       witnessedAt: row.witnessedAt,
+      keys: keys.get(`${row.agent}\u0000${row.epoch}`) ?? [],
     }));
   }
 }

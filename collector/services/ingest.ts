@@ -3,11 +3,20 @@
  *
  * A batch is all or nothing. Every check runs before anything is stored, in this order:
  * ownership (batch and record agents = token subject) → schema → Idempotency-Key = batchId →
- * a stored receipt for that batch → epoch current → record kid = enrolled key → signatures
- * (worker pool) → inside ONE write transaction: the sequence against the stored chain head
+ * a stored receipt for that batch → epoch current → record kid = the key valid at its seq
+ * (batch-keys.ts: the epoch's key history, and any key.rotated record earlier in the batch)
+ * → signatures (worker pool, each run of records with its key) → inside ONE write
+ * transaction: the key history is unchanged, the sequence against the stored chain head
  * (duplicate / equivocation / new, contiguous and chained) and record ids, then records,
- * Merkle nodes, chain head, agent contact, checkpoint and the signed receipt, committed
- * together. The receipt is answered only after COMMIT.
+ * Merkle nodes, chain head, the keys that new key.rotated records introduce, agent contact,
+ * checkpoint and the signed receipt, committed together. The receipt is answered only after
+ * COMMIT.
+ *
+ * Key rotation (ADR 0006): a `key.rotated` record, signed with the key valid at its seq s,
+ * makes its new key valid from s + 1; records after it in the same batch are checked with the
+ * new key, and the key joins the stored history in the batch's transaction, so a crash leaves
+ * either the rotation record AND its key, or neither. A record signed with a retired key is
+ * refused (400 `batch.invalid`), as is a malformed or forged rotation.
  *
  * Invariants
  * - Exactly once: a record already stored (same seq, same hash) is a duplicate, counted and
@@ -35,7 +44,8 @@ import { GENESIS_PREV, recordHash } from '../../shared/record.ts';
 import { StoreIntegrityError, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
 import type { AuthenticatedAgent } from './agent-auth.ts';
 import type { CheckpointRef, LedgerService, PreparedRecord } from './ledger.ts';
-import type { SignaturePool } from './signature-pool.ts';
+import { planBatchKeys, type BatchRotation } from './batch-keys.ts';
+import type { SignaturePool, VerifyOutcome } from './signature-pool.ts';
 
 export interface IngestRequest {
   agent: AuthenticatedAgent;
@@ -134,26 +144,26 @@ export class IngestService {
     }
     const seenIds = new Set<string>();
     for (const record of batch.records) {
-      if (record.kid !== agent.kid) {
-        throw new ProblemError('batch.invalid', `${recordLabel(record)}: kid is not the thumbprint of the enrolled key`, {
-          recordId: record.id,
-          seq: record.seq,
-        });
-      }
       if (seenIds.has(record.id)) {
         throw new ProblemError('batch.invalid', `${recordLabel(record)}: the id appears twice in the batch`, { recordId: record.id, seq: record.seq });
       }
       seenIds.add(record.id);
     }
 
-    const verified = await this.#pool().verify(batch.records, agent.publicJwk.x);
+    const history = await this.#store.agentKeys(agent.agent, batch.epoch);
+    const plan = planBatchKeys(batch.records, history);
+    if (!plan.ok) {
+      const record = batch.records[plan.index]!;
+      throw new ProblemError('batch.invalid', `${recordLabel(record)}: ${plan.reason}`, { recordId: record.id, seq: record.seq });
+    }
+    const verified = await this.#verifySegments(batch.records, plan.segments);
     if (!verified.ok) {
       const record = batch.records[verified.index]!;
       throw new ProblemError('batch.invalid', `${recordLabel(record)}: ${verified.reason}`, { recordId: record.id, seq: record.seq });
     }
     const prepared: PreparedRecord[] = batch.records.map((record, i) => ({ record, ...verified.records[i]! }));
 
-    const outcome = await this.#commit(batch, prepared, request);
+    const outcome = await this.#commit(batch, prepared, request, { historyLength: history.length, rotations: plan.rotations });
     if (outcome.kind === 'accepted' && outcome.witness === 'unknown_checkpoint') {
       log.warn(
         { agent: agent.agent, epoch: batch.epoch, batchId: batch.batchId, witness: batch.witness },
@@ -179,6 +189,18 @@ export class IngestService {
     return outcome.reply;
   }
 
+  /** Verifies each run of records with its key, in parallel; the first failure in batch order wins. */
+  async #verifySegments(records: Batch['records'], segments: readonly { start: number; end: number; publicKeyX: string }[]): Promise<VerifyOutcome> {
+    const pool = this.#pool();
+    const results = await Promise.all(segments.map((segment) => pool.verify(records.slice(segment.start, segment.end), segment.publicKeyX)));
+    const all: Extract<VerifyOutcome, { ok: true }>['records'] = [];
+    for (const [i, result] of results.entries()) {
+      if (!result.ok) return { ok: false, index: segments[i]!.start + result.index, reason: result.reason };
+      all.push(...result.records);
+    }
+    return { ok: true, records: all };
+  }
+
   /** A record or batch naming another agent is a privilege problem (403), not a schema one. */
   #checkOwnership(body: unknown, subject: string): void {
     if (typeof body !== 'object' || body === null) return;
@@ -202,7 +224,12 @@ export class IngestService {
     return replyFromStored(stored);
   }
 
-  async #commit(batch: Batch, prepared: readonly PreparedRecord[], request: IngestRequest): Promise<CommitOutcome> {
+  async #commit(
+    batch: Batch,
+    prepared: readonly PreparedRecord[],
+    request: IngestRequest,
+    keys: { historyLength: number; rotations: readonly BatchRotation[] },
+  ): Promise<CommitOutcome> {
     const digest = recordsDigest(prepared.map((entry) => entry.recordHash));
     const { agent, epoch } = batch;
     return this.#store.write(async (tx): Promise<CommitOutcome> => {
@@ -217,6 +244,12 @@ export class IngestService {
       if (current.revokedAt !== null) throw new ProblemError('agent.revoked', `agent ${agent} was revoked at ${current.revokedAt}`);
       const head = (await tx.chainHead(agent, epoch))!;
       const receivedAt = this.#now().toISOString();
+      if ((await tx.agentKeys(agent, epoch)).length !== keys.historyLength) {
+        // Another batch of this agent rotated the key meanwhile: the signatures were checked against an old history.
+        throw new ProblemError('batch.out_of_order', `the key history of ${agent} epoch ${epoch} changed while the batch was checked; resend`, {
+          expectedSeq: head.highestSeq + 1,
+        });
+      }
 
       // Records at or below the head: duplicates if identical, equivocations otherwise.
       const firstSeq = prepared[0]!.record.seq;
@@ -285,6 +318,10 @@ export class IngestService {
       }
 
       const appended = fresh.length > 0 ? await this.#ledger.append(tx, { agent, epoch, head }, fresh, receivedAt) : undefined;
+      for (const rotation of keys.rotations) {
+        if (rotation.rotationSeq <= head.highestSeq) continue; // stored before, with its key
+        await tx.addAgentKey({ agent, epoch, ...rotation.key, addedAt: receivedAt, reason: 'rotated' });
+      }
       await tx.recordAgentContact(agent, epoch, { lastSeenAt: receivedAt, backlog: batch.backlog });
       const witness = batch.witness ? await this.#recordWitness(tx, agent, epoch, batch.witness, receivedAt) : undefined;
 

@@ -51,8 +51,11 @@
  * kept is O(log n) Merkle peaks, one small state per (agent, epoch), and at most MAX_FINDINGS
  * findings. Findings are counted past the limits (per check and in all), never dropped silently.
  *
- * Key rotation (issue 4): signatures are checked with `ChainKeys.keyAt(seq)`. Today every epoch
- * has one key, valid from seq 1; a rotation within an epoch adds a key valid from a later seq.
+ * Key rotation (ADR 0006): signatures are checked with `ChainKeys.keyAt(seq)`. Each epoch starts
+ * with its enrolled key (agent_epochs.public_jwk), valid from seq 1; every valid `key.rotated`
+ * record met in the stream (signed with the key valid at its seq s) adds its new key from s + 1,
+ * so the key history is re-derived from the chain, never taken from storage. The stored history
+ * (`agent_keys`) must equal the derived one: a row that differs, is missing or is extra is named.
  */
 import type { KeyObject } from 'node:crypto';
 import { canonicalJson } from '../../shared/canonical-json.ts';
@@ -70,6 +73,7 @@ import {
   type SignedRecord,
 } from '../../shared/record.ts';
 import { NoteError, type NoteVerifier } from '../../shared/signed-note.ts';
+import { checkKeyRotation, isKeyRotationRecord } from '../../shared/key-rotation.ts';
 import type {
   AuditCheckpointRow,
   AuditRecordRow,
@@ -98,7 +102,7 @@ export const APPEND_ONLY_TRIGGERS = [
   'records_no_update',
 ] as const;
 
-export type AuditTable = 'records' | 'merkle_subtrees' | 'checkpoints' | 'agent_epochs' | 'receipts' | 'schema';
+export type AuditTable = 'records' | 'merkle_subtrees' | 'checkpoints' | 'agent_epochs' | 'agent_keys' | 'receipts' | 'schema';
 
 /** The row a finding is about, by its column names. */
 export interface AuditRow {
@@ -110,6 +114,7 @@ export interface AuditRow {
   level?: number;
   idx?: number;
   size?: number;
+  from_seq?: number;
   batch_id?: string;
   name?: string;
 }
@@ -227,8 +232,8 @@ export function completionOrder(a: { level: number; index: number }, b: { level:
 }
 
 /**
- * The signing keys of one (agent, epoch) over its seqs. One key per epoch today (valid from
- * seq 1); key rotation within an epoch (issue 4) adds keys valid from later seqs.
+ * The signing keys of one (agent, epoch) over its seqs: the enrolled key from seq 1, then one
+ * key per key.rotated record of the chain, valid from the seq after it (ADR 0006).
  */
 class ChainKeys {
   readonly #keys: { fromSeq: number; kid: string; publicKey: KeyObject }[] = [];
@@ -236,6 +241,15 @@ class ChainKeys {
   add(fromSeq: number, kid: string, publicKey: KeyObject): void {
     this.#keys.push({ fromSeq, kid, publicKey });
     this.#keys.sort((a, b) => a.fromSeq - b.fromSeq);
+  }
+
+  kids(): Set<string> {
+    return new Set(this.#keys.map((key) => key.kid));
+  }
+
+  /** The history as (fromSeq, kid) pairs, by fromSeq. */
+  list(): { fromSeq: number; kid: string }[] {
+    return this.#keys.map(({ fromSeq, kid }) => ({ fromSeq, kid }));
   }
 
   keyAt(seq: number): { kid: string; publicKey: KeyObject } | undefined {
@@ -250,6 +264,8 @@ interface ChainState {
   agent: string;
   epoch: number;
   keys: ChainKeys;
+  /** The stored key history (agent_keys), to compare with the one derived from the chain. */
+  storedKeys: { fromSeq: number; kid: string }[];
   highestSeq: number;
   highestHash: string | null;
   witnessedSize: number | null;
@@ -352,12 +368,18 @@ export class LedgerAudit {
         agent: row.agent,
         epoch: row.epoch,
         keys,
+        storedKeys: [],
         highestSeq: row.highestSeq,
         highestHash: row.highestHash,
         witnessedSize: row.witnessedSize,
         seq: 0,
         hash: null,
       });
+    }
+    for await (const row of source.agentKeys()) {
+      // Keys of a chain without an agent_epochs row are not compared: that chain's records are
+      // named as unverifiable (missing_row) instead.
+      chains.get(chainKey(row.agent, row.epoch))?.storedKeys.push({ fromSeq: row.fromSeq, kid: row.kid });
     }
     return chains;
   }
@@ -596,8 +618,13 @@ export class LedgerAudit {
     }
     if (record) {
       const signer = chain.keys.keyAt(seq);
-      if (signer && record.kid !== signer.kid) add('kid', `kid does not name the key of ${agent} epoch ${epoch}`, signer.kid, record.kid);
-      else if (signer && !verifyRecordSignature(record, signer.publicKey)) add('signature', `the signature does not verify with the key of ${agent} epoch ${epoch}`);
+      if (signer && record.kid !== signer.kid) add('kid', `kid does not name the key of ${agent} epoch ${epoch} valid at seq ${seq}`, signer.kid, record.kid);
+      else if (signer && !verifyRecordSignature(record, signer.publicKey)) add('signature', `the signature does not verify with the key of ${agent} epoch ${epoch} valid at seq ${seq}`);
+      else if (signer && isKeyRotationRecord(record) && seq === chain.seq + 1) {
+        const checked = checkKeyRotation(record.body, chain.keys.kids());
+        if (checked.ok) chain.keys.add(seq + 1, checked.rotation.newKid, publicKeyFromJwk(checked.rotation.newKey));
+        else add('key_rotation', `a signed key.rotated record that rotates to no valid key: ${checked.reason}`);
+      }
     }
     const expectedSeq = chain.seq + 1;
     if (seq !== expectedSeq) {
@@ -739,6 +766,22 @@ export class LedgerAudit {
           expected: `seq ${chain.seq} hash ${chain.hash ?? 'null'}`,
           found: `seq ${chain.highestSeq} hash ${chain.highestHash ?? 'null'}`,
         });
+      }
+      const derived = chain.keys.list();
+      const stored = chain.storedKeys;
+      for (let i = 0; i < Math.max(derived.length, stored.length); i++) {
+        const want = derived[i];
+        const have = stored[i];
+        if (want && have && want.fromSeq === have.fromSeq && want.kid === have.kid) continue;
+        findings.add({
+          table: 'agent_keys',
+          row: { ...ref, from_seq: (have ?? want)!.fromSeq },
+          check: 'key_history',
+          message: `the stored key history of ${chain.agent} epoch ${chain.epoch} differs from the one its enrolled key and key.rotated records give`,
+          expected: want ? `from seq ${want.fromSeq} kid ${want.kid}` : 'no key',
+          found: have ? `from seq ${have.fromSeq} kid ${have.kid}` : 'no key',
+        });
+        break;
       }
       if (chain.witnessedSize !== null && (chain.witnessedSize > size || !(await source.checkpointOfSize(chain.witnessedSize)))) {
         findings.add({

@@ -52,7 +52,7 @@ export default function verifyChunk(task: VerifyChunkTask): VerifyChunkResult {
       return { ok: false, index: i, reason: `no canonical form: ${(err as Error).message}` };
     }
     if (!verifyEd25519(key, signed, fromBase64Url(record.sig))) {
-      return { ok: false, index: i, reason: 'signature does not verify with the enrolled key' };
+      return { ok: false, index: i, reason: 'signature does not verify with the agent key valid at its seq' };
     }
     const bytes = Buffer.from(text, 'utf8');
     canonical.push(text);

@@ -85,6 +85,18 @@ export interface WitnessReport {
   at: string;
 }
 
+/** One key of an (agent, epoch)'s history: it signs the records from `fromSeq` on (ADR 0006). */
+export interface AgentKey {
+  agent: string;
+  epoch: number;
+  fromSeq: number;
+  kid: string;
+  publicJwk: Ed25519PublicJwk;
+  addedAt: string;
+  /** 'enrolled' for the epoch's first key, 'rotated' for a key named by a key.rotated record. */
+  reason: 'enrolled' | 'rotated';
+}
+
 export interface NewAgentEpoch {
   agent: string;
   epoch: number;
@@ -226,8 +238,12 @@ export interface WriteTransaction {
   /** Keeps a conflicting record out of the ledger; the same conflict twice is stored once. */
   quarantine(record: QuarantinedRecord): Promise<void>;
   highestEpoch(agent: string): Promise<number>;
-  /** Creates the agent (if new) and its epoch, with an empty chain. */
+  /** Creates the agent (if new) and its epoch, with an empty chain and its enrolled key from seq 1. */
   createAgentEpoch(epoch: NewAgentEpoch): Promise<void>;
+  /** The key history of (agent, epoch), by fromSeq. */
+  agentKeys(agent: string, epoch: number): Promise<AgentKey[]>;
+  /** Adds a rotated key; MUST fail if (agent, epoch) has a key from that seq or that kid already. */
+  addAgentKey(key: AgentKey): Promise<void>;
   putEnrollmentToken(token: EnrollmentToken): Promise<void>;
   findEnrollmentToken(tokenHash: string): Promise<EnrollmentToken | undefined>;
   /** Marks an unused token used; resolves false if it was already used. */
@@ -245,6 +261,10 @@ export interface CollectorStore {
 
   currentEpoch(agent: string): Promise<AgentEpoch | undefined>;
   listAgentEpochs(): Promise<AgentEpochSummary[]>;
+  /** The key history of (agent, epoch), by fromSeq (committed data). */
+  agentKeys(agent: string, epoch: number): Promise<AgentKey[]>;
+  /** Every stored key, by agent, epoch and fromSeq. */
+  listAgentKeys(): Promise<AgentKey[]>;
   findReceipt(batchId: string): Promise<StoredReceipt | undefined>;
   latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
   /** The stored checkpoint of exactly `size` leaves. */
@@ -281,6 +301,16 @@ export interface AuditAgentEpochRow {
   highestSeq: number;
   highestHash: string | null;
   witnessedSize: number | null;
+}
+
+export interface AuditAgentKeyRow {
+  agent: string;
+  epoch: number;
+  fromSeq: number;
+  kid: string;
+  /** The public JWK text, as stored. */
+  publicJwk: string;
+  reason: string;
 }
 
 export interface AuditRecordRow {
@@ -333,6 +363,8 @@ export interface LedgerAuditSource {
   triggerNames(): Promise<string[]>;
   /** By agent, then epoch. */
   agentEpochs(): AsyncIterable<AuditAgentEpochRow>;
+  /** The stored key histories, by agent, epoch and fromSeq. */
+  agentKeys(): AsyncIterable<AuditAgentKeyRow>;
   /** By ledger index. */
   records(): AsyncIterable<AuditRecordRow>;
   /**

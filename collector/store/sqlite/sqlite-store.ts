@@ -40,6 +40,8 @@ import {
   StoreUnavailableError,
   type AgentContact,
   type AgentEpoch,
+  type AgentKey,
+  type AuditAgentKeyRow,
   type AgentEpochSummary,
   type AuditAgentEpochRow,
   type AuditCheckpointRow,
@@ -66,12 +68,13 @@ import {
 } from '../store.ts';
 import { migration as m0001 } from './migrations/0001-initial.ts';
 import { migration as m0002 } from './migrations/0002-witness-reports.ts';
+import { migration as m0003 } from './migrations/0003-agent-keys.ts';
 
 type Db = Database.Database;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002];
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -162,6 +165,28 @@ function toAgentEpoch(row: AgentEpochRow): AgentEpoch {
   };
 }
 
+interface AgentKeyRow {
+  agent: string;
+  epoch: number;
+  from_seq: number;
+  kid: string;
+  public_jwk: string;
+  added_at: string;
+  reason: 'enrolled' | 'rotated';
+}
+
+function toAgentKey(row: AgentKeyRow): AgentKey {
+  return {
+    agent: row.agent,
+    epoch: row.epoch,
+    fromSeq: row.from_seq,
+    kid: row.kid,
+    publicJwk: JSON.parse(row.public_jwk) as Ed25519PublicJwk,
+    addedAt: row.added_at,
+    reason: row.reason,
+  };
+}
+
 function toCheckpoint(row: CheckpointRow): StoredCheckpoint {
   return { size: row.size, root: row.root, note: row.note, createdAt: row.created_at };
 }
@@ -225,6 +250,11 @@ function prepareStatements(writer: Db, reader: Db) {
     insertAgentEpoch: writer.prepare(
       `INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES (?, ?, ?, ?, ?)`,
     ),
+    insertAgentKey: writer.prepare(
+      `INSERT INTO agent_keys (agent, epoch, from_seq, kid, public_jwk, added_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    agentKeys: both(`SELECT * FROM agent_keys WHERE agent = ? AND epoch = ? ORDER BY from_seq`),
+    listAgentKeys: reader.prepare(`SELECT * FROM agent_keys ORDER BY agent, epoch, from_seq`),
     insertToken: writer.prepare(
       `INSERT INTO enrollment_tokens (token_hash, agent, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?)`,
     ),
@@ -494,6 +524,15 @@ export class SqliteStore implements CollectorStore {
         guard();
         sql.insertAgent.run(epoch.agent, epoch.enrolledAt);
         sql.insertAgentEpoch.run(epoch.agent, epoch.epoch, JSON.stringify(epoch.publicJwk), epoch.kid, epoch.enrolledAt);
+        sql.insertAgentKey.run(epoch.agent, epoch.epoch, 1, epoch.kid, JSON.stringify(epoch.publicJwk), epoch.enrolledAt, 'enrolled');
+      },
+      agentKeys: async (agent, epoch) => {
+        guard();
+        return (sql.agentKeys.w.all(agent, epoch) as AgentKeyRow[]).map(toAgentKey);
+      },
+      addAgentKey: async (key: AgentKey) => {
+        guard();
+        sql.insertAgentKey.run(key.agent, key.epoch, key.fromSeq, key.kid, JSON.stringify(key.publicJwk), key.addedAt, key.reason);
       },
       putEnrollmentToken: async (token: EnrollmentToken) => {
         guard();
@@ -523,6 +562,22 @@ export class SqliteStore implements CollectorStore {
     try {
       const row = this.#sql.currentEpoch.r.get(agent) as AgentEpochRow | undefined;
       return row && toAgentEpoch(row);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async agentKeys(agent: string, epoch: number): Promise<AgentKey[]> {
+    try {
+      return (this.#sql.agentKeys.r.all(agent, epoch) as AgentKeyRow[]).map(toAgentKey);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async listAgentKeys(): Promise<AgentKey[]> {
+    try {
+      return (this.#sql.listAgentKeys.all() as AgentKeyRow[]).map(toAgentKey);
     } catch (err) {
       throw translateError(err);
     }
@@ -725,6 +780,20 @@ class SqliteAuditSource implements LedgerAuditSource {
         highestSeq: row.highest_seq,
         highestHash: row.highest_hash,
         witnessedSize: row.witnessed_size,
+      }),
+    );
+  }
+
+  agentKeys(): AsyncIterable<AuditAgentKeyRow> {
+    return streamRows(
+      this.#db.prepare(`SELECT agent, epoch, from_seq, kid, public_jwk, reason FROM agent_keys ORDER BY agent, epoch, from_seq`),
+      (row: AgentKeyRow): AuditAgentKeyRow => ({
+        agent: row.agent,
+        epoch: row.epoch,
+        fromSeq: row.from_seq,
+        kid: row.kid,
+        publicJwk: row.public_jwk,
+        reason: row.reason,
       }),
     );
   }

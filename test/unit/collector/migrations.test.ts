@@ -10,6 +10,7 @@ const EXPECTED_OBJECTS = [
   'index jti_replay_by_expiry',
   'index records_by_kind',
   'table agent_epochs',
+  'table agent_keys',
   'table agents',
   'table checkpoints',
   'table enrollment_tokens',
@@ -30,6 +31,7 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
     'agent', 'epoch', 'public_jwk', 'kid', 'enrolled_at', 'revoked_at', 'highest_seq', 'highest_hash', 'last_seen_at',
     'backlog_pending', 'backlog_oldest_at', 'backlog_reported_at', 'witnessed_size', 'witnessed_at',
   ],
+  agent_keys: ['agent', 'epoch', 'from_seq', 'kid', 'public_jwk', 'added_at', 'reason'],
   agents: ['agent', 'created_at'],
   checkpoints: ['size', 'root', 'note', 'created_at'],
   enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at'],
@@ -162,6 +164,28 @@ describe('collector SQLite migrations', function () {
     } finally {
       check.close();
     }
+  });
+
+  it('migration 0003 gives every existing epoch its enrolled key as its key history from seq 1', async () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const db = new Database(path);
+    for (const migration of SQLITE_MIGRATIONS.slice(0, 2)) migration.up(db);
+    db.pragma('user_version = 2');
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-2', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-2', 1, '{"kty":"OKP"}', 'k1', 't1');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-2', 2, '{"kty":"OKP"}', 'k2', 't2')`);
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    const keys = await store.listAgentKeys();
+    await store.close();
+    assert.deepEqual(
+      keys.map((k) => [k.agent, k.epoch, k.fromSeq, k.kid, k.addedAt, k.reason]),
+      [
+        ['AS-OLD-2', 1, 1, 'k1', 't1', 'enrolled'],
+        ['AS-OLD-2', 2, 1, 'k2', 't2', 'enrolled'],
+      ],
+    );
   });
 
   it('refuses to open a database newer than the code, naming both versions', () => {
