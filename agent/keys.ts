@@ -1,16 +1,28 @@
 /**
- * The agent's Ed25519 signing key: `<agent dir>/agent-key.jwk`, a private JWK of mode 0600,
- * written once at `init` and read by every command that signs (records, agent JWTs).
- * Reading refuses a key that group or others can read (shared/crypto.ts).
+ * The agent's Ed25519 signing keys: `<agent dir>/agent-key.jwk`, the key enrolled at `init`, and
+ * after each `rotate-key` (ADR 0006) `<agent dir>/agent-key-<kid>.jwk`: private JWKs of mode
+ * 0600. Which key signs what is in the outbox (`signing_keys`, sqlite-outbox.ts); the
+ * AgentKeyring loads the file an outbox KeyRef names, once per process, and checks that it is
+ * that key. Reading refuses a key that group or others can read (shared/crypto.ts).
  *
- * Crash behaviour: the file is created exclusively (`wx`) and written in one call; a crash while
- * writing leaves a partial file in a directory that has no pins yet, which the next `init`
- * removes (agent/enroll.ts). The key is never rewritten afterwards.
+ * Crash behaviour: a file is created exclusively (`wx`) and written in one call; a crash while
+ * writing `agent-key.jwk` leaves a partial file in a directory that has no pins yet, which the
+ * next `init` removes (agent/enroll.ts). A rotated key file is written, fsynced and its
+ * directory entry fsynced BEFORE the outbox names it; a crash before that leaves a file that no
+ * record names and no record was signed with. Key files are never rewritten.
  */
+import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type SigningKey } from '../shared/crypto.ts';
+import { generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type Ed25519PrivateJwk, type SigningKey } from '../shared/crypto.ts';
+import { ENROLLED_KEY_FILE, OutboxError, type KeyRef, type KeySource } from './outbox/sqlite-outbox.ts';
 
-export const AGENT_KEY_FILE = 'agent-key.jwk';
+export const AGENT_KEY_FILE = ENROLLED_KEY_FILE;
+/** Rotated key files: `agent-key-<kid>.jwk`. */
+export const ROTATED_KEY_FILE_PATTERN = /^agent-key-[A-Za-z0-9_-]{43}\.jwk$/;
+
+export function rotatedKeyFileName(kid: string): string {
+  return `agent-key-${kid}.jwk`;
+}
 
 export function agentKeyPath(dir: string): string {
   return join(dir, AGENT_KEY_FILE);
@@ -25,4 +37,42 @@ export function createAgentKey(dir: string): SigningKey {
 
 export function loadAgentKey(dir: string): SigningKey {
   return readPrivateKeyFile(agentKeyPath(dir));
+}
+
+/**
+ * Writes a new private key file (0600) and makes it durable: the file's data and its directory
+ * entry are fsynced before this returns, so an outbox commit that names it cannot outlive it.
+ * MUST NOT overwrite an existing file.
+ */
+export function writeKeyFileDurably(dir: string, file: string, jwk: Ed25519PrivateJwk): void {
+  const path = join(dir, file);
+  writePrivateKeyFile(path, jwk);
+  for (const target of [path, dir]) {
+    const fd = openSync(target, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** Loads (once per process) the private keys outbox KeyRefs name, from the agent directory. */
+export class AgentKeyring implements KeySource {
+  readonly dir: string;
+  readonly #keys = new Map<string, SigningKey>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  signingKey(ref: KeyRef): SigningKey {
+    let key = this.#keys.get(ref.kid);
+    if (key === undefined) {
+      key = readPrivateKeyFile(join(this.dir, ref.file));
+      if (key.kid !== ref.kid) throw new OutboxError(`${ref.file} holds key ${key.kid}, not the signing key ${ref.kid} the outbox names`);
+      this.#keys.set(ref.kid, key);
+    }
+    return key;
+  }
 }

@@ -36,7 +36,7 @@ function setUp(flags: AgentConfigOverrides, configLogLevel: 'info' | 'debug'): {
 }
 
 async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Logger): Promise<Syncer> {
-  const [{ loadAgentKey }, { BatchClient }, { Syncer }, { LogClient }, { Witness }] = await Promise.all([
+  const [{ AgentKeyring }, { BatchClient }, { Syncer }, { LogClient }, { Witness }] = await Promise.all([
     import('../keys.ts'),
     import('../sync/client.ts'),
     import('../sync/syncer.ts'),
@@ -44,8 +44,10 @@ async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Log
     import('../witness/witness.ts'),
   ]);
   const pins = outbox.pins();
-  const key = loadAgentKey(config.dir);
-  const client = new BatchClient({ collectorUrl: pins.collector, origin: pins.origin, agent: pins.agent, key, timeouts: config.timeouts });
+  const key = new AgentKeyring(config.dir);
+  // JWTs: the key the collector knows first, then newer keys whose rotation is not acknowledged yet (ADR 0006).
+  const tokenKeys = () => outbox.authKeyRefs().map((ref) => key.signingKey(ref));
+  const client = new BatchClient({ collectorUrl: pins.collector, origin: pins.origin, agent: pins.agent, tokenKeys, timeouts: config.timeouts });
   const witness = new Witness({
     outbox,
     log: new LogClient({ collectorUrl: pins.collector, timeouts: config.timeouts }),
@@ -144,7 +146,7 @@ program
   .action(
     action(async (opts: DirOption & { port?: string }) => {
       const { config, logger } = setUp({ dir: opts.dir, port: opts.port }, 'info');
-      const [{ loadAgentKey }, { createLocalApi, listenLocalApi }, { readLocalToken }, { scheduleSystemTelemetry }] = await Promise.all([
+      const [{ AgentKeyring }, { createLocalApi, listenLocalApi }, { readLocalToken }, { scheduleSystemTelemetry }] = await Promise.all([
         import('../keys.ts'),
         import('../local-api/app.ts'),
         import('../local-api/local-token.ts'),
@@ -152,7 +154,10 @@ program
       ]);
       const outbox = SqliteOutbox.open(outboxPath(config.dir));
       const pins = outbox.pins();
-      const key = loadAgentKey(config.dir);
+      // Every append signs with the key the outbox names at that moment: a `rotate-key` run
+      // next to this process takes effect for the next record.
+      const key = new AgentKeyring(config.dir);
+      key.signingKey(outbox.signingKeyRef());
       const localToken = readLocalToken(config.dir);
       const syncer = await openSyncer(config, outbox, logger);
       const { server, port } = await listenLocalApi(createLocalApi({ outbox, key, localToken, logger }), config.port);
@@ -202,11 +207,16 @@ program
       } catch (err) {
         throw new UsageError(`--body is not valid JSON: ${(err as Error).message}`);
       }
-      const [{ loadAgentKey }, { isWitnessRecordType }] = await Promise.all([import('../keys.ts'), import('../witness/witness-state.ts')]);
+      const [{ AgentKeyring }, { isWitnessRecordType }, { isKeyRotationRecord }] = await Promise.all([
+        import('../keys.ts'),
+        import('../witness/witness-state.ts'),
+        import('../../shared/key-rotation.ts'),
+      ]);
       if (isWitnessRecordType(opts.kind, opts.type)) throw new UsageError(`--kind agent --type ${opts.type}: witness records are written by the agent itself`);
+      if (isKeyRotationRecord(opts)) throw new UsageError('--kind agent --type key.rotated: use `sakshya-agent rotate-key`');
       const outbox = SqliteOutbox.open(outboxPath(config.dir));
       try {
-        const key = loadAgentKey(config.dir);
+        const key = new AgentKeyring(config.dir);
         const { id, seq } = outbox.append({ kind: opts.kind, type: opts.type, at: opts.at, body }, key);
         process.stdout.write(JSON.stringify({ id, seq }) + '\n');
       } finally {
@@ -275,6 +285,30 @@ program
     }),
   );
 
+program
+  .command('rotate-key')
+  .description('make a new signing key: writes a key.rotated record signed with the old key; later records are signed with the new one')
+  .addOption(dirOption())
+  .option('--json', 'print JSON')
+  .action(
+    action(async (opts: DirOption & { json?: boolean }) => {
+      const { config, logger } = setUp({ dir: opts.dir }, 'debug');
+      const { rotateAgentKey } = await import('../key-rotation.ts');
+      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      try {
+        const result = rotateAgentKey(config.dir, outbox);
+        logger.info({ seq: result.seq, oldKid: result.oldKid, newKid: result.newKid, keyFile: result.keyFile }, 'agent key rotated');
+        if (result.unusedKeyFiles.length > 0) {
+          logger.warn({ files: result.unusedKeyFiles }, 'key files no rotation names (left by an interrupted rotate-key); they never signed anything and may be deleted');
+        }
+        if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
+        else process.stdout.write(`rotated the agent key: ${result.oldKid} -> ${result.newKid}; recorded as seq ${result.seq}, the new key signs from seq ${result.fromSeq}\n`);
+      } finally {
+        outbox.close();
+      }
+    }),
+  );
+
 const witness = program.command('witness').description('the agent as a witness of the collector\u2019s log');
 
 witness
@@ -289,10 +323,10 @@ witness
   .action(
     action(async (opts: DirOption & { resetTrust?: boolean; json?: boolean }) => {
       const { config, logger } = setUp({ dir: opts.dir }, 'debug');
-      const [{ loadAgentKey }, { clearWitnessAlarm }] = await Promise.all([import('../keys.ts'), import('../witness/witness-alarm.ts')]);
+      const [{ AgentKeyring }, { clearWitnessAlarm }] = await Promise.all([import('../keys.ts'), import('../witness/witness-alarm.ts')]);
       const outbox = SqliteOutbox.open(outboxPath(config.dir));
       try {
-        const result = clearWitnessAlarm(outbox, loadAgentKey(config.dir), { resetTrust: opts.resetTrust === true });
+        const result = clearWitnessAlarm(outbox, new AgentKeyring(config.dir), { resetTrust: opts.resetTrust === true });
         if (result.record !== null) {
           logger.warn(
             { alert: 'witness', cleared: result.cleared && { reason: result.cleared.reason, raisedAt: result.cleared.raisedAt }, resetTrust: result.resetTrust, forgotten: result.forgotten, record: result.record },

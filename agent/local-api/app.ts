@@ -13,13 +13,13 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { SigningKey } from '../../shared/crypto.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { describeZodError } from '../../shared/protocol.ts';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../../shared/problem.ts';
-import { newRecordSchema, RecordRejectedError, type SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { newRecordSchema, RecordRejectedError, type RecordSigner, type SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import { readAgentStatus } from '../status.ts';
 import { isWitnessRecordType } from '../witness/witness-state.ts';
+import { isKeyRotationRecord } from '../../shared/key-rotation.ts';
 import { tokenMatches } from './local-token.ts';
 
 export const LOCAL_API_HOST = '127.0.0.1';
@@ -28,7 +28,7 @@ export const MAX_LOCAL_REQUEST_BYTES = 256 * 1024;
 
 export interface LocalApiOptions {
   outbox: SqliteOutbox;
-  key: SigningKey;
+  key: RecordSigner;
   localToken: string;
   logger: Logger;
 }
@@ -64,6 +64,9 @@ export function createLocalApi(options: LocalApiOptions): express.Express {
       if (!parsed.success) throw new ProblemError('request.invalid', describeZodError(parsed.error));
       if (isWitnessRecordType(parsed.data.kind, parsed.data.type)) {
         throw new ProblemError('request.invalid', `kind agent, type ${parsed.data.type}: witness records are written by the agent itself`);
+      }
+      if (isKeyRotationRecord(parsed.data)) {
+        throw new ProblemError('request.invalid', 'kind agent, type key.rotated: key rotation records are written by `sakshya-agent rotate-key` only');
       }
       let result;
       try {

@@ -16,6 +16,12 @@
  *    is a prefix: `acked_seq` only grows, and every seq ≤ `acked_seq` has `acked_batch` set.
  * 5. Reading a batch is an index range scan (`epoch = ? AND seq >= ? ORDER BY seq LIMIT n`):
  *    memory and time per batch do not depend on the size of the backlog.
+ * 7. Key rotation (ADR 0006): the key that signs a record is read INSIDE the append transaction
+ *    (`signingKeyRef`: the newest `signing_keys` row of the epoch, else the enrolled key), so a
+ *    `rotate-key` run by another process takes effect for the very next record of every writer.
+ *    `rotateKey` appends the `key.rotated` record (signed with the old key) and inserts the new
+ *    key's row from the record's seq + 1 in ONE transaction. The new private key file MUST be
+ *    durably written before that transaction starts (agent/key-rotation.ts).
  * 6. The witness checkpoint (the newest checkpoint of the collector's log that this agent
  *    verified: log signature with the pinned key, and consistency with the one before it) only
  *    moves forward: `setWitnessCheckpoint` refuses a size not larger than the stored one. Only
@@ -33,6 +39,8 @@
  *   error) so that `status` in another process can read them.
  * - `witness_checkpoint (slot = 1 PK, size, root, note, verified_at)` (schema 2): at most one
  *   row, the last verified checkpoint, with its signed note as the collector served it.
+ * - `signing_keys (epoch, from_seq) PK, kid UNIQUE, public_jwk, key_file, added_at` (schema 3): every
+ *   rotated key, valid from `from_seq`; the enrolled key (`pins.kid`, `agent-key.jwk`) is implicit.
  * - `PRAGMA user_version` = schema version; numbered forward-only migrations, and a gate that
  *   refuses a database newer than this code.
  *
@@ -46,6 +54,9 @@
  *   still holds each record once.
  * - during `markAcknowledged`: the transaction rolls back; the records stay pending (as above).
  * - during a migration: it runs in one transaction with its `user_version`; it rolls back whole.
+ * - during `rotateKey`: before COMMIT, neither the `key.rotated` record nor the key switch exists
+ *   (the new key file may, unused: it never signed anything); after it, both, and the file they
+ *   name is already on disk.
  * - during `setWitnessCheckpoint`: one statement; the previous checkpoint stays until it commits,
  *   and the witness verifies again from there.
  */
@@ -58,6 +69,7 @@ import { canonicalJson } from '../../shared/canonical-json.ts';
 import type { Ed25519PublicJwk, SigningKey } from '../../shared/crypto.ts';
 import { newId } from '../../shared/ids.ts';
 import { describeZodError, recordSchema, type Backlog, type SignedReceipt } from '../../shared/protocol.ts';
+import { KEY_ROTATED_TYPE } from '../../shared/key-rotation.ts';
 import { GENESIS_PREV, recordHashOfCanonical, signRecord, type RecordKind, type SignedRecord, type UnsignedRecord } from '../../shared/record.ts';
 import { STATE_LAST_RECEIPT } from '../sync/sync-state.ts';
 import { CURRENT_SCHEMA_VERSION, MIGRATIONS } from './migrations/migration-list.ts';
@@ -134,6 +146,26 @@ export interface WitnessCheckpoint {
   verifiedAt: string;
 }
 
+/** Where one signing key of the chain is: the first seq it signs and its private key file. */
+export interface KeyRef {
+  epoch: number;
+  fromSeq: number;
+  kid: string;
+  /** File name of the private JWK in the agent directory. */
+  file: string;
+}
+
+/** Loads the private key a KeyRef names (agent/keys.ts: AgentKeyring). */
+export interface KeySource {
+  signingKey(ref: KeyRef): SigningKey;
+}
+
+/** Signs records: one fixed key (which MUST be the current one), or a source of every key. */
+export type RecordSigner = SigningKey | KeySource;
+
+/** The file of the key enrolled at `init` (agent/keys.ts). */
+export const ENROLLED_KEY_FILE = 'agent-key.jwk';
+
 export interface AckResult {
   ackedSeq: number;
   newlyAcked: number;
@@ -192,6 +224,8 @@ export class SqliteOutbox {
     witness: Statement<[], { size: number; root: string; note: string; verified_at: string }>;
     putWitness: Statement<[number, string, string, string]>;
     deleteWitness: Statement<[]>;
+    signingKeys: Statement<[number], { epoch: number; from_seq: number; kid: string; key_file: string }>;
+    insertSigningKey: Statement<[number, number, string, string, string, string]>;
   };
 
   private constructor(path: string, db: SqliteDatabase) {
@@ -224,6 +258,8 @@ export class SqliteOutbox {
          WHERE excluded.size > witness_checkpoint.size`,
       ),
       deleteWitness: db.prepare('DELETE FROM witness_checkpoint'),
+      signingKeys: db.prepare('SELECT epoch, from_seq, kid, key_file FROM signing_keys WHERE epoch = ? ORDER BY from_seq'),
+      insertSigningKey: db.prepare('INSERT INTO signing_keys (epoch, from_seq, kid, public_jwk, key_file, added_at) VALUES (?, ?, ?, ?, ?, ?)'),
     };
   }
 
@@ -305,48 +341,114 @@ export class SqliteOutbox {
    * Signs, chains and stores one record. MUST NOT return before the record is committed. Throws
    * RecordRejectedError (nothing stored) for a bad kind, type, at or body.
    */
-  append(input: NewRecord, key: SigningKey, now: Date = new Date()): AppendResult {
+  append(input: NewRecord, signer: RecordSigner, now: Date = new Date()): AppendResult {
     const parsed = newRecordSchema.safeParse(input);
     if (!parsed.success) throw new RecordRejectedError(describeZodError(parsed.error));
-    const pins = this.pins();
-    if (key.kid !== pins.kid) {
-      throw new OutboxError(`the agent key (kid ${key.kid}) is not the key enrolled for ${pins.agent} (kid ${pins.kid})`);
-    }
-    const { kind, type, body } = parsed.data;
-    const at = parsed.data.at ?? now.toISOString();
+    return this.db.transaction((): AppendResult => this.#appendInTransaction(parsed.data, signer, now)).immediate();
+  }
 
+  /**
+   * Rotates the signing key (ADR 0006): in ONE transaction, appends a `kind: agent, type:
+   * key.rotated` record signed with the current key, whose body carries `newKey`, and makes
+   * `newKey` (whose private JWK MUST already be durably in `keyFile`) the key of every record
+   * after it. Throws OutboxError, changing nothing, if the current key is no longer
+   * `expectedOldKid` (another rotation won the race).
+   */
+  rotateKey(
+    rotation: { expectedOldKid: string; newKey: Ed25519PublicJwk; newKid: string; keyFile: string },
+    signer: RecordSigner,
+    now: Date = new Date(),
+  ): AppendResult & { oldKid: string } {
     return this.db
-      .transaction((): AppendResult => {
-        const head = this.chain(pins.epoch);
-        const unsigned: UnsignedRecord = {
-          v: 1,
-          id: newId(),
-          agent: pins.agent,
-          epoch: pins.epoch,
-          seq: head.headSeq + 1,
-          prev: head.headSeq === 0 ? GENESIS_PREV : head.headHash,
-          kind: kind as RecordKind,
-          type,
-          at,
-          body: body as { [key: string]: unknown },
-          kid: key.kid,
-        };
-        const record = signRecord(unsigned, key.privateKey);
-        const check = recordSchema.safeParse(record);
-        if (!check.success) throw new RecordRejectedError(describeZodError(check.error));
-        let canonical: string;
-        try {
-          canonical = canonicalJson(record);
-        } catch (err) {
-          throw new RecordRejectedError((err as Error).message);
+      .transaction(() => {
+        const current = this.signingKeyRef();
+        if (current.kid !== rotation.expectedOldKid) {
+          throw new OutboxError(`the signing key changed meanwhile (now kid ${current.kid}, expected ${rotation.expectedOldKid}); nothing rotated`);
         }
-        const bytes = Buffer.byteLength(canonical, 'utf8');
-        const hash = recordHashOfCanonical(Buffer.from(canonical, 'utf8'));
-        this.#stmts.insertRecord.run(pins.epoch, record.seq, record.id, kind, at, hash, canonical, bytes, now.toISOString());
-        this.#stmts.moveHead.run(record.seq, hash, pins.epoch);
-        return { id: record.id, seq: record.seq, record };
+        const result = this.#appendInTransaction(
+          { kind: 'agent', type: KEY_ROTATED_TYPE, body: { newKey: { kty: 'OKP', crv: 'Ed25519', x: rotation.newKey.x }, newKid: rotation.newKid } },
+          signer,
+          now,
+        );
+        this.#stmts.insertSigningKey.run(
+          result.record.epoch,
+          result.seq + 1,
+          rotation.newKid,
+          JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: rotation.newKey.x }),
+          rotation.keyFile,
+          now.toISOString(),
+        );
+        return { ...result, oldKid: current.kid };
       })
       .immediate();
+  }
+
+  /** Every signing key of `epoch`, by fromSeq: the enrolled key (from seq 1), then each rotated one. */
+  keyRefs(epoch = this.pins().epoch): KeyRef[] {
+    const pins = this.pins();
+    const refs: KeyRef[] = epoch === pins.epoch ? [{ epoch, fromSeq: 1, kid: pins.kid, file: ENROLLED_KEY_FILE }] : [];
+    for (const row of this.#stmts.signingKeys.all(epoch)) refs.push({ epoch: row.epoch, fromSeq: row.from_seq, kid: row.kid, file: row.key_file });
+    return refs;
+  }
+
+  /** The key that signs the next record of the current epoch. */
+  signingKeyRef(): KeyRef {
+    return this.keyRefs().at(-1)!;
+  }
+
+  /**
+   * The keys to sign agent JWTs with, best first: the newest key whose `key.rotated` record the
+   * collector has acknowledged (or the enrolled key) — the key the collector knows — then any
+   * newer key whose rotation is not acknowledged yet (tried if the first is refused, as it is
+   * when the collector stored the rotation but its receipt was lost).
+   */
+  authKeyRefs(): KeyRef[] {
+    const refs = this.keyRefs();
+    const acked = this.chain().ackedSeq;
+    let known = 0;
+    refs.forEach((ref, i) => {
+      if (ref.fromSeq - 1 <= acked) known = i;
+    });
+    return refs.slice(known);
+  }
+
+  #appendInTransaction(input: z.infer<typeof newRecordSchema>, signer: RecordSigner, now: Date): AppendResult {
+    const pins = this.pins();
+    const ref = this.signingKeyRef();
+    const key = 'signingKey' in signer ? signer.signingKey(ref) : signer;
+    if (key.kid !== ref.kid) {
+      throw new OutboxError(`the agent key (kid ${key.kid}) is not the current signing key of ${pins.agent} (kid ${ref.kid})`);
+    }
+    const { kind, type, body } = input;
+    const at = input.at ?? now.toISOString();
+    const head = this.chain(pins.epoch);
+    const unsigned: UnsignedRecord = {
+      v: 1,
+      id: newId(),
+      agent: pins.agent,
+      epoch: pins.epoch,
+      seq: head.headSeq + 1,
+      prev: head.headSeq === 0 ? GENESIS_PREV : head.headHash,
+      kind: kind as RecordKind,
+      type,
+      at,
+      body: body as { [key: string]: unknown },
+      kid: key.kid,
+    };
+    const record = signRecord(unsigned, key.privateKey);
+    const check = recordSchema.safeParse(record);
+    if (!check.success) throw new RecordRejectedError(describeZodError(check.error));
+    let canonical: string;
+    try {
+      canonical = canonicalJson(record);
+    } catch (err) {
+      throw new RecordRejectedError((err as Error).message);
+    }
+    const bytes = Buffer.byteLength(canonical, 'utf8');
+    const hash = recordHashOfCanonical(Buffer.from(canonical, 'utf8'));
+    this.#stmts.insertRecord.run(pins.epoch, record.seq, record.id, kind, at, hash, canonical, bytes, now.toISOString());
+    this.#stmts.moveHead.run(record.seq, hash, pins.epoch);
+    return { id: record.id, seq: record.seq, record };
   }
 
   // ---- reading --------------------------------------------------------------------------

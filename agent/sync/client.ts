@@ -5,6 +5,11 @@
  *
  * Each request carries a fresh agent JWT (audience = the pinned origin), the batch id as
  * `Idempotency-Key`, `Content-Encoding: gzip` and a `traceparent`.
+ *
+ * Key rotation (ADR 0006): the JWT is signed with the first of `tokenKeys()` — the key the
+ * collector knows. Only if the collector answers 401 `auth.invalid_token` is the same batch
+ * sent once more with each newer key in turn: the collector may have stored a rotation whose
+ * receipt never arrived, and then knows only the new key.
  */
 import got, { RequestError, TimeoutError } from 'got';
 import type { SigningKey } from '../../shared/crypto.ts';
@@ -23,7 +28,10 @@ export interface BatchClientOptions {
   /** The collector origin pinned at enrollment: the JWT audience. */
   origin: string;
   agent: string;
-  key: SigningKey;
+  /** The key to sign JWTs with, when there is only one (tests). */
+  key?: SigningKey;
+  /** The keys to sign JWTs with, best first (read per request); overrides `key`. */
+  tokenKeys?: () => SigningKey[];
   timeouts: ClientTimeouts;
 }
 
@@ -46,7 +54,19 @@ export class BatchClient {
   }
 
   async send(batch: OutgoingBatch, signal?: AbortSignal): Promise<SendResult> {
-    const { key, agent, origin, timeouts } = this.#options;
+    const keys = this.#options.tokenKeys?.() ?? (this.#options.key ? [this.#options.key] : []);
+    if (keys.length === 0) throw new Error('BatchClient has no key to sign agent JWTs with');
+    let result: SendResult | undefined;
+    for (const key of keys) {
+      result = await this.#sendWith(key, batch, signal);
+      const refused = !result.ok && result.outcome.kind === 'http' && result.outcome.status === 401 && result.outcome.code === 'auth.invalid_token';
+      if (!refused) break;
+    }
+    return result!;
+  }
+
+  async #sendWith(key: SigningKey, batch: OutgoingBatch, signal?: AbortSignal): Promise<SendResult> {
+    const { agent, origin, timeouts } = this.#options;
     const jwt = await signAgentToken({ key, agent, audience: origin });
     let response;
     try {

@@ -21,12 +21,11 @@
  * acking — and each batch carries the newest checkpoint it verified as `batch.witness`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SigningKey } from '../../shared/crypto.ts';
 import { publicKeyFromJwk } from '../../shared/crypto.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { newTraceContext } from '../../shared/trace.ts';
-import type { SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import type { RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import type { Witness } from '../witness/witness.ts';
 import { AdaptiveBatchSize } from './batch-size.ts';
 import { encodeBatchJson, gzipBatch } from './batch-encoder.ts';
@@ -45,7 +44,7 @@ const MAX_IMMEDIATE_RESENDS = 50;
 export interface SyncerOptions {
   outbox: SqliteOutbox;
   client: BatchClient;
-  key: SigningKey;
+  key: RecordSigner;
   logger: Logger;
   batch: { maxRecords: number; maxBytes: number };
   backoff: BackoffPolicy;

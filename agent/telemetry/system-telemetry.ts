@@ -6,9 +6,8 @@
 import { statfs } from 'node:fs/promises';
 import { freemem, loadavg, totalmem, uptime } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
-import type { SigningKey } from '../../shared/crypto.ts';
 import type { Logger } from '../../shared/logger.ts';
-import type { AppendResult, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import type { AppendResult, RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 
 export const SYSTEM_HEALTH_TYPE = 'system.health';
 
@@ -39,13 +38,13 @@ export async function collectSystemHealth(dir: string, outbox: SqliteOutbox): Pr
 }
 
 /** Writes one system.health record now. */
-export async function recordSystemHealth(dir: string, outbox: SqliteOutbox, key: SigningKey): Promise<AppendResult> {
+export async function recordSystemHealth(dir: string, outbox: SqliteOutbox, key: RecordSigner): Promise<AppendResult> {
   const body = await collectSystemHealth(dir, outbox);
   return outbox.append({ kind: 'telemetry', type: SYSTEM_HEALTH_TYPE, body: body as unknown as { [key: string]: unknown } }, key);
 }
 
 /** Starts the schedule; stop it with the returned task's `stop()`. */
-export function scheduleSystemTelemetry(options: { expression: string; dir: string; outbox: SqliteOutbox; key: SigningKey; logger: Logger }): ScheduledTask {
+export function scheduleSystemTelemetry(options: { expression: string; dir: string; outbox: SqliteOutbox; key: RecordSigner; logger: Logger }): ScheduledTask {
   const { expression, dir, outbox, key, logger } = options;
   return cron.schedule(
     expression,

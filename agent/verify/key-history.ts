@@ -2,11 +2,11 @@
  * Which agent key was valid for which records: the verifier asks for the key of (epoch, seq) and
  * checks the record's signature and `kid` against it.
  *
- * Today an agent has one key per epoch, the key enrolled with `init` (its thumbprint is pinned as
- * `pins.kid`), valid from seq 1. Key rotation (a later issue) will append entries: a rotation
- * record `agent.key_rotated`, signed by the old key, names the new public key and the seq from
- * which it signs; the verifier then calls `add` as it streams past that record, so the history
- * is built from the chain itself and never needs more than the keys' count in memory.
+ * Each epoch starts with the key enrolled with `init` (its thumbprint is pinned as `pins.kid`),
+ * valid from seq 1. Key rotation (ADR 0006) appends entries: a `kind: agent, type: key.rotated`
+ * record at seq s, signed by the old key, names the new public key, which signs from s + 1; the
+ * verifier calls `add` as it streams past that record, so the history is built from the chain
+ * itself and never needs more than the keys' count in memory.
  */
 import type { KeyObject } from 'node:crypto';
 import { jwkThumbprint, publicKeyFromJwk, type Ed25519PublicJwk } from '../../shared/crypto.ts';
@@ -28,6 +28,16 @@ export class KeyHistory {
     this.#periods.push(period);
     this.#periods.sort((a, b) => a.epoch - b.epoch || a.fromSeq - b.fromSeq);
     return period;
+  }
+
+  /** Thumbprints of every key `epoch` has used. */
+  kids(epoch: number): Set<string> {
+    return new Set(this.#periods.filter((period) => period.epoch === epoch).map((period) => period.kid));
+  }
+
+  /** Every key period added after the first of its epoch (the rotated keys), by epoch and fromSeq. */
+  rotated(): KeyPeriod[] {
+    return this.#periods.filter((period) => period.fromSeq > 1);
   }
 
   /** The key valid for record (epoch, seq), or undefined if none is known. */

@@ -8,7 +8,9 @@
  *   `kind`, `at`) and with the pinned agent id; `bytes` is its UTF-8 length;
  * - the stored `hash` equals sha256(canonical) recomputed;
  * - its signature verifies with the agent key valid for (epoch, seq) (key-history.ts) and its
- *   `kid` names that key;
+ *   `kid` names that key; the key history starts from the enrolled key (`agent-key.jwk`, whose
+ *   thumbprint MUST be the pinned kid) and follows every `key.rotated` record of the chain
+ *   (ADR 0006), and the outbox's `signing_keys` rows MUST be exactly the rotated keys it gives;
  * - seq runs 1, 2, 3 … per epoch without gaps, and `prev` is the recomputed hash of the record
  *   before it (the genesis value for seq 1);
  * - the acknowledged prefix holds: every seq ≤ `chains.acked_seq` names a stored receipt of its
@@ -38,6 +40,7 @@ import { parseVerifierKey } from '../../shared/signed-note.ts';
 import { OutboxSchemaError } from '../outbox/sqlite-outbox.ts';
 import { CURRENT_SCHEMA_VERSION } from '../outbox/migrations/migration-list.ts';
 import { STATE_WITNESS_ALARM, type WitnessAlarm } from '../witness/witness-state.ts';
+import { checkKeyRotation, isKeyRotationRecord } from '../../shared/key-rotation.ts';
 import { KeyHistory } from './key-history.ts';
 import { MAX_LISTED_PROBLEMS, type VerifyProblem, type VerifyReport } from './verify-report.ts';
 
@@ -163,6 +166,7 @@ class OutboxVerifier {
       }
       this.#keys.add(pins.epoch, 1, this.#options.agentKey);
       this.#scanRecords(pins);
+      this.#checkSigningKeys();
       await this.#scanReceipts(pins);
       this.#checkWitnessCheckpoint(pins);
       this.#readAlarm();
@@ -272,6 +276,11 @@ class OutboxVerifier {
       if (key === undefined) this.#add({ ...where, check: 'no_key', message: `no agent key is known for epoch ${row.epoch} seq ${row.seq}` });
       else if (record.kid !== key.kid) this.#add({ ...where, check: 'kid_mismatch', expected: key.kid, found: record.kid, message: 'the record names another key than the one valid for it' });
       else if (!verifyRecordSignature(record, key.publicKey)) this.#add({ ...where, check: 'bad_signature', message: 'the record\u2019s signature does not verify with the agent key' });
+      else if (isKeyRotationRecord(record) && row.seq === scan.expectedSeq) {
+        const checked = checkKeyRotation(record.body, this.#keys.kids(row.epoch));
+        if (checked.ok) this.#keys.add(row.epoch, row.seq + 1, checked.rotation.newKey);
+        else this.#add({ ...where, check: 'bad_key_rotation', message: `a signed key.rotated record that names no valid new key: ${checked.reason}` });
+      }
 
       const expectedPrev = row.seq === 1 ? GENESIS_PREV : scan.prevHash;
       if (expectedPrev !== undefined && record.prev !== expectedPrev) {
@@ -306,6 +315,29 @@ class OutboxVerifier {
     scan.expectedSeq = row.seq + 1;
     scan.lastSeq = row.seq;
     scan.lastHash = hash;
+  }
+
+  /** The outbox's `signing_keys` rows are exactly the rotated keys the chain gives. */
+  #checkSigningKeys(): void {
+    const table = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'signing_keys'").get();
+    if (table === undefined) return;
+    const rows = this.#db.prepare('SELECT epoch, from_seq, kid FROM signing_keys ORDER BY epoch, from_seq').all() as { epoch: number; from_seq: number; kid: string }[];
+    const derived = this.#keys.rotated();
+    for (let i = 0; i < Math.max(rows.length, derived.length); i++) {
+      const row = rows[i];
+      const want = derived[i];
+      if (row && want && row.epoch === want.epoch && row.from_seq === want.fromSeq && row.kid === want.kid) continue;
+      this.#add({
+        table: 'signing_keys',
+        epoch: (row ?? want)!.epoch,
+        seq: (row?.from_seq ?? want?.fromSeq)!,
+        check: 'key_history_mismatch',
+        expected: want ? `epoch ${want.epoch} from seq ${want.fromSeq} kid ${want.kid}` : null,
+        found: row ? `epoch ${row.epoch} from seq ${row.from_seq} kid ${row.kid}` : null,
+        message: 'the signing keys the outbox names differ from the ones its key.rotated records give',
+      });
+      return;
+    }
   }
 
   #parseRecord(row: RecordRow, where: { table: 'records'; epoch: number; seq: number; id: string }): SignedRecord | undefined {

@@ -4,7 +4,7 @@
  * form (`--json`) is this object; the text form is one line per problem and a verdict.
  */
 
-export type VerifiedTable = 'records' | 'chains' | 'receipts' | 'state' | 'witness_checkpoint';
+export type VerifiedTable = 'records' | 'chains' | 'receipts' | 'state' | 'witness_checkpoint' | 'signing_keys';
 
 export interface VerifyProblem {
   table: VerifiedTable;

@@ -19,8 +19,7 @@
  * A crash before COMMIT leaves no alarm and no record: the next receipt that grows the log (or
  * the next start, from the last receipt) checks again and raises it then.
  */
-import type { SigningKey } from '../../shared/crypto.ts';
-import type { SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import type { RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import {
   readWitnessAlarm,
   STATE_WITNESS_ALARM,
@@ -47,7 +46,7 @@ export interface AlarmInput {
  * Raises the alarm (see the header). Returns the active alarm and whether this call raised it.
  * MUST be durable on return.
  */
-export function raiseWitnessAlarm(outbox: SqliteOutbox, key: SigningKey, input: AlarmInput, now: Date = new Date()): { alarm: WitnessAlarm; raised: boolean } {
+export function raiseWitnessAlarm(outbox: SqliteOutbox, key: RecordSigner, input: AlarmInput, now: Date = new Date()): { alarm: WitnessAlarm; raised: boolean } {
   return outbox.db
     .transaction(() => {
       const active = readWitnessAlarm(outbox);
@@ -89,7 +88,7 @@ export interface ClearResult {
 }
 
 /** Clears the active alarm (and with `resetTrust` the last verified checkpoint), see the header. */
-export function clearWitnessAlarm(outbox: SqliteOutbox, key: SigningKey, options: { resetTrust: boolean }, now: Date = new Date()): ClearResult {
+export function clearWitnessAlarm(outbox: SqliteOutbox, key: RecordSigner, options: { resetTrust: boolean }, now: Date = new Date()): ClearResult {
   return outbox.db
     .transaction((): ClearResult => {
       const alarm = readWitnessAlarm(outbox);

@@ -31,9 +31,8 @@
  * restart `start` re-offers the checkpoint of the last stored receipt (`sync.lastReceipt`), so a
  * check cut short by a crash is made again.
  */
-import type { SigningKey } from '../../shared/crypto.ts';
 import type { Logger } from '../../shared/logger.ts';
-import type { SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import type { RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import { fullJitterDelay, type BackoffPolicy } from '../sync/backoff.ts';
 import { STATE_LAST_RECEIPT } from '../sync/sync-state.ts';
 import {
@@ -53,7 +52,7 @@ export interface WitnessOptions {
   outbox: SqliteOutbox;
   log: LogReader;
   /** Signs the `witness.alarm` record. */
-  key: SigningKey;
+  key: RecordSigner;
   logger: Logger;
   /** Backoff between retries of a check that failed transiently. */
   backoff: BackoffPolicy;

@@ -16,7 +16,7 @@ import {
   RecordRejectedError,
   SqliteOutbox,
 } from '../../../agent/outbox/sqlite-outbox.ts';
-import { CURRENT_SCHEMA_VERSION } from '../../../agent/outbox/migrations/migration-list.ts';
+import { CURRENT_SCHEMA_VERSION, MIGRATIONS } from '../../../agent/outbox/migrations/migration-list.ts';
 import { migration0001 } from '../../../agent/outbox/migrations/0001-initial.ts';
 import { runAgentCli } from '../../helpers/agent-process.ts';
 import { makeTestAgentDir, TEST_AGENT, type TestAgentDir } from './support/agent-dir.ts';
@@ -254,12 +254,13 @@ describe('agent/outbox migrations', () => {
       assert.equal(outbox.db.pragma('synchronous', { simple: true }), 2);
       const columns = (table: string) => (outbox.db.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name);
       const tables = (outbox.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]);
-      assert.deepEqual(tables, ['chains', 'receipts', 'records', 'state', 'witness_checkpoint']);
+      assert.deepEqual(tables, ['chains', 'receipts', 'records', 'signing_keys', 'state', 'witness_checkpoint']);
       assert.deepEqual(columns('records'), ['epoch', 'seq', 'id', 'kind', 'at', 'hash', 'canonical', 'bytes', 'stored_at', 'acked_batch']);
       assert.deepEqual(columns('chains'), ['epoch', 'head_seq', 'head_hash', 'acked_seq']);
       assert.deepEqual(columns('receipts'), ['batch_id', 'epoch', 'highest_seq', 'accepted', 'duplicates', 'receipt', 'signature', 'trace_id', 'verified_at']);
       assert.deepEqual(columns('state'), ['key', 'value']);
       assert.deepEqual(columns('witness_checkpoint'), ['slot', 'size', 'root', 'note', 'verified_at']);
+      assert.deepEqual(columns('signing_keys'), ['epoch', 'from_seq', 'kid', 'public_jwk', 'key_file', 'added_at']);
     } finally {
       outbox.close();
     }
@@ -285,13 +286,40 @@ describe('agent/outbox migrations', () => {
     const migrated = SqliteOutbox.open(oldPath);
     const fresh = SqliteOutbox.open(join(root, 'fresh.db'), { create: true });
     try {
-      assert.equal(migrated.schemaVersion(), 2);
+      assert.equal(migrated.schemaVersion(), CURRENT_SCHEMA_VERSION);
       assert.deepEqual(schemaOf(migrated.db), schemaOf(fresh.db));
       assert.equal(migrated.db.prepare('SELECT count(*) FROM records').pluck().get(), 1);
       assert.equal(migrated.db.prepare("SELECT value FROM state WHERE key = 'pins'").pluck().get(), '{}');
       assert.equal(migrated.witnessCheckpoint(), undefined);
     } finally {
       migrated.close();
+      fresh.close();
+    }
+  });
+
+  it('migrates from every earlier version to the same schema as a fresh install', () => {
+    const schemaOf = (db: Database.Database) =>
+      db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all();
+    const fresh = SqliteOutbox.open(join(root, 'fresh.db'), { create: true });
+    try {
+      for (let version = 1; version < CURRENT_SCHEMA_VERSION; version++) {
+        const path = join(root, `v${version}.db`);
+        const old = new Database(path);
+        old.transaction(() => {
+          for (const migration of MIGRATIONS.slice(0, version)) migration.up(old);
+          old.pragma(`user_version = ${version}`);
+        })();
+        old.close();
+        const migrated = SqliteOutbox.open(path);
+        try {
+          assert.equal(migrated.schemaVersion(), CURRENT_SCHEMA_VERSION);
+          assert.deepEqual(schemaOf(migrated.db), schemaOf(fresh.db), `from version ${version}`);
+          assert.equal(migrated.db.prepare('SELECT count(*) FROM signing_keys').pluck().get(), 0, 'no rotated key before a rotation');
+        } finally {
+          migrated.close();
+        }
+      }
+    } finally {
       fresh.close();
     }
   });

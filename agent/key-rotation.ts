@@ -1,0 +1,64 @@
+/**
+ * `sakshya-agent rotate-key` (ADR 0006): replaces the agent's signing key without losing a
+ * record or the ability to verify any of them.
+ *
+ * ## Steps, and what a crash after each leaves behind
+ * 1. A new Ed25519 key is generated and written to `agent-key-<kid>.jwk` (0600), fsynced with
+ *    its directory entry. Crash: an unused key file that no record names and that never signed
+ *    anything; the agent goes on with the old key. (It is reported by the next `rotate-key`;
+ *    deleting it is safe.)
+ * 2. ONE outbox transaction appends the `kind: agent, type: key.rotated` record, signed with the
+ *    OLD key (its kid is the old kid), body `{ newKey, newKid }`, and records the new key as the
+ *    signing key from the next seq on. Crash before COMMIT: step 1's state. After COMMIT: the
+ *    rotation is done; every later record, from any process (`run`, `emit`), is signed with
+ *    the new key, which is already on disk.
+ * 3. The rotation record travels to the collector like any other record; until a receipt
+ *    acknowledges it, agent JWTs are still signed with the old key (the one the collector
+ *    knows), so the rotation record and the records after it go in batches the old key
+ *    authenticates; after it, with the new key.
+ *
+ * Retired private key files are kept (0600): the old key signs JWTs until the rotation is
+ * acknowledged, and `agent-key.jwk` is the public anchor `verify` starts from. Archiving them
+ * is left to the operator (docs/adr/0006-key-rotation.md).
+ *
+ * `rotate-key` may run while `sakshya-agent run` is running: the outbox picks the signing key
+ * inside each append transaction, and the running syncer picks the JWT key per request.
+ */
+import { readdirSync } from 'node:fs';
+import { generateSigningKey } from '../shared/crypto.ts';
+import { AgentKeyring, ROTATED_KEY_FILE_PATTERN, rotatedKeyFileName, writeKeyFileDurably } from './keys.ts';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SqliteOutbox } from './outbox/sqlite-outbox.ts';
+
+export interface RotationResult {
+  /** Seq of the key.rotated record. */
+  seq: number;
+  id: string;
+  oldKid: string;
+  newKid: string;
+  /** First seq the new key signs. */
+  fromSeq: number;
+  keyFile: string;
+  /** Key files no outbox row names (left by an interrupted rotation): unused, safe to delete. */
+  unusedKeyFiles: string[];
+}
+
+/** Rotates the agent key of the outbox in `dir` (see the header). Throws, changing nothing, on failure. */
+export function rotateAgentKey(dir: string, outbox: SqliteOutbox, keyring: AgentKeyring = new AgentKeyring(dir), now: Date = new Date()): RotationResult {
+  const current = outbox.signingKeyRef();
+  keyring.signingKey(current); // the current key must be loadable before anything is written
+  const { key, privateJwk } = generateSigningKey();
+  const keyFile = rotatedKeyFileName(key.kid);
+  writeKeyFileDurably(dir, keyFile, privateJwk);
+  let result;
+  try {
+    result = outbox.rotateKey({ expectedOldKid: current.kid, newKey: key.publicJwk, newKid: key.kid, keyFile }, keyring, now);
+  } catch (err) {
+    rmSync(join(dir, keyFile), { force: true }); // never named by the outbox, never used
+    throw err;
+  }
+  const named = new Set(outbox.keyRefs().map((ref) => ref.file));
+  const unusedKeyFiles = readdirSync(dir).filter((file) => ROTATED_KEY_FILE_PATTERN.test(file) && !named.has(file));
+  return { seq: result.seq, id: result.id, oldKid: result.oldKid, newKid: key.kid, fromSeq: result.seq + 1, keyFile, unusedKeyFiles };
+}
