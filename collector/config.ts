@@ -16,6 +16,19 @@ export const DEFAULT_JWT_CLOCK_TOLERANCE_SECONDS = 30;
 /** Longest clock tolerance accepted: more would stretch a 5-minute token far beyond its life. */
 export const MAX_JWT_CLOCK_TOLERANCE_SECONDS = 300;
 export const MAX_VERIFY_WORKERS = 64;
+/**
+ * Rate limits (docs/security.md). Generous: an agent draining a backlog sends one batch at a
+ * time (a few a second at most), so only a misbehaving or hostile client meets them.
+ * Per address, before authentication:            200 requests/s, bursts of 1000.
+ * Per verified agent or human token, after it:    50 requests/s, bursts of 200.
+ * Enrollment, per address, before the token:       1 every 6 s (10 a minute), bursts of 10.
+ */
+export const DEFAULT_RATE_IP_PER_SECOND = 200;
+export const DEFAULT_RATE_IP_BURST = 1000;
+export const DEFAULT_RATE_AGENT_PER_SECOND = 50;
+export const DEFAULT_RATE_AGENT_BURST = 200;
+export const DEFAULT_RATE_ENROLL_PER_MINUTE = 10;
+export const DEFAULT_RATE_ENROLL_BURST = 10;
 
 export const COLLECTOR_ENV = {
   dir: 'SAKSHYA_COLLECTOR_DIR',
@@ -25,6 +38,17 @@ export const COLLECTOR_ENV = {
   logLevel: 'SAKSHYA_LOG_LEVEL',
   jwtClockToleranceSeconds: 'SAKSHYA_JWT_CLOCK_TOLERANCE_SECONDS',
   verifyWorkers: 'SAKSHYA_VERIFY_WORKERS',
+  rateIpPerSecond: 'SAKSHYA_RATE_IP_PER_SECOND',
+  rateIpBurst: 'SAKSHYA_RATE_IP_BURST',
+  rateAgentPerSecond: 'SAKSHYA_RATE_AGENT_PER_SECOND',
+  rateAgentBurst: 'SAKSHYA_RATE_AGENT_BURST',
+  rateEnrollPerMinute: 'SAKSHYA_RATE_ENROLL_PER_MINUTE',
+  rateEnrollBurst: 'SAKSHYA_RATE_ENROLL_BURST',
+  /** Express `trust proxy`: unset = the socket peer is the client; e.g. `loopback` behind a local nginx. */
+  trustProxy: 'SAKSHYA_TRUST_PROXY',
+  /** PEM text; usually given as SAKSHYA_COLLECTOR_TLS_CERT_FILE / _KEY_FILE (paths, read at start). */
+  tlsCert: 'SAKSHYA_COLLECTOR_TLS_CERT',
+  tlsKey: 'SAKSHYA_COLLECTOR_TLS_KEY',
 } as const;
 
 type ConfigKey = keyof typeof COLLECTOR_ENV;
@@ -43,7 +67,16 @@ const originSchema = z
   .max(255)
   .refine(isValidNoteName, 'must be a C2SP key name: no spaces, "+" or control characters');
 
-export const collectorConfigSchema = z.strictObject({
+const rateText = z
+  .string()
+  .regex(/^\d{1,7}(\.\d{1,6})?$/, 'must be a positive number')
+  .transform(Number)
+  .pipe(z.number().positive());
+
+const pemText = (label: string) => z.string().regex(new RegExp(`-----BEGIN [A-Z ]*${label}-----`), `must be PEM text holding a ${label}`);
+
+export const collectorConfigSchema = z
+  .strictObject({
   dir: z.string({ error: 'is required (the collector data directory)' }).min(1),
   port: integerText(0, 65535).default(DEFAULT_COLLECTOR_PORT),
   host: z.string().min(1).default(DEFAULT_COLLECTOR_HOST),
@@ -51,7 +84,20 @@ export const collectorConfigSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULT_LOG_LEVEL),
   jwtClockToleranceSeconds: integerText(0, MAX_JWT_CLOCK_TOLERANCE_SECONDS).default(DEFAULT_JWT_CLOCK_TOLERANCE_SECONDS),
   verifyWorkers: integerText(1, MAX_VERIFY_WORKERS).default(Math.min(availableParallelism(), MAX_VERIFY_WORKERS)),
-});
+  rateIpPerSecond: rateText.default(DEFAULT_RATE_IP_PER_SECOND),
+  rateIpBurst: integerText(1, 1_000_000).default(DEFAULT_RATE_IP_BURST),
+  rateAgentPerSecond: rateText.default(DEFAULT_RATE_AGENT_PER_SECOND),
+  rateAgentBurst: integerText(1, 1_000_000).default(DEFAULT_RATE_AGENT_BURST),
+  rateEnrollPerMinute: rateText.default(DEFAULT_RATE_ENROLL_PER_MINUTE),
+  rateEnrollBurst: integerText(1, 1_000_000).default(DEFAULT_RATE_ENROLL_BURST),
+  trustProxy: z.string().min(1).max(512).optional(),
+  tlsCert: pemText('CERTIFICATE').optional(),
+  tlsKey: pemText('PRIVATE KEY').optional(),
+  })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
+    message: 'set both SAKSHYA_COLLECTOR_TLS_CERT_FILE and SAKSHYA_COLLECTOR_TLS_KEY_FILE, or neither',
+    path: ['tlsCert'],
+  });
 
 export type CollectorConfig = z.infer<typeof collectorConfigSchema>;
 
@@ -83,7 +129,8 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, overrides: Collector
   }
 }
 
-/** The configuration as it is logged: nothing in it is secret today, but keep one place to redact. */
+/** The configuration as it is logged: the TLS key never is (nor the certificate, only whether it is set). */
 export function describeConfig(config: CollectorConfig): { [key: string]: unknown } {
-  return { ...config };
+  const { tlsCert, tlsKey, ...rest } = config;
+  return { ...rest, tls: tlsCert !== undefined && tlsKey !== undefined };
 }

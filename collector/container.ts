@@ -15,9 +15,11 @@ import type { Logger } from '../shared/logger.ts';
 import { fromBase64Url } from '../shared/crypto.ts';
 import { noteSignerFromSigningKey, noteVerifierFromPublicKey } from '../shared/signed-note.ts';
 import type { CollectorConfig } from './config.ts';
-import { agentAuthenticator, type Authenticators } from './http/auth.ts';
+import { agentAuthenticator, humanAuthenticator, type Authenticators } from './http/auth.ts';
 import { ensureCollectorKeys, loadCollectorKeys, publicKeysOf, type CollectorKeys, type CollectorPublicKeys } from './keys.ts';
 import { AgentAuthService } from './services/agent-auth.ts';
+import { ApiTokenService } from './services/api-tokens.ts';
+import { RateLimiter } from './services/rate-limiter.ts';
 import { CollectorChain } from './services/collector-chain.ts';
 import { EnrollmentService } from './services/enrollment.ts';
 import { IngestService } from './services/ingest.ts';
@@ -43,6 +45,10 @@ export interface Container {
   collectorChain: CollectorChain;
   enrollment: EnrollmentService;
   agentAuth: AgentAuthService;
+  /** Admin and auditor bearer tokens. */
+  apiTokens: ApiTokenService;
+  /** In-memory rate limits (per address before auth, per verified principal after, enrollment per address). */
+  limiters: { ip: RateLimiter; principal: RateLimiter; enroll: RateLimiter };
   /** One authenticator per role, for routes that declare the roles they admit. */
   authenticators: Authenticators;
   ingest: IngestService;
@@ -110,6 +116,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     }
   }
   const enrollment = new EnrollmentService({ store, chain: collectorChain, origin: config.origin, logKey: keys.log, receiptKey: keys.receipt, now });
+  const apiTokens = new ApiTokenService({ store, chain: collectorChain, now });
   const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now });
   let pool: SignaturePool | undefined;
   const ingest = new IngestService({
@@ -132,9 +139,19 @@ export async function createContainer(config: CollectorConfig, options: Containe
     collectorChain,
     enrollment,
     agentAuth,
-    authenticators: { agent: agentAuthenticator(agentAuth) },
+    apiTokens,
+    limiters: {
+      ip: new RateLimiter({ ratePerSecond: config.rateIpPerSecond, burst: config.rateIpBurst }),
+      principal: new RateLimiter({ ratePerSecond: config.rateAgentPerSecond, burst: config.rateAgentBurst }),
+      enroll: new RateLimiter({ ratePerSecond: config.rateEnrollPerMinute / 60, burst: config.rateEnrollBurst }),
+    },
+    authenticators: {
+      agent: agentAuthenticator(agentAuth),
+      auditor: humanAuthenticator('auditor', apiTokens),
+      admin: humanAuthenticator('admin', apiTokens),
+    },
     ingest,
-    records: new RecordsService({ store }),
+    records: new RecordsService({ store, chain: collectorChain }),
     ledgerAudit: () =>
       new LedgerAudit({
         store,

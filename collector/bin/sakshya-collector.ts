@@ -3,14 +3,21 @@
  * sakshya-collector: the state data centre's collector.
  *
  *   serve | migrate | agents enroll --agent ID [--ttl 24h] | agents list [--json]
+ *   agents revoke --agent ID | tokens issue --role admin|auditor --name WHO [--ttl 90d]
+ *   tokens revoke --id ID | --name WHO | tokens list [--json]
  *   checkpoint [--json] | ledger stats [--json] | ledger verify [--json]
+ *
+ * CLI commands act as the local operator: the COLLECTOR chain records them as `cli:<os user>`.
  *
  * The only place configuration is read (environment, then flags over it). Logs are pino JSON on
  * stderr; stdout carries only command output (a token, JSON). Errors are one line on stderr and
  * a non-zero exit, never a stack trace.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { userInfo } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Command } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
@@ -21,6 +28,8 @@ import { createContainer, databasePath, type Container } from '../container.ts';
 import { createApp } from '../http/app.ts';
 import { formatFinding } from '../services/ledger-audit.ts';
 import { assertEnrollableAgentId, parseDurationSeconds } from '../services/enrollment.ts';
+import { cliActor } from '../services/access.ts';
+import { DEFAULT_API_TOKEN_TTL_SECONDS } from '../services/api-tokens.ts';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
 
 const NAME = 'sakshya-collector';
@@ -36,6 +45,10 @@ interface ConfigFlags {
 
 class NoCheckpointError extends Error {
   override name = 'NoCheckpointError';
+}
+
+class CliInputError extends Error {
+  override name = 'CliInputError';
 }
 
 function fail(err: unknown): never {
@@ -71,20 +84,58 @@ async function withContainer(flags: ConfigFlags, command: string, mode: 'bootstr
   }
 }
 
+/** Who runs this CLI command, as the COLLECTOR chain records it. */
+function operator(): string {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = `uid-${process.getuid?.() ?? 'unknown'}`;
+  }
+  return cliActor(user);
+}
+
+class TlsConfigError extends Error {
+  override name = 'TlsConfigError';
+}
+
+/**
+ * Checks the TLS settings at start: the key file (if given as a path) must not be readable by
+ * others, and the certificate and key must load and match.
+ */
+function checkTls(config: CollectorConfig): void {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return;
+  const keyFile = process.env.SAKSHYA_COLLECTOR_TLS_KEY_FILE;
+  if (keyFile !== undefined) {
+    const mode = statSync(keyFile).mode & 0o777;
+    if ((mode & 0o007) !== 0) {
+      throw new TlsConfigError(`TLS key ${keyFile} has mode ${mode.toString(8).padStart(4, '0')}; it must not be readable by others (chmod 600 ${keyFile})`);
+    }
+  }
+  try {
+    createSecureContext({ cert: config.tlsCert, key: config.tlsKey });
+  } catch (err) {
+    throw new TlsConfigError(`the TLS certificate and key do not load together: ${(err as Error).message}`);
+  }
+}
+
 function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
-function urlOf(address: AddressInfo): string {
+function urlOf(address: AddressInfo, tls: boolean): string {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
+  return `${tls ? 'https' : 'http'}://${host}:${address.port}`;
 }
 
 async function serve(flags: ConfigFlags): Promise<void> {
   const config = configFrom(flags);
+  checkTls(config);
   const logger = loggerFor(config, 'serve');
   const container = await createContainer(config, { logger, mode: 'bootstrap' });
-  const server: Server = createServer(createApp(container));
+  const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
+  const app = createApp(container);
+  const server: Server = tls ? createTlsServer({ cert: config.tlsCert, key: config.tlsKey, minVersion: 'TLSv1.2' }, app) : createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -125,7 +176,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
   process.once('SIGINT', stop);
   // Announce only once the signal handlers are in place: whoever reads this line may stop us.
   const address = server.address() as AddressInfo;
-  logger.info({ port: address.port, url: urlOf(address) }, 'listening');
+  logger.info({ port: address.port, url: urlOf(address, tls), tls }, 'listening');
 }
 
 async function migrate(flags: ConfigFlags): Promise<void> {
@@ -185,8 +236,9 @@ withConfigFlags(agents.command('enroll').description('issue a one-time enrollmen
       assertEnrollableAgentId(flags.agent);
       const ttlSeconds = parseDurationSeconds(flags.ttl);
       await withContainer(flags, 'agents enroll', 'bootstrap', async (container) => {
-        const { token, expiresAt } = await container.enrollment.issueToken(flags.agent, ttlSeconds);
-        container.logger.info({ agent: flags.agent, expiresAt }, 'enrollment token issued');
+        const by = operator();
+        const { token, expiresAt } = await container.enrollment.issueToken(flags.agent, ttlSeconds, by);
+        container.logger.info({ agent: flags.agent, expiresAt, by }, 'enrollment token issued');
         process.stdout.write(token + '\n');
       });
     }),
@@ -209,6 +261,73 @@ withConfigFlags(agents.command('list').description('list agents per epoch, with 
               `${a.revokedAt ? `\trevoked ${a.revokedAt}` : ''}\n`,
           );
         }
+      });
+    }),
+  );
+
+withConfigFlags(agents.command('revoke').description("revoke an agent's current epoch: its batches and reads are refused (403) from now on"))
+  .requiredOption('--agent <id>', 'agent id')
+  .option('--json', 'print JSON')
+  .action(
+    action(async (flags: ConfigFlags & { agent: string; json?: boolean }) => {
+      assertEnrollableAgentId(flags.agent);
+      await withContainer(flags, 'agents revoke', 'bootstrap', async (container) => {
+        const by = operator();
+        const result = await container.enrollment.revokeAgent(flags.agent, by).catch((err: unknown) => {
+          if (err instanceof Error && err.name === 'ProblemError') throw new CliInputError(err.message);
+          throw err;
+        });
+        container.logger.warn({ ...result, by }, result.alreadyRevoked ? 'agent was already revoked' : 'agent revoked');
+        if (flags.json) printJson(result);
+        else process.stdout.write(`${result.alreadyRevoked ? 'already revoked' : 'revoked'} ${result.agent} epoch ${result.epoch} at ${result.revokedAt}\n`);
+      });
+    }),
+  );
+
+const tokens = program.command('tokens').description('bearer tokens for people: admins and auditors');
+withConfigFlags(tokens.command('issue').description('issue a token (printed once on stdout; only its hash is kept)'))
+  .requiredOption('--role <role>', 'admin or auditor')
+  .requiredOption('--name <who>', 'whom the token is for (shown in lists and in the COLLECTOR chain)')
+  .option('--ttl <duration>', 'how long the token is valid: 90s, 30m, 24h, 30d', `${DEFAULT_API_TOKEN_TTL_SECONDS / 86400}d`)
+  .action(
+    action(async (flags: ConfigFlags & { role: string; name: string; ttl: string }) => {
+      const ttlSeconds = parseDurationSeconds(flags.ttl);
+      await withContainer(flags, 'tokens issue', 'bootstrap', async (container) => {
+        const by = operator();
+        const issued = await container.apiTokens.issue(flags.role, flags.name, ttlSeconds, by);
+        container.logger.info({ id: issued.id, role: flags.role, name: flags.name, expiresAt: issued.expiresAt, by }, 'api token issued');
+        process.stdout.write(issued.token + '\n');
+      });
+    }),
+  );
+withConfigFlags(tokens.command('revoke').description('revoke a token by id, or every active token of a name'))
+  .option('--id <id>', 'token id (tokens list shows it)')
+  .option('--name <who>', 'revoke every active token issued to this name')
+  .option('--json', 'print JSON')
+  .action(
+    action(async (flags: ConfigFlags & { id?: string; name?: string; json?: boolean }) => {
+      if ((flags.id === undefined) === (flags.name === undefined)) throw new CliInputError('give exactly one of --id and --name');
+      await withContainer(flags, 'tokens revoke', 'bootstrap', async (container) => {
+        const by = operator();
+        const revoked = await container.apiTokens.revoke(flags.id !== undefined ? { id: flags.id } : { name: flags.name! }, by);
+        container.logger.info({ ids: revoked.map((t) => t.id), by }, 'api tokens revoked');
+        if (flags.json) printJson(revoked);
+        else process.stdout.write(revoked.length === 0 ? 'no active token matched\n' : revoked.map((t) => `revoked ${t.id} (${t.role}, ${t.name})\n`).join(''));
+        if (revoked.length === 0) process.exitCode = 1;
+      });
+    }),
+  );
+withConfigFlags(tokens.command('list').description('list tokens (never the tokens themselves)'))
+  .option('--json', 'print JSON')
+  .action(
+    action(async (flags: ConfigFlags & { json?: boolean }) => {
+      await withContainer(flags, 'tokens list', 'existing', async (container) => {
+        const list = await container.apiTokens.list();
+        if (flags.json) {
+          printJson(list);
+          return;
+        }
+        for (const t of list) process.stdout.write(`${t.id}\t${t.role}\t${t.name}\t${t.state}\texpires ${t.expiresAt ?? 'never'}\tby ${t.createdBy}\n`);
       });
     }),
   );

@@ -5,24 +5,33 @@
 import express, { type Express } from 'express';
 import { API_PREFIX } from '../../shared/protocol.ts';
 import type { Container } from '../container.ts';
+import { agentsResource } from '../resources/agents.ts';
 import { batchesResource } from '../resources/batches.ts';
 import { enrollResource } from '../resources/enroll.ts';
 import { healthResource } from '../resources/health.ts';
 import { ledgerResource } from '../resources/ledger.ts';
 import { recordsResource } from '../resources/records.ts';
 import { errorHandler, notFound } from './errors.ts';
+import { limitByIp } from './limits.ts';
 import { requestContext } from './request-context.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export function createApp(container: Container): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const { config, limiters } = container;
+  if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
+  app.use(securityHeaders({ tls: config.tlsCert !== undefined }));
   app.use(requestContext(container.logger));
   app.use(healthResource({ store: container.store }));
-  app.use(API_PREFIX, enrollResource({ enrollment: container.enrollment }));
-  app.use(API_PREFIX, batchesResource({ auth: container.agentAuth, ingest: container.ingest }));
+  // Per address, before any authentication or body parsing (health checks are exempt above).
+  app.use(limitByIp(limiters.ip));
+  app.use(API_PREFIX, enrollResource({ enrollment: container.enrollment, enrollLimiter: limiters.enroll }));
+  app.use(API_PREFIX, batchesResource({ auth: container.agentAuth, ingest: container.ingest, principalLimiter: limiters.principal }));
   app.use(API_PREFIX, ledgerResource({ ledger: container.ledger, publicKeys: container.publicKeys }));
-  app.use(API_PREFIX, recordsResource({ authenticators: container.authenticators, records: container.records }));
+  app.use(API_PREFIX, recordsResource({ authenticators: container.authenticators, records: container.records, principalLimiter: limiters.principal }));
+  app.use(API_PREFIX, agentsResource({ authenticators: container.authenticators, enrollment: container.enrollment, principalLimiter: limiters.principal }));
   app.use(notFound);
   app.use(errorHandler);
   return app;

@@ -1,24 +1,161 @@
 /**
- * JSON request bodies: `Content-Type: application/json`, `Content-Encoding` identity or gzip,
- * at most `limit` bytes after decompression (so a small gzip body cannot inflate past it).
- * Other types or encodings are 415; parse errors become problems in http/errors.ts.
+ * JSON request bodies, read by hand so that every limit holds while the bytes arrive:
+ * - `Content-Type: application/json`, `Content-Encoding` identity or gzip; others are 415.
+ * - The bytes on the wire are counted (`compressedLimit`): a `Content-Length` over it is
+ *   refused before one byte is read, and a chunked body is cut off as soon as it passes it.
+ * - The decoded bytes are counted as gunzip produces them (`limit`): a gzip bomb is cut off
+ *   after `limit` bytes of output, never inflated to the end (413 `batch.too_large`).
+ * - Nesting depth is checked on the text before `JSON.parse` (at most MAX_JSON_DEPTH levels):
+ *   400 `request.malformed`, before any schema runs.
+ * - A body that does not inflate or parse is 400 `request.malformed`.
+ * After a refusal the rest of the body (at most `compressedLimit` bytes) is read and dropped,
+ * so the client sees the answer instead of a reset connection; past that the connection is
+ * closed.
  */
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { Transform, type TransformCallback, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ProblemError } from '../../shared/problem.ts';
 
+export const MAX_JSON_DEPTH = 32;
 const ACCEPTED_ENCODINGS = new Set(['identity', 'gzip']);
 
-const requireJson: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
-  const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
-  if (!ACCEPTED_ENCODINGS.has(encoding)) {
-    throw new ProblemError('request.unsupported_media_type', `Content-Encoding ${encoding} is not supported; send identity or gzip`);
-  }
-  if (!req.is('application/json')) {
-    throw new ProblemError('request.unsupported_media_type', 'the body must be Content-Type: application/json');
-  }
-  next();
-};
+export interface JsonBodyLimits {
+  /** Most bytes after decompression. */
+  limit: number;
+  /** Most bytes on the wire; defaults to `limit`. */
+  compressedLimit?: number;
+  /** Deepest nesting of arrays and objects; defaults to MAX_JSON_DEPTH. */
+  maxDepth?: number;
+}
 
-export function jsonBody(limit: number): RequestHandler[] {
-  return [requireJson, express.json({ limit, strict: true, inflate: true, type: 'application/json' })];
+function tooLarge(limit: number, what: string): ProblemError {
+  return new ProblemError('batch.too_large', `the request body exceeds ${limit} bytes ${what}`, { limit });
+}
+
+/** Counts bytes through it and fails as soon as more than `limit` passed. */
+class ByteLimit extends Transform {
+  bytes = 0;
+  readonly #limit: number;
+  readonly #error: () => Error;
+  constructor(limit: number, error: () => Error) {
+    super();
+    this.#limit = limit;
+    this.#error = error;
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.#limit) callback(this.#error());
+    else callback(null, chunk);
+  }
+}
+
+/**
+ * The deepest nesting of `[`/`{` in JSON text, outside strings; stops counting (returns
+ * `max + 1`) as soon as it passes `max`. Linear, no recursion, no allocation.
+ */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** Reads `req` through the limits; resolves with the decoded bytes. */
+export async function readLimitedBody(req: NodeJS.ReadableStream & { headers?: { [name: string]: unknown } }, encoding: string, limits: Required<JsonBodyLimits>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk);
+      callback();
+    },
+  });
+  const wire = new ByteLimit(limits.compressedLimit, () => tooLarge(limits.compressedLimit, 'on the wire'));
+  const decoded = new ByteLimit(limits.limit, () => tooLarge(limits.limit, 'after decompression'));
+  // `req` is piped, not part of the pipeline: a failure must not destroy the request (and its
+  // socket) before the answer is sent. The caller drains or closes it.
+  let aborted = false;
+  const onAborted = () => {
+    aborted = true;
+    wire.destroy(new ProblemError('request.malformed', 'the request body was cut off'));
+  };
+  req.once('aborted', onAborted);
+  req.pipe(wire);
+  try {
+    if (encoding === 'gzip') await pipeline(wire, createGunzip(), decoded, sink);
+    else await pipeline(wire, decoded, sink);
+  } catch (err) {
+    req.unpipe(wire);
+    if (err instanceof ProblemError) throw err;
+    throw new ProblemError('request.malformed', 'the request body could not be read (bad encoding or truncated)');
+  } finally {
+    req.removeListener('aborted', onAborted);
+  }
+  if (aborted) throw new ProblemError('request.malformed', 'the request body was cut off');
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Reads and drops the rest of a refused body, so the client can read our answer instead of a
+ * reset; past `limit` more bytes the socket is closed.
+ */
+function drainBounded(req: Request, limit: number): void {
+  if (req.readableEnded) return;
+  let dropped = 0;
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > limit) req.socket.destroy();
+  });
+  req.resume();
+}
+
+export function jsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'> = {}): RequestHandler[] {
+  const limits: Required<JsonBodyLimits> = { limit, compressedLimit: options.compressedLimit ?? limit, maxDepth: options.maxDepth ?? MAX_JSON_DEPTH };
+  const read: RequestHandler = async (req: Request, res: Response, next: NextFunction) => {
+    const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+    if (!ACCEPTED_ENCODINGS.has(encoding)) {
+      throw new ProblemError('request.unsupported_media_type', `Content-Encoding ${encoding} is not supported; send identity or gzip`);
+    }
+    if (!req.is('application/json')) {
+      throw new ProblemError('request.unsupported_media_type', 'the body must be Content-Type: application/json');
+    }
+    const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.get('content-type') ?? '')?.[2]?.toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      throw new ProblemError('request.unsupported_media_type', `charset ${charset} is not supported; send utf-8`);
+    }
+    const declared = Number(req.get('content-length'));
+    if (Number.isFinite(declared) && declared > limits.compressedLimit) {
+      res.setHeader('Connection', 'close');
+      throw tooLarge(limits.compressedLimit, 'on the wire (Content-Length)');
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await readLimitedBody(req, encoding, limits);
+    } catch (err) {
+      drainBounded(req, limits.compressedLimit);
+      res.setHeader('Connection', 'close');
+      throw err;
+    }
+    const text = bytes.toString('utf8');
+    if (jsonDepthExceeds(text, limits.maxDepth)) {
+      throw new ProblemError('request.malformed', `the JSON body nests deeper than ${limits.maxDepth} levels`, { maxDepth: limits.maxDepth });
+    }
+    try {
+      req.body = JSON.parse(text) as unknown;
+    } catch {
+      throw new ProblemError('request.malformed', 'the request body is not valid JSON');
+    }
+    next();
+  };
+  return [read];
 }

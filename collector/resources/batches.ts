@@ -10,17 +10,25 @@ import { MAX_BATCH_DECODED_BYTES } from '../../shared/protocol.ts';
 import { authenticatedAgent, requireAgent } from '../http/auth.ts';
 import { methodNotAllowed } from '../http/errors.ts';
 import { jsonBody } from '../http/json-body.ts';
+import { limitByPrincipal } from '../http/limits.ts';
 import { contextOf } from '../http/request-context.ts';
 import type { AgentAuthService } from '../services/agent-auth.ts';
 import type { IngestService } from '../services/ingest.ts';
+import { rolesFor } from '../services/access.ts';
+import type { RateLimiter } from '../services/rate-limiter.ts';
 
 const idempotencyKeySchema = z.uuid();
 
-export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestService }): Router {
+// The batch route needs the full AuthenticatedAgent, so it uses requireAgent; its line in
+// ROUTE_ACCESS must say exactly that.
+if (rolesFor('POST /api/v1/batches').join() !== 'agent') throw new Error('POST /batches admits agents only (requireAgent)');
+
+export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestService; principalLimiter: RateLimiter }): Router {
   const router = Router();
   router.post(
     '/batches',
     requireAgent(deps.auth),
+    limitByPrincipal(deps.principalLimiter),
     (req: Request, res: Response, next) => {
       const key = req.get('idempotency-key');
       if (key === undefined || !idempotencyKeySchema.safeParse(key).success) {

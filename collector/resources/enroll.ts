@@ -7,14 +7,17 @@ import { ProblemError } from '../../shared/problem.ts';
 import { describeZodError, enrollRequestSchema } from '../../shared/protocol.ts';
 import { methodNotAllowed } from '../http/errors.ts';
 import { jsonBody } from '../http/json-body.ts';
+import { limitByIp } from '../http/limits.ts';
 import { contextOf } from '../http/request-context.ts';
+import type { RateLimiter } from '../services/rate-limiter.ts';
 import type { EnrollmentService } from '../services/enrollment.ts';
 
 export const MAX_ENROLL_BODY_BYTES = 16 * 1024;
 
-export function enrollResource(deps: { enrollment: EnrollmentService }): Router {
+/** Enrollment is rate limited per address BEFORE the body is read and the token looked up: guessing tokens is slow. */
+export function enrollResource(deps: { enrollment: EnrollmentService; enrollLimiter: RateLimiter }): Router {
   const router = Router();
-  router.post('/enroll', ...jsonBody(MAX_ENROLL_BODY_BYTES), async (req: Request, res: Response) => {
+  router.post('/enroll', limitByIp(deps.enrollLimiter, 'to enroll from this address'), ...jsonBody(MAX_ENROLL_BODY_BYTES), async (req: Request, res: Response) => {
     const parsed = enrollRequestSchema.safeParse(req.body);
     if (!parsed.success) {
       throw new ProblemError('request.invalid', describeZodError(parsed.error), {

@@ -8,17 +8,19 @@ import { z } from 'zod';
 import { ProblemError } from '../../shared/problem.ts';
 import { principalOf, requireRole, type Authenticators } from '../http/auth.ts';
 import { methodNotAllowed } from '../http/errors.ts';
-import type { Role } from '../services/access.ts';
+import { limitByPrincipal } from '../http/limits.ts';
+import { rolesFor, type Role } from '../services/access.ts';
+import type { RateLimiter } from '../services/rate-limiter.ts';
 import type { RecordsService } from '../services/records.ts';
 
-/** Who may read records: the one place this route's access is declared (auditors: issue 4). */
-export const RECORD_READERS: readonly Role[] = ['agent'];
+/** Who may read records: declared in services/access.ts ROUTE_ACCESS. */
+export const RECORD_READERS: readonly Role[] = rolesFor('GET /api/v1/records/:id');
 
 const recordIdSchema = z.uuid();
 
-export function recordsResource(deps: { authenticators: Authenticators; records: RecordsService }): Router {
+export function recordsResource(deps: { authenticators: Authenticators; records: RecordsService; principalLimiter: RateLimiter }): Router {
   const router = Router();
-  router.get('/records/:id', requireRole(RECORD_READERS, deps.authenticators), async (req: Request, res: Response) => {
+  router.get('/records/:id', requireRole(RECORD_READERS, deps.authenticators), limitByPrincipal(deps.principalLimiter), async (req: Request, res: Response) => {
     const id = req.params.id as string;
     if (!recordIdSchema.safeParse(id).success) throw new ProblemError('request.invalid', 'the record id must be a UUID');
     const view = await deps.records.read(id, principalOf(res));

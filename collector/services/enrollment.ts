@@ -10,6 +10,12 @@
  *   stay in the ledger and in `agent_epochs`, and only the newest one may send batches.
  * - Each issue and each enrollment is a record of the COLLECTOR chain, committed in the same
  *   transaction as the token or epoch row.
+ * - Revocation (`revokeAgent`) sets `revoked_at` of the agent's CURRENT epoch and appends an
+ *   `agent.revoked` record in the same transaction. From that commit on, the agent's tokens
+ *   get 403 `agent.revoked` (services/agent-auth.ts): no batch, no read. Its records already in
+ *   the ledger stay there, valid and verifiable (`ledger verify` checks them as before); the
+ *   revocation time is part of its key history (`agents list`). Enrolling the id again (with a
+ *   new token from an admin) starts a new, unrevoked epoch.
  */
 import { randomBytes } from 'node:crypto';
 import { fromBase64Url, jwkThumbprint, publicJwkOf, sha256, type SigningKey } from '../../shared/crypto.ts';
@@ -19,6 +25,7 @@ import { agentIdSchema } from '../../shared/protocol.ts';
 import { COLLECTOR_AGENT_ID } from '../../shared/record.ts';
 import { verifierKeyString } from '../../shared/signed-note.ts';
 import type { CollectorStore, SeqRange } from '../store/store.ts';
+import type { Actor } from './access.ts';
 import type { CollectorChain } from './collector-chain.ts';
 
 export const DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS = 24 * 60 * 60;
@@ -109,7 +116,7 @@ export class EnrollmentService {
    * Issues a one-time enrollment token for `agent`, valid `ttlSeconds`. Resolves with the token
    * only after its hash and its `enrollment_token.issued` record are committed.
    */
-  async issueToken(agent: string, ttlSeconds = DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS): Promise<{ token: string; expiresAt: string }> {
+  async issueToken(agent: string, ttlSeconds = DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS, by: Actor = 'internal'): Promise<{ token: string; expiresAt: string }> {
     assertEnrollableAgentId(agent);
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_ENROLLMENT_TOKEN_TTL_SECONDS) {
       throw new EnrollmentInputError(`token lifetime must be between 1 second and ${MAX_ENROLLMENT_TOKEN_TTL_SECONDS / 86400} days`);
@@ -119,7 +126,7 @@ export class EnrollmentService {
     const expiresAt = new Date(now.getTime() + ttlSeconds * 1000).toISOString();
     await this.#store.write(async (tx) => {
       await tx.putEnrollmentToken({ tokenHash: tokenHash(token), agent, createdAt: now.toISOString(), expiresAt, usedAt: null });
-      await this.#chain.append(tx, 'enrollment_token.issued', { agent, expiresAt });
+      await this.#chain.append(tx, 'enrollment_token.issued', { agent, expiresAt, by });
     });
     return { token, expiresAt };
   }
@@ -157,6 +164,24 @@ export class EnrollmentService {
       logKey: this.#logVerifierKey,
       receiptKey: { ...this.#receiptKey.publicJwk, kid: this.#receiptKey.kid },
     };
+  }
+
+  /**
+   * Revokes the current epoch of `agent`. Resolves once `revoked_at` and the `agent.revoked`
+   * record are committed; `alreadyRevoked` if it was revoked before (nothing new is written).
+   * Rejects with `resource.not_found` for an agent that was never enrolled.
+   */
+  async revokeAgent(agent: string, by: Actor): Promise<{ agent: string; epoch: number; revokedAt: string; alreadyRevoked: boolean }> {
+    assertEnrollableAgentId(agent);
+    return this.#store.write(async (tx) => {
+      const current = await tx.currentEpoch(agent);
+      if (!current) throw new ProblemError('resource.not_found', `agent ${agent} is not enrolled`);
+      if (current.revokedAt !== null) return { agent, epoch: current.epoch, revokedAt: current.revokedAt, alreadyRevoked: true };
+      const revokedAt = this.#now().toISOString();
+      if (!(await tx.revokeAgentEpoch(agent, current.epoch, revokedAt))) throw new Error(`agent ${agent} epoch ${current.epoch} changed during revocation`);
+      await this.#chain.append(tx, 'agent.revoked', { agent, epoch: current.epoch, kid: current.kid, by });
+      return { agent, epoch: current.epoch, revokedAt, alreadyRevoked: false };
+    });
   }
 
   /** Every (agent, epoch), the COLLECTOR chain included, by agent id then epoch. */

@@ -1,11 +1,14 @@
 /**
  * Reading ledger records by id. Records are audit content, so unlike checkpoints and proofs
  * (hashes and signatures only) they are shown only to a principal the access rules allow
- * (services/access.ts): an agent sees its own records, of any of its epochs.
+ * (services/access.ts): an agent sees its own records, of any of its epochs; an auditor sees
+ * any record, and each auditor read is a `record.read` record of the COLLECTOR chain (who read
+ * which record), committed before the record is answered.
  */
 import { ProblemError } from '../../shared/problem.ts';
 import type { CollectorStore } from '../store/store.ts';
-import { mayReadRecordsOf, type Principal } from './access.ts';
+import { actorOf, mayReadRecordsOf, type Principal } from './access.ts';
+import type { CollectorChain } from './collector-chain.ts';
 
 export interface RecordView {
   /** The record's canonical text, byte for byte as stored and hashed. */
@@ -16,9 +19,11 @@ export interface RecordView {
 
 export class RecordsService {
   readonly #store: CollectorStore;
+  readonly #chain: CollectorChain;
 
-  constructor(options: { store: CollectorStore }) {
+  constructor(options: { store: CollectorStore; chain: CollectorChain }) {
     this.#store = options.store;
+    this.#chain = options.chain;
   }
 
   /**
@@ -31,6 +36,10 @@ export class RecordsService {
     if (!record) throw new ProblemError('resource.not_found', `there is no record ${id} in the ledger`);
     if (!mayReadRecordsOf(principal, record.agent)) {
       throw new ProblemError('auth.forbidden', `record ${id} belongs to another agent; an agent may read only its own records`);
+    }
+    if (principal.role === 'auditor') {
+      const by = actorOf(principal);
+      await this.#store.write((tx) => this.#chain.append(tx, 'record.read', { id, agent: record.agent, ledgerIndex: record.ledgerIndex, by }));
     }
     return { canonical: record.canonical, ledgerIndex: record.ledgerIndex, receivedAt: record.receivedAt };
   }

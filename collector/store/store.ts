@@ -188,6 +188,22 @@ export interface EnrollmentToken {
   usedAt: string | null;
 }
 
+/** A human bearer token (admin or auditor); only its sha256 is stored. */
+export interface ApiToken {
+  /** Public id, shown in lists and in COLLECTOR chain records. */
+  id: string;
+  name: string;
+  role: 'admin' | 'auditor';
+  /** hex sha256 of the token. */
+  tokenHash: string;
+  createdAt: string;
+  /** null: no expiry. */
+  expiresAt: string | null;
+  revokedAt: string | null;
+  /** Who issued it (an Actor). */
+  createdBy: string;
+}
+
 export interface AgentContact {
   lastSeenAt: string;
   backlog: { pending: number; oldestAt: string | null };
@@ -248,6 +264,11 @@ export interface WriteTransaction {
   findEnrollmentToken(tokenHash: string): Promise<EnrollmentToken | undefined>;
   /** Marks an unused token used; resolves false if it was already used. */
   useEnrollmentToken(tokenHash: string, usedAt: string): Promise<boolean>;
+  /** Sets revoked_at of (agent, epoch) unless it is set; resolves false if it was already revoked. */
+  revokeAgentEpoch(agent: string, epoch: number, revokedAt: string): Promise<boolean>;
+  putApiToken(token: ApiToken): Promise<void>;
+  /** Revokes the unrevoked tokens with this id or name; resolves with the tokens it revoked. */
+  revokeApiTokens(match: { id: string } | { name: string }, revokedAt: string): Promise<ApiToken[]>;
 }
 
 export interface CollectorStore {
@@ -284,6 +305,10 @@ export interface CollectorStore {
    * the id is already remembered: the token was used before.
    */
   rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number): Promise<boolean>;
+  /** The human token with this sha256 (hex), revoked or expired ones included. */
+  findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
+  /** Every human token, by creation time. */
+  listApiTokens(): Promise<ApiToken[]>;
 
   close(): Promise<void>;
 }

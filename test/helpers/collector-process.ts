@@ -19,6 +19,12 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const COLLECTOR_BIN = fileURLToPath(new URL('../../collector/bin/sakshya-collector.ts', import.meta.url));
 export const TEST_ORIGIN = 'test.sakshya.local/collector';
 
+/**
+ * Tests enroll dozens of agents from 127.0.0.1 within seconds; the enrollment limit (meant for
+ * one address guessing tokens) is lifted for them unless a test sets it (security tests do).
+ */
+export const TEST_RATE_ENV = { SAKSHYA_RATE_ENROLL_PER_MINUTE: '600000', SAKSHYA_RATE_ENROLL_BURST: '100000' };
+
 export function makeTempDir(prefix = 'sakshya-collector-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
@@ -57,6 +63,7 @@ export async function startCollectorProcess(options: { dir?: string; env?: NodeJ
     SAKSHYA_COLLECTOR_PORT: '0',
     SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN,
     SAKSHYA_VERIFY_WORKERS: '2',
+    ...TEST_RATE_ENV,
     ...options.env,
   });
   const origin = env.SAKSHYA_COLLECTOR_ORIGIN!;
@@ -157,7 +164,7 @@ export async function startCollectorInProcess(
 ): Promise<InProcessCollector> {
   const dir = options.dir ?? makeTempDir();
   const config = loadCollectorConfig(
-    { SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, SAKSHYA_VERIFY_WORKERS: '2', SAKSHYA_LOG_LEVEL: 'debug', ...options.env },
+    { SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, SAKSHYA_VERIFY_WORKERS: '2', SAKSHYA_LOG_LEVEL: 'debug', ...TEST_RATE_ENV, ...options.env },
     { dir, port: '0', ...options.config },
   );
   const logs: string[] = [];

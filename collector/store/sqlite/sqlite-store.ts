@@ -41,6 +41,7 @@ import {
   type AgentContact,
   type AgentEpoch,
   type AgentKey,
+  type ApiToken,
   type AuditAgentKeyRow,
   type AgentEpochSummary,
   type AuditAgentEpochRow,
@@ -69,12 +70,13 @@ import {
 import { migration as m0001 } from './migrations/0001-initial.ts';
 import { migration as m0002 } from './migrations/0002-witness-reports.ts';
 import { migration as m0003 } from './migrations/0003-agent-keys.ts';
+import { migration as m0004 } from './migrations/0004-api-tokens.ts';
 
 type Db = Database.Database;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003];
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -187,6 +189,30 @@ function toAgentKey(row: AgentKeyRow): AgentKey {
   };
 }
 
+interface ApiTokenRow {
+  id: string;
+  name: string;
+  role: 'admin' | 'auditor';
+  token_hash: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  created_by: string;
+}
+
+function toApiToken(row: ApiTokenRow): ApiToken {
+  return {
+    id: row.id,
+    name: row.name,
+    role: row.role,
+    tokenHash: row.token_hash,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    createdBy: row.created_by,
+  };
+}
+
 function toCheckpoint(row: CheckpointRow): StoredCheckpoint {
   return { size: row.size, root: row.root, note: row.note, createdAt: row.created_at };
 }
@@ -260,6 +286,15 @@ function prepareStatements(writer: Db, reader: Db) {
     ),
     findToken: writer.prepare(`SELECT * FROM enrollment_tokens WHERE token_hash = ?`),
     useToken: writer.prepare(`UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL`),
+    revokeAgentEpoch: writer.prepare(`UPDATE agent_epochs SET revoked_at = ? WHERE agent = ? AND epoch = ? AND revoked_at IS NULL`),
+    insertApiToken: writer.prepare(
+      `INSERT INTO api_tokens (id, name, role, token_hash, created_at, expires_at, revoked_at, created_by)
+       VALUES (@id, @name, @role, @tokenHash, @createdAt, @expiresAt, @revokedAt, @createdBy)`,
+    ),
+    revokeApiTokensById: writer.prepare(`UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *`),
+    revokeApiTokensByName: writer.prepare(`UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING *`),
+    findApiToken: reader.prepare(`SELECT * FROM api_tokens WHERE token_hash = ?`),
+    listApiTokens: reader.prepare(`SELECT * FROM api_tokens ORDER BY created_at, id`),
     forgetExpiredJtis: writer.prepare(`DELETE FROM jti_replay WHERE expires_at < ?`),
     rememberJti: writer.prepare(
       `INSERT INTO jti_replay (jti, agent, expires_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
@@ -555,6 +590,19 @@ export class SqliteStore implements CollectorStore {
         guard();
         return sql.useToken.run(usedAt, tokenHash).changes === 1;
       },
+      revokeAgentEpoch: async (agent, epoch, revokedAt) => {
+        guard();
+        return sql.revokeAgentEpoch.run(revokedAt, agent, epoch).changes === 1;
+      },
+      putApiToken: async (token: ApiToken) => {
+        guard();
+        sql.insertApiToken.run(token);
+      },
+      revokeApiTokens: async (match, revokedAt) => {
+        guard();
+        const rows = ('id' in match ? sql.revokeApiTokensById.all(revokedAt, match.id) : sql.revokeApiTokensByName.all(revokedAt, match.name)) as ApiTokenRow[];
+        return rows.map(toApiToken);
+      },
     };
   }
 
@@ -706,6 +754,23 @@ export class SqliteStore implements CollectorStore {
       sql.forgetExpiredJtis.run(nowSeconds);
       return sql.rememberJti.run(jti, agent, expiresAtSeconds).changes === 1;
     });
+  }
+
+  async findApiToken(tokenHash: string): Promise<ApiToken | undefined> {
+    try {
+      const row = this.#sql.findApiToken.get(tokenHash) as ApiTokenRow | undefined;
+      return row && toApiToken(row);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async listApiTokens(): Promise<ApiToken[]> {
+    try {
+      return (this.#sql.listApiTokens.all() as ApiTokenRow[]).map(toApiToken);
+    } catch (err) {
+      throw translateError(err);
+    }
   }
 
   async close(): Promise<void> {

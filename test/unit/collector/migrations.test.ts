@@ -7,11 +7,13 @@ import { makeTempDir, runCollectorCli } from '../../helpers/collector-process.ts
 
 /** The schema the code expects after every migration: objects and the columns of each table. */
 const EXPECTED_OBJECTS = [
+  'index api_tokens_by_name',
   'index jti_replay_by_expiry',
   'index records_by_kind',
   'table agent_epochs',
   'table agent_keys',
   'table agents',
+  'table api_tokens',
   'table checkpoints',
   'table enrollment_tokens',
   'table jti_replay',
@@ -33,6 +35,7 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   ],
   agent_keys: ['agent', 'epoch', 'from_seq', 'kid', 'public_jwk', 'added_at', 'reason'],
   agents: ['agent', 'created_at'],
+  api_tokens: ['id', 'name', 'role', 'token_hash', 'created_at', 'expires_at', 'revoked_at', 'created_by'],
   checkpoints: ['size', 'root', 'note', 'created_at'],
   enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at'],
   jti_replay: ['jti', 'agent', 'expires_at'],
@@ -186,6 +189,23 @@ describe('collector SQLite migrations', function () {
         ['AS-OLD-2', 2, 1, 'k2', 't2', 'enrolled'],
       ],
     );
+  });
+
+  it('migration 0004 keeps every row of a version 3 database, adds an empty token table, and keeps revocation times', async () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const db = new Database(path);
+    for (const migration of SQLITE_MIGRATIONS.slice(0, 3)) migration.up(db);
+    db.pragma('user_version = 3');
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-3', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, revoked_at) VALUES ('AS-OLD-3', 1, '{"kty":"OKP"}', 'k1', 't1', 't9')`);
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    const epoch = await store.currentEpoch('AS-OLD-3');
+    const tokens = await store.listApiTokens();
+    await store.close();
+    assert.equal(epoch?.revokedAt, 't9');
+    assert.deepEqual(tokens, []);
   });
 
   it('refuses to open a database newer than the code, naming both versions', () => {
