@@ -23,6 +23,12 @@ export interface AgentStatus {
   witness: WitnessStatus;
   /** The active witness alarm (the collector's log failed a check), until `witness clear`. */
   witnessAlarm: WitnessAlarm | null;
+  /**
+   * The signing keys of the current epoch (ADR 0006), each with the first seq it signs:
+   * `current` signs the next record; `collectorKnows` signs agent JWTs (it differs from
+   * `current` while a rotation is not acknowledged yet).
+   */
+  keys: { current: string; collectorKnows: string; history: { kid: string; fromSeq: number }[] };
 }
 
 const CLOSED: CircuitSnapshot = { state: 'closed', consecutiveFailures: 0, openUntil: null };
@@ -47,6 +53,11 @@ export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
       circuit: outbox.getState<CircuitSnapshot>(STATE_CIRCUIT) ?? CLOSED,
       witness: readWitnessStatus(outbox),
       witnessAlarm: readWitnessAlarm(outbox),
+      keys: {
+        current: outbox.signingKeyRef().kid,
+        collectorKnows: outbox.authKeyRefs()[0]!.kid,
+        history: outbox.keyRefs().map((ref) => ({ kid: ref.kid, fromSeq: ref.fromSeq })),
+      },
     };
   })();
 }

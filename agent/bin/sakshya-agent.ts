@@ -76,6 +76,7 @@ function printStatus(status: AgentStatus): void {
     `pending    ${status.pending}${status.oldestPendingAt ? ` (oldest ${status.oldestPendingAt})` : ''}`,
     `acked      ${status.acked}`,
     `circuit    ${status.circuit.state}`,
+    `key        ${status.keys.current} (from seq ${status.keys.history.at(-1)!.fromSeq})${status.keys.collectorKnows === status.keys.current ? '' : '; rotation not acknowledged yet'}`,
   ];
   if (status.lastError) lines.push(`last error ${status.lastError.at} ${status.lastError.reason}: ${status.lastError.detail}`);
   if (status.nextAttemptAt) lines.push(`next try   ${status.nextAttemptAt}`);

@@ -144,6 +144,16 @@ describe('agent key rotation against the real collector', function () {
     const rotated = JSON.parse(await cli(['rotate-key', '--json'], agent.env)) as { seq: number; oldKid: string; newKid: string; fromSeq: number };
     assert.equal(rotated.seq, 4);
     assert.equal(rotated.fromSeq, 5);
+    const pendingRotation = JSON.parse(await cli(['status', '--json'], agent.env)) as { keys: { current: string; collectorKnows: string; history: unknown } };
+    assert.deepEqual(pendingRotation.keys, {
+      current: rotated.newKid,
+      collectorKnows: rotated.oldKid,
+      history: [
+        { kid: rotated.oldKid, fromSeq: 1 },
+        { kid: rotated.newKid, fromSeq: 5 },
+      ],
+    });
+    assert.match(await cli(['status'], agent.env), /rotation not acknowledged yet/);
     await emit(agent.env, 3, 'after');
     assert.deepEqual(JSON.parse(await cli(['sync', '--once'], agent.env)), { acknowledged: 4, batches: 1, pending: 0 });
     // A second sync, now authenticated with the new key, has nothing to do and succeeds.
@@ -162,6 +172,8 @@ describe('agent key rotation against the real collector', function () {
     ]);
     assert.equal(typeof view.keys[1]!.addedAt, 'string');
     assert.equal((await status(agent.env)).pending, 0);
+    const acknowledged = JSON.parse(await cli(['status', '--json'], agent.env)) as { keys: { current: string; collectorKnows: string } };
+    assert.equal(acknowledged.keys.collectorKnows, rotated.newKid);
     await assertBothVerify(agent.env);
   });
 
@@ -208,7 +220,7 @@ describe('agent key rotation against the real collector', function () {
     for (let round = 0; round < ROTATE_KILLS; round++) {
       const child = spawn(process.execPath, [AGENT_BIN, 'rotate-key'], { env: { ...process.env, ...env }, stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      await sleep(100 + Math.floor(Math.random() * 350));
+      await sleep(120 + round * 180 + Math.floor(Math.random() * 60)); // spread over startup, key write, commit
       child.kill('SIGKILL');
       if ((await exited) === 0) completed++;
       else interrupted++;
