@@ -17,18 +17,20 @@
  *    knows), so the rotation record and the records after it go in batches the old key
  *    authenticates; after it, with the new key.
  *
- * Retired private key files are kept (0600): the old key signs JWTs until the rotation is
- * acknowledged, and `agent-key.jwk` is the public anchor `verify` starts from. Archiving them
- * is left to the operator (docs/adr/0006-key-rotation.md).
+ * 4. Once a verified receipt acknowledges the rotation record, the old key is retired: its file
+ *    is replaced (write to a temporary file, fsync, rename, fsync the directory) by its PUBLIC
+ *    half, which `verify` still needs (`agent-key.jwk` is the anchor it starts from). Crash:
+ *    the file is either still the private key or already the public one; both are consistent,
+ *    and the next acknowledgement retires it again. Until then the old private key is kept: it
+ *    signs JWTs while the collector does not know the new key.
  *
  * `rotate-key` may run while `sakshya-agent run` is running: the outbox picks the signing key
  * inside each append transaction, and the running syncer picks the JWT key per request.
  */
-import { readdirSync } from 'node:fs';
-import { generateSigningKey } from '../shared/crypto.ts';
-import { AgentKeyring, ROTATED_KEY_FILE_PATTERN, rotatedKeyFileName, writeKeyFileDurably } from './keys.ts';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { generateSigningKey } from '../shared/crypto.ts';
+import { AgentKeyring, retireKeyFile, ROTATED_KEY_FILE_PATTERN, rotatedKeyFileName, writeKeyFileDurably } from './keys.ts';
 import type { SqliteOutbox } from './outbox/sqlite-outbox.ts';
 
 export interface RotationResult {
@@ -61,4 +63,21 @@ export function rotateAgentKey(dir: string, outbox: SqliteOutbox, keyring: Agent
   const named = new Set(outbox.keyRefs().map((ref) => ref.file));
   const unusedKeyFiles = readdirSync(dir).filter((file) => ROTATED_KEY_FILE_PATTERN.test(file) && !named.has(file));
   return { seq: result.seq, id: result.id, oldKid: result.oldKid, newKid: key.kid, fromSeq: result.seq + 1, keyFile, unusedKeyFiles };
+}
+
+/**
+ * Retires every key the collector no longer accepts (keys before the newest one whose rotation
+ * was acknowledged): each such private key file is replaced by its public half (keys.ts).
+ * Returns the files retired now. Safe to call after every acknowledgement, and to repeat.
+ */
+export function retireAcknowledgedKeys(dir: string, outbox: SqliteOutbox): string[] {
+  const refs = outbox.keyRefs();
+  if (refs.length < 2) return [];
+  const known = outbox.authKeyRefs()[0]!;
+  const retired: string[] = [];
+  for (const ref of refs) {
+    if (ref.fromSeq >= known.fromSeq) break;
+    if (retireKeyFile(dir, ref)) retired.push(ref.file);
+  }
+  return retired;
 }

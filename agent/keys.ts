@@ -9,11 +9,23 @@
  * writing `agent-key.jwk` leaves a partial file in a directory that has no pins yet, which the
  * next `init` removes (agent/enroll.ts). A rotated key file is written, fsynced and its
  * directory entry fsynced BEFORE the outbox names it; a crash before that leaves a file that no
- * record names and no record was signed with. Key files are never rewritten.
+ * record names and no record was signed with. A key file is rewritten once only: when the key is
+ * retired after an acknowledged rotation, its private JWK is replaced by the public half
+ * (`retireKeyFile`, atomic rename), so a stolen disk no longer holds keys the agent stopped using.
  */
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type Ed25519PrivateJwk, type SigningKey } from '../shared/crypto.ts';
+import {
+  generateSigningKey,
+  jwkThumbprint,
+  KeyFileError,
+  publicJwkOf,
+  readPrivateKeyFile,
+  writePrivateKeyFile,
+  type Ed25519PrivateJwk,
+  type Ed25519PublicJwk,
+  type SigningKey,
+} from '../shared/crypto.ts';
 import { ENROLLED_KEY_FILE, OutboxError, type KeyRef, type KeySource } from './outbox/sqlite-outbox.ts';
 
 export const AGENT_KEY_FILE = ENROLLED_KEY_FILE;
@@ -47,14 +59,8 @@ export function loadAgentKey(dir: string): SigningKey {
 export function writeKeyFileDurably(dir: string, file: string, jwk: Ed25519PrivateJwk): void {
   const path = join(dir, file);
   writePrivateKeyFile(path, jwk);
-  for (const target of [path, dir]) {
-    const fd = openSync(target, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
+  fsyncPath(path);
+  fsyncPath(dir);
 }
 
 /** Loads (once per process) the private keys outbox KeyRefs name, from the agent directory. */
@@ -74,5 +80,43 @@ export class AgentKeyring implements KeySource {
       this.#keys.set(ref.kid, key);
     }
     return key;
+  }
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Retires a key the collector no longer accepts (ADR 0006): replaces its private key file by the
+ * public half, atomically (temporary file, fsync, rename, directory fsync). Returns false if the
+ * file holds no private key any more. Throws if the file is not the key `ref` names.
+ */
+export function retireKeyFile(dir: string, ref: KeyRef): boolean {
+  const path = join(dir, ref.file);
+  const jwk = JSON.parse(readFileSync(path, 'utf8')) as Partial<Ed25519PrivateJwk>;
+  if (jwk.d === undefined) return false;
+  const publicJwk = publicJwkOf(jwk as Ed25519PublicJwk);
+  if (jwkThumbprint(publicJwk) !== ref.kid) throw new OutboxError(`${ref.file} holds another key than ${ref.kid}; not retiring it`);
+  const temporary = `${path}.retiring`;
+  writeFileSync(temporary, JSON.stringify(publicJwk) + '\n', { mode: 0o600 });
+  fsyncPath(temporary);
+  renameSync(temporary, path);
+  fsyncPath(dir);
+  return true;
+}
+
+/** The public half of the enrolled key (`agent-key.jwk`), whether or not it has been retired. */
+export function readEnrolledPublicKey(dir: string): Ed25519PublicJwk {
+  const path = agentKeyPath(dir);
+  try {
+    return publicJwkOf(JSON.parse(readFileSync(path, 'utf8')) as Ed25519PublicJwk);
+  } catch (err) {
+    throw new KeyFileError(`cannot read the enrolled key ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }

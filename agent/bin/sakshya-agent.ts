@@ -36,12 +36,13 @@ function setUp(flags: AgentConfigOverrides, configLogLevel: 'info' | 'debug'): {
 }
 
 async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Logger): Promise<Syncer> {
-  const [{ AgentKeyring }, { BatchClient }, { Syncer }, { LogClient }, { Witness }] = await Promise.all([
+  const [{ AgentKeyring }, { BatchClient }, { Syncer }, { LogClient }, { Witness }, { retireAcknowledgedKeys }] = await Promise.all([
     import('../keys.ts'),
     import('../sync/client.ts'),
     import('../sync/syncer.ts'),
     import('../witness/log-client.ts'),
     import('../witness/witness.ts'),
+    import('../key-rotation.ts'),
   ]);
   const pins = outbox.pins();
   const key = new AgentKeyring(config.dir);
@@ -66,6 +67,10 @@ async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Log
     circuit: config.circuit,
     refusedRetryMs: config.refusedRetryMs,
     idleIntervalMs: config.syncIntervalMs,
+    onAcknowledged: () => {
+      const retired = retireAcknowledgedKeys(config.dir, outbox);
+      if (retired.length > 0) logger.info({ files: retired }, 'rotation acknowledged: retired the old private keys (public halves kept for verify)');
+    },
   });
 }
 
@@ -273,14 +278,14 @@ program
   .action(
     action(async (opts: DirOption & { json?: boolean }) => {
       const { config } = setUp({ dir: opts.dir }, 'debug');
-      const [{ loadAgentKey }, { verifyOutbox }, { formatReport }] = await Promise.all([
+      const [{ readEnrolledPublicKey }, { verifyOutbox }, { formatReport }] = await Promise.all([
         import('../keys.ts'),
         import('../verify/outbox-verifier.ts'),
         import('../verify/verify-report.ts'),
       ]);
       const path = outboxPath(config.dir);
       if (!existsSync(path)) throw new OutboxNotInitialisedError(`no outbox at ${path}: run \`sakshya-agent init\` first`);
-      const report = await verifyOutbox({ path, agentKey: loadAgentKey(config.dir).publicJwk });
+      const report = await verifyOutbox({ path, agentKey: readEnrolledPublicKey(config.dir) });
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatReport(report));
       if (!report.ok) process.exitCode = EXIT_FAILURE;
     }),

@@ -55,6 +55,8 @@ export interface SyncerOptions {
   idleIntervalMs: number;
   /** Checks the checkpoints that receipts name; optional (tests of the sync loop alone). */
   witness?: Witness | undefined;
+  /** Called after each acknowledgement is committed (the agent retires keys the collector no longer needs: ADR 0006). */
+  onAcknowledged?: (() => void) | undefined;
   random?: () => number;
   now?: () => number;
 }
@@ -147,6 +149,11 @@ export class Syncer {
         const { receipt } = result.signed;
         this.#onSuccess();
         this.#resendFrom = receipt.highestSeq < ack.ackedSeq ? receipt.highestSeq + 1 : undefined;
+        try {
+          this.#o.onAcknowledged?.();
+        } catch (err) {
+          logger.error({ ...about, err }, 'post-acknowledgement step failed; the batch stays acknowledged');
+        }
         logger.info(
           { ...about, accepted: receipt.accepted, duplicates: receipt.duplicates, highestSeq: receipt.highestSeq, newlyAcked: ack.newlyAcked, checkpointSize: receipt.checkpoint.size },
           'batch acknowledged',

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -174,6 +175,8 @@ describe('agent key rotation against the real collector', function () {
     assert.equal((await status(agent.env)).pending, 0);
     const acknowledged = JSON.parse(await cli(['status', '--json'], agent.env)) as { keys: { current: string; collectorKnows: string } };
     assert.equal(acknowledged.keys.collectorKnows, rotated.newKid);
+    const retired = JSON.parse(readFileSync(join(agent.dir, 'agent-key.jwk'), 'utf8')) as { d?: string };
+    assert.equal(retired.d, undefined, 'the acknowledged rotation retired the old private key');
     await assertBothVerify(agent.env);
   });
 

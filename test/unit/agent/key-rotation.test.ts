@@ -5,7 +5,8 @@ import Database from 'better-sqlite3';
 import { publicKeyFromJwk, jwkThumbprint } from '../../../shared/crypto.ts';
 import { KEY_ROTATED_TYPE } from '../../../shared/key-rotation.ts';
 import { verifyRecordSignature, type SignedRecord } from '../../../shared/record.ts';
-import { rotateAgentKey } from '../../../agent/key-rotation.ts';
+import { readFileSync } from 'node:fs';
+import { retireAcknowledgedKeys, rotateAgentKey } from '../../../agent/key-rotation.ts';
 import { AgentKeyring } from '../../../agent/keys.ts';
 import { OutboxError, outboxPath } from '../../../agent/outbox/sqlite-outbox.ts';
 import { verifyOutbox } from '../../../agent/verify/outbox-verifier.ts';
@@ -68,6 +69,34 @@ describe('agent/key-rotation', () => {
     } finally {
       outbox.close();
     }
+  });
+
+  it('retires the old private key once the rotation is acknowledged, keeping its public half for verify', async () => {
+    const outbox = agent.open();
+    const keyring = new AgentKeyring(agent.dir);
+    let result;
+    try {
+      outbox.append({ kind: 'audit', type: 'a.b', body: {} }, keyring);
+      result = rotateAgentKey(agent.dir, outbox, keyring);
+      outbox.append({ kind: 'audit', type: 'a.b', body: {} }, keyring);
+      assert.deepEqual(retireAcknowledgedKeys(agent.dir, outbox), [], 'not acknowledged yet: the old key still signs JWTs');
+      outbox.db.prepare('UPDATE chains SET acked_seq = 1 WHERE epoch = 1').run();
+      assert.deepEqual(retireAcknowledgedKeys(agent.dir, outbox), [], 'the rotation record itself is not acknowledged yet');
+      outbox.db.prepare('UPDATE chains SET acked_seq = 2 WHERE epoch = 1').run();
+      assert.deepEqual(retireAcknowledgedKeys(agent.dir, outbox), ['agent-key.jwk']);
+      assert.deepEqual(retireAcknowledgedKeys(agent.dir, outbox), [], 'once');
+      outbox.db.prepare('UPDATE chains SET acked_seq = 0 WHERE epoch = 1').run();
+      outbox.db.prepare('UPDATE records SET acked_batch = NULL').run();
+    } finally {
+      outbox.close();
+    }
+    const retired = JSON.parse(readFileSync(join(agent.dir, 'agent-key.jwk'), 'utf8')) as { d?: string; x: string };
+    assert.equal(retired.d, undefined, 'no private key left');
+    assert.equal(retired.x, agent.key.publicJwk.x);
+    assert.equal(statSync(join(agent.dir, 'agent-key.jwk')).mode & 0o777, 0o600);
+    assert.ok(existsSync(join(agent.dir, result.keyFile)));
+    const report = await verifyOutbox({ path: outboxPath(agent.dir), agentKey: retired as never });
+    assert.equal(report.ok, true, JSON.stringify(report.problems));
   });
 
   it('refuses a rotation whose old key is no longer the current one (another rotation committed first), changing nothing', () => {
