@@ -169,6 +169,19 @@ describe('collector security: roles, human tokens and revocation', function () {
     assert.equal(none.code, 1);
   });
 
+  it('starts a new epoch when a revoked agent id is enrolled again, records both enrollments in the COLLECTOR chain, and the new epoch may send', async () => {
+    const agent = await enrolledAgent(collector, 'AS-AGAIN');
+    await agent.sendOk(agent.batch(agent.records(1)));
+    await collector.container.enrollment.revokeAgent(agent.id, 'cli:test');
+    agent.newKey();
+    const { token } = await collector.container.enrollment.issueToken(agent.id, 600, 'cli:test');
+    assert.equal((await agent.enroll(token)).status, 200);
+    assert.equal(agent.epoch, 2);
+    await agent.sendOk(agent.batch(agent.records(1)));
+    const enrolled = collectorChain(collector.dir).filter((r) => r.type === 'agent.enrolled' && r.body.agent === agent.id);
+    assert.deepEqual(enrolled.map((r) => r.body.epoch), [1, 2]);
+  });
+
   it('refuses an expired human token with 401 auth.invalid_token', async () => {
     const { token } = await collector.container.apiTokens.issue('auditor', 'Brief', 1, 'cli:test');
     await new Promise((resolve) => setTimeout(resolve, 1100));
