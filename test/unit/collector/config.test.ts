@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../../shared/config.ts';
-import { DEFAULT_COLLECTOR_HOST, DEFAULT_COLLECTOR_ORIGIN, loadCollectorConfig } from '../../../collector/config.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_COLLECTOR_HOST, DEFAULT_COLLECTOR_ORIGIN, describeConfig, loadCollectorConfig } from '../../../collector/config.ts';
 
 describe('collector configuration', () => {
   it('applies the documented defaults when only the data directory is set', () => {
@@ -23,6 +26,27 @@ describe('collector configuration', () => {
         return true;
       },
     );
+  });
+
+  it('applies the documented rate-limit defaults and takes fractional rates', () => {
+    const config = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_RATE_AGENT_PER_SECOND: '0.5' });
+    assert.deepEqual(
+      [config.rateIpPerSecond, config.rateIpBurst, config.rateAgentPerSecond, config.rateAgentBurst, config.rateEnrollPerMinute, config.rateEnrollBurst],
+      [200, 1000, 0.5, 200, 10, 10],
+    );
+    assert.throws(() => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_RATE_IP_PER_SECOND: '0' }), /SAKSHYA_RATE_IP_PER_SECOND/);
+  });
+
+  it('takes TLS settings from *_FILE paths, both or neither, and never logs them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sakshya-config-'));
+    writeFileSync(join(dir, 'cert.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    writeFileSync(join(dir, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nSECRETKEY\n-----END PRIVATE KEY-----\n');
+    const both = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_TLS_CERT_FILE: join(dir, 'cert.pem'), SAKSHYA_COLLECTOR_TLS_KEY_FILE: join(dir, 'key.pem') });
+    assert.match(both.tlsKey ?? '', /SECRETKEY/);
+    const described = JSON.stringify(describeConfig(both));
+    assert.ok(!described.includes('SECRETKEY') && described.includes('"tls":true'));
+    assert.throws(() => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_TLS_CERT_FILE: join(dir, 'cert.pem') }), /both/);
+    assert.throws(() => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_TLS_KEY_FILE: join(dir, 'cert.pem'), SAKSHYA_COLLECTOR_TLS_CERT_FILE: join(dir, 'cert.pem') }), /SAKSHYA_COLLECTOR_TLS_KEY/);
   });
 
   it('lets flags override the environment, and accepts port 0 for any free port', () => {
