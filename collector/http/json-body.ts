@@ -84,12 +84,19 @@ export async function readLimitedBody(req: NodeJS.ReadableStream & { headers?: {
   const decoded = new ByteLimit(limits.limit, () => tooLarge(limits.limit, 'after decompression'));
   // `req` is piped, not part of the pipeline: a failure must not destroy the request (and its
   // socket) before the answer is sent. The caller drains or closes it.
+  // A client that goes away mid-body: `pipe` does not forward that, so end the pipeline here.
   let aborted = false;
   const onAborted = () => {
+    if (aborted) return;
     aborted = true;
     wire.destroy(new ProblemError('request.malformed', 'the request body was cut off'));
   };
+  const onClose = () => {
+    if (!(req as { readableEnded?: boolean }).readableEnded) onAborted();
+  };
   req.once('aborted', onAborted);
+  req.once('error', onAborted);
+  req.once('close', onClose);
   req.pipe(wire);
   try {
     if (encoding === 'gzip') await pipeline(wire, createGunzip(), decoded, sink);
@@ -100,6 +107,8 @@ export async function readLimitedBody(req: NodeJS.ReadableStream & { headers?: {
     throw new ProblemError('request.malformed', 'the request body could not be read (bad encoding or truncated)');
   } finally {
     req.removeListener('aborted', onAborted);
+    req.removeListener('error', onAborted);
+    req.removeListener('close', onClose);
   }
   if (aborted) throw new ProblemError('request.malformed', 'the request body was cut off');
   return Buffer.concat(chunks);

@@ -55,3 +55,13 @@ describe('JSON body reader', () => {
     assert.equal(jsonDepthExceeds('{"a":"\\\\"}', 1), false);
   });
 });
+
+describe('JSON body reader with a client that goes away', () => {
+  it('rejects with request.malformed, instead of waiting forever, when the body stream is destroyed mid-way', async () => {
+    const body = new Readable({ read() {} });
+    body.push(Buffer.from('{"a":'));
+    const reading = readLimitedBody(body, 'identity', { limit: 1000, compressedLimit: 1000, maxDepth: 32 });
+    setTimeout(() => body.destroy(), 10);
+    await assert.rejects(reading, (err: unknown) => err instanceof ProblemError && err.code === 'request.malformed');
+  });
+});
