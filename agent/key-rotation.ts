@@ -57,7 +57,15 @@ export function rotateAgentKey(dir: string, outbox: SqliteOutbox, keyring: Agent
   try {
     result = outbox.rotateKey({ expectedOldKid: current.kid, newKey: key.publicJwk, newKid: key.kid, keyFile }, keyring, now);
   } catch (err) {
-    rmSync(join(dir, keyFile), { force: true }); // never named by the outbox, never used
+    // Remove the new key only if the outbox surely does not name it (a failed COMMIT may still
+    // have reached the disk; when in doubt, keep the file: an unused key file is harmless).
+    let named = true;
+    try {
+      named = outbox.keyRefs().some((ref) => ref.file === keyFile);
+    } catch {
+      // the outbox cannot say: keep it
+    }
+    if (!named) rmSync(join(dir, keyFile), { force: true });
     throw err;
   }
   const named = new Set(outbox.keyRefs().map((ref) => ref.file));
