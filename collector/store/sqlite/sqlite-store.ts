@@ -26,6 +26,9 @@
  *   receipt and resends.
  * - After COMMIT, before the HTTP reply: everything of the batch, receipt included, is stored;
  *   a retry with the same Idempotency-Key gets the same receipt, a new batch sees duplicates.
+ * - A batch holding a `key.rotated` record writes the new key's `agent_keys` row in the same
+ *   transaction (ADR 0006): a crash leaves the rotation record and its key, or neither. An agent
+ *   whose receipt was lost then authenticates with the new key (it retries with it after a 401).
  * - During a migration: each migration and its `user_version` bump commit together, so a crash
  *   leaves the database at the previous version, and the next start applies it again.
  */
