@@ -1,0 +1,179 @@
+/**
+ * Collector ingest, end to end (issue 2): a real `sakshya-collector serve` process, K simulated
+ * agents enrolled through the real CLI and API, and batches POSTed concurrently — one batch in
+ * flight per agent, as the real agent sends — each with a fresh agent JWT.
+ *
+ * Before the timed phase: every record is signed and chained, every batch encoded and gzipped,
+ * every JWT made, and one warm-up round sent (JIT, the verify worker pool, SQLite caches). The
+ * timed phase then only writes prepared bytes to sockets and reads the answers. Each answer
+ * MUST be 200 with a receipt that accepts the whole batch; after the timed phase every receipt
+ * signature is verified with the pinned receipt key and the ledger size is checked with the CLI.
+ */
+import { verifyReceipt } from '../shared/receipt.ts';
+import { API_PREFIX, type SignedReceipt } from '../shared/protocol.ts';
+import type { CollectorProcess } from '../test/helpers/collector-process.ts';
+import type { Cleanup } from './lib/cleanup.ts';
+import { cpuBreakdown, cpuSnapshot, type CpuBreakdown } from './lib/cpu-accounting.ts';
+import { enrollSimulatedAgent, ledgerStats, mapLimit, startBenchCollector } from './lib/collector.ts';
+import { HttpClient, type HttpAnswer } from './lib/http-client.ts';
+import { mean, nowMs, summarise, type LatencySummary } from './lib/stats.ts';
+import { SimulatedAgent, simulatedAgentIds, type PreparedBatch } from './lib/workload.ts';
+
+export interface IngestOptions {
+  agents: number;
+  batchSize: number;
+  warmupBatchesPerAgent: number;
+  timedBatchesPerAgent: number;
+  /** Extra environment for the collector process (e.g. NODE_OPTIONS for a CPU profile). */
+  collectorEnv?: NodeJS.ProcessEnv;
+  /** Agent id prefix, so that runs in one process never reuse ids. */
+  idPrefix?: string;
+}
+
+export interface IngestResult {
+  agents: number;
+  batchSize: number;
+  /** Records and batches acknowledged in the timed phase. */
+  records: number;
+  batches: number;
+  seconds: number;
+  recordsPerSecond: number;
+  batchLatencyMs: LatencySummary;
+  averageBodyBytes: number;
+  averageRecordBytes: number;
+  averageBatchJsonBytes: number;
+  averageBatchGzipBytes: number;
+  prepareSeconds: number;
+  ledgerSize: number;
+  /** The timed phase on the monotonic clock (µs), to cut a CPU profile of the collector to it. */
+  windowMicros: { start: number; end: number };
+  /** CPU seconds during the timed phase: collector threads, load generator, whole machine. */
+  cpu: CpuBreakdown;
+  /** The timed batches, for the bare-SQLite baseline (not written to JSON). */
+  timedBatches: PreparedBatch[];
+}
+
+interface AgentPlan {
+  agent: SimulatedAgent;
+  warmup: PreparedBatch[];
+  timed: PreparedBatch[];
+  tokens: string[];
+}
+
+/** Whether the collector still runs, and its last log lines: what a failed request needs. */
+function describeCollector(collector: CollectorProcess): string {
+  const { exitCode, signalCode } = collector.child;
+  const state = exitCode === null && signalCode === null ? 'the collector is still running' : `the collector exited (code ${exitCode}, signal ${signalCode})`;
+  return `${state}; its last log lines:\n${collector.logs.slice(-10).join('\n')}`;
+}
+
+function monotonicMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+export async function benchCollectorIngest(options: IngestOptions, cleanup: Cleanup): Promise<IngestResult> {
+  const collector = await startBenchCollector(cleanup, options.collectorEnv);
+  const agents = simulatedAgentIds(options.agents, options.idPrefix).map((id) => new SimulatedAgent(id));
+  const enrollClient = new HttpClient(2);
+  try {
+    // Two at a time: each enrollment runs the CLI, a Node process of its own, on a 2-core machine.
+    await mapLimit(agents, 2, (agent) => enrollSimulatedAgent(collector, enrollClient, agent));
+  } finally {
+    enrollClient.close();
+  }
+
+  const prepareStart = nowMs();
+  const perAgent = options.warmupBatchesPerAgent + options.timedBatchesPerAgent;
+  const plans: AgentPlan[] = [];
+  for (const agent of agents) {
+    const batches = Array.from({ length: perAgent }, (_, b) => agent.nextBatch(options.batchSize, (perAgent - b - 1) * options.batchSize));
+    const tokens = await Promise.all(batches.map(() => agent.token(collector.origin)));
+    plans.push({ agent, warmup: batches.slice(0, options.warmupBatchesPerAgent), timed: batches.slice(options.warmupBatchesPerAgent), tokens });
+  }
+  const prepareSeconds = (nowMs() - prepareStart) / 1000;
+
+  // A fresh client after the preparation: no keep-alive socket that the server may have timed
+  // out meanwhile (reusing one races with its close and can end in ECONNRESET).
+  const client = new HttpClient(options.agents);
+  cleanup.defer('close the HTTP client', () => client.close());
+  const url = `${collector.url}${API_PREFIX}/batches`;
+  const receipts: { batch: PreparedBatch; agent: SimulatedAgent; signed: SignedReceipt }[] = [];
+  const send = async (plan: AgentPlan, batch: PreparedBatch, token: string): Promise<number> => {
+    const started = nowMs();
+    let answer: HttpAnswer;
+    try {
+      answer = await client.post(
+        url,
+        {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+          'idempotency-key': batch.batchId,
+        },
+        batch.gzipped,
+      );
+    } catch (err) {
+      throw new Error(`sending batch ${batch.batchId} of ${batch.agent} failed: ${(err as Error).message}; ${describeCollector(collector)}`, { cause: err });
+    }
+    const latency = nowMs() - started;
+    if (answer.status !== 200) throw new Error(`batch ${batch.batchId} of ${batch.agent} answered ${answer.status}: ${answer.text.slice(0, 500)}`);
+    const signed = JSON.parse(answer.text) as SignedReceipt;
+    const { receipt } = signed;
+    if (receipt.accepted !== batch.records.length || receipt.duplicates !== 0 || receipt.highestSeq !== batch.lastSeq) {
+      throw new Error(`batch ${batch.batchId} of ${batch.agent}: the receipt does not accept the whole batch: ${answer.text.slice(0, 500)}`);
+    }
+    receipts.push({ batch, agent: plan.agent, signed });
+    return latency;
+  };
+
+  // Warm-up round, not timed.
+  await Promise.all(plans.map(async (plan) => {
+    for (const [i, batch] of plan.warmup.entries()) await send(plan, batch, plan.tokens[i]!);
+  }));
+
+  // Timed phase: every agent sends its batches one after another, all agents at once.
+  const latencies: number[] = [];
+  const pid = collector.child.pid;
+  const cpuBefore = cpuSnapshot(pid);
+  const windowStart = monotonicMicros();
+  const started = nowMs();
+  await Promise.all(plans.map(async (plan) => {
+    for (const [i, batch] of plan.timed.entries()) latencies.push(await send(plan, batch, plan.tokens[options.warmupBatchesPerAgent + i]!));
+  }));
+  const seconds = (nowMs() - started) / 1000;
+  const windowEnd = monotonicMicros();
+  const cpu = cpuBreakdown(cpuBefore, cpuSnapshot(pid), pid);
+
+  // Outside the timed phase: every receipt verifies with the key the agent pinned, and the
+  // ledger holds every record exactly once.
+  for (const { agent, signed } of receipts) await verifyReceipt(signed, agent.receiptKey);
+  const stats = await ledgerStats(collector);
+  const sent = agents.length * perAgent * options.batchSize;
+  if (stats.size < sent) throw new Error(`the ledger holds ${stats.size} entries, fewer than the ${sent} records acknowledged`);
+
+  const exitCode = await collector.stop('SIGTERM');
+  if (exitCode !== 0) throw new Error(`the collector exited with code ${exitCode} on SIGTERM`);
+
+  // In the order the collector saw them, roughly: round by round, agent by agent.
+  const timedBatches = Array.from({ length: options.timedBatchesPerAgent }, (_, b) => plans.map((plan) => plan.timed[b]!)).flat();
+  const allRecords = timedBatches.flatMap((batch) => batch.records);
+  const records = allRecords.length;
+  return {
+    agents: options.agents,
+    batchSize: options.batchSize,
+    records,
+    batches: timedBatches.length,
+    seconds,
+    recordsPerSecond: records / seconds,
+    batchLatencyMs: summarise(latencies),
+    averageBodyBytes: mean(allRecords.map((record) => record.bodyBytes)),
+    averageRecordBytes: mean(allRecords.map((record) => Buffer.byteLength(record.canonical, 'utf8'))),
+    averageBatchJsonBytes: mean(timedBatches.map((batch) => batch.jsonBytes)),
+    averageBatchGzipBytes: mean(timedBatches.map((batch) => batch.gzipped.length)),
+    prepareSeconds,
+    ledgerSize: stats.size,
+    windowMicros: { start: windowStart, end: windowEnd },
+    cpu,
+    timedBatches,
+  };
+}

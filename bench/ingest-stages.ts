@@ -1,0 +1,220 @@
+/**
+ * The collector's ingest path taken apart: the CPU cost of each stage per record, measured on
+ * one thread of this process (no contention, no profiler), with the collector's own code on
+ * realistic batches of 500. Together with the per-thread CPU of the real run it says which
+ * stages stand between the collector and the Ed25519 verify limit.
+ *
+ * `npm run bench` runs this file in a fresh Node process (`node bench/ingest-stages.ts '<options
+ * JSON>'` prints the result as JSON), so the heap the other benchmarks leave behind does not
+ * slow the allocation-heavy stages (JSON.parse, zod) through extra garbage collection.
+ *
+ * Main-thread stages run once per batch in the collector's event loop; worker stages run in
+ * the signature pool (collector/services/signature-worker.ts, called here directly). The
+ * hand-off to and from the workers is approximated by `structuredClone` of what the pool sends
+ * and receives (postMessage serialises on one side and deserialises on the other). The agent
+ * JWT's `jti` is remembered through the collector store's own `rememberJti` (its own write
+ * transaction, WAL + synchronous=FULL) in a temp database. SQLite and Merkle costs come from
+ * the bare insert loop and the Merkle benchmark of the same run.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { jwtVerify } from 'jose';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../collector/http/json-body.ts';
+import verifyChunk from '../collector/services/signature-worker.ts';
+import { openSqliteStore } from '../collector/store/sqlite/sqlite-store.ts';
+import { signCheckpoint } from '../shared/checkpoint.ts';
+import { canonicalBytes, canonicalJson } from '../shared/canonical-json.ts';
+import { newId } from '../shared/ids.ts';
+import { fromBase64Url, generateSigningKey, publicKeyFromJwk, sha256, verifyEd25519 } from '../shared/crypto.ts';
+import { batchSchema, type Receipt } from '../shared/protocol.ts';
+import { signReceipt } from '../shared/receipt.ts';
+import { leafHashOfCanonical, signingBytes, type SignedRecord } from '../shared/record.ts';
+import { noteSignerFromSigningKey } from '../shared/signed-note.ts';
+import { nowMs } from './lib/stats.ts';
+import { SimulatedAgent } from './lib/workload.ts';
+
+export interface StageCost {
+  stage: string;
+  where: 'main thread' | 'signature worker';
+  /** CPU microseconds per record on one core. */
+  micros: number;
+  /** Part of the stage above it (not added again to the total). */
+  partOf?: string;
+}
+
+export interface StageCostResult {
+  records: number;
+  stages: StageCost[];
+  /** Sum of the top-level stages: the modelled CPU cost of one record. */
+  totalMicros: number;
+  mainMicros: number;
+  workerMicros: number;
+}
+
+/**
+ * Every stage runs ROUNDS times for at least ROUND_MILLIS, the stages taking turns round by
+ * round, so a slow spell of the machine hits them all alike; a stage's fastest round counts
+ * (the least disturbed).
+ */
+const ROUNDS = 6;
+const ROUND_MILLIS = 50;
+
+interface StageSpec {
+  stage: string;
+  where: StageCost['where'];
+  partOf?: string;
+  /** Records handled per call of `run` (a per-batch stage divides by the batch size). */
+  records: number;
+  run: () => unknown;
+}
+
+async function timeRound(spec: StageSpec): Promise<number> {
+  let runs = 0;
+  const started = nowMs();
+  do {
+    await spec.run();
+    runs++;
+  } while (nowMs() - started < ROUND_MILLIS);
+  return ((nowMs() - started) * 1000) / (runs * spec.records);
+}
+
+async function measureStages(specs: readonly StageSpec[]): Promise<StageCost[]> {
+  for (const spec of specs) await spec.run(); // warm-up
+  const best = specs.map(() => Number.POSITIVE_INFINITY);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, spec] of specs.entries()) best[i] = Math.min(best[i]!, await timeRound(spec));
+  }
+  return specs.map(({ stage, where, partOf }, i) => ({ stage, where, micros: best[i]!, ...(partOf ? { partOf } : {}) }));
+}
+
+export async function benchIngestStages(options: {
+  batches: number;
+  batchSize: number;
+  /** From the same run: rows/s of the bare insert loop and leaves/s of the Merkle append. */
+  sqliteRowsPerSecond: number;
+  merkleLeavesPerSecond: number;
+}): Promise<StageCostResult> {
+  const agent = new SimulatedAgent('BN-STG-001');
+  const batches = Array.from({ length: options.batches }, () => agent.nextBatch(options.batchSize, 0));
+  const n = options.batches * options.batchSize;
+  const texts = batches.map((batch) => gunzipSync(batch.gzipped).toString('utf8'));
+  const bodies = texts.map((text) => JSON.parse(text) as { records: SignedRecord[] });
+  const records = bodies.flatMap((body) => body.records);
+  const publicKeyX = agent.key.publicJwk.x;
+  const publicKey = publicKeyFromJwk(agent.key.publicJwk);
+  const tasks = bodies.map((body) => ({ publicKeyX, records: body.records }));
+  const results = tasks.map((task) => verifyChunk(task));
+  const token = await agent.token('bench.sakshya.local/collector');
+  const receiptKey = generateSigningKey().key;
+  const logSigner = noteSignerFromSigningKey('bench.sakshya.local/collector', generateSigningKey().key);
+  const receipt: Receipt = {
+    v: 1,
+    collector: 'bench.sakshya.local/collector',
+    batchId: batches[0]!.batchId,
+    agent: agent.id,
+    epoch: 1,
+    accepted: options.batchSize,
+    duplicates: 0,
+    highestSeq: batches[0]!.lastSeq,
+    ledger: { first: 1000, last: 1000 + options.batchSize - 1 },
+    checkpoint: { size: 1000 + options.batchSize, root: 'A'.repeat(43) },
+    receivedAt: new Date().toISOString(),
+  };
+  const perBatch = options.batchSize;
+  const storeDir = mkdtempSync(join(tmpdir(), 'sakshya-bench-stages-'));
+  const store = openSqliteStore(join(storeDir, 'collector.db'));
+  try {
+    await store.migrate();
+    return await measureAll();
+  } finally {
+    await store.close();
+    rmSync(storeDir, { recursive: true, force: true });
+  }
+
+  async function measureAll(): Promise<StageCostResult> {
+
+    const signed = records.map((record) => ({ bytes: signingBytes(record), sig: fromBase64Url(record.sig), canonical: Buffer.from(canonicalJson(record)) }));
+    const WORKER_TASK = 'verifyChunk (whole worker task)';
+    const measured = await measureStages([
+      { stage: 'gunzip the body', where: 'main thread', records: n, run: () => batches.forEach((batch) => gunzipSync(batch.gzipped)) },
+      { stage: 'JSON.parse the body', where: 'main thread', records: n, run: () => texts.forEach((text) => JSON.parse(text)) },
+      {
+        stage: 'nesting-depth check of the body text (jsonDepthExceeds)',
+        where: 'main thread',
+        records: n,
+        run: () => texts.forEach((text) => jsonDepthExceeds(text, MAX_JSON_DEPTH)),
+      },
+      { stage: 'zod batchSchema.safeParse', where: 'main thread', records: n, run: () => bodies.forEach((body) => batchSchema.safeParse(body)) },
+      {
+        stage: 'JCS of each body (zod size refinement)',
+        where: 'main thread',
+        partOf: 'zod batchSchema.safeParse',
+        records: n,
+        run: () => records.forEach((record) => canonicalBytes(record.body)),
+      },
+      {
+        stage: 'hand-off to workers and back (structured clone)',
+        where: 'main thread',
+        records: n,
+        run: () => tasks.forEach((task, i) => (structuredClone(task), structuredClone(results[i]))),
+      },
+      {
+        stage: 'agent JWT verify (per batch)',
+        where: 'main thread',
+        records: perBatch,
+        run: () => jwtVerify(token, publicKey, { audience: 'bench.sakshya.local/collector' }),
+      },
+      {
+        stage: 'jti replay row, own write transaction + fsync (per batch)',
+        where: 'main thread',
+        records: perBatch,
+        run: () => {
+          const now = Math.floor(Date.now() / 1000);
+          return store.rememberJti(newId(), agent.id, now + 300, now);
+        },
+      },
+      { stage: 'receipt JWS signing (per batch)', where: 'main thread', records: perBatch, run: () => signReceipt(receipt, receiptKey.privateKey, receiptKey.kid) },
+      {
+        stage: 'checkpoint signed note (per batch)',
+        where: 'main thread',
+        records: perBatch,
+        run: () => signCheckpoint({ origin: 'bench.sakshya.local/collector', size: 1500, rootHash: Buffer.alloc(32, 1), extensions: [] }, logSigner),
+      },
+      { stage: WORKER_TASK, where: 'signature worker', records: n, run: () => tasks.forEach((task) => verifyChunk(task)) },
+      { stage: 'JCS without sig (signingBytes)', where: 'signature worker', partOf: WORKER_TASK, records: n, run: () => records.forEach((record) => signingBytes(record)) },
+      { stage: 'JCS with sig (canonicalJson, again)', where: 'signature worker', partOf: WORKER_TASK, records: n, run: () => records.forEach((record) => canonicalJson(record)) },
+      { stage: 'Ed25519 verify', where: 'signature worker', partOf: WORKER_TASK, records: n, run: () => signed.forEach((s) => verifyEd25519(publicKey, s.bytes, s.sig)) },
+      {
+        stage: 'record hash + leaf hash (sha256 ×2)',
+        where: 'signature worker',
+        partOf: WORKER_TASK,
+        records: n,
+        run: () => signed.forEach((s) => (sha256(s.canonical), leafHashOfCanonical(s.canonical))),
+      },
+    ]);
+    const main: StageCost[] = [
+      ...measured.filter((stage) => stage.where === 'main thread'),
+      { stage: 'SQLite insert into records (bare loop)', where: 'main thread', micros: 1e6 / options.sqliteRowsPerSecond },
+      { stage: 'Merkle append + root into merkle_subtrees', where: 'main thread', micros: 1e6 / options.merkleLeavesPerSecond },
+    ];
+    const worker = measured.filter((stage) => stage.where === 'signature worker');
+
+    const sum = (stages: StageCost[]) => stages.filter((s) => !s.partOf).reduce((total, s) => total + s.micros, 0);
+    const mainMicros = sum(main);
+    const workerMicros = sum(worker);
+    return { records: n, stages: [...main, ...worker], totalMicros: mainMicros + workerMicros, mainMicros, workerMicros };
+  }
+}
+
+export type StageOptions = Parameters<typeof benchIngestStages>[0];
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const options = JSON.parse(process.argv[2] ?? 'null') as StageOptions | null;
+  if (!options) {
+    process.stderr.write(`usage: node bench/ingest-stages.ts '{"batches":4,"batchSize":500,"sqliteRowsPerSecond":60000,"merkleLeavesPerSecond":70000}'\n`);
+    process.exit(2);
+  }
+  process.stdout.write(JSON.stringify(await benchIngestStages(options)) + '\n');
+}
