@@ -7,7 +7,7 @@
  * - it is a valid record v1 (schema), and its fields agree with the row (`epoch`, `seq`, `id`,
  *   `kind`, `at`) and with the pinned agent id; `bytes` is its UTF-8 length;
  * - the stored `hash` equals sha256(canonical) recomputed;
- * - its signature verifies with the agent key valid for (epoch, seq) (key-history.ts) and its
+ * - its signature verifies with the agent key valid for (epoch, seq) (shared/key-history.ts) and its
  *   `kid` names that key; the key history starts from the enrolled key (`agent-key.jwk`, whose
  *   thumbprint MUST be the pinned kid) and follows every `key.rotated` record of the chain
  *   (ADR 0006), and the outbox's `signing_keys` rows MUST be exactly the rotated keys it gives;
@@ -41,7 +41,7 @@ import { OutboxSchemaError } from '../outbox/sqlite-outbox.ts';
 import { CURRENT_SCHEMA_VERSION } from '../outbox/migrations/migration-list.ts';
 import { STATE_WITNESS_ALARM, type WitnessAlarm } from '../witness/witness-state.ts';
 import { checkKeyRotation, isKeyRotationRecord } from '../../shared/key-rotation.ts';
-import { KeyHistory } from './key-history.ts';
+import { KeyHistory } from '../../shared/key-history.ts';
 import { MAX_LISTED_PROBLEMS, type VerifyProblem, type VerifyReport } from './verify-report.ts';
 
 /** The outbox cannot be verified at all (not an outbox, no pins). */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { generateSigningKey } from '../../../shared/crypto.ts';
-import { KeyHistory } from '../../../agent/verify/key-history.ts';
+import { KeyHistory } from '../../../shared/key-history.ts';
 
-describe('agent/verify/key-history', () => {
+describe('shared/key-history', () => {
   it('gives each (epoch, seq) the key that was valid for it, including after a rotation', () => {
     const first = generateSigningKey().key;
     const rotated = generateSigningKey().key;

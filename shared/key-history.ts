@@ -1,6 +1,7 @@
 /**
- * Which agent key was valid for which records: the verifier asks for the key of (epoch, seq) and
- * checks the record's signature and `kid` against it.
+ * Which agent key was valid for which records: a verifier asks for the key of (epoch, seq) and
+ * checks the record's signature and `kid` against it. Shared by `sakshya-agent verify` (one
+ * agent's outbox) and `sakshya-verify` (a report bundle's keys.json, one history per agent).
  *
  * Each epoch starts with the key enrolled with `init` (its thumbprint is pinned as `pins.kid`),
  * valid from seq 1. Key rotation (ADR 0006) appends entries: a `kind: agent, type: key.rotated`
@@ -9,7 +10,7 @@
  * itself and never needs more than the keys' count in memory.
  */
 import type { KeyObject } from 'node:crypto';
-import { jwkThumbprint, publicKeyFromJwk, type Ed25519PublicJwk } from '../../shared/crypto.ts';
+import { jwkThumbprint, publicKeyFromJwk, type Ed25519PublicJwk } from './crypto.ts';
 
 export interface KeyPeriod {
   epoch: number;
