@@ -219,6 +219,32 @@ export interface LedgerCounts {
   checkpoint: StoredCheckpoint | undefined;
 }
 
+/** A report export started over HTTP (migration 0005). */
+export interface ReportJob {
+  id: string;
+  status: 'running' | 'done' | 'failed';
+  /** Public id of the auditor token that started it: the only one that may read it. */
+  owner: string;
+  /** Who the COLLECTOR chain records as the exporter (an Actor). */
+  actor: string;
+  /** The normalised filter, as JSON text. */
+  filterJson: string;
+  checkpointSize: number;
+  createdAt: string;
+  finishedAt: string | null;
+  /** JSON of the bundle's counts, when done. */
+  countsJson: string | null;
+  manifestSha256: string | null;
+  bundleBytes: number | null;
+  /** JSON of the RFC 9457 problem, when failed. */
+  problemJson: string | null;
+}
+
+/** How a running job ends. */
+export type ReportJobOutcome =
+  | { status: 'done'; finishedAt: string; countsJson: string; manifestSha256: string; bundleBytes: number }
+  | { status: 'failed'; finishedAt: string; problemJson: string };
+
 /** What `fn` sees inside `CollectorStore.write`. Reads see this transaction's own writes. */
 export interface WriteTransaction {
   currentEpoch(agent: string): Promise<AgentEpoch | undefined>;
@@ -269,6 +295,11 @@ export interface WriteTransaction {
   putApiToken(token: ApiToken): Promise<void>;
   /** Revokes the unrevoked tokens with this id or name; resolves with the tokens it revoked. */
   revokeApiTokens(match: { id: string } | { name: string }, revokedAt: string): Promise<ApiToken[]>;
+  putReportJob(job: ReportJob): Promise<void>;
+  /** Ends a running job; resolves false if it is not running (already ended). */
+  finishReportJob(id: string, outcome: ReportJobOutcome): Promise<boolean>;
+  /** Marks every running job failed with `outcome` (at start: a restart interrupted them); resolves with their ids. */
+  failRunningReportJobs(outcome: Extract<ReportJobOutcome, { status: 'failed' }>): Promise<string[]>;
 }
 
 export interface CollectorStore {
@@ -309,6 +340,12 @@ export interface CollectorStore {
   findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
   /** Every human token, by creation time. */
   listApiTokens(): Promise<ApiToken[]>;
+  findReportJob(id: string): Promise<ReportJob | undefined>;
+  /**
+   * Opens a read-only snapshot for one report export against the tree of `size` leaves (see
+   * ReportSource). Resolves undefined if no checkpoint of exactly that size is stored. MUST be closed.
+   */
+  openReport(size: number): Promise<ReportSource | undefined>;
 
   close(): Promise<void>;
 }
@@ -411,5 +448,68 @@ export interface LedgerAuditSource {
   countOutsideChain(from: number, to: number, agent: string, epoch: number): Promise<LedgerRangeCount>;
   /** Entries with from ≤ ledger_index ≤ to whose agent is not `exceptAgent`. */
   countExceptAgent(from: number, to: number, exceptAgent: string): Promise<LedgerRangeCount>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A report export's view of the store (collector/services/reports.ts).
+
+/** A ledger entry as an export reads it. */
+export interface ReportRecordRow {
+  ledgerIndex: number;
+  id: string;
+  agent: string;
+  epoch: number;
+  seq: number;
+  kind: RecordKind;
+  type: string;
+  at: string;
+  receivedAt: string;
+  /** The record's RFC 8785 text, byte for byte as hashed. */
+  canonical: string;
+  leafHash: Buffer;
+}
+
+/** What an export asks of the ledger: the filter's fields (see shared/report/bundle-format.ts). */
+export interface ReportRecordQuery {
+  from: string;
+  to: string;
+  agent: string | null;
+  kind: RecordKind | null;
+  type: string | null;
+}
+
+/** One seq of a chain as gap reasons need it. */
+export interface ReportChainSeqRow {
+  seq: number;
+  kind: RecordKind;
+  type: string;
+  at: string;
+}
+
+/**
+ * One committed, read-only snapshot of the store for one export, bound to the tree of
+ * `checkpoint.size` leaves: every read sees only ledger entries with index < size, so the
+ * result does not depend on what was appended after that checkpoint. Iterables yield rows
+ * lazily (flat memory); point lookups may run while an iterable is open.
+ */
+export interface ReportSource {
+  readonly checkpoint: StoredCheckpoint;
+  /**
+   * Entries with index < size, by ledger index, whose agent matches the glob and kind/type
+   * equal the query's (where given) and whose `at` is in [from, to). MAY also yield entries
+   * whose `at` lies within a minute outside the range (the store compares text, not
+   * instants); the caller applies the exact rule (recordMatchesFilter).
+   */
+  records(query: ReportRecordQuery): AsyncIterable<ReportRecordRow>;
+  /** The entries of (agent, epoch) with fromSeq ≤ seq ≤ toSeq and index < size, by seq. */
+  chainSeqs(agent: string, epoch: number, fromSeq: number, toSeq: number): AsyncIterable<ReportChainSeqRow>;
+  agentEpoch(agent: string, epoch: number): Promise<AgentEpoch | undefined>;
+  /** The key history of (agent, epoch), by fromSeq. */
+  agentKeys(agent: string, epoch: number): Promise<AgentKey[]>;
+  /** (agent, epoch) pairs named by `agent.revoked` records of the COLLECTOR chain with index < size. */
+  revokedInTree(): Promise<{ agent: string; epoch: number }[]>;
+  /** Stored hashes of `nodes`, in the same order; undefined where a node is not stored. */
+  readSubtrees(nodes: readonly SubtreeRef[]): Promise<(Buffer | undefined)[]>;
   close(): Promise<void>;
 }

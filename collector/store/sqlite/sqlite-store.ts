@@ -35,7 +35,7 @@
 import Database from 'better-sqlite3';
 import type { Ed25519PublicJwk } from '../../../shared/crypto.ts';
 import type { SubtreeNode, SubtreeReader } from '../../../shared/merkle.ts';
-import type { RecordKind } from '../../../shared/record.ts';
+import { COLLECTOR_AGENT_ID, type RecordKind } from '../../../shared/record.ts';
 import { assertCurrent, assertNotNewer, latestVersion, pendingMigrations, type Migration, type MigrationReport } from '../migrate.ts';
 import {
   MAX_LISTED_GAPS,
@@ -62,6 +62,12 @@ import {
   type LedgerRecord,
   type NewAgentEpoch,
   type QuarantinedRecord,
+  type ReportChainSeqRow,
+  type ReportJob,
+  type ReportJobOutcome,
+  type ReportRecordQuery,
+  type ReportRecordRow,
+  type ReportSource,
   type StoredCheckpoint,
   type StoredReceipt,
   type StoredRecordRef,
@@ -74,12 +80,13 @@ import { migration as m0001 } from './migrations/0001-initial.ts';
 import { migration as m0002 } from './migrations/0002-witness-reports.ts';
 import { migration as m0003 } from './migrations/0003-agent-keys.ts';
 import { migration as m0004 } from './migrations/0004-api-tokens.ts';
+import { migration as m0005 } from './migrations/0005-report-jobs.ts';
 
 type Db = Database.Database;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004];
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -216,6 +223,38 @@ function toApiToken(row: ApiTokenRow): ApiToken {
   };
 }
 
+interface ReportJobRow {
+  id: string;
+  status: ReportJob['status'];
+  owner: string;
+  actor: string;
+  filter_json: string;
+  checkpoint_size: number;
+  created_at: string;
+  finished_at: string | null;
+  counts_json: string | null;
+  manifest_sha256: string | null;
+  bundle_bytes: number | null;
+  problem_json: string | null;
+}
+
+function toReportJob(row: ReportJobRow): ReportJob {
+  return {
+    id: row.id,
+    status: row.status,
+    owner: row.owner,
+    actor: row.actor,
+    filterJson: row.filter_json,
+    checkpointSize: row.checkpoint_size,
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
+    countsJson: row.counts_json,
+    manifestSha256: row.manifest_sha256,
+    bundleBytes: row.bundle_bytes,
+    problemJson: row.problem_json,
+  };
+}
+
 function toCheckpoint(row: CheckpointRow): StoredCheckpoint {
   return { size: row.size, root: row.root, note: row.note, createdAt: row.created_at };
 }
@@ -298,6 +337,19 @@ function prepareStatements(writer: Db, reader: Db) {
     revokeApiTokensByName: writer.prepare(`UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING *`),
     findApiToken: reader.prepare(`SELECT * FROM api_tokens WHERE token_hash = ?`),
     listApiTokens: reader.prepare(`SELECT * FROM api_tokens ORDER BY created_at, id`),
+    insertReportJob: writer.prepare(
+      `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json)
+       VALUES (@id, @status, @owner, @actor, @filterJson, @checkpointSize, @createdAt, @finishedAt, @countsJson, @manifestSha256, @bundleBytes, @problemJson)`,
+    ),
+    finishReportJob: writer.prepare(
+      `UPDATE report_jobs SET status = @status, finished_at = @finishedAt, counts_json = @countsJson, manifest_sha256 = @manifestSha256,
+         bundle_bytes = @bundleBytes, problem_json = @problemJson
+       WHERE id = @id AND status = 'running'`,
+    ),
+    failRunningReportJobs: writer.prepare(
+      `UPDATE report_jobs SET status = 'failed', finished_at = ?, problem_json = ? WHERE status = 'running' RETURNING id`,
+    ).pluck(),
+    findReportJob: reader.prepare(`SELECT * FROM report_jobs WHERE id = ?`),
     forgetExpiredJtis: writer.prepare(`DELETE FROM jti_replay WHERE expires_at < ?`),
     rememberJti: writer.prepare(
       `INSERT INTO jti_replay (jti, agent, expires_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
@@ -606,6 +658,29 @@ export class SqliteStore implements CollectorStore {
         const rows = ('id' in match ? sql.revokeApiTokensById.all(revokedAt, match.id) : sql.revokeApiTokensByName.all(revokedAt, match.name)) as ApiTokenRow[];
         return rows.map(toApiToken);
       },
+      putReportJob: async (job: ReportJob) => {
+        guard();
+        sql.insertReportJob.run(job);
+      },
+      finishReportJob: async (id, outcome: ReportJobOutcome) => {
+        guard();
+        const done = outcome.status === 'done' ? outcome : undefined;
+        return (
+          sql.finishReportJob.run({
+            id,
+            status: outcome.status,
+            finishedAt: outcome.finishedAt,
+            countsJson: done?.countsJson ?? null,
+            manifestSha256: done?.manifestSha256 ?? null,
+            bundleBytes: done?.bundleBytes ?? null,
+            problemJson: outcome.status === 'failed' ? outcome.problemJson : null,
+          }).changes === 1
+        );
+      },
+      failRunningReportJobs: async (outcome) => {
+        guard();
+        return sql.failRunningReportJobs.all(outcome.finishedAt, outcome.problemJson) as string[];
+      },
     };
   }
 
@@ -776,6 +851,29 @@ export class SqliteStore implements CollectorStore {
     }
   }
 
+  async findReportJob(id: string): Promise<ReportJob | undefined> {
+    try {
+      const row = this.#sql.findReportJob.get(id) as ReportJobRow | undefined;
+      return row && toReportJob(row);
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  async openReport(size: number): Promise<ReportSource | undefined> {
+    this.#sql; // the schema must be current
+    let source: SqliteReportSource | undefined;
+    try {
+      source = new SqliteReportSource(this.path, size);
+      if (source.checkpoint) return source;
+      await source.close();
+      return undefined;
+    } catch (err) {
+      await source?.close();
+      throw translateError(err);
+    }
+  }
+
   async close(): Promise<void> {
     await this.#mutex.run(async () => {
       if (this.#closed) return;
@@ -937,6 +1035,124 @@ class SqliteAuditSource implements LedgerAuditSource {
       this.#db.close();
     }
   }
+}
+
+/**
+ * Minute prefix ("YYYY-MM-DDTHH:MM") of an ISO instant. Stored `at` texts differ in precision
+ * ("…:05Z", "…:05.123Z"), so text order is not instant order; but their first 16 characters are
+ * fixed-width digits, so comparing on them never drops a record whose instant is in range.
+ */
+function minutePrefix(iso: string): string {
+  return iso.slice(0, 16);
+}
+
+/**
+ * One export's snapshot: its own read-only connection and one read transaction, begun at open
+ * and ended at close, like the audit's. Every read is bounded by `ledger_index < size`.
+ */
+class SqliteReportSource implements ReportSource {
+  readonly checkpoint!: StoredCheckpoint;
+  readonly #db: Db;
+  readonly #size: number;
+  readonly #lookups: ReturnType<typeof prepareReportLookups>;
+  #closed = false;
+
+  constructor(path: string, size: number) {
+    this.#size = size;
+    this.#db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    try {
+      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.#db.exec('BEGIN');
+      this.#lookups = prepareReportLookups(this.#db);
+      const row = this.#lookups.checkpointOfSize.get(size) as CheckpointRow | undefined;
+      if (row) this.checkpoint = toCheckpoint(row);
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+  }
+
+  records(query: ReportRecordQuery): AsyncIterable<ReportRecordRow> {
+    const statement = this.#db.prepare(
+      `SELECT ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, leaf_hash FROM records
+       WHERE ledger_index < @size AND at >= @atLow AND at < @atHigh
+         AND (@agent IS NULL OR agent GLOB @agent) AND (@kind IS NULL OR kind = @kind) AND (@type IS NULL OR type = @type)
+       ORDER BY ledger_index`,
+    );
+    const params = {
+      size: this.#size,
+      atLow: minutePrefix(query.from),
+      atHigh: `${minutePrefix(query.to)}~`,
+      agent: query.agent,
+      kind: query.kind,
+      type: query.type,
+    };
+    return streamRows(
+      statement.bind(params),
+      (row: LedgerRecordRow & { kind: RecordKind; type: string; at: string }): ReportRecordRow => ({
+        ledgerIndex: row.ledger_index,
+        id: row.id,
+        agent: row.agent,
+        epoch: row.epoch,
+        seq: row.seq,
+        kind: row.kind,
+        type: row.type,
+        at: row.at,
+        receivedAt: row.received_at,
+        canonical: row.canonical,
+        leafHash: row.leaf_hash,
+      }),
+    );
+  }
+
+  chainSeqs(agent: string, epoch: number, fromSeq: number, toSeq: number): AsyncIterable<ReportChainSeqRow> {
+    return streamRows(
+      this.#db
+        .prepare(`SELECT seq, kind, type, at FROM records WHERE agent = ? AND epoch = ? AND seq BETWEEN ? AND ? AND ledger_index < ? ORDER BY seq`)
+        .bind(agent, epoch, fromSeq, toSeq, this.#size),
+      (row: ReportChainSeqRow) => row,
+    );
+  }
+
+  async agentEpoch(agent: string, epoch: number): Promise<AgentEpoch | undefined> {
+    const row = this.#lookups.agentEpoch.get(agent, epoch) as AgentEpochRow | undefined;
+    return row && toAgentEpoch(row);
+  }
+
+  async agentKeys(agent: string, epoch: number): Promise<AgentKey[]> {
+    return (this.#lookups.agentKeys.all(agent, epoch) as AgentKeyRow[]).map(toAgentKey);
+  }
+
+  async revokedInTree(): Promise<{ agent: string; epoch: number }[]> {
+    return this.#lookups.revokedInTree.all(this.#size) as { agent: string; epoch: number }[];
+  }
+
+  async readSubtrees(nodes: readonly SubtreeRef[]): Promise<(Buffer | undefined)[]> {
+    return nodes.map((node) => this.#lookups.subtree.get(node.level, node.index) as Buffer | undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      if (this.#db.inTransaction) this.#db.exec('COMMIT');
+    } finally {
+      this.#db.close();
+    }
+  }
+}
+
+function prepareReportLookups(db: Db) {
+  return {
+    checkpointOfSize: db.prepare(`SELECT * FROM checkpoints WHERE size = ?`),
+    agentEpoch: db.prepare(`SELECT * FROM agent_epochs WHERE agent = ? AND epoch = ?`),
+    agentKeys: db.prepare(`SELECT * FROM agent_keys WHERE agent = ? AND epoch = ? ORDER BY from_seq`),
+    revokedInTree: db.prepare(
+      `SELECT json_extract(canonical, '$.body.agent') AS agent, json_extract(canonical, '$.body.epoch') AS epoch FROM records
+       WHERE agent = '${COLLECTOR_AGENT_ID}' AND type = 'agent.revoked' AND ledger_index < ? ORDER BY ledger_index`,
+    ),
+    subtree: db.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
+  };
 }
 
 /** Opens the store at `path`; see SqliteStore. */

@@ -10,6 +10,7 @@ const EXPECTED_OBJECTS = [
   'index api_tokens_by_name',
   'index jti_replay_by_expiry',
   'index records_by_kind',
+  'index report_jobs_by_status',
   'table agent_epochs',
   'table agent_keys',
   'table agents',
@@ -21,6 +22,7 @@ const EXPECTED_OBJECTS = [
   'table quarantine',
   'table receipts',
   'table records',
+  'table report_jobs',
   'trigger checkpoints_no_delete',
   'trigger checkpoints_no_update',
   'trigger merkle_subtrees_no_delete',
@@ -42,6 +44,10 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   merkle_subtrees: ['level', 'idx', 'hash'],
   quarantine: ['id', 'agent', 'epoch', 'seq', 'record_id', 'record_hash', 'stored_hash', 'canonical', 'batch_id', 'trace_id', 'received_at'],
   receipts: ['batch_id', 'agent', 'records_digest', 'receipt_json', 'signature', 'created_at'],
+  report_jobs: [
+    'id', 'status', 'owner', 'actor', 'filter_json', 'checkpoint_size', 'created_at', 'finished_at', 'counts_json',
+    'manifest_sha256', 'bundle_bytes', 'problem_json',
+  ],
   records: ['ledger_index', 'id', 'agent', 'epoch', 'seq', 'kind', 'type', 'at', 'received_at', 'canonical', 'record_hash', 'leaf_hash'],
 };
 
@@ -206,6 +212,35 @@ describe('collector SQLite migrations', function () {
     await store.close();
     assert.equal(epoch?.revokedAt, 't9');
     assert.deepEqual(tokens, []);
+  });
+
+  it('migration 0005 keeps every row of a version 4 database and adds report jobs whose status and outcome agree', async () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const db = new Database(path);
+    for (const migration of SQLITE_MIGRATIONS.slice(0, 4)) migration.up(db);
+    db.pragma('user_version = 4');
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-4', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-4', 1, '{"kty":"OKP"}', 'k1', 't1')`);
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    assert.equal((await store.currentEpoch('AS-OLD-4'))?.kid, 'k1');
+    assert.equal(await store.findReportJob('nope'), undefined);
+    await store.close();
+    const check = new Database(path);
+    try {
+      const insert = check.prepare(
+        `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, manifest_sha256, problem_json)
+         VALUES (?, ?, 'o', 'a', '{}', 1, 't', ?, ?, ?)`,
+      );
+      insert.run('j1', 'running', null, null, null);
+      assert.throws(() => insert.run('j2', 'done', 't2', null, null), /CHECK/);
+      assert.throws(() => insert.run('j3', 'failed', 't2', null, null), /CHECK/);
+      assert.throws(() => insert.run('j4', 'running', 't2', null, null), /CHECK/);
+      insert.run('j5', 'done', 't2', 'ab', null);
+    } finally {
+      check.close();
+    }
   });
 
   it('refuses to open a database newer than the code, naming both versions', () => {
