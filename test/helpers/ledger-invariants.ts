@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { GENESIS_PREV, recordHashOfCanonical } from '../../shared/record.ts';
+import { runCollectorCli } from './collector-process.ts';
+import { runAgentCli } from './agent-process.ts';
 
 export interface AcknowledgedRecord {
   id: string;
@@ -75,4 +77,187 @@ export async function writeThroughLocalApi(
   const body = (await response.json()) as AcknowledgedRecord;
   assert.equal(response.status, 201, `local API answered ${response.status}: ${JSON.stringify(body)}`);
   return body;
+}
+
+export interface AgentUnderTest {
+  agentId: string;
+  /** The agent's data directory (its outbox). */
+  dir: string;
+  /** Every record its local API answered 201 for. */
+  acknowledged: readonly AcknowledgedRecord[];
+  /** Records the writers tried to write; defaults to the acknowledged count. */
+  written?: number;
+}
+
+export interface FaultInvariantReport {
+  written: number;
+  acknowledged: number;
+  /** Ledger entries of these agents. */
+  inLedger: number;
+  lost: number;
+  duplicated: number;
+  /** Everything else that is wrong, one line each; empty when the invariant holds. */
+  problems: string[];
+  /** What was checked, for docs/reliability.md. */
+  checkedBy: string;
+}
+
+export const FAULT_INVARIANT_CHECKS =
+  'acked ids once in ledger (id and agent/epoch/seq); outbox = ledger by hash, backlog 0; chains gapless; `ledger verify` (incl. checkpoints); `sakshya-agent verify`';
+
+interface LedgerRow {
+  id: string;
+  epoch: number;
+  seq: number;
+  record_hash: string;
+  canonical: string;
+}
+
+/**
+ * The ONE check every fault scenario ends with (stop or quiesce the agents first, so their
+ * backlogs are final). It does not throw for what it finds: it returns the counts and problems,
+ * so the scenario can record its outcome before asserting (`assertFaultInvariants`).
+ *
+ * - every acknowledged record is in the ledger exactly once, by id and by (agent, epoch, seq),
+ *   with the seq it was acknowledged under;
+ * - every record in the agent's outbox is in the ledger with the same hash (nothing committed
+ *   locally was lost, acknowledged to a caller or not), and none is still pending;
+ * - each chain in the ledger is gapless from seq 1 with every `prev` link intact;
+ * - `sakshya-collector ledger verify --json` is intact: it recomputes every stored checkpoint's
+ *   root from the records, so consecutive checkpoints are consistent prefixes of one log;
+ * - `sakshya-agent verify --json` is ok for every agent.
+ */
+export async function checkFaultInvariants(options: { collectorDir: string; agents: readonly AgentUnderTest[] }): Promise<FaultInvariantReport> {
+  const problems: string[] = [];
+  let lost = 0;
+  let duplicated = 0;
+  let inLedger = 0;
+  const db = new Database(join(options.collectorDir, 'collector.db'), { readonly: true, fileMustExist: true });
+  try {
+    const ledgerRows = db.prepare('SELECT id, epoch, seq, record_hash, canonical FROM records WHERE agent = ? ORDER BY epoch, seq, ledger_index');
+    for (const agent of options.agents) {
+      const rows = ledgerRows.all(agent.agentId) as LedgerRow[];
+      inLedger += rows.length;
+      const byId = new Map<string, LedgerRow[]>();
+      const bySeq = new Map<string, number>();
+      for (const row of rows) {
+        byId.set(row.id, [...(byId.get(row.id) ?? []), row]);
+        bySeq.set(`${row.epoch}/${row.seq}`, (bySeq.get(`${row.epoch}/${row.seq}`) ?? 0) + 1);
+      }
+      for (const [id, copies] of byId) {
+        if (copies.length > 1) {
+          duplicated += copies.length - 1;
+          problems.push(`${agent.agentId}: record ${id} is in the ledger ${copies.length} times`);
+        }
+      }
+      for (const [key, count] of bySeq) {
+        if (count > 1) {
+          duplicated += count - 1;
+          problems.push(`${agent.agentId}: epoch/seq ${key} is in the ledger ${count} times`);
+        }
+      }
+      for (const ack of agent.acknowledged) {
+        const copies = byId.get(ack.id);
+        if (!copies) {
+          lost++;
+          if (lost <= 20) problems.push(`${agent.agentId}: acknowledged record ${ack.id} (seq ${ack.seq}) is not in the ledger`);
+        } else if (copies[0]!.seq !== ack.seq) {
+          problems.push(`${agent.agentId}: record ${ack.id} was acknowledged as seq ${ack.seq} but the ledger holds it at seq ${copies[0]!.seq}`);
+        }
+      }
+      problems.push(...chainProblems(agent.agentId, rows));
+      problems.push(...outboxProblems(agent, byId));
+    }
+  } finally {
+    db.close();
+  }
+
+  const [ledger, ...agentVerifies] = await Promise.all([
+    runCollectorCli(['ledger', 'verify', '--json'], { SAKSHYA_COLLECTOR_DIR: options.collectorDir }),
+    ...options.agents.map((agent) => runAgentCli(['verify', '--json'], { SAKSHYA_AGENT_DIR: agent.dir }, { timeoutMs: 120_000 })),
+  ]);
+  const ledgerReport = parseJson<{ intact?: boolean; findings?: unknown[] }>(ledger!.stdout);
+  if (ledger!.code !== 0 || ledgerReport?.intact !== true) {
+    problems.push(`ledger verify: exit ${ledger!.code}, ${JSON.stringify(ledgerReport?.findings?.slice(0, 3) ?? ledger!.stderr.trim().slice(0, 500))}`);
+  }
+  for (const [n, result] of agentVerifies.entries()) {
+    const report = parseJson<{ ok?: boolean }>(result.stdout);
+    if (result.code !== 0 || report?.ok !== true) {
+      problems.push(`sakshya-agent verify ${options.agents[n]!.agentId}: exit ${result.code}, ${result.stdout.trim().slice(0, 500) || result.stderr.trim().slice(0, 500)}`);
+    }
+  }
+
+  return {
+    written: options.agents.reduce((sum, agent) => sum + (agent.written ?? agent.acknowledged.length), 0),
+    acknowledged: options.agents.reduce((sum, agent) => sum + agent.acknowledged.length, 0),
+    inLedger,
+    lost,
+    duplicated,
+    problems,
+    checkedBy: FAULT_INVARIANT_CHECKS,
+  };
+}
+
+/** Throws with every problem listed unless the invariant held. */
+export function assertFaultInvariants(report: FaultInvariantReport): void {
+  assert.deepEqual(
+    { lost: report.lost, duplicated: report.duplicated, problems: report.problems },
+    { lost: 0, duplicated: 0, problems: [] },
+    `the invariant did not hold (${report.acknowledged} acknowledged, ${report.inLedger} in the ledger)`,
+  );
+}
+
+function parseJson<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Per epoch: seq 1…n gapless and each `prev` the hash of the record before it. */
+function chainProblems(agent: string, rows: readonly LedgerRow[]): string[] {
+  const problems: string[] = [];
+  let epoch: number | undefined;
+  let expectedSeq = 1;
+  let previousHash = GENESIS_PREV;
+  for (const row of rows) {
+    if (row.epoch !== epoch) {
+      epoch = row.epoch;
+      expectedSeq = 1;
+      previousHash = GENESIS_PREV;
+    }
+    const record = JSON.parse(row.canonical) as { prev: string };
+    if (row.seq !== expectedSeq) problems.push(`${agent} epoch ${row.epoch}: expected seq ${expectedSeq}, found ${row.seq}`);
+    if (record.prev !== previousHash) problems.push(`${agent} epoch ${row.epoch} seq ${row.seq}: prev does not link to the record before it`);
+    previousHash = recordHashOfCanonical(Buffer.from(row.canonical, 'utf8'));
+    expectedSeq = row.seq + 1;
+    if (problems.length > 20) break;
+  }
+  return problems;
+}
+
+/** The agent's outbox against the ledger: every local record stored once, same hash, none pending. */
+function outboxProblems(agent: AgentUnderTest, ledgerById: ReadonlyMap<string, LedgerRow[]>): string[] {
+  const problems: string[] = [];
+  const outbox = new Database(join(agent.dir, 'outbox.db'), { readonly: true, fileMustExist: true });
+  try {
+    const chains = outbox.prepare('SELECT epoch, head_seq, acked_seq FROM chains').all() as Array<{ epoch: number; head_seq: number; acked_seq: number }>;
+    for (const chain of chains) {
+      if (chain.acked_seq !== chain.head_seq) problems.push(`${agent.agentId} epoch ${chain.epoch}: backlog not drained (acked ${chain.acked_seq} of ${chain.head_seq})`);
+    }
+    let missing = 0;
+    for (const row of outbox.prepare('SELECT epoch, seq, id, hash FROM records ORDER BY epoch, seq').iterate() as Iterable<{ epoch: number; seq: number; id: string; hash: string }>) {
+      const stored = ledgerById.get(row.id)?.[0];
+      if (!stored) {
+        if (++missing <= 10) problems.push(`${agent.agentId}: outbox record ${row.id} (epoch ${row.epoch} seq ${row.seq}) is not in the ledger`);
+      } else if (stored.record_hash !== row.hash || stored.seq !== row.seq || stored.epoch !== row.epoch) {
+        problems.push(`${agent.agentId}: outbox record ${row.id} differs from the ledger's copy`);
+      }
+    }
+    if (missing > 10) problems.push(`${agent.agentId}: … ${missing - 10} more outbox records not in the ledger`);
+  } finally {
+    outbox.close();
+  }
+  return problems;
 }
