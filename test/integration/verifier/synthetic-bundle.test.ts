@@ -1,0 +1,333 @@
+/**
+ * sakshya-verify against bundles built from first principles (test/helpers/synthetic-bundle.ts):
+ * the cases a healthy collector cannot be made to produce (a `not-in-ledger` gap, a dishonest
+ * operator re-signing a bundle with the real key after removing or reordering records), the
+ * archive form, the CLI's exit codes and the verdict's wording. Every case runs the real bin.
+ */
+import assert from 'node:assert/strict';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { pack as tarPack } from 'tar-stream';
+import { generateSigningKey } from '../../../shared/crypto.ts';
+import { ALL_BUNDLE_FILES, BUNDLE_FILES, type Manifest } from '../../../shared/report/bundle-format.ts';
+import { buildSyntheticBundle, newCollectorIdentity, publishedKeys, resignBundle, writeManifest, type SyntheticBundle } from '../../helpers/synthetic-bundle.ts';
+import { copyBundle, runVerifyCli } from '../../helpers/verifier-process.ts';
+import { verifyBundle, type BundleVerification } from '../../../verifier/verify-bundle.ts';
+
+const A = 'AS-KMR-001';
+const B = 'AS-KMR-002';
+
+describe('sakshya-verify on synthetic bundles', function () {
+  this.timeout(120_000);
+  let base: SyntheticBundle;
+  let keyFile: string;
+  let work: string;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'sakshya-verify-test-'));
+    base = await buildSyntheticBundle(join(work, 'bundle'), [
+      { agent: A, count: 60, rotateAt: 20, droppedAt: 30 },
+      { agent: B, count: 40, omit: [{ from: 11, to: 13, reason: 'not-in-ledger' }, { from: 20, to: 20, reason: 'outside-date-range' }], revokedAt: '2026-11-22T06:00:00.000Z' },
+    ]);
+    keyFile = join(work, 'collector-keys.json');
+    writeFileSync(keyFile, JSON.stringify(publishedKeys(base.identity)));
+  });
+
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  async function verifyJson(dir: string, pin = true): Promise<{ code: number | null; result: BundleVerification }> {
+    const run = await runVerifyCli([dir, ...(pin ? ['--collector-key', keyFile] : []), '--json']);
+    return { code: run.code, result: JSON.parse(run.stdout) as BundleVerification };
+  }
+
+  function checks(result: BundleVerification): string[] {
+    return result.problems.map((problem) => `${problem.file}:${problem.check}`);
+  }
+
+  function lines(dir: string, file: string): string[] {
+    return readFileSync(join(dir, file), 'utf8').split('\n').slice(0, -1);
+  }
+
+  function writeLines(dir: string, file: string, content: string[]): void {
+    writeFileSync(join(dir, file), content.map((line) => line + '\n').join(''));
+  }
+
+  it('verifies an intact bundle with the pinned key and prints the verdict per chain', async () => {
+    const run = await runVerifyCli([base.dir, '--collector-key', keyFile]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const out = run.stdout.split('\n');
+    assert.match(out[0]!, new RegExp(`^Manifest checked with the PINNED collector report key ${base.identity.report.kid} \\(from ${keyFile.replace(/[.]/g, '\\.')}\\); checkpoint with the pinned log key\\.$`));
+    assert.ok(out.includes(`${A} epoch 1: seq 1–60 complete, 60 records verified`), run.stdout);
+    // A declared gap verifies and the verdict shows it with its reason.
+    assert.ok(out.includes(`${B} epoch 1: seq 1–40, 2 gaps (seq 11–13 not in ledger; seq 20 outside the date range), 36 records verified`), run.stdout);
+    assert.ok(out.some((line) => line.startsWith(`  ${A} epoch 1: 1,204 telemetry records dropped by the agent between `) && line.includes('(telemetry.dropped record seq 30)')), run.stdout);
+    assert.ok(out.includes(`  ${B} epoch 1: revoked at 2026-11-22T06:00:00.000Z; no record after the revocation can be accepted for this epoch`), run.stdout);
+    assert.match(run.stdout, /^VERIFIED: 96 records in 2 chains; .* against checkpoint size 100\.$/m);
+    assert.doesNotMatch(run.stdout, /WARNING/);
+  });
+
+  it('without a pinned key, verifies but warns loudly that this proves nothing about who made the bundle', async () => {
+    const run = await runVerifyCli([base.dir]);
+    assert.equal(run.code, 0, run.stdout);
+    assert.match(run.stdout.split('\n')[0]!, /^Manifest checked with the report key INSIDE THE BUNDLE \(keys\.json, .*\): no collector key was pinned\.$/);
+    assert.match(run.stdout, /!! WARNING: NO COLLECTOR KEY WAS PINNED/);
+    assert.match(run.stdout, /REMEMBER: no collector key was pinned/);
+  });
+
+  it('--json gives the structured result', async () => {
+    const { code, result } = await verifyJson(base.dir);
+    assert.equal(code, 0);
+    assert.equal(result.ok, true);
+    assert.deepEqual(result.key, { pinned: true, source: keyFile, kid: base.identity.report.kid, logKeyPinned: true });
+    assert.deepEqual(result.records, { total: 96, verified: 96, failed: 0, byKind: { audit: 94, agent: 2 } });
+    assert.equal(result.problemCount, 0);
+    assert.deepEqual(result.problems, []);
+    assert.equal(result.manifest?.checkpoint.size, 100);
+    assert.deepEqual(
+      result.chains.map((chain) => [chain.agent, chain.firstSeq, chain.lastSeq, chain.records, chain.verified, chain.complete, chain.gaps.length, chain.dropped.length, chain.revokedAt]),
+      [
+        [A, 1, 60, 60, 60, true, 0, 1, null],
+        [B, 1, 40, 36, 36, false, 2, 0, '2026-11-22T06:00:00.000Z'],
+      ],
+    );
+    assert.deepEqual(result.chains[0]!.dropped[0]!.dropped, 1204);
+  });
+
+  describe('a changed byte in any file fails and names the file', () => {
+    const expected: { [file: string]: string } = {
+      [BUNDLE_FILES.records]: 'file.sha256_mismatch',
+      [BUNDLE_FILES.proofs]: 'file.sha256_mismatch',
+      [BUNDLE_FILES.checkpoint]: 'file.sha256_mismatch',
+      [BUNDLE_FILES.keys]: 'file.sha256_mismatch',
+      [BUNDLE_FILES.csv]: 'file.sha256_mismatch',
+      [BUNDLE_FILES.summary]: 'file.sha256_mismatch',
+      // The JWS still verifies, but over the original bytes.
+      [BUNDLE_FILES.manifest]: 'manifest.payload_mismatch',
+      [BUNDLE_FILES.manifestJws]: 'manifest.bad_signature',
+    };
+    for (const file of ALL_BUNDLE_FILES) {
+      it(file, async () => {
+        const dir = copyBundle(base.dir);
+        const bytes = readFileSync(join(dir, file));
+        // A character in the middle becomes another printable one: the file stays plausible.
+        const middle = Math.floor(bytes.length / 2);
+        bytes[middle] = bytes[middle] === 0x41 ? 0x42 : 0x41;
+        writeFileSync(join(dir, file), bytes);
+        const { code, result } = await verifyJson(dir);
+        assert.equal(code, 1);
+        assert.ok(checks(result).includes(`${file}:${expected[file]}`), JSON.stringify(result.problems, null, 1));
+      });
+    }
+  });
+
+  it('a record removed with its proof line fails: file hash, and, re-signed by the operator, the undeclared gap', async () => {
+    const dir = copyBundle(base.dir);
+    const removeAt = lines(dir, BUNDLE_FILES.records).findIndex((line) => line.includes(`"agent":"${A}"`) && line.includes('"seq":7,'));
+    assert.ok(removeAt > 0);
+    for (const file of [BUNDLE_FILES.records, BUNDLE_FILES.proofs]) writeLines(dir, file, lines(dir, file).filter((_, i) => i !== removeAt));
+    const plain = await verifyJson(dir);
+    assert.equal(plain.code, 1);
+    assert.ok(checks(plain.result).includes('records.jsonl:file.sha256_mismatch'));
+    assert.ok(checks(plain.result).includes('records.jsonl:chain.undeclared_gap'));
+
+    // A dishonest operator with the collector's real report key fixes every count but cannot
+    // declare the gap without saying so: only the chain check remains, and it names the seq.
+    await resignBundle(dir, base.identity.report, (manifest: Manifest) => {
+      manifest.counts.records--;
+      manifest.counts.byKind.audit--;
+      manifest.chains[0]!.records--;
+    });
+    const resigned = await verifyJson(dir);
+    assert.equal(resigned.code, 1);
+    assert.deepEqual(checks(resigned.result), ['records.jsonl:chain.undeclared_gap']);
+    assert.equal(resigned.result.problems[0]!.found, 'seq 7');
+    assert.equal(resigned.result.problems[0]!.agent, A);
+    const text = await runVerifyCli([dir, '--collector-key', keyFile]);
+    assert.match(text.stdout, new RegExp(`^${A} epoch 1: seq 1–60, 1 UNDECLARED gap \\(seq 7\\), 59 records verified`, 'm'));
+    assert.match(text.stdout, /^FAILED: 1 problem$/m);
+    assert.match(text.stdout, /records\.jsonl \(AS-KMR-001 epoch 1\): chain\.undeclared_gap: seq 7 of this chain is missing/);
+  });
+
+  it('two records reordered (with their proofs) fail on ledger order, even re-signed', async () => {
+    const dir = copyBundle(base.dir);
+    for (const file of [BUNDLE_FILES.records, BUNDLE_FILES.proofs]) {
+      const content = lines(dir, file);
+      [content[10], content[12]] = [content[12]!, content[10]!];
+      writeLines(dir, file, content);
+    }
+    await resignBundle(dir, base.identity.report);
+    const { code, result } = await verifyJson(dir);
+    assert.equal(code, 1);
+    assert.ok(checks(result).includes('proofs.jsonl:records.ledger_order'), JSON.stringify(result.problems, null, 1));
+    const order = result.problems.find((problem) => problem.check === 'records.ledger_order')!;
+    assert.equal(order.line, 12);
+    assert.ok(checks(result).includes('records.jsonl:chain.seq_order'));
+  });
+
+  it('a record swapped in from another agent fails: no key for it, and not the leaf its proof proves', async () => {
+    const other = await buildSyntheticBundle(join(work, 'other'), [{ agent: 'AS-TSK-009', count: 5 }]);
+    const dir = copyBundle(base.dir);
+    const content = lines(dir, BUNDLE_FILES.records);
+    content[5] = lines(other.dir, BUNDLE_FILES.records)[2]!;
+    writeLines(dir, BUNDLE_FILES.records, content);
+    await resignBundle(dir, base.identity.report);
+    const { code, result } = await verifyJson(dir);
+    assert.equal(code, 1);
+    const problems = checks(result);
+    assert.ok(problems.includes('records.jsonl:record.no_key'), problems.join('\n'));
+    assert.ok(problems.includes('proofs.jsonl:proof.id_mismatch'));
+    assert.ok(problems.includes('proofs.jsonl:proof.leaf_mismatch'));
+    const noKey = result.problems.find((problem) => problem.check === 'record.no_key')!;
+    assert.equal(noKey.line, 6);
+    assert.equal(noKey.agent, 'AS-TSK-009');
+  });
+
+  it("a record of another agent of the same bundle under the first agent's name fails its signature", async () => {
+    const dir = copyBundle(base.dir);
+    const content = lines(dir, BUNDLE_FILES.records);
+    const index = content.findIndex((line) => line.includes(`"agent":"${B}"`) && line.includes('"seq":5,'));
+    content[index] = content[index]!.replace(`"agent":"${B}"`, `"agent":"${A}"`);
+    writeLines(dir, BUNDLE_FILES.records, content);
+    await resignBundle(dir, base.identity.report);
+    const { code, result } = await verifyJson(dir);
+    assert.equal(code, 1);
+    const problems = checks(result);
+    assert.ok(problems.includes('records.jsonl:record.kid_mismatch'), problems.join('\n'));
+    assert.ok(problems.includes('records.jsonl:record.bad_signature'));
+  });
+
+  it('an edited checkpoint fails its signature, even re-signed into the manifest', async () => {
+    const dir = copyBundle(base.dir);
+    const note = readFileSync(join(dir, BUNDLE_FILES.checkpoint), 'utf8');
+    writeFileSync(join(dir, BUNDLE_FILES.checkpoint), note.replace(/^(.*\n)100\n/, '$199\n'));
+    const plain = await verifyJson(dir);
+    assert.equal(plain.code, 1);
+    assert.ok(checks(plain.result).includes('checkpoint:file.sha256_mismatch'));
+    assert.ok(checks(plain.result).includes('checkpoint:checkpoint.invalid'));
+    await resignBundle(dir, base.identity.report);
+    const resigned = await verifyJson(dir);
+    assert.deepEqual(checks(resigned.result), ['checkpoint:checkpoint.invalid']);
+  });
+
+  it('a manifest signed with another key fails, pinned or not', async () => {
+    const intruder = generateSigningKey().key;
+    const dir = copyBundle(base.dir);
+    await writeManifest(dir, base.manifest, intruder);
+    const unpinned = await verifyJson(dir, false);
+    assert.equal(unpinned.code, 1);
+    assert.ok(checks(unpinned.result).includes('manifest.jws:manifest.wrong_key'));
+    assert.ok(checks(unpinned.result).includes('manifest.jws:manifest.bad_signature'));
+    const bad = unpinned.result.problems.find((problem) => problem.check === 'manifest.wrong_key')!;
+    assert.equal(bad.found, intruder.kid);
+    assert.equal(bad.expected, base.identity.report.kid);
+  });
+
+  it('a tampered bundle re-signed with another key, its own key put in keys.json, fails against the pinned key', async () => {
+    const intruder = newCollectorIdentity();
+    const dir = copyBundle(base.dir);
+    const keys = JSON.parse(readFileSync(join(dir, BUNDLE_FILES.keys), 'utf8')) as { collector: { reportKey: unknown } };
+    keys.collector.reportKey = publishedKeys(intruder).jwks.keys[0];
+    writeFileSync(join(dir, BUNDLE_FILES.keys), JSON.stringify(keys));
+    const content = lines(dir, BUNDLE_FILES.records);
+    writeLines(dir, BUNDLE_FILES.records, content.slice(0, -1));
+    await resignBundle(dir, intruder.report);
+    // Unpinned, the forgery's own key makes its signature look fine: that is why pinning matters.
+    const unpinned = await verifyJson(dir, false);
+    assert.ok(!checks(unpinned.result).some((check) => check.startsWith('manifest.jws:')), checks(unpinned.result).join('\n'));
+    const pinned = await verifyJson(dir);
+    assert.equal(pinned.code, 1);
+    const problems = checks(pinned.result);
+    assert.ok(problems.includes('manifest.jws:manifest.wrong_key'), problems.join('\n'));
+    assert.ok(problems.includes('manifest.jws:manifest.bad_signature'));
+    assert.ok(problems.includes('keys.json:keys.report_key_mismatch'));
+  });
+
+  it('an unlisted extra file is reported', async () => {
+    const dir = copyBundle(base.dir);
+    writeFileSync(join(dir, 'records-corrected.csv'), 'x\r\n');
+    const { code, result } = await verifyJson(dir);
+    assert.equal(code, 1);
+    assert.deepEqual(checks(result), ['records-corrected.csv:file.unlisted']);
+  });
+
+  it('a missing file fails and names it', async () => {
+    const dir = copyBundle(base.dir);
+    rmSync(join(dir, BUNDLE_FILES.proofs));
+    const { code, result } = await verifyJson(dir);
+    assert.equal(code, 1);
+    assert.ok(checks(result).includes('proofs.jsonl:file.missing'));
+    assert.equal(result.recordsChecked, false);
+  });
+
+  it('verifies the same bundle as a .tar.gz (files under one directory), and refuses unsafe archives', async () => {
+    const writeArchive = async (path: string, members: { name: string; body?: Buffer; type?: 'file' | 'symlink'; linkname?: string }[]): Promise<void> => {
+      const pack = tarPack();
+      const done = pipeline(pack, createGzip(), createWriteStream(path));
+      for (const member of members) {
+        if (member.type === 'symlink') pack.entry({ name: member.name, type: 'symlink', linkname: member.linkname! });
+        else pack.entry({ name: member.name, mode: 0o644, mtime: new Date(0) }, member.body!);
+      }
+      pack.finalize();
+      await done;
+    };
+    const files = ALL_BUNDLE_FILES.map((name) => ({ name: `sakshya-report/${name}`, body: readFileSync(join(base.dir, name)) }));
+    const good = join(work, 'bundle.tar.gz');
+    await writeArchive(good, files);
+    const run = await runVerifyCli([good, '--collector-key', keyFile]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /^VERIFIED: 96 records in 2 chains/m);
+
+    const traversal = join(work, 'traversal.tar.gz');
+    await writeArchive(traversal, [...files, { name: '../escaped', body: Buffer.from('x') }]);
+    const refused = await verifyJson(traversal);
+    assert.equal(refused.code, 1);
+    assert.equal(refused.result.problems[0]!.check, 'archive.refused');
+    assert.match(refused.result.problems[0]!.message, /leaves or walks its directory/);
+
+    const link = join(work, 'link.tar.gz');
+    await writeArchive(link, [{ name: 'sakshya-report/records.jsonl', type: 'symlink', linkname: '/etc/passwd' }, ...files.slice(1)]);
+    const linked = await verifyJson(link);
+    assert.equal(linked.code, 1);
+    assert.match(linked.result.problems[0]!.message, /is a symlink, not a regular file/);
+  });
+
+  it('in-process verifyBundle gives the same verdict inline (threads 0) as with workers', async () => {
+    const inline = await verifyBundle(base.dir, { threads: 0 });
+    const pooled = await verifyBundle(base.dir, { threads: 2 });
+    assert.equal(inline.ok, true);
+    assert.deepEqual(inline, pooled);
+  });
+
+  describe('exit code 2 for input errors, with one line on stderr', () => {
+    it('no such bundle', async () => {
+      const run = await runVerifyCli([join(work, 'nope')]);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, /^sakshya-verify: cannot read .*nope: ENOENT\n$/);
+      assert.equal(run.stdout, '');
+    });
+    it('a key file that is not a key', async () => {
+      const bad = join(work, 'bad-key.json');
+      writeFileSync(bad, '{"hello":1}');
+      const run = await runVerifyCli([base.dir, '--collector-key', bad]);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, /is not a collector key file/);
+    });
+    it('a bundle file that cannot be read', async () => {
+      // A directory where keys.json should be: unreadable as a file even for root (tests may run as root).
+      const dir = copyBundle(base.dir);
+      rmSync(join(dir, BUNDLE_FILES.keys));
+      mkdirSync(join(dir, BUNDLE_FILES.keys));
+      const run = await runVerifyCli([dir]);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, /^sakshya-verify: cannot read .*keys\.json: EISDIR\n$/);
+    });
+    it('bad usage', async () => {
+      const run = await runVerifyCli([]);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, /missing required argument/);
+    });
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * The plain-text verdict `sakshya-verify` prints, written for an auditor (docs/auditors.md
+ * explains every line):
+ *
+ *   Manifest checked with the PINNED collector report key <kid> (from keys-2026.json); checkpoint with the pinned log key.
+ *   Bundle: collector <origin>, checkpoint size 40,112, records with at in [from, to), agents AS-KMR-*, all kinds, all types.
+ *   AS-KMR-001 epoch 1: seq 1–18,240 complete, 18,240 records verified
+ *   AS-KMR-002 epoch 1: seq 1–500, 2 gaps (seq 101–110 outside the date range; seq 300 not in ledger), 489 records verified
+ *     AS-KMR-002 epoch 1: 1,204 telemetry records dropped by the agent between <T1> and <T2> (telemetry.dropped record seq 77)
+ *     AS-KMR-002 epoch 1: revoked at <T>
+ *   VERIFIED: 18,729 records in 2 chains …
+ * or, after the chain lines, `FAILED: n problems` and one line per problem.
+ */
+import { GAP_REASONS, type Gap } from '../shared/report/bundle-format.ts';
+import type { ChainVerdict } from './chain-tracker.ts';
+import { formatProblem } from './problems.ts';
+import type { BundleVerification } from './verify-bundle.ts';
+
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function formatSeqRange(from: number, to: number): string {
+  return from === to ? `seq ${formatCount(from)}` : `seq ${formatCount(from)}–${formatCount(to)}`;
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${formatCount(n)} ${n === 1 ? one : many}`;
+}
+
+const GAP_REASON_TEXT: { [reason: string]: string } = {
+  [GAP_REASONS.outsideDateRange]: 'outside the date range',
+  [GAP_REASONS.excludedByFilter]: 'excluded by the kind/type filter',
+  [GAP_REASONS.notInLedger]: 'not in ledger',
+};
+
+function formatGap(gap: Gap): string {
+  return `${formatSeqRange(gap.from, gap.to)} ${GAP_REASON_TEXT[gap.reason] ?? gap.reason}`;
+}
+
+export function formatChain(chain: ChainVerdict): string[] {
+  const name = `${chain.agent} epoch ${chain.epoch}`;
+  const parts: string[] = [];
+  if (chain.firstSeq === null || chain.lastSeq === null) parts.push('no readable record');
+  else if (chain.complete) parts.push(`${formatSeqRange(chain.firstSeq, chain.lastSeq)} complete`);
+  else parts.push(formatSeqRange(chain.firstSeq, chain.lastSeq));
+  if (chain.gaps.length > 0) parts.push(`${plural(chain.gaps.length, 'gap')} (${chain.gaps.map(formatGap).join('; ')})`);
+  if (chain.undeclaredGaps.length > 0) {
+    parts.push(`${plural(chain.undeclaredGaps.length, 'UNDECLARED gap')} (${chain.undeclaredGaps.map((range) => formatSeqRange(range.from, range.to)).join('; ')})`);
+  }
+  parts.push(`${plural(chain.verified, 'record')} verified`);
+  if (chain.failed > 0) parts.push(`${formatCount(chain.failed)} FAILED`);
+  else if (chain.problems > 0) parts.push(`${plural(chain.problems, 'problem')} in the manifest's account of it`);
+  const lines = [`${name}: ${parts.join(', ')}`];
+  for (const drop of chain.dropped) {
+    lines.push(`  ${name}: ${plural(drop.dropped, 'telemetry record')} dropped by the agent between ${drop.firstAt} and ${drop.lastAt} (telemetry.dropped record seq ${formatCount(drop.seq)})`);
+  }
+  if (chain.revokedAt !== null) lines.push(`  ${name}: revoked at ${chain.revokedAt}; no record after the revocation can be accepted for this epoch`);
+  return lines;
+}
+
+function keyLine(result: BundleVerification): string[] {
+  const kid = result.key.kid ?? 'none';
+  if (result.key.pinned) {
+    const log = result.key.logKeyPinned ? 'checkpoint with the pinned log key' : "checkpoint with the log key in keys.json (the pinned file has no log key)";
+    return [`Manifest checked with the PINNED collector report key ${kid} (from ${result.key.source}); ${log}.`];
+  }
+  const bar = '!'.repeat(100);
+  return [
+    `Manifest checked with the report key INSIDE THE BUNDLE (keys.json, ${kid}): no collector key was pinned.`,
+    bar,
+    ...result.warnings.map((warning) => `!! WARNING: ${warning}`),
+    bar,
+  ];
+}
+
+function filterLine(result: BundleVerification): string | null {
+  const manifest = result.manifest;
+  if (!manifest) return null;
+  const { filter } = manifest;
+  return (
+    `Bundle: collector ${manifest.origin}, checkpoint size ${formatCount(manifest.checkpoint.size)}, ` +
+    `records with at in [${filter.from}, ${filter.to}), ` +
+    `${filter.agent === null ? 'all agents' : `agents ${filter.agent}`}, ` +
+    `${filter.kind === null ? 'all kinds' : `kind ${filter.kind}`}, ${filter.type === null ? 'all types' : `type ${filter.type}`}.`
+  );
+}
+
+export function formatVerdict(result: BundleVerification): string {
+  const lines = [...keyLine(result)];
+  const filter = filterLine(result);
+  if (filter) lines.push(filter);
+  for (const chain of result.chains) lines.push(...formatChain(chain));
+  if (result.ok) {
+    lines.push(
+      `VERIFIED: ${plural(result.records.total, 'record')} in ${plural(result.chains.length, 'chain')}; every file hash, signature, inclusion proof, chain link and gap checks out` +
+        (result.manifest ? ` against checkpoint size ${formatCount(result.manifest.checkpoint.size)}.` : '.'),
+    );
+  } else {
+    lines.push(`FAILED: ${plural(result.problemCount, 'problem')}`);
+    if (!result.recordsChecked) lines.push('  (the records were not checked: the bundle is too damaged; see below)');
+    for (const problem of result.problems) lines.push(`  ${formatProblem(problem)}`);
+    if (result.problemsTruncated) lines.push(`  … and ${formatCount(result.problemCount - result.problems.length)} more problems`);
+  }
+  if (!result.key.pinned) lines.push('!! REMEMBER: no collector key was pinned; this says nothing about who made the bundle.');
+  return lines.join('\n') + '\n';
+}

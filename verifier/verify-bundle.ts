@@ -1,0 +1,499 @@
+/**
+ * `verifyBundle(path, options)`: checks a report bundle (format `sakshya-report/1`, see
+ * docs/report-bundle.md) offline and returns a structured verdict. It is what `sakshya-verify`
+ * prints, and what the demo and the benchmark call.
+ *
+ *   const result = await verifyBundle('/media/usb/report', { collectorKey: loadPinnedCollectorKey('collector-keys.json') });
+ *   result.ok          // true only if every check passed
+ *   result.key         // which key the manifest was checked with (pinned, or the bundle's own)
+ *   result.chains      // per (agent, epoch): seq range, gaps, dropped telemetry, revocation, counts
+ *   result.problems    // the first `maxListedProblems` problems, each naming file, line / record, expected vs found
+ *
+ * `path` is a bundle directory or a `.tar.gz` of one (extracted to a temporary directory, which
+ * is removed afterwards; see tarball.ts). Options:
+ * - `collectorKey`: the collector key pinned out of band (collector-key.ts). Without it the
+ *   manifest is checked with the key the bundle itself carries, and `warnings` says that this
+ *   proves nothing about who made the bundle.
+ * - `threads`: worker threads for the per-record checks (default: one per core; 0 = inline).
+ * - `maxListedProblems`: how many problems to list (all are counted; default 1000).
+ *
+ * Checks, in order (each stage reports and the next still runs where it can):
+ * 1. manifest.jws over manifest.json's bytes; manifest.json is canonical `sakshya-report/1`;
+ * 2. every listed file's sha256 and length, missing and unlisted files;
+ * 3. the checkpoint's signed note (log key), origin, and size/root against the manifest;
+ * 4. every record and proof line (record-check.ts, on every core);
+ * 5. chains and completeness (chain-tracker.ts), and the manifest's counts.
+ *
+ * Throws BundleInputError (exit code 2 in the CLI) when the input cannot be read at all: no such
+ * path, not a directory or archive, a file that exists but cannot be read. Anything wrong with
+ * the bundle's content is a problem in the result, never an exception.
+ */
+import { createHash, type KeyObject } from 'node:crypto';
+import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { compactVerify, decodeProtectedHeader } from 'jose';
+import { canonicalBytes } from '../shared/canonical-json.ts';
+import { verifyCheckpoint, type Checkpoint } from '../shared/checkpoint.ts';
+import { toBase64Url } from '../shared/crypto.ts';
+import { describeZodError } from '../shared/protocol.ts';
+import { parseVerifierKey, type NoteVerifier } from '../shared/signed-note.ts';
+import {
+  ALL_BUNDLE_FILES,
+  BUNDLE_FILES,
+  BUNDLE_FORMAT,
+  keysFileSchema,
+  MANIFEST_JWS_TYP,
+  MANIFEST_LISTED_FILES,
+  manifestSchema,
+  type KeysFile,
+  type Manifest,
+  type ReportFilter,
+} from '../shared/report/bundle-format.ts';
+import { ChainTracker, type ChainVerdict } from './chain-tracker.ts';
+import { reportKeyFromJwk, type PinnedCollectorKey, type ReportKey } from './collector-key.ts';
+import { ProblemList, DEFAULT_MAX_LISTED_PROBLEMS, type BundleProblem } from './problems.ts';
+import type { KeyPeriodData, RecordCheckContext } from './record-check.ts';
+import { defaultThreads, RecordPool } from './record-pool.ts';
+import { checkRecordFiles } from './records-check.ts';
+import { extractBundleArchive, isArchivePath } from './tarball.ts';
+
+export interface VerifyBundleOptions {
+  collectorKey?: PinnedCollectorKey;
+  threads?: number;
+  maxListedProblems?: number;
+}
+
+export interface BundleVerification {
+  /** True only if every check passed. */
+  ok: boolean;
+  /** The path given (directory or archive). */
+  bundle: string;
+  /** The key the manifest signature was checked with. */
+  key: {
+    pinned: boolean;
+    /** The pinned key file, or `keys.json` for the bundle's own key. */
+    source: string;
+    /** kid (RFC 7638 thumbprint) of the report key used; null if there was none to use. */
+    kid: string | null;
+    /** Whether the checkpoint was checked with a pinned log key (else keys.json's). */
+    logKeyPinned: boolean;
+  };
+  /** Facts the auditor must read that are not failures (an unpinned key). */
+  warnings: string[];
+  manifest: {
+    format: string;
+    origin: string;
+    generator: { name: string; version: string };
+    filter: ReportFilter;
+    checkpoint: { size: number; root: string };
+  } | null;
+  /** False when the bundle was too broken to check its records at all (the problems say why). */
+  recordsChecked: boolean;
+  records: { total: number; verified: number; failed: number; byKind: { [kind: string]: number } };
+  chains: ChainVerdict[];
+  problemCount: number;
+  problems: BundleProblem[];
+  problemsTruncated: boolean;
+}
+
+/** The input cannot be read at all (exit code 2), as opposed to a bundle that fails its checks. */
+export class BundleInputError extends Error {
+  override name = 'BundleInputError';
+}
+
+function ioError(path: string, err: unknown): BundleInputError {
+  return new BundleInputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+}
+
+/** Reads a bundle file; undefined if it does not exist (a problem), throws if it cannot be read. */
+function readBundleFile(dir: string, name: string): Buffer | undefined {
+  try {
+    return readFileSync(join(dir, name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(join(dir, name), err);
+  }
+}
+
+async function digestFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
+  } catch (err) {
+    throw ioError(path, err);
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+function parseJsonFile(bytes: Buffer, file: string, problems: ProblemList): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    problems.add({ check: 'file.unreadable_json', file, message: `not JSON: ${(err as Error).message}` });
+    return undefined;
+  }
+}
+
+function checkCanonical(value: unknown, bytes: Buffer, file: string, problems: ProblemList): void {
+  let canonical: Buffer | undefined;
+  try {
+    canonical = canonicalBytes(value);
+  } catch {
+    canonical = undefined;
+  }
+  if (!canonical?.equals(bytes)) problems.add({ check: 'file.not_canonical', file, message: 'the file is not RFC 8785 (JCS) canonical JSON' });
+}
+
+function missing(file: string, problems: ProblemList, why = 'the bundle has no such file'): void {
+  problems.add({ check: 'file.missing', file, message: why });
+}
+
+export async function verifyBundle(path: string, options: VerifyBundleOptions = {}): Promise<BundleVerification> {
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch (err) {
+    throw ioError(path, err);
+  }
+  if (stat.isFile() && isArchivePath(path)) {
+    const problems = new ProblemList(options.maxListedProblems ?? DEFAULT_MAX_LISTED_PROBLEMS);
+    const extracted = await extractBundleArchive(path, problems);
+    try {
+      if (!extracted.dir) return emptyResult(path, options, problems);
+      const result = await verifyDirectory(extracted.dir, options, problems);
+      return { ...result, bundle: path };
+    } finally {
+      extracted.cleanup();
+    }
+  }
+  if (!stat.isDirectory()) throw new BundleInputError(`${path} is neither a bundle directory nor a .tar.gz bundle`);
+  return verifyDirectory(path, options, new ProblemList(options.maxListedProblems ?? DEFAULT_MAX_LISTED_PROBLEMS));
+}
+
+function emptyResult(path: string, options: VerifyBundleOptions, problems: ProblemList): BundleVerification {
+  return {
+    ok: false,
+    bundle: path,
+    key: { pinned: options.collectorKey !== undefined, source: options.collectorKey?.source ?? BUNDLE_FILES.keys, kid: null, logKeyPinned: options.collectorKey?.logVerifier != null },
+    warnings: options.collectorKey ? [] : [NO_PIN_WARNING],
+    manifest: null,
+    recordsChecked: false,
+    records: { total: 0, verified: 0, failed: 0, byKind: {} },
+    chains: [],
+    problemCount: problems.count,
+    problems: problems.listed,
+    problemsTruncated: problems.truncated,
+  };
+}
+
+export const NO_PIN_WARNING =
+  'NO COLLECTOR KEY WAS PINNED: the manifest was checked with the key inside the bundle itself. ' +
+  'Anyone can make a bundle that passes that way, so this proves the bundle is consistent, NOT that the collector made it. ' +
+  'Get the collector\'s keys out of band and run again with --collector-key.';
+
+async function verifyDirectory(dir: string, options: VerifyBundleOptions, problems: ProblemList): Promise<BundleVerification> {
+  const pin = options.collectorKey;
+  const warnings: string[] = pin ? [] : [NO_PIN_WARNING];
+
+  // keys.json first: without a pin, the manifest is checked with its reportKey.
+  const keysBytes = readBundleFile(dir, BUNDLE_FILES.keys);
+  let keys: KeysFile | undefined;
+  if (!keysBytes) missing(BUNDLE_FILES.keys, problems);
+  else {
+    const value = parseJsonFile(keysBytes, BUNDLE_FILES.keys, problems);
+    if (value !== undefined) {
+      const parsed = keysFileSchema.safeParse(value);
+      if (parsed.success) keys = parsed.data;
+      else problems.add({ check: 'keys.invalid', file: BUNDLE_FILES.keys, message: `not a valid keys.json: ${describeZodError(parsed.error)}` });
+      checkCanonical(value, keysBytes, BUNDLE_FILES.keys, problems);
+    }
+  }
+
+  // 1. The manifest and its signature.
+  let reportKeys: ReportKey[] = [];
+  if (pin) reportKeys = pin.reportKeys;
+  else if (keys) {
+    try {
+      reportKeys = [reportKeyFromJwk(keys.collector.reportKey)];
+    } catch (err) {
+      problems.add({ check: 'keys.bad_report_key', file: BUNDLE_FILES.keys, message: `collector.reportKey is not usable: ${(err as Error).message}` });
+    }
+  }
+  const manifestBytes = readBundleFile(dir, BUNDLE_FILES.manifest);
+  const jwsBytes = readBundleFile(dir, BUNDLE_FILES.manifestJws);
+  const usedKid = await checkManifestSignature(manifestBytes, jwsBytes, reportKeys, problems);
+  const key = {
+    pinned: pin !== undefined,
+    source: pin?.source ?? BUNDLE_FILES.keys,
+    kid: usedKid ?? (reportKeys.length === 1 ? reportKeys[0]!.kid : null),
+    logKeyPinned: pin?.logVerifier != null,
+  };
+  if (pin && keys) crossCheckPinnedKeys(pin, keys, problems);
+
+  let manifest: Manifest | undefined;
+  if (manifestBytes) {
+    const value = parseJsonFile(manifestBytes, BUNDLE_FILES.manifest, problems);
+    if (value !== undefined) {
+      const format = (value as { format?: unknown } | null)?.format;
+      const parsed = manifestSchema.safeParse(value);
+      if (format !== BUNDLE_FORMAT) {
+        problems.add({ check: 'manifest.format', file: BUNDLE_FILES.manifest, expected: BUNDLE_FORMAT, found: typeof format === 'string' ? format : null, message: 'not a bundle of a format this verifier knows' });
+      } else if (!parsed.success) {
+        problems.add({ check: 'manifest.invalid', file: BUNDLE_FILES.manifest, message: `not a valid manifest: ${describeZodError(parsed.error)}` });
+      } else manifest = parsed.data;
+      checkCanonical(value, manifestBytes, BUNDLE_FILES.manifest, problems);
+    }
+  }
+  if (manifest && pin?.origin != null && pin.origin !== manifest.origin) {
+    problems.add({ check: 'manifest.origin_mismatch', file: BUNDLE_FILES.manifest, expected: pin.origin, found: manifest.origin, message: 'the bundle is from another collector than the pinned key file names' });
+  }
+  if (manifest && keys && keys.collector.origin !== manifest.origin) {
+    problems.add({ check: 'keys.origin_mismatch', file: BUNDLE_FILES.keys, expected: manifest.origin, found: keys.collector.origin, message: "keys.json's collector origin is not the manifest's" });
+  }
+
+  const summary = manifest
+    ? { format: manifest.format, origin: manifest.origin, generator: manifest.generator, filter: manifest.filter, checkpoint: manifest.checkpoint }
+    : null;
+  const base = { bundle: dir, key, warnings, manifest: summary };
+  if (!manifest) {
+    // Nothing says what the files should be: report what was found and stop.
+    return finish({ ...base, recordsChecked: false, records: { total: 0, verified: 0, failed: 0, byKind: {} }, chains: [] }, problems);
+  }
+
+  // 2. File hashes, missing and unlisted files.
+  const present = new Set<string>();
+  for (const name of MANIFEST_LISTED_FILES) {
+    const expected = manifest.files[name];
+    const filePath = join(dir, name);
+    let isFile = false;
+    try {
+      isFile = statSync(filePath).isFile();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(filePath, err);
+    }
+    if (!isFile) {
+      missing(name, problems, 'the manifest lists this file, but the bundle has no such file');
+      continue;
+    }
+    present.add(name);
+    const found = await digestFile(filePath);
+    if (found.sha256 !== expected.sha256) {
+      problems.add({ check: 'file.sha256_mismatch', file: name, expected: expected.sha256, found: found.sha256, message: 'the file is not the one the manifest was signed over: its content was changed' });
+    }
+    if (found.bytes !== expected.bytes) {
+      problems.add({ check: 'file.size_mismatch', file: name, expected: expected.bytes, found: found.bytes, message: 'the file has another length than the manifest states' });
+    }
+  }
+  if (!jwsBytes) missing(BUNDLE_FILES.manifestJws, problems);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!(ALL_BUNDLE_FILES as readonly string[]).includes(entry.name) || !entry.isFile()) {
+      problems.add({ check: 'file.unlisted', file: entry.name, message: 'the bundle holds a file the manifest does not list: it is not covered by the signature, do not rely on it' });
+    }
+  }
+
+  // 3. The checkpoint.
+  const checkpointBytes = readBundleFile(dir, BUNDLE_FILES.checkpoint);
+  if (checkpointBytes) checkCheckpoint(checkpointBytes.toString('utf8'), manifest, keys, pin, problems);
+
+  // 4 and 5. Records, proofs, chains.
+  if (!keys || !present.has(BUNDLE_FILES.records) || !present.has(BUNDLE_FILES.proofs)) {
+    problems.add({
+      check: 'records.not_checked',
+      file: BUNDLE_FILES.records,
+      message: `the records could not be checked: ${!keys ? 'keys.json is missing or invalid' : 'records.jsonl or proofs.jsonl is missing'}`,
+    });
+    return finish({ ...base, recordsChecked: false, records: { total: 0, verified: 0, failed: 0, byKind: {} }, chains: [] }, problems);
+  }
+  const context: RecordCheckContext = {
+    keys: keyPeriods(keys, problems),
+    // Against the signed manifest's checkpoint: check 3 says whether the checkpoint file agrees.
+    checkpointSize: manifest.checkpoint.size,
+    checkpointRoot: manifest.checkpoint.root,
+    filter: manifest.filter,
+  };
+  const tracker = new ChainTracker(manifest.chains, keys.agents, problems);
+  const pool = new RecordPool(context, options.threads ?? defaultThreads());
+  let outcome;
+  try {
+    outcome = await checkRecordFiles(dir, pool, tracker, problems);
+  } finally {
+    await pool.close();
+  }
+  const chains = tracker.finish();
+  checkCounts(manifest, outcome.lines, outcome.byKind, chains.length, keys, problems);
+
+  return finish(
+    {
+      ...base,
+      recordsChecked: true,
+      records: { total: outcome.lines, verified: outcome.verified, failed: outcome.lines - outcome.verified, byKind: outcome.byKind },
+      chains,
+    },
+    problems,
+  );
+}
+
+function finish(result: Omit<BundleVerification, 'ok' | 'problemCount' | 'problems' | 'problemsTruncated'>, problems: ProblemList): BundleVerification {
+  return { ok: problems.count === 0, ...result, problemCount: problems.count, problems: problems.listed, problemsTruncated: problems.truncated };
+}
+
+/** Returns the kid of the key that verified the JWS, or the header's kid when none did. */
+async function checkManifestSignature(
+  manifestBytes: Buffer | undefined,
+  jwsBytes: Buffer | undefined,
+  reportKeys: readonly ReportKey[],
+  problems: ProblemList,
+): Promise<string | null> {
+  const JWS = BUNDLE_FILES.manifestJws;
+  if (!manifestBytes) {
+    missing(BUNDLE_FILES.manifest, problems);
+    return null;
+  }
+  if (!jwsBytes) return null; // reported with the other missing files
+  const jws = jwsBytes.toString('utf8').trim();
+  let header: { alg?: unknown; kid?: unknown; typ?: unknown };
+  try {
+    header = decodeProtectedHeader(jws);
+  } catch (err) {
+    problems.add({ check: 'manifest.jws_unreadable', file: JWS, message: `not a compact JWS: ${(err as Error).message}` });
+    return null;
+  }
+  const headerKid = typeof header.kid === 'string' ? header.kid : null;
+  if (header.typ !== MANIFEST_JWS_TYP) {
+    problems.add({ check: 'manifest.jws_typ', file: JWS, expected: MANIFEST_JWS_TYP, found: typeof header.typ === 'string' ? header.typ : null, message: 'the JWS is not a Sakshya manifest signature' });
+  }
+  if (reportKeys.length === 0) {
+    problems.add({ check: 'manifest.no_key', file: JWS, message: 'there is no collector report key to check the manifest signature with' });
+    return null;
+  }
+  const candidates = reportKeys.filter((key) => key.kid === headerKid);
+  if (candidates.length === 0) {
+    problems.add({
+      check: 'manifest.wrong_key',
+      file: JWS,
+      expected: reportKeys.map((key) => key.kid).join(' or '),
+      found: headerKid,
+      message: 'the manifest was signed with a key other than the collector report key it was checked against',
+    });
+  }
+  for (const key of candidates.length > 0 ? candidates : reportKeys) {
+    let payload: Uint8Array;
+    try {
+      payload = (await compactVerify(jws, key.publicKey as KeyObject, { algorithms: ['EdDSA'] })).payload;
+    } catch {
+      continue;
+    }
+    if (!Buffer.from(payload).equals(manifestBytes)) {
+      problems.add({ check: 'manifest.payload_mismatch', file: BUNDLE_FILES.manifest, message: 'manifest.jws is a valid signature, but over different bytes than manifest.json: the manifest was changed or swapped' });
+    }
+    return key.kid;
+  }
+  problems.add({
+    check: 'manifest.bad_signature',
+    file: JWS,
+    expected: `a valid EdDSA signature by ${candidates.length > 0 ? candidates[0]!.kid : reportKeys.map((key) => key.kid).join(' or ')}`,
+    found: headerKid === null ? 'no kid' : `signature claiming kid ${headerKid}`,
+    message: 'the manifest signature does not verify: manifest.json or manifest.jws was changed, or another key signed it',
+  });
+  return null;
+}
+
+/** A pinned key file that disagrees with the bundle's keys.json means the collector published two identities. */
+function crossCheckPinnedKeys(pin: PinnedCollectorKey, keys: KeysFile, problems: ProblemList): void {
+  let bundleKid: string | null = null;
+  try {
+    bundleKid = reportKeyFromJwk(keys.collector.reportKey).kid;
+  } catch {
+    bundleKid = null;
+  }
+  if (!pin.reportKeys.some((key) => key.kid === bundleKid)) {
+    problems.add({
+      check: 'keys.report_key_mismatch',
+      file: BUNDLE_FILES.keys,
+      expected: pin.reportKeys.map((key) => key.kid).join(' or '),
+      found: bundleKid,
+      message: "keys.json's collector report key is not the pinned one",
+    });
+  }
+  if (pin.logKey !== null && pin.logKey !== keys.collector.logKey) {
+    problems.add({ check: 'keys.log_key_mismatch', file: BUNDLE_FILES.keys, expected: pin.logKey, found: keys.collector.logKey, message: "keys.json's collector log key is not the pinned one" });
+  }
+}
+
+function checkCheckpoint(note: string, manifest: Manifest, keys: KeysFile | undefined, pin: PinnedCollectorKey | undefined, problems: ProblemList): void {
+  const FILE = BUNDLE_FILES.checkpoint;
+  let verifier: NoteVerifier | null = pin?.logVerifier ?? null;
+  if (!verifier && keys) {
+    try {
+      verifier = parseVerifierKey(keys.collector.logKey);
+    } catch (err) {
+      problems.add({ check: 'keys.bad_log_key', file: BUNDLE_FILES.keys, message: `collector.logKey is not a note verifier key: ${(err as Error).message}` });
+    }
+  }
+  if (!verifier) {
+    problems.add({ check: 'checkpoint.no_key', file: FILE, message: 'there is no log key to check the checkpoint signature with' });
+    return;
+  }
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = verifyCheckpoint(note, verifier, manifest.origin);
+  } catch (err) {
+    problems.add({ check: 'checkpoint.invalid', file: FILE, message: `the checkpoint does not verify as the collector's signed checkpoint: ${(err as Error).message}` });
+    return;
+  }
+  if (checkpoint.size !== manifest.checkpoint.size) {
+    problems.add({ check: 'checkpoint.size_mismatch', file: FILE, expected: manifest.checkpoint.size, found: checkpoint.size, message: "the checkpoint's tree size is not the manifest's" });
+  }
+  const root = toBase64Url(checkpoint.rootHash);
+  if (root !== manifest.checkpoint.root) {
+    problems.add({ check: 'checkpoint.root_mismatch', file: FILE, expected: manifest.checkpoint.root, found: root, message: "the checkpoint's root hash is not the manifest's" });
+  }
+}
+
+/** keys.json as plain key periods per agent; a kid that is not its key's thumbprint is a problem. */
+function keyPeriods(keys: KeysFile, problems: ProblemList): { [agent: string]: KeyPeriodData[] } {
+  const periods: { [agent: string]: KeyPeriodData[] } = {};
+  for (const entry of keys.agents) {
+    for (const key of entry.keys) {
+      let thumbprint: string;
+      try {
+        thumbprint = reportKeyFromJwk(key.publicJwk).kid;
+      } catch (err) {
+        problems.add({ check: 'keys.bad_agent_key', file: BUNDLE_FILES.keys, agent: entry.agent, epoch: entry.epoch, message: `the key from seq ${key.fromSeq} is not usable: ${(err as Error).message}` });
+        continue;
+      }
+      if (thumbprint !== key.kid) {
+        problems.add({ check: 'keys.kid_mismatch', file: BUNDLE_FILES.keys, agent: entry.agent, epoch: entry.epoch, expected: thumbprint, found: key.kid, message: `the kid of the key from seq ${key.fromSeq} is not its RFC 7638 thumbprint` });
+      }
+      (periods[entry.agent] ??= []).push({ epoch: entry.epoch, fromSeq: key.fromSeq, kid: thumbprint, x: key.publicJwk.x });
+    }
+  }
+  return periods;
+}
+
+function checkCounts(manifest: Manifest, lines: number, byKind: { [kind: string]: number }, chains: number, keys: KeysFile, problems: ProblemList): void {
+  const FILE = BUNDLE_FILES.manifest;
+  if (manifest.counts.records !== lines) {
+    problems.add({ check: 'manifest.count_records', file: FILE, expected: lines, found: manifest.counts.records, message: 'counts.records is not the number of lines of records.jsonl' });
+  }
+  for (const kind of ['audit', 'telemetry', 'agent'] as const) {
+    const found = byKind[kind] ?? 0;
+    if (manifest.counts.byKind[kind] !== found) {
+      problems.add({ check: 'manifest.count_by_kind', file: FILE, expected: found, found: manifest.counts.byKind[kind], message: `counts.byKind.${kind} is not the number of ${kind} records in records.jsonl` });
+    }
+  }
+  if (manifest.counts.chains !== manifest.chains.length || manifest.counts.chains !== chains) {
+    problems.add({ check: 'manifest.count_chains', file: FILE, expected: chains, found: manifest.counts.chains, message: 'counts.chains is not the number of chains' });
+  }
+  // Which chains are missing on either side is reported per chain; here only the order.
+  const names = (list: readonly { agent: string; epoch: number }[]): string[] => list.map((c) => `${c.agent}\u0000${c.epoch}`);
+  const inKeys = names(keys.agents);
+  const inManifest = names(manifest.chains);
+  if (inKeys.join('\n') !== inManifest.join('\n') && [...inKeys].sort().join('\n') === [...inManifest].sort().join('\n')) {
+    problems.add({ check: 'keys.chain_order', file: BUNDLE_FILES.keys, message: "keys.json's agents are not in the order of the manifest's chains" });
+  }
+}
