@@ -7,7 +7,7 @@
  * - Ledger leaf hash = sha256(0x00 || JCS(record)) (RFC 9162 §2.1.1).
  */
 import type { KeyObject } from 'node:crypto';
-import { canonicalBytes } from './canonical-json.ts';
+import { canonicalBytes, canonicalJson } from './canonical-json.ts';
 import { fromBase64Url, sha256, signEd25519, toBase64Url, verifyEd25519 } from './crypto.ts';
 
 export const RECORD_VERSION = 1;
@@ -44,6 +44,34 @@ export interface SignedRecord extends UnsignedRecord {
 export function signingBytes(record: UnsignedRecord | SignedRecord): Buffer {
   const { sig: _sig, ...unsigned } = record as SignedRecord;
   return canonicalBytes(unsigned);
+}
+
+/** JCS of a record with and without `sig`, as text. */
+export interface RecordTexts {
+  /** JCS(record without sig): what `sig` signs. */
+  signing: string;
+  /** JCS(record): what the record hash and the ledger leaf hash cover. */
+  canonical: string;
+}
+
+/**
+ * Both canonical texts of a schema-valid v1 record, canonicalising only `body`.
+ *
+ * The hot ingest path needs both texts for every record; canonicalising the whole record twice
+ * cost more than a third of a signature check. Every member but `body` has a fixed name and
+ * type in v1, so the rest is assembled here in RFC 8785 key order (UTF-16 code units: agent, at,
+ * body, epoch, id, kid, kind, prev, seq, sig, type, v); RFC 8785 serialises strings exactly as
+ * JSON.stringify does and these integers (≤ 2^53) as String() does. The caller MUST have
+ * validated the record with `recordSchema` (no other members, integers, strings); a property
+ * test holds this equal to `canonicalJson` of the record.
+ */
+export function canonicalRecordTexts(record: SignedRecord): RecordTexts {
+  const head =
+    `{"agent":${JSON.stringify(record.agent)},"at":${JSON.stringify(record.at)},"body":${canonicalJson(record.body)}` +
+    `,"epoch":${String(record.epoch)},"id":${JSON.stringify(record.id)},"kid":${JSON.stringify(record.kid)}` +
+    `,"kind":${JSON.stringify(record.kind)},"prev":${JSON.stringify(record.prev)},"seq":${String(record.seq)}`;
+  const tail = `,"type":${JSON.stringify(record.type)},"v":${String(record.v)}}`;
+  return { signing: head + tail, canonical: `${head},"sig":${JSON.stringify(record.sig)}${tail}` };
 }
 
 export function signRecord(record: UnsignedRecord, privateKey: KeyObject): SignedRecord {

@@ -2,11 +2,11 @@
  * Worker-thread half of the signature pool: for each record of a chunk, its RFC 8785 bytes,
  * the Ed25519 check of `sig` over JCS(record without sig), the record hash and the RFC 9162
  * leaf hash. Pure CPU work with no I/O, so the main thread keeps serving HTTP meanwhile.
+ * The records arrive schema-checked (`batchSchema`), which `canonicalRecordTexts` relies on.
  */
 import type { KeyObject } from 'node:crypto';
-import { canonicalJson } from '../../shared/canonical-json.ts';
 import { fromBase64Url, publicKeyFromJwk, verifyEd25519 } from '../../shared/crypto.ts';
-import { leafHashOfCanonical, recordHashOfCanonical, signingBytes, type SignedRecord } from '../../shared/record.ts';
+import { leafHashOfCanonical, recordHashOfCanonical, canonicalRecordTexts, type RecordTexts, type SignedRecord } from '../../shared/record.ts';
 
 export interface VerifyChunkTask {
   /** `x` of the enrolled Ed25519 public key (base64url). */
@@ -43,19 +43,17 @@ export default function verifyChunk(task: VerifyChunkTask): VerifyChunkResult {
   const leafHashes = new Uint8Array(32 * task.records.length);
   for (let i = 0; i < task.records.length; i++) {
     const record = task.records[i]!;
-    let text: string;
-    let signed: Buffer;
+    let texts: RecordTexts;
     try {
-      signed = signingBytes(record);
-      text = canonicalJson(record);
+      texts = canonicalRecordTexts(record);
     } catch (err) {
       return { ok: false, index: i, reason: `no canonical form: ${(err as Error).message}` };
     }
-    if (!verifyEd25519(key, signed, fromBase64Url(record.sig))) {
+    if (!verifyEd25519(key, Buffer.from(texts.signing, 'utf8'), fromBase64Url(record.sig))) {
       return { ok: false, index: i, reason: 'signature does not verify with the agent key valid at its seq' };
     }
-    const bytes = Buffer.from(text, 'utf8');
-    canonical.push(text);
+    const bytes = Buffer.from(texts.canonical, 'utf8');
+    canonical.push(texts.canonical);
     recordHashes.push(recordHashOfCanonical(bytes));
     leafHashes.set(leafHashOfCanonical(bytes), 32 * i);
   }

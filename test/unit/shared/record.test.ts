@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { generateSigningKey, jwkThumbprint, signingKeyFromPrivateJwk, signEd25519, toBase64Url } from '../../../shared/crypto.ts';
-import { GENESIS_PREV, recordHash, signRecord, verifyRecordSignature, type UnsignedRecord } from '../../../shared/record.ts';
-import { recordSchema } from '../../../shared/protocol.ts';
+import fc from 'fast-check';
+import { canonicalRecordTexts, GENESIS_PREV, MAX_BODY_CANONICAL_BYTES, recordHash, signingBytes, signRecord, verifyRecordSignature, type UnsignedRecord } from '../../../shared/record.ts';
+import { recordBodySchema, recordSchema } from '../../../shared/protocol.ts';
 import { newId } from '../../../shared/ids.ts';
 
 const VECTORS = new URL('../../../../shared/vectors/jose_jcs.json', import.meta.url);
@@ -32,6 +33,35 @@ describe('shared/record', () => {
     const reordered = Object.fromEntries(Object.entries(record).reverse()) as typeof record;
     assert.equal(recordHash(reordered), recordHash(record));
     assert.equal(recordHash(record).length, 43);
+  });
+
+  // Bodies as they arrive off the wire: anything JSON.parse can produce, unicode and numbers included.
+  const wireBody = fc.dictionary(fc.string({ unit: 'grapheme' }), fc.jsonValue()).map((body) => JSON.parse(JSON.stringify(body)) as { [key: string]: unknown });
+
+  it('assembles both canonical texts of a record exactly as canonicalising the whole record does', () => {
+    fc.assert(
+      fc.property(wireBody, fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), (body, epoch, seq) => {
+        const record = signRecord({ ...unsigned, body, epoch, seq, prev: seq === 1 ? GENESIS_PREV : 'B'.repeat(43) }, key.privateKey);
+        // Key order of the input must not matter either.
+        const reordered = Object.fromEntries(Object.entries(record).reverse()) as typeof record;
+        const texts = canonicalRecordTexts(reordered);
+        assert.equal(texts.canonical, canonicalJson(record));
+        assert.equal(texts.signing, signingBytes(record).toString('utf8'));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('measures a body against the canonical size limit exactly (JSON.stringify length = RFC 8785 length)', () => {
+    fc.assert(
+      fc.property(wireBody, (body) => {
+        assert.equal(Buffer.byteLength(JSON.stringify(body)), Buffer.byteLength(canonicalJson(body)));
+      }),
+      { numRuns: 300 },
+    );
+    const atLimit = { x: 'y'.repeat(MAX_BODY_CANONICAL_BYTES - '{"x":""}'.length) };
+    assert.equal(recordBodySchema.safeParse(atLimit).success, true);
+    assert.equal(recordBodySchema.safeParse({ x: `${atLimit.x}y` }).success, false);
   });
 
   it('refuses unknown fields and a seq 1 with a non-genesis prev', () => {
