@@ -6,10 +6,10 @@
  * 0600; reading one that group or others can read is refused (least privilege).
  */
 import {
-  createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  hash,
   sign,
   verify,
   type KeyObject,
@@ -43,7 +43,8 @@ export class KeyFileError extends Error {
 }
 
 export function sha256(data: Buffer | Uint8Array | string): Buffer {
-  return createHash('sha256').update(data).digest();
+  // One-shot hash(): half the cost of createHash() for the small inputs of the ingest path.
+  return hash('sha256', data, 'buffer');
 }
 
 export function toBase64Url(bytes: Buffer | Uint8Array): string {

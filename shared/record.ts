@@ -94,7 +94,9 @@ export function recordHashOfCanonical(canonical: Buffer): string {
   return toBase64Url(sha256(canonical));
 }
 
+const LEAF_PREFIX = Buffer.from([0]);
+
 /** RFC 9162 leaf hash of a record's canonical bytes: sha256(0x00 || bytes). */
 export function leafHashOfCanonical(canonical: Buffer): Buffer {
-  return sha256(Buffer.concat([Buffer.from([0]), canonical]));
+  return sha256(Buffer.concat([LEAF_PREFIX, canonical]));
 }

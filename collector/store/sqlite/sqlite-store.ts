@@ -289,7 +289,7 @@ function prepareStatements(writer: Db, reader: Db) {
     readSubtree: writer.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
     insertRecord: writer.prepare(
       `INSERT INTO records (ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, record_hash, leaf_hash)
-       VALUES (@ledgerIndex, @id, @agent, @epoch, @seq, @kind, @type, @at, @receivedAt, @canonical, @recordHash, @leafHash)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     insertSubtree: writer.prepare(`INSERT INTO merkle_subtrees (level, idx, hash) VALUES (?, ?, ?)`),
     insertCheckpoint: writer.prepare(`INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)`),
@@ -544,7 +544,10 @@ export class SqliteStore implements CollectorStore {
       },
       appendRecords: async (entries: readonly LedgerEntry[]) => {
         guard();
-        for (const entry of entries) sql.insertRecord.run(entry);
+        // Positional parameters: binding by name costs a property lookup per column per row.
+        for (const e of entries) {
+          sql.insertRecord.run(e.ledgerIndex, e.id, e.agent, e.epoch, e.seq, e.kind, e.type, e.at, e.receivedAt, e.canonical, e.recordHash, e.leafHash);
+        }
       },
       putSubtrees: async (nodes: readonly SubtreeNode[]) => {
         guard();

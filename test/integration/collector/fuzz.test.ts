@@ -20,7 +20,6 @@ import { request, TestAgent } from './test-agent.ts';
 
 /** The test title says this number. */
 const RUNS = 2500;
-const TIME_BUDGET_MS = 20_000;
 const CONCURRENCY = 4;
 const SEED = Number(process.env.SAKSHYA_FUZZ_SEED ?? 20261122);
 
@@ -99,7 +98,8 @@ function setPath(target: { [key: string]: unknown }, path: string[], value: unkn
 }
 
 describe('collector fuzz: malformed batches and headers', function () {
-  this.timeout(90_000);
+  // Generous: the run is judged by its answers, never by its speed (a shared CI machine may be slow).
+  this.timeout(300_000);
   let collector: InProcessCollector;
 
   before(async () => {
@@ -129,7 +129,6 @@ describe('collector fuzz: malformed batches and headers', function () {
     const worker = async () => {
       while (next < specs.length) {
         const spec = specs[next++]!;
-        if (performance.now() - started > TIME_BUDGET_MS) break;
         // A batch of real shape whose records are signed with a key the agent never enrolled.
         const forged = new TestAgent(agent.id, collector.url, collector.origin);
         forged.key = forger;
@@ -232,7 +231,7 @@ describe('collector fuzz: malformed batches and headers', function () {
     console.log(`      fuzz: ${sent} requests in ${seconds} s (seed ${SEED}); by status: ${counts.join(', ')}`);
 
     assert.deepEqual(failures, [], 'every answer is a 4xx problem+json');
-    assert.ok(sent >= 2000, `only ${sent} requests fitted in ${TIME_BUDGET_MS} ms`);
+    assert.equal(sent, RUNS, 'every generated request was sent');
     assert.equal([...byStatus.keys()].filter((s) => s >= 500).length, 0, 'no 5xx');
     assert.deepEqual(ledgerFingerprint(collector.dir), before, 'no ledger table changed');
     assert.equal((await request(`${collector.url}/healthz`, {})).status, 200);
