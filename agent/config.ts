@@ -9,6 +9,7 @@ import cron from 'node-cron';
 import { z } from 'zod';
 import { parseConfig, readEnvironment } from '../shared/config.ts';
 import { DEFAULT_AGENT_PORT, MAX_BATCH_DECODED_BYTES, MAX_RECORDS_PER_BATCH } from '../shared/protocol.ts';
+import { DEFAULT_HARD_CAP_BYTES, DEFAULT_SOFT_CAP_BYTES } from './outbox/buffer-cap.ts';
 
 export { DEFAULT_AGENT_PORT };
 export const DEFAULT_LOG_LEVEL = 'info';
@@ -29,6 +30,9 @@ export const DEFAULT_CIRCUIT_FAILURE_THRESHOLD = 5;
 export const DEFAULT_CIRCUIT_COOLDOWN_MS = 30_000;
 /** After a refusal that retrying cannot fix (auth, invalid, equivocation, revoked): wait this long. */
 export const DEFAULT_REFUSED_RETRY_MS = 10 * 60_000;
+export { DEFAULT_HARD_CAP_BYTES, DEFAULT_SOFT_CAP_BYTES };
+/** The smallest cap accepted: a cap must hold at least a few records (a body alone may be 64 KiB). */
+export const MIN_CAP_BYTES = 16 * 1024;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -48,6 +52,8 @@ export const AGENT_ENV_NAMES = [
   'SAKSHYA_AGENT_CIRCUIT_FAILURES',
   'SAKSHYA_AGENT_CIRCUIT_COOLDOWN_MS',
   'SAKSHYA_AGENT_REFUSED_RETRY_MS',
+  'SAKSHYA_AGENT_SOFT_CAP_BYTES',
+  'SAKSHYA_AGENT_HARD_CAP_BYTES',
 ] as const;
 
 const integer = (min: number, max: number, fallback: number) =>
@@ -87,10 +93,15 @@ const agentEnvSchema = z
     SAKSHYA_AGENT_CIRCUIT_FAILURES: integer(1, 1000, DEFAULT_CIRCUIT_FAILURE_THRESHOLD),
     SAKSHYA_AGENT_CIRCUIT_COOLDOWN_MS: integer(1, 24 * 3_600_000, DEFAULT_CIRCUIT_COOLDOWN_MS),
     SAKSHYA_AGENT_REFUSED_RETRY_MS: integer(1, 7 * 24 * 3_600_000, DEFAULT_REFUSED_RETRY_MS),
+    SAKSHYA_AGENT_SOFT_CAP_BYTES: integer(MIN_CAP_BYTES, Number.MAX_SAFE_INTEGER, DEFAULT_SOFT_CAP_BYTES),
+    SAKSHYA_AGENT_HARD_CAP_BYTES: integer(MIN_CAP_BYTES, Number.MAX_SAFE_INTEGER, DEFAULT_HARD_CAP_BYTES),
   })
   .superRefine((env, ctx) => {
     if (env.SAKSHYA_AGENT_BACKOFF_BASE_MS > env.SAKSHYA_AGENT_BACKOFF_MAX_MS) {
       ctx.addIssue({ code: 'custom', path: ['SAKSHYA_AGENT_BACKOFF_BASE_MS'], message: 'must not exceed SAKSHYA_AGENT_BACKOFF_MAX_MS' });
+    }
+    if (env.SAKSHYA_AGENT_SOFT_CAP_BYTES >= env.SAKSHYA_AGENT_HARD_CAP_BYTES) {
+      ctx.addIssue({ code: 'custom', path: ['SAKSHYA_AGENT_SOFT_CAP_BYTES'], message: 'must be less than SAKSHYA_AGENT_HARD_CAP_BYTES' });
     }
   })
   .transform((env) => ({
@@ -105,6 +116,7 @@ const agentEnvSchema = z
     backoff: { baseMs: env.SAKSHYA_AGENT_BACKOFF_BASE_MS, maxMs: env.SAKSHYA_AGENT_BACKOFF_MAX_MS },
     circuit: { failureThreshold: env.SAKSHYA_AGENT_CIRCUIT_FAILURES, cooldownMs: env.SAKSHYA_AGENT_CIRCUIT_COOLDOWN_MS },
     refusedRetryMs: env.SAKSHYA_AGENT_REFUSED_RETRY_MS,
+    bufferCap: { softBytes: env.SAKSHYA_AGENT_SOFT_CAP_BYTES, hardBytes: env.SAKSHYA_AGENT_HARD_CAP_BYTES },
   }));
 
 export type AgentConfig = z.infer<typeof agentEnvSchema>;

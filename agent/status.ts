@@ -2,7 +2,7 @@
  * The agent's status, as `status --json` and `GET /v1/status` report it. Read entirely from the
  * outbox (chain heads and the `state` table), so any process can report on a running agent.
  */
-import type { SqliteOutbox } from './outbox/sqlite-outbox.ts';
+import type { BufferStatus, SqliteOutbox } from './outbox/sqlite-outbox.ts';
 import type { CircuitSnapshot } from './sync/circuit-breaker.ts';
 import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_LAST_RECEIPT, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from './sync/sync-state.ts';
 import { readWitnessAlarm, readWitnessStatus, type WitnessAlarm, type WitnessStatus } from './witness/witness-state.ts';
@@ -29,6 +29,11 @@ export interface AgentStatus {
    * `current` while a rotation is not acknowledged yet).
    */
   keys: { current: string; collectorKnows: string; history: { kid: string; fromSeq: number }[] };
+  /**
+   * The buffer cap (agent/outbox/buffer-cap.ts): unacknowledged bytes against the caps, the cap
+   * state, and the refusals counted since the last `telemetry.dropped` summary.
+   */
+  buffer: BufferStatus;
 }
 
 const CLOSED: CircuitSnapshot = { state: 'closed', consecutiveFailures: 0, openUntil: null };
@@ -58,6 +63,7 @@ export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
         collectorKnows: outbox.authKeyRefs()[0]!.kid,
         history: outbox.keyRefs().map((ref) => ({ kid: ref.kid, fromSeq: ref.fromSeq })),
       },
+      buffer: outbox.bufferStatus(),
     };
   })();
 }

@@ -27,6 +27,8 @@ export const PROBLEMS = {
   'internal.error': { status: 500, title: 'Internal error' },
   'service.unavailable': { status: 503, title: 'The service cannot accept this request now' },
   'storage.full': { status: 507, title: 'The local buffer is full' },
+  'buffer.telemetry_refused': { status: 507, title: 'The agent buffer is above its soft cap: telemetry is refused, audit records are still accepted' },
+  'buffer.full': { status: 507, title: 'The agent buffer is at its hard cap: the record was refused' },
 } as const satisfies { [code: string]: { status: number; title: string } };
 
 export type ProblemCode = keyof typeof PROBLEMS;

@@ -7,6 +7,10 @@
  * - `POST /v1/records` `{ kind, type, at?, body }` answers 201 `{ id, seq }` only after the record
  *   is committed to the outbox. Witness records (kind `agent`, type `witness.*`) are refused:
  *   only the agent's witness writes them.
+ * - Buffer cap (agent/outbox/buffer-cap.ts): above the soft cap telemetry is answered 507
+ *   `buffer.telemetry_refused`, at the hard cap audit records 507 `buffer.full`; both refusals
+ *   are counted and summarised in a signed `telemetry.dropped` record. A full disk is 507
+ *   `storage.full`. A 507 means the record was NOT stored: the caller keeps it or retries later.
  * - `GET /v1/status` answers the agent status.
  * - Errors are problem+json (shared/problem.ts), made in one error handler; no stack traces.
  */
@@ -16,7 +20,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from '../../shared/logger.ts';
 import { describeZodError } from '../../shared/protocol.ts';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../../shared/problem.ts';
-import { newRecordSchema, RecordRejectedError, type RecordSigner, type SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { BufferCapError, newRecordSchema, RecordRejectedError, type RecordSigner, type SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { isDropSummaryRecord, logBufferRefusal } from '../outbox/buffer-refusal.ts';
 import { readAgentStatus } from '../status.ts';
 import { isWitnessRecordType } from '../witness/witness-state.ts';
 import { isKeyRotationRecord } from '../../shared/key-rotation.ts';
@@ -68,11 +73,26 @@ export function createLocalApi(options: LocalApiOptions): express.Express {
       if (isKeyRotationRecord(parsed.data)) {
         throw new ProblemError('request.invalid', 'kind agent, type key.rotated: key rotation records are written by `sakshya-agent rotate-key` only');
       }
+      if (isDropSummaryRecord(parsed.data)) {
+        throw new ProblemError('request.invalid', `kind agent, type ${parsed.data.type}: drop summaries are written by the agent itself`);
+      }
       let result;
       try {
         result = outbox.append(parsed.data, key);
       } catch (err) {
         if (err instanceof RecordRejectedError) throw new ProblemError('request.invalid', err.message);
+        if (err instanceof BufferCapError) {
+          logBufferRefusal(logger, err);
+          throw new ProblemError(err.level === 'soft' ? 'buffer.telemetry_refused' : 'buffer.full', err.message, {
+            pendingBytes: err.pendingBytes,
+            softCapBytes: err.cap.softBytes,
+            hardCapBytes: err.cap.hardBytes,
+          });
+        }
+        if ((err as { code?: unknown }).code === 'SQLITE_FULL') {
+          logger.error({ err }, 'the agent disk is full: record refused');
+          throw new ProblemError('storage.full', 'the agent\u2019s disk is full: the record was NOT stored');
+        }
         throw err;
       }
       logger.debug({ id: result.id, seq: result.seq, kind: parsed.data.kind, type: parsed.data.type }, 'record stored');
@@ -97,7 +117,8 @@ export function createLocalApi(options: LocalApiOptions): express.Express {
   // The one place errors become responses.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const problem = toProblem(err);
-    if (problem.status >= 500) logger.error({ err }, 'local api request failed');
+    // 507s are expected answers, logged where they are decided (buffer-refusal.ts, the full disk above).
+    if (problem.status >= 500 && problem.status !== 507) logger.error({ err }, 'local api request failed');
     if (problem.code === 'auth.invalid_token') res.set('WWW-Authenticate', 'Bearer');
     res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem.toBody()));
   });

@@ -22,6 +22,13 @@
  *    `rotateKey` appends the `key.rotated` record (signed with the old key) and inserts the new
  *    key's row from the record's seq + 1 in ONE transaction. The new private key file MUST be
  *    durably written before that transaction starts (agent/key-rotation.ts).
+ * 8. Buffer cap (buffer-cap.ts): `chains.pending_bytes` is the sum of `bytes` of the epoch's
+ *    records above `acked_seq`, changed only in the transactions that insert records and move
+ *    `acked_seq`. Every append checks the caps against it inside its transaction; a refused
+ *    record is not stored, but the refusal is counted (`state` `buffer.dropped`) and committed
+ *    before the caller hears the refusal. The counter becomes ONE signed `telemetry.dropped`
+ *    record, in the transaction that clears it, once the backlog is back at the resume mark
+ *    (90% of the soft cap).
  * 6. The witness checkpoint (the newest checkpoint of the collector's log that this agent
  *    verified: log signature with the pinned key, and consistency with the one before it) only
  *    moves forward: `setWitnessCheckpoint` refuses a size not larger than the stored one. Only
@@ -29,14 +36,16 @@
  *
  * ## On-disk layout (`<agent dir>/outbox.db`, SQLite, WAL)
  * - `records (epoch, seq) PK, id UNIQUE, kind, at, hash, canonical, bytes, stored_at, acked_batch`
- * - `chains (epoch PK, head_seq, head_hash, acked_seq)`: one row per epoch, the chain head and
- *   the acknowledged prefix; pending = head_seq − acked_seq, no scan needed.
+ * - `chains (epoch PK, head_seq, head_hash, acked_seq, pending_bytes)`: one row per epoch, the
+ *   chain head, the acknowledged prefix and the bytes above it (schema 4); pending =
+ *   head_seq − acked_seq, no scan needed.
  * - `receipts (batch_id PK, epoch, highest_seq, accepted, duplicates, receipt, signature, …)`:
  *   every verified receipt, as received.
  * - `state (key PK, value JSON)`: `pins` (collector URL, origin, log key, receipt key, agent,
  *   epoch, kid — written once by `init`), the sync loop's `sync.*` keys (last error, next
  *   attempt, circuit, last receipt) and the witness's `witness.*` keys (alarm, last transient
- *   error) so that `status` in another process can read them.
+ *   error) and the buffer cap's drop counter (`buffer.dropped`), so that `status` in another
+ *   process can read them.
  * - `witness_checkpoint (slot = 1 PK, size, root, note, verified_at)` (schema 2): at most one
  *   row, the last verified checkpoint, with its signed note as the collector served it.
  * - `signing_keys (epoch, from_seq) PK, kid UNIQUE, public_jwk, key_file, added_at` (schema 3): every
@@ -57,6 +66,10 @@
  * - during `rotateKey`: before COMMIT, neither the `key.rotated` record nor the key switch exists
  *   (the new key file may, unused: it never signed anything); after it, both, and the file they
  *   name is already on disk.
+ * - refusing a record at a cap: the refusal is counted in its own transaction; the caller hears
+ *   it only after COMMIT, so a crash before leaves neither record nor count (and no answer).
+ * - writing the drop summary: the record and the cleared counter commit together, so the
+ *   summary is written once, never lost and never doubled.
  * - during `setWitnessCheckpoint`: one statement; the previous checkpoint stays until it commits,
  *   and the witness verifies again from there.
  */
@@ -72,6 +85,20 @@ import { describeZodError, recordSchema, type Backlog, type SignedReceipt } from
 import { KEY_ROTATED_TYPE } from '../../shared/key-rotation.ts';
 import { GENESIS_PREV, recordHashOfCanonical, signRecord, type RecordKind, type SignedRecord, type UnsignedRecord } from '../../shared/record.ts';
 import { STATE_LAST_RECEIPT } from '../sync/sync-state.ts';
+import {
+  capRefusing,
+  capState,
+  countRefusal,
+  DEFAULT_BUFFER_CAP,
+  resumeMarkBytes,
+  STATE_DROPPED,
+  summaryBody,
+  TELEMETRY_DROPPED_TYPE,
+  type BufferCap,
+  type CapLevel,
+  type CapState,
+  type DropCounter,
+} from './buffer-cap.ts';
 import { CURRENT_SCHEMA_VERSION, MIGRATIONS } from './migrations/migration-list.ts';
 
 export const OUTBOX_FILE = 'outbox.db';
@@ -180,6 +207,29 @@ export class OutboxSchemaError extends OutboxError {
   override name = 'OutboxSchemaError';
 }
 
+/**
+ * The outbox file failed SQLite's integrity check (or is not a database at all). The agent
+ * MUST NOT use it, repair it or recreate it: the operator follows the recovery path in
+ * docs/operations.md. Nothing was written to the file.
+ */
+export class OutboxCorruptError extends OutboxError {
+  override name = 'OutboxCorruptError';
+  readonly problems: string[];
+  constructor(path: string, check: string, problems: string[]) {
+    super(
+      `the outbox ${path} is corrupt (${check}: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? '; …' : ''}). ` +
+        'The agent refuses to use it and has not changed it. Recovery (docs/operations.md, "A corrupted outbox"): stop the agent; ' +
+        'keep the file with its -wal and -shm files for forensics; run `sakshya-agent verify` to see what can still be read; ' +
+        'then move the agent directory aside and `sakshya-agent init` it again with a new enrollment token (a new epoch) — ' +
+        'the collector already holds every record it acknowledged.',
+    );
+    this.problems = problems;
+  }
+}
+
+/** Which SQLite check `open` runs before touching the outbox (see `checkOutboxIntegrity`). */
+export type IntegrityCheck = 'none' | 'quick' | 'full';
+
 /** The agent directory has not been initialised (no pins). */
 export class OutboxNotInitialisedError extends OutboxError {
   override name = 'OutboxNotInitialisedError';
@@ -188,6 +238,44 @@ export class OutboxNotInitialisedError extends OutboxError {
 /** A record that cannot be stored: bad kind, type, at or body. Nothing was stored. */
 export class RecordRejectedError extends OutboxError {
   override name = 'RecordRejectedError';
+}
+
+/**
+ * A cap refused the record (buffer-cap.ts). Nothing was stored; the refusal was counted and
+ * committed. `level` 'soft' → 507 `buffer.telemetry_refused`, 'hard' → 507 `buffer.full`.
+ */
+export class BufferCapError extends OutboxError {
+  override name = 'BufferCapError';
+  readonly level: CapLevel;
+  readonly kind: string;
+  readonly type: string;
+  readonly pendingBytes: number;
+  readonly cap: BufferCap;
+  /** True for the first refusal at this level since the last summary: the moment to warn. */
+  readonly capJustReached: boolean;
+  constructor(refusal: { level: CapLevel; kind: string; type: string; pendingBytes: number; cap: BufferCap; capJustReached: boolean }) {
+    const limit = refusal.level === 'soft' ? `soft cap of ${refusal.cap.softBytes}` : `hard cap of ${refusal.cap.hardBytes}`;
+    super(
+      `the agent's buffer holds ${refusal.pendingBytes} bytes of records the collector has not acknowledged yet, at its ${limit} bytes: ` +
+        `the ${refusal.kind} record (type ${refusal.type}) was NOT stored; it was counted and will be reported in a signed telemetry.dropped record`,
+    );
+    this.level = refusal.level;
+    this.kind = refusal.kind;
+    this.type = refusal.type;
+    this.pendingBytes = refusal.pendingBytes;
+    this.cap = refusal.cap;
+    this.capJustReached = refusal.capJustReached;
+  }
+}
+
+/** The buffer as `status` reports it. */
+export interface BufferStatus {
+  pendingBytes: number;
+  softCapBytes: number;
+  hardCapBytes: number;
+  state: CapState;
+  /** Refusals not yet summarised in a telemetry.dropped record (null: none). */
+  dropped: DropCounter | null;
 }
 
 /** Separator overhead per record inside the batch's `records` array. */
@@ -205,6 +293,7 @@ export const newRecordSchema = z.strictObject({
 export class SqliteOutbox {
   readonly path: string;
   readonly db: SqliteDatabase;
+  readonly cap: BufferCap;
   #pins: Pins | undefined;
   readonly #stmts: {
     getState: Statement<[string], { value: string }>;
@@ -213,14 +302,16 @@ export class SqliteOutbox {
     chain: Statement<[number], { epoch: number; head_seq: number; head_hash: string; acked_seq: number }>;
     allChains: Statement<[], { epoch: number; head_seq: number; acked_seq: number }>;
     insertChain: Statement<[number, string]>;
-    moveHead: Statement<[number, string, number]>;
+    moveHead: Statement<[number, string, number, number]>;
+    pendingBytes: Statement<[], { bytes: number }>;
+    rangeBytes: Statement<[number, number, number], { bytes: number }>;
     insertRecord: Statement<[number, number, string, string, string, string, string, number, string]>;
     readFrom: Statement<[number, number, number], { seq: number; canonical: string; bytes: number }>;
     recordAt: Statement<[number, number], { at: string }>;
     record: Statement<[number, number], { epoch: number; seq: number; id: string; hash: string; canonical: string; acked_batch: string | null }>;
     insertReceipt: Statement<[string, number, number, number, number, string, string, string | null, string]>;
     ackRange: Statement<[string, number, number, number]>;
-    setAcked: Statement<[number, number]>;
+    setAcked: Statement<[number, number, number]>;
     witness: Statement<[], { size: number; root: string; note: string; verified_at: string }>;
     putWitness: Statement<[number, string, string, string]>;
     deleteWitness: Statement<[]>;
@@ -228,9 +319,10 @@ export class SqliteOutbox {
     insertSigningKey: Statement<[number, number, string, string, string, string]>;
   };
 
-  private constructor(path: string, db: SqliteDatabase) {
+  private constructor(path: string, db: SqliteDatabase, cap: BufferCap) {
     this.path = path;
     this.db = db;
+    this.cap = cap;
     this.#stmts = {
       getState: db.prepare('SELECT value FROM state WHERE key = ?'),
       setState: db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
@@ -238,7 +330,9 @@ export class SqliteOutbox {
       chain: db.prepare('SELECT epoch, head_seq, head_hash, acked_seq FROM chains WHERE epoch = ?'),
       allChains: db.prepare('SELECT epoch, head_seq, acked_seq FROM chains'),
       insertChain: db.prepare('INSERT INTO chains (epoch, head_seq, head_hash, acked_seq) VALUES (?, 0, ?, 0)'),
-      moveHead: db.prepare('UPDATE chains SET head_seq = ?, head_hash = ? WHERE epoch = ?'),
+      moveHead: db.prepare('UPDATE chains SET head_seq = ?, head_hash = ?, pending_bytes = pending_bytes + ? WHERE epoch = ?'),
+      pendingBytes: db.prepare('SELECT coalesce(sum(pending_bytes), 0) AS bytes FROM chains'),
+      rangeBytes: db.prepare('SELECT coalesce(sum(bytes), 0) AS bytes FROM records WHERE epoch = ? AND seq > ? AND seq <= ?'),
       insertRecord: db.prepare(
         'INSERT INTO records (epoch, seq, id, kind, at, hash, canonical, bytes, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -250,7 +344,7 @@ export class SqliteOutbox {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING`,
       ),
       ackRange: db.prepare('UPDATE records SET acked_batch = ? WHERE epoch = ? AND seq > ? AND seq <= ?'),
-      setAcked: db.prepare('UPDATE chains SET acked_seq = ? WHERE epoch = ?'),
+      setAcked: db.prepare('UPDATE chains SET acked_seq = ?, pending_bytes = pending_bytes - ? WHERE epoch = ?'),
       witness: db.prepare('SELECT size, root, note, verified_at FROM witness_checkpoint WHERE slot = 1'),
       putWitness: db.prepare(
         `INSERT INTO witness_checkpoint (slot, size, root, note, verified_at) VALUES (1, ?, ?, ?, ?)
@@ -267,10 +361,11 @@ export class SqliteOutbox {
    * Opens (and with `create`, creates) the outbox, applies pending migrations, and refuses a
    * database whose schema is newer than this code.
    */
-  static open(path: string, options: { create?: boolean; busyTimeoutMs?: number } = {}): SqliteOutbox {
+  static open(path: string, options: { create?: boolean; busyTimeoutMs?: number; cap?: BufferCap; integrity?: IntegrityCheck } = {}): SqliteOutbox {
     if (options.create !== true && !existsSync(path)) {
       throw new OutboxNotInitialisedError(`no outbox at ${path}: run \`sakshya-agent init\` first`);
     }
+    if (options.integrity !== undefined && options.integrity !== 'none' && existsSync(path)) checkOutboxIntegrity(path, options.integrity);
     const db: SqliteDatabase = new Database(path, { fileMustExist: options.create !== true });
     try {
       db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
@@ -278,7 +373,7 @@ export class SqliteOutbox {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       migrate(db, path);
-      return new SqliteOutbox(path, db);
+      return new SqliteOutbox(path, db, options.cap ?? DEFAULT_BUFFER_CAP);
     } catch (err) {
       db.close();
       throw err;
@@ -344,7 +439,54 @@ export class SqliteOutbox {
   append(input: NewRecord, signer: RecordSigner, now: Date = new Date()): AppendResult {
     const parsed = newRecordSchema.safeParse(input);
     if (!parsed.success) throw new RecordRejectedError(describeZodError(parsed.error));
-    return this.db.transaction((): AppendResult => this.#appendInTransaction(parsed.data, signer, now)).immediate();
+    const outcome = this.db
+      .transaction(() => {
+        this.#writeDropSummaryIfRoom(signer, now);
+        return this.#appendInTransaction(parsed.data, signer, now);
+      })
+      .immediate();
+    // Thrown only now, after COMMIT: the refusal is counted durably before the caller hears of it.
+    if (outcome instanceof BufferCapError) throw outcome;
+    return outcome;
+  }
+
+  /**
+   * Writes the signed `telemetry.dropped` summary of the refusals counted so far, and clears the
+   * counter, in one transaction — if there are any and the backlog is back at the resume mark.
+   * Returns the summary record, or undefined if there was nothing to write or no room yet.
+   */
+  writeDropSummary(signer: RecordSigner, now: Date = new Date()): AppendResult | undefined {
+    return this.db.transaction(() => this.#writeDropSummaryIfRoom(signer, now)).immediate();
+  }
+
+  /** Unacknowledged bytes over every epoch: what the caps are measured against. */
+  pendingBytes(): number {
+    return this.#stmts.pendingBytes.get()!.bytes;
+  }
+
+  dropCounter(): DropCounter | undefined {
+    return this.getState<DropCounter>(STATE_DROPPED);
+  }
+
+  bufferStatus(): BufferStatus {
+    const pendingBytes = this.pendingBytes();
+    const dropped = this.dropCounter();
+    return {
+      pendingBytes,
+      softCapBytes: this.cap.softBytes,
+      hardCapBytes: this.cap.hardBytes,
+      state: capState(pendingBytes, this.cap, dropped),
+      dropped: dropped ?? null,
+    };
+  }
+
+  #writeDropSummaryIfRoom(signer: RecordSigner, now: Date): AppendResult | undefined {
+    const counter = this.dropCounter();
+    if (counter === undefined || this.pendingBytes() > resumeMarkBytes(this.cap)) return undefined;
+    const result = this.#appendInTransaction({ kind: 'agent', type: TELEMETRY_DROPPED_TYPE, body: { ...summaryBody(counter) } }, signer, now);
+    if (result instanceof BufferCapError) return undefined; // cannot happen under the soft cap; keep counting
+    this.#stmts.deleteState.run(STATE_DROPPED);
+    return result;
   }
 
   /**
@@ -370,6 +512,7 @@ export class SqliteOutbox {
           signer,
           now,
         );
+        if (result instanceof BufferCapError) throw result; // rolls back: nothing rotated
         this.#stmts.insertSigningKey.run(
           result.record.epoch,
           result.seq + 1,
@@ -412,7 +555,8 @@ export class SqliteOutbox {
     return refs.slice(known);
   }
 
-  #appendInTransaction(input: z.infer<typeof newRecordSchema>, signer: RecordSigner, now: Date): AppendResult {
+  /** Stores one record — or, if a cap refuses it, counts the refusal and returns the refusal. */
+  #appendInTransaction(input: z.infer<typeof newRecordSchema>, signer: RecordSigner, now: Date): AppendResult | BufferCapError {
     const pins = this.pins();
     const ref = this.signingKeyRef();
     const key = 'signingKey' in signer ? signer.signingKey(ref) : signer;
@@ -445,10 +589,21 @@ export class SqliteOutbox {
       throw new RecordRejectedError((err as Error).message);
     }
     const bytes = Buffer.byteLength(canonical, 'utf8');
+    const pendingBytes = this.pendingBytes();
+    const level = capRefusing(kind, bytes, pendingBytes, this.cap);
+    if (level !== undefined) return this.#countRefusal({ kind, type, level, pendingBytes }, now);
     const hash = recordHashOfCanonical(Buffer.from(canonical, 'utf8'));
     this.#stmts.insertRecord.run(pins.epoch, record.seq, record.id, kind, at, hash, canonical, bytes, now.toISOString());
-    this.#stmts.moveHead.run(record.seq, hash, pins.epoch);
+    this.#stmts.moveHead.run(record.seq, hash, bytes, pins.epoch);
     return { id: record.id, seq: record.seq, record };
+  }
+
+  #countRefusal(refusal: { kind: string; type: string; level: CapLevel; pendingBytes: number }, now: Date): BufferCapError {
+    const before = this.dropCounter();
+    const after = countRefusal(before, refusal.type, refusal.level, now.toISOString(), this.cap);
+    this.#stmts.setState.run(STATE_DROPPED, JSON.stringify(after));
+    const capJustReached = before === undefined || (refusal.level === 'hard' && before.worst !== 'hard');
+    return new BufferCapError({ ...refusal, cap: this.cap, capJustReached });
   }
 
   // ---- reading --------------------------------------------------------------------------
@@ -524,7 +679,8 @@ export class SqliteOutbox {
         let newlyAcked = 0;
         if (upTo > chain.ackedSeq) {
           this.#stmts.ackRange.run(receipt.batchId, receipt.epoch, chain.ackedSeq, upTo);
-          this.#stmts.setAcked.run(upTo, receipt.epoch);
+          const ackedBytes = this.#stmts.rangeBytes.get(receipt.epoch, chain.ackedSeq, upTo)!.bytes;
+          this.#stmts.setAcked.run(upTo, ackedBytes, receipt.epoch);
           newlyAcked = upTo - chain.ackedSeq;
         }
         this.#stmts.setState.run(
@@ -576,6 +732,39 @@ export class SqliteOutbox {
   receiptCount(): number {
     return (this.db.prepare('SELECT count(*) AS n FROM receipts').get() as { n: number }).n;
   }
+}
+
+/**
+ * Runs `PRAGMA quick_check` ('quick') or `PRAGMA integrity_check` ('full') on a READ-ONLY
+ * connection, so that a corrupt file is never written to (a read-write connection could
+ * checkpoint its WAL into it on close). Throws OutboxCorruptError if the check finds a problem
+ * or SQLite cannot read the file as a database.
+ *
+ * Cost, measured on this project's 2-core machine with a warm page cache, on an outbox of
+ * 10^6 records (846 MiB, about the default hard cap): quick_check 1.3 s, integrity_check 5.3 s.
+ * Both read every page; integrity_check also re-checks every index against its table. The
+ * long-running `run` pays for the full check once at start; the short commands (`emit`,
+ * `sync`, `status`, `rotate-key`) run the quick one, which finds damaged pages and b-trees —
+ * what a torn write or a failing disk leaves behind — and costs milliseconds on an outbox of
+ * ordinary size.
+ */
+export function checkOutboxIntegrity(path: string, check: Exclude<IntegrityCheck, 'none'>): void {
+  const pragma = check === 'full' ? 'integrity_check' : 'quick_check';
+  let db: SqliteDatabase | undefined;
+  let problems: string[];
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma(`busy_timeout = ${DEFAULT_BUSY_TIMEOUT_MS}`);
+    const rows = db.pragma(pragma) as Array<{ [column: string]: string }>;
+    problems = rows.map((row) => String(Object.values(row)[0])).filter((line) => line !== 'ok');
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== 'string' || !/^SQLITE_(CORRUPT|NOTADB)/.test(code)) throw err;
+    problems = [`${code}: ${(err as Error).message}`];
+  } finally {
+    db?.close();
+  }
+  if (problems.length > 0) throw new OutboxCorruptError(path, `PRAGMA ${pragma}`, problems);
 }
 
 /** Applies every migration above the database's version, each in its own IMMEDIATE transaction. */

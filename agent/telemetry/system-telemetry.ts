@@ -1,13 +1,15 @@
 /**
  * System telemetry: on a node-cron schedule, one `kind: telemetry, type: system.health` record
  * with load averages, memory, free disk of the agent directory, uptimes and the outbox backlog.
- * It goes through the same outbox path as any record, so it is signed, chained and synced.
+ * It goes through the same outbox path as any record, so it is signed, chained and synced — and
+ * is refused like any telemetry above the buffer's soft cap (counted, summarised later).
  */
 import { statfs } from 'node:fs/promises';
 import { freemem, loadavg, totalmem, uptime } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../../shared/logger.ts';
-import type { AppendResult, RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { BufferCapError, type AppendResult, type RecordSigner, type SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { logBufferRefusal } from '../outbox/buffer-refusal.ts';
 
 export const SYSTEM_HEALTH_TYPE = 'system.health';
 
@@ -53,7 +55,8 @@ export function scheduleSystemTelemetry(options: { expression: string; dir: stri
         const { seq } = await recordSystemHealth(dir, outbox, key);
         logger.debug({ seq }, 'system telemetry recorded');
       } catch (err) {
-        logger.error({ err }, 'system telemetry failed');
+        if (err instanceof BufferCapError) logBufferRefusal(logger, err);
+        else logger.error({ err }, 'system telemetry failed');
       }
     },
     { name: 'system-telemetry', noOverlap: true },

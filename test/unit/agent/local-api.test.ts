@@ -6,7 +6,8 @@ import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from '../../../shared/probl
 import type { SignedRecord } from '../../../shared/record.ts';
 import { createLocalApi, listenLocalApi } from '../../../agent/local-api/app.ts';
 import { tokenMatches } from '../../../agent/local-api/local-token.ts';
-import type { SqliteOutbox } from '../../../agent/outbox/sqlite-outbox.ts';
+import { outboxPath, SqliteOutbox } from '../../../agent/outbox/sqlite-outbox.ts';
+import type { AgentStatus } from '../../../agent/status.ts';
 import { makeTestAgentDir, TEST_AGENT, type TestAgentDir } from './support/agent-dir.ts';
 
 describe('agent/local-api', () => {
@@ -152,5 +153,84 @@ describe('agent/local-api', () => {
     assert.equal(tokenMatches('abcd', 'abc'), false);
     assert.equal(tokenMatches(undefined, 'abc'), false);
     assert.equal(tokenMatches('', 'abc'), false);
+  });
+});
+
+describe('agent/local-api at the buffer caps', () => {
+  const CAP = { softBytes: 6_000, hardBytes: 12_000 };
+  let agent: TestAgentDir;
+  let outbox: SqliteOutbox;
+  let server: Server;
+  let base: string;
+  const logLines: string[] = [];
+
+  before(async () => {
+    agent = makeTestAgentDir();
+    outbox = SqliteOutbox.open(outboxPath(agent.dir), { cap: CAP });
+    const logger = createLogger('test-local-api-cap', 'debug', { write: (line: string) => void logLines.push(line) });
+    const listening = await listenLocalApi(createLocalApi({ outbox, key: agent.key, localToken: agent.localToken, logger }), 0);
+    server = listening.server;
+    base = `http://127.0.0.1:${listening.port}`;
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    outbox.close();
+    agent.remove();
+  });
+
+  const post = (body: unknown) =>
+    fetch(`${base}/v1/records`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${agent.localToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const record = (kind: string, type: string) => ({ kind, type, body: { payload: 'x'.repeat(300) } });
+
+  /** Posts until an answer other than 201; returns it. */
+  async function postUntilRefused(kind: string, type: string): Promise<Response> {
+    for (let i = 0; i < 200; i++) {
+      const response = await post(record(kind, type));
+      if (response.status !== 201) return response;
+      await response.body?.cancel();
+    }
+    assert.fail(`${kind} was never refused`);
+  }
+
+  const warnings = () => logLines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((line) => line.level === 40 && /cap reached/.test(line.msg));
+
+  it('answers 507 buffer.telemetry_refused above the soft cap, still takes audit records, and warns once', async () => {
+    const refused = await postUntilRefused('telemetry', 'service.health');
+    assert.equal(refused.status, 507);
+    assert.equal(refused.headers.get('content-type')?.split(';')[0], PROBLEM_CONTENT_TYPE);
+    const body = (await refused.json()) as { code: string; detail: string; softCapBytes: number; pendingBytes: number };
+    assert.equal(body.code, 'buffer.telemetry_refused');
+    assert.equal(body.softCapBytes, CAP.softBytes);
+    assert.match(body.detail, /NOT stored/);
+    assert.equal((await post(record('telemetry', 'service.health'))).status, 507);
+    const audit = await post(record('audit', 'certificate.issued'));
+    assert.equal(audit.status, 201, 'audit records are still accepted above the soft cap');
+    assert.equal(warnings().length, 1, "one warning when the soft cap is reached, not one per refusal");
+  });
+
+  it('answers 507 buffer.full to audit records at the hard cap, and status shows the counters and the cap state', async () => {
+    const refused = await postUntilRefused('audit', 'certificate.issued');
+    assert.equal(refused.status, 507);
+    assert.equal(((await refused.json()) as { code: string }).code, 'buffer.full');
+    assert.equal(warnings().length, 2, 'a second warning when the hard cap is reached');
+    const status = (await (await fetch(`${base}/v1/status`, { headers: { authorization: `Bearer ${agent.localToken}` } })).json()) as AgentStatus;
+    assert.equal(status.buffer.state, 'hard_cap');
+    assert.equal(status.buffer.softCapBytes, CAP.softBytes);
+    assert.equal(status.buffer.hardCapBytes, CAP.hardBytes);
+    assert.equal(status.buffer.pendingBytes, outbox.pendingBytes());
+    assert.equal(status.buffer.dropped?.dropped, 3);
+    assert.deepEqual(status.buffer.dropped?.byType, { 'service.health': 2, 'certificate.issued': 1 });
+  });
+
+  it('refuses a telemetry.dropped record from an application: only the agent writes summaries', async () => {
+    const response = await post({ kind: 'agent', type: 'telemetry.dropped', body: { dropped: 0 } });
+    assert.equal(response.status, 400);
+    assert.equal(((await response.json()) as { code: string }).code, 'request.invalid');
   });
 });

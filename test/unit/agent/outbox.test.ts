@@ -256,7 +256,7 @@ describe('agent/outbox migrations', () => {
       const tables = (outbox.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]);
       assert.deepEqual(tables, ['chains', 'receipts', 'records', 'signing_keys', 'state', 'witness_checkpoint']);
       assert.deepEqual(columns('records'), ['epoch', 'seq', 'id', 'kind', 'at', 'hash', 'canonical', 'bytes', 'stored_at', 'acked_batch']);
-      assert.deepEqual(columns('chains'), ['epoch', 'head_seq', 'head_hash', 'acked_seq']);
+      assert.deepEqual(columns('chains'), ['epoch', 'head_seq', 'head_hash', 'acked_seq', 'pending_bytes']);
       assert.deepEqual(columns('receipts'), ['batch_id', 'epoch', 'highest_seq', 'accepted', 'duplicates', 'receipt', 'signature', 'trace_id', 'verified_at']);
       assert.deepEqual(columns('state'), ['key', 'value']);
       assert.deepEqual(columns('witness_checkpoint'), ['slot', 'size', 'root', 'note', 'verified_at']);
@@ -291,6 +291,7 @@ describe('agent/outbox migrations', () => {
       assert.equal(migrated.db.prepare('SELECT count(*) FROM records').pluck().get(), 1);
       assert.equal(migrated.db.prepare("SELECT value FROM state WHERE key = 'pins'").pluck().get(), '{}');
       assert.equal(migrated.witnessCheckpoint(), undefined);
+      assert.equal(migrated.pendingBytes(), 2, 'the buffer total counts the unacknowledged record (migration 0004)');
     } finally {
       migrated.close();
       fresh.close();

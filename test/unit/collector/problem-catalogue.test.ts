@@ -17,6 +17,8 @@ function sourceFiles(dir: string): string[] {
 
 /** Codes that describe a server-side condition; everything else is the caller's problem. */
 const SERVER_CODES = new Set(['internal.error', 'service.unavailable']);
+/** The agent's local 507 answers (agent/outbox/buffer-cap.ts). */
+const AGENT_BUFFER_CODES = new Set(['storage.full', 'buffer.telemetry_refused', 'buffer.full']);
 
 describe('the problem catalogue', () => {
   const codes = Object.keys(PROBLEMS) as ProblemCode[];
@@ -35,8 +37,8 @@ describe('the problem catalogue', () => {
     for (const code of codes) {
       const { status } = PROBLEMS[code];
       assert.ok(Number.isInteger(status), code);
-      if (SERVER_CODES.has(code) || code === 'storage.full') {
-        // storage.full is the agent's 507: its disk, not the caller's request, is the limit.
+      if (SERVER_CODES.has(code) || AGENT_BUFFER_CODES.has(code)) {
+        // The agent's 507s: its disk or buffer cap, not the caller's request, is the limit.
         assert.ok(status >= 500 && status <= 599, `${code} is ${status}`);
       } else {
         assert.ok(status >= 400 && status <= 499, `${code} is ${status}`);
