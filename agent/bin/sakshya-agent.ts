@@ -9,7 +9,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { describeConfig, loadAgentConfig, type AgentConfig, type AgentConfigOverrides } from '../config.ts';
-import { OutboxNotInitialisedError, outboxPath, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import { BufferCapError, OutboxCorruptError, OutboxNotInitialisedError, outboxPath, SqliteOutbox, type IntegrityCheck } from '../outbox/sqlite-outbox.ts';
 import type { AgentStatus } from '../status.ts';
 import type { Syncer } from '../sync/syncer.ts';
 
@@ -19,6 +19,8 @@ import type { Syncer } from '../sync/syncer.ts';
 const LOGGER_NAME = 'sakshya-agent';
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
+/** The outbox failed its integrity check: restarting will not help (e.g. systemd RestartPreventExitStatus=3). */
+const EXIT_CORRUPT_OUTBOX = 3;
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -26,6 +28,16 @@ class UsageError extends Error {
 
 interface DirOption {
   dir?: string;
+}
+
+/**
+ * Opens the outbox with the configured buffer cap, after SQLite's integrity check: `run` (long
+ * lived, started rarely) pays for the full `integrity_check`, the short commands for
+ * `quick_check` (costs: agent/outbox/sqlite-outbox.ts, checkOutboxIntegrity). A corrupt outbox
+ * is refused, never repaired or recreated.
+ */
+function openOutbox(config: AgentConfig, integrity: IntegrityCheck = 'quick'): SqliteOutbox {
+  return SqliteOutbox.open(outboxPath(config.dir), { cap: config.bufferCap, integrity });
 }
 
 function setUp(flags: AgentConfigOverrides, configLogLevel: 'info' | 'debug'): { config: AgentConfig; logger: Logger } {
@@ -70,8 +82,15 @@ async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Log
     onAcknowledged: () => {
       const retired = retireAcknowledgedKeys(config.dir, outbox);
       if (retired.length > 0) logger.info({ files: retired }, 'rotation acknowledged: retired the old private keys (public halves kept for verify)');
+      writeDropSummary(outbox, key, logger);
     },
   });
+}
+
+/** Acknowledgements make room: summarise the refusals counted meanwhile, once under the soft cap. */
+function writeDropSummary(outbox: SqliteOutbox, key: Parameters<SqliteOutbox['writeDropSummary']>[0], logger: Logger): void {
+  const summary = outbox.writeDropSummary(key);
+  if (summary) logger.warn({ seq: summary.seq, body: summary.record.body }, 'buffer back under the soft cap: refused records summarised in a signed telemetry.dropped record');
 }
 
 function printStatus(status: AgentStatus): void {
@@ -81,6 +100,7 @@ function printStatus(status: AgentStatus): void {
     `pending    ${status.pending}${status.oldestPendingAt ? ` (oldest ${status.oldestPendingAt})` : ''}`,
     `acked      ${status.acked}`,
     `circuit    ${status.circuit.state}`,
+    `buffer     ${status.buffer.pendingBytes} bytes unacknowledged (soft cap ${status.buffer.softCapBytes}, hard cap ${status.buffer.hardCapBytes}): ${status.buffer.state}${status.buffer.dropped ? `; ${status.buffer.dropped.dropped} refused since ${status.buffer.dropped.firstAt}, not yet summarised` : ''}`,
     `key        ${status.keys.current} (from seq ${status.keys.history.at(-1)!.fromSeq})${status.keys.collectorKnows === status.keys.current ? '' : '; rotation not acknowledged yet'}`,
   ];
   if (status.lastError) lines.push(`last error ${status.lastError.at} ${status.lastError.reason}: ${status.lastError.detail}`);
@@ -107,7 +127,7 @@ function action<A extends unknown[]>(body: (...args: A) => Promise<void>): (...a
     } catch (err) {
       const usage = err instanceof ConfigError || err instanceof UsageError;
       process.stderr.write(`sakshya-agent: ${(err as Error).message}\n`);
-      process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE;
+      process.exitCode = usage ? EXIT_USAGE : err instanceof OutboxCorruptError ? EXIT_CORRUPT_OUTBOX : EXIT_FAILURE;
     }
   };
 }
@@ -158,7 +178,7 @@ program
         import('../local-api/local-token.ts'),
         import('../telemetry/system-telemetry.ts'),
       ]);
-      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      const outbox = openOutbox(config, 'full');
       const pins = outbox.pins();
       // Every append signs with the key the outbox names at that moment: a `rotate-key` run
       // next to this process takes effect for the next record.
@@ -166,6 +186,7 @@ program
       key.signingKey(outbox.signingKeyRef());
       const localToken = readLocalToken(config.dir);
       const syncer = await openSyncer(config, outbox, logger);
+      writeDropSummary(outbox, key, logger); // refusals counted before a restart, if there is room now
       const { server, port } = await listenLocalApi(createLocalApi({ outbox, key, localToken, logger }), config.port);
       logger.info({ port, agent: pins.agent, epoch: pins.epoch }, 'local api listening');
       const telemetry = config.telemetryCron
@@ -213,18 +234,25 @@ program
       } catch (err) {
         throw new UsageError(`--body is not valid JSON: ${(err as Error).message}`);
       }
-      const [{ AgentKeyring }, { isWitnessRecordType }, { isKeyRotationRecord }] = await Promise.all([
+      const [{ AgentKeyring }, { isWitnessRecordType }, { isKeyRotationRecord }, { isDropSummaryRecord }] = await Promise.all([
         import('../keys.ts'),
         import('../witness/witness-state.ts'),
         import('../../shared/key-rotation.ts'),
+        import('../outbox/buffer-refusal.ts'),
       ]);
       if (isWitnessRecordType(opts.kind, opts.type)) throw new UsageError(`--kind agent --type ${opts.type}: witness records are written by the agent itself`);
       if (isKeyRotationRecord(opts)) throw new UsageError('--kind agent --type key.rotated: use `sakshya-agent rotate-key`');
-      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      if (isDropSummaryRecord(opts)) throw new UsageError(`--kind agent --type ${opts.type}: drop summaries are written by the agent itself`);
+      const outbox = openOutbox(config);
       try {
         const key = new AgentKeyring(config.dir);
         const { id, seq } = outbox.append({ kind: opts.kind, type: opts.type, at: opts.at, body }, key);
         process.stdout.write(JSON.stringify({ id, seq }) + '\n');
+      } catch (err) {
+        if (err instanceof BufferCapError) {
+          throw new Error(`${err.level === 'soft' ? 'telemetry refused' : 'buffer full'} (507 ${err.level === 'soft' ? 'buffer.telemetry_refused' : 'buffer.full'}): ${err.message}; see docs/operations.md, "The buffer cap"`);
+        }
+        throw err;
       } finally {
         outbox.close();
       }
@@ -240,7 +268,7 @@ program
     action(async (opts: DirOption & { once?: boolean }) => {
       if (!opts.once) throw new UsageError('sync needs --once (the continuous sync loop is part of `sakshya-agent run`)');
       const { config, logger } = setUp({ dir: opts.dir }, 'info');
-      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      const outbox = openOutbox(config);
       try {
         const result = await (await openSyncer(config, outbox, logger)).drain();
         process.stdout.write(JSON.stringify({ ...result, pending: outbox.backlog().pending }) + '\n');
@@ -259,7 +287,7 @@ program
     action(async (opts: DirOption & { json?: boolean }) => {
       const { config } = setUp({ dir: opts.dir }, 'debug');
       const { readAgentStatus } = await import('../status.ts');
-      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      const outbox = openOutbox(config);
       try {
         const status = readAgentStatus(outbox);
         if (opts.json) process.stdout.write(JSON.stringify(status) + '\n');
@@ -300,7 +328,7 @@ program
     action(async (opts: DirOption & { json?: boolean }) => {
       const { config, logger } = setUp({ dir: opts.dir }, 'debug');
       const { rotateAgentKey } = await import('../key-rotation.ts');
-      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      const outbox = openOutbox(config);
       try {
         const result = rotateAgentKey(config.dir, outbox);
         logger.info({ seq: result.seq, oldKid: result.oldKid, newKid: result.newKid, keyFile: result.keyFile }, 'agent key rotated');
@@ -330,7 +358,7 @@ witness
     action(async (opts: DirOption & { resetTrust?: boolean; json?: boolean }) => {
       const { config, logger } = setUp({ dir: opts.dir }, 'debug');
       const [{ AgentKeyring }, { clearWitnessAlarm }] = await Promise.all([import('../keys.ts'), import('../witness/witness-alarm.ts')]);
-      const outbox = SqliteOutbox.open(outboxPath(config.dir));
+      const outbox = openOutbox(config);
       try {
         const result = clearWitnessAlarm(outbox, new AgentKeyring(config.dir), { resetTrust: opts.resetTrust === true });
         if (result.record !== null) {
