@@ -12,6 +12,7 @@ import { describeConfig, loadAgentConfig, type AgentConfig, type AgentConfigOver
 import { BufferCapError, OutboxCorruptError, OutboxNotInitialisedError, outboxPath, SqliteOutbox, type IntegrityCheck } from '../outbox/sqlite-outbox.ts';
 import type { AgentStatus } from '../status.ts';
 import type { Syncer } from '../sync/syncer.ts';
+import { readWitnessAlarm } from '../witness/witness-state.ts';
 
 // Modules only some commands need (HTTP client and server, cron, JOSE) are imported by those
 // commands, so that `emit` and `status` start quickly.
@@ -21,6 +22,8 @@ const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 /** The outbox failed its integrity check: restarting will not help (e.g. systemd RestartPreventExitStatus=3). */
 const EXIT_CORRUPT_OUTBOX = 3;
+/** `sync --once` delivered, but the collector's log failed a witness check: it rewrote history. */
+const EXIT_WITNESS_ALARM = 4;
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -263,7 +266,7 @@ program
   .command('sync')
   .description('send pending records to the collector')
   .addOption(dirOption())
-  .option('--once', 'drain what is pending now, then exit (non-zero on failure)')
+  .option('--once', 'drain what is pending now, then exit (1 on failure, 4 while a witness alarm is active)')
   .action(
     action(async (opts: DirOption & { once?: boolean }) => {
       if (!opts.once) throw new UsageError('sync needs --once (the continuous sync loop is part of `sakshya-agent run`)');
@@ -272,6 +275,13 @@ program
       try {
         const result = await (await openSyncer(config, outbox, logger)).drain();
         process.stdout.write(JSON.stringify({ ...result, pending: outbox.backlog().pending }) + '\n');
+        // Delivery worked, but a script that runs this must not read success while the
+        // collector is caught serving a rewritten history.
+        const alarm = readWitnessAlarm(outbox);
+        if (alarm) {
+          process.stderr.write(`sakshya-agent: WITNESS ALARM (${alarm.reason}) since ${alarm.raisedAt}: the collector's log failed a consistency check; see \`sakshya-agent status\`\n`);
+          process.exitCode = EXIT_WITNESS_ALARM;
+        }
       } finally {
         outbox.close();
       }

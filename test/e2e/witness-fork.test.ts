@@ -118,6 +118,11 @@ describe('a collector that serves a forked history', function () {
       }
     }
 
+    // A script that syncs by hand is told too: delivery works, the exit code says "alarm".
+    const manual = await runAgentCli(['sync', '--once'], { SAKSHYA_AGENT_DIR: dirs[0]! });
+    assert.equal(manual.code, 4, manual.stderr);
+    assert.match(manual.stderr, /WITNESS ALARM \(inconsistent\)/);
+
     // The outbox itself is intact; `verify` says so, and mentions the alarm.
     const verified = await runAgentCli(['verify'], { SAKSHYA_AGENT_DIR: dirs[0]! });
     assert.equal(verified.code, 0, verified.stdout);
