@@ -26,6 +26,7 @@ import { IngestService } from './services/ingest.ts';
 import { LedgerAudit } from './services/ledger-audit.ts';
 import { LedgerService } from './services/ledger.ts';
 import { RecordsService } from './services/records.ts';
+import { ReportService } from './services/reports.ts';
 import { SignaturePool } from './services/signature-pool.ts';
 import { DATABASE_FILE_NAME, openSqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { CollectorStore } from './store/store.ts';
@@ -53,6 +54,8 @@ export interface Container {
   authenticators: Authenticators;
   ingest: IngestService;
   records: RecordsService;
+  /** Report bundle exports (CLI and HTTP jobs). */
+  reports: ReportService;
   /** A new audit of the whole store (`ledger verify`), against this collector's own keys. */
   ledgerAudit(): LedgerAudit;
   /** Stops the worker pool and closes the database. */
@@ -152,6 +155,16 @@ export async function createContainer(config: CollectorConfig, options: Containe
     },
     ingest,
     records: new RecordsService({ store, chain: collectorChain }),
+    reports: new ReportService({
+      store,
+      origin: config.origin,
+      reportKey: keys.receipt,
+      publicKeys: publicKeysOf(config.origin, keys),
+      logger,
+      chain: collectorChain,
+      collectorDir: config.dir,
+      now,
+    }),
     ledgerAudit: () =>
       new LedgerAudit({
         store,

@@ -6,6 +6,7 @@
  *   agents revoke --agent ID | tokens issue --role admin|auditor --name WHO [--ttl 90d]
  *   tokens revoke --id ID | --name WHO | tokens list [--json]
  *   checkpoint [--json] | ledger stats [--json] | ledger verify [--json]
+ *   report export --from DATE --to DATE [--agent GLOB] [--kind K] [--type T] [--checkpoint-size N] --out DIR [--json]
  *
  * CLI commands act as the local operator: the COLLECTOR chain records them as `cli:<os user>`.
  *
@@ -17,6 +18,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { userInfo } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Command } from 'commander';
@@ -31,6 +33,8 @@ import { assertEnrollableAgentId, parseDurationSeconds } from '../services/enrol
 import { cliActor } from '../services/access.ts';
 import { DEFAULT_API_TOKEN_TTL_SECONDS } from '../services/api-tokens.ts';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { parseReportRequest } from '../services/report/filter-input.ts';
+import { progressReporter } from '../services/report/progress.ts';
 
 const NAME = 'sakshya-collector';
 /** How long in-flight requests get to finish after SIGTERM before connections are cut. */
@@ -133,6 +137,8 @@ async function serve(flags: ConfigFlags): Promise<void> {
   checkTls(config);
   const logger = loggerFor(config, 'serve');
   const container = await createContainer(config, { logger, mode: 'bootstrap' });
+  // Only the server owns export jobs: a CLI command next to it must not fail its running job.
+  await container.reports.recoverInterrupted();
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const app = createApp(container);
   const server: Server = tls ? createTlsServer({ cert: config.tlsCert, key: config.tlsKey, minVersion: 'TLSv1.2' }, app) : createServer(app);
@@ -396,5 +402,66 @@ withConfigFlags(program.command('checkpoint').description('print the latest sign
       });
     }),
   );
+
+const report = program.command('report').description('report bundles for auditors');
+withConfigFlags(
+  report
+    .command('export')
+    .description('export a signed, offline-verifiable report bundle (docs/report-bundle.md) into a new directory'),
+)
+  .requiredOption('--from <date>', 'first instant, inclusive: ISO date (UTC midnight) or date-time with Z or offset')
+  .requiredOption('--to <date>', 'end instant, exclusive: ISO date (UTC midnight) or date-time with Z or offset')
+  .option('--agent <glob>', 'agent ids matching this glob (* any run, ? one character), e.g. AS-KMR-*')
+  .option('--kind <kind>', 'only records of this kind: audit, telemetry or agent')
+  .option('--type <type>', 'only records of this type, e.g. certificate.issued')
+  .option('--checkpoint-size <n>', 'export against the stored checkpoint of this size (default: the latest)')
+  .requiredOption('--out <dir>', 'directory to create (absent or empty); written via a temporary directory next to it')
+  .option('--json', 'print a JSON summary')
+  .action(
+    action(
+      async (
+        flags: ConfigFlags & { from: string; to: string; agent?: string; kind?: string; type?: string; checkpointSize?: string; out: string; json?: boolean },
+      ) => {
+        let checkpointSize: number | undefined;
+        if (flags.checkpointSize !== undefined) {
+          if (!/^(0|[1-9][0-9]{0,15})$/.test(flags.checkpointSize)) throw new CliInputError(`--checkpoint-size ${JSON.stringify(flags.checkpointSize)} is not a whole number`);
+          checkpointSize = Number(flags.checkpointSize);
+        }
+        const request = asCliInput(() =>
+          parseReportRequest({ from: flags.from, to: flags.to, agent: flags.agent, kind: flags.kind, type: flags.type, checkpointSize }),
+        );
+        const out = resolvePath(flags.out);
+        await withContainer(flags, 'report export', 'existing', async (container) => {
+          const by = operator();
+          const progress = progressReporter({ logger: container.logger });
+          const result = await container.reports.exportToDirectory(request, out, by, progress).catch((err: unknown) => {
+            if (err instanceof Error && err.name === 'ProblemError') throw new CliInputError(err.message);
+            throw err;
+          });
+          const { counts, chains } = result.manifest;
+          container.logger.info({ out, records: counts.records, checkpointSize: result.checkpointSize, manifestSha256: result.manifestSha256, by }, 'report exported');
+          if (flags.json) {
+            printJson({ out, checkpointSize: result.checkpointSize, manifestSha256: result.manifestSha256, counts, filter: result.manifest.filter });
+            return;
+          }
+          const gaps = chains.reduce((n, c) => n + c.gaps.length, 0);
+          process.stdout.write(
+            `exported ${counts.records} records of ${counts.chains} chains (${gaps} gap${gaps === 1 ? '' : 's'}) at checkpoint size ${result.checkpointSize} to ${out}\n` +
+              `manifest sha256 ${result.manifestSha256}\n`,
+          );
+        });
+      },
+    ),
+  );
+
+/** Runs `fn`, turning a ProblemError (bad input) into a one-line CLI error. */
+function asCliInput<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof Error && err.name === 'ProblemError') throw new CliInputError(err.message);
+    throw err;
+  }
+}
 
 program.parseAsync(process.argv).catch(fail);

@@ -11,6 +11,7 @@ import { enrollResource } from '../resources/enroll.ts';
 import { healthResource } from '../resources/health.ts';
 import { ledgerResource } from '../resources/ledger.ts';
 import { recordsResource } from '../resources/records.ts';
+import { reportsResource } from '../resources/reports.ts';
 import { errorHandler, notFound } from './errors.ts';
 import { limitByIp } from './limits.ts';
 import { requestContext } from './request-context.ts';
@@ -32,6 +33,7 @@ export function createApp(container: Container): Express {
   app.use(API_PREFIX, ledgerResource({ ledger: container.ledger, publicKeys: container.publicKeys }));
   app.use(API_PREFIX, recordsResource({ authenticators: container.authenticators, records: container.records, principalLimiter: limiters.principal }));
   app.use(API_PREFIX, agentsResource({ authenticators: container.authenticators, enrollment: container.enrollment, principalLimiter: limiters.principal }));
+  app.use(API_PREFIX, reportsResource({ authenticators: container.authenticators, reports: container.reports, principalLimiter: limiters.principal }));
   app.use(notFound);
   app.use(errorHandler);
   return app;

@@ -9,7 +9,8 @@
  * - `agent`: a fresh EdDSA JWT signed by its enrolled key (services/agent-auth.ts). Submits its
  *   own records and reads its own records. Nothing else.
  * - `auditor`: a human bearer token (services/api-tokens.ts). Reads any agent's records (each
- *   read is a record of the COLLECTOR chain), proofs and checkpoints; later exports reports.
+ *   read is a record of the COLLECTOR chain), proofs and checkpoints; exports report bundles (each export is a
+ *   record of the COLLECTOR chain) and fetches only the exports its own token started.
  *   Never writes.
  * - `admin`: a human bearer token. Issues enrollment tokens, revokes agents. Does NOT read audit
  *   content: an admin who wants to read records needs an auditor token, issued (and recorded)
@@ -71,6 +72,10 @@ export const ROUTE_ACCESS = {
   'GET /api/v1/records/:id': ['agent', 'auditor'],
   'POST /api/v1/agents/:id/enrollment-tokens': ['admin'],
   'POST /api/v1/agents/:id/revoke': ['admin'],
+  // Exports are audit content: auditors only, and each job only for the token that started it (services/reports.ts).
+  'POST /api/v1/reports': ['auditor'],
+  'GET /api/v1/reports/:id': ['auditor'],
+  'GET /api/v1/reports/:id/bundle.tar.gz': ['auditor'],
 } as const satisfies { [route: string]: 'public' | readonly Role[] };
 
 export type RouteKey = keyof typeof ROUTE_ACCESS;

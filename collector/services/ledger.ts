@@ -104,6 +104,32 @@ export type LeafSelector = { id: string } | { index: number };
 
 const PLANNING_HASH = Buffer.alloc(HASH_SIZE);
 
+/**
+ * Runs `compute` (a proof or root function of shared/merkle.ts) over stored subtrees in two
+ * passes: the first, over placeholder hashes, records which nodes it reads (they depend on
+ * sizes and indices only); the second gets exactly those nodes, read in one `fetch` call.
+ * O(log n) nodes for any proof. Report exports use it too, with a caching `fetch`.
+ */
+export async function computeFromStoredSubtrees<T>(
+  compute: (read: SubtreeReader) => T,
+  fetch: (nodes: readonly SubtreeRef[]) => Promise<(Buffer | undefined)[]>,
+): Promise<T> {
+  const wanted: SubtreeRef[] = [];
+  compute((level, index) => {
+    wanted.push({ level, index });
+    return PLANNING_HASH;
+  });
+  const hashes = await fetch(wanted);
+  let next = 0;
+  return compute((level, index) => {
+    const ref = wanted[next];
+    const hash = hashes[next++];
+    if (!ref || ref.level !== level || ref.index !== index) throw new Error(`proof read node (${level}, ${index}) it did not plan`);
+    if (!hash) throw new StoreIntegrityError(`Merkle subtree (level ${level}, index ${index}) is missing from the store`);
+    return hash;
+  });
+}
+
 export class LedgerService {
   readonly origin: string;
   readonly #signer: NoteSigner;
@@ -244,26 +270,8 @@ export class LedgerService {
     return (await this.#store.latestCheckpoint())?.size ?? 0;
   }
 
-  /**
-   * Runs `compute` over stored subtrees in two passes: the first, over placeholder hashes,
-   * records which nodes it reads (they depend on sizes and indices only); the second gets
-   * exactly those nodes, read in one store call. O(log n) nodes for any proof.
-   */
   async #withSubtrees<T>(compute: (read: SubtreeReader) => T): Promise<T> {
-    const wanted: SubtreeRef[] = [];
-    compute((level, index) => {
-      wanted.push({ level, index });
-      return PLANNING_HASH;
-    });
-    const hashes = await this.#store.readSubtrees(wanted);
-    let next = 0;
-    return compute((level, index) => {
-      const ref = wanted[next];
-      const hash = hashes[next++];
-      if (!ref || ref.level !== level || ref.index !== index) throw new Error(`proof read node (${level}, ${index}) it did not plan`);
-      if (!hash) throw new StoreIntegrityError(`Merkle subtree (level ${level}, index ${index}) is missing from the store`);
-      return hash;
-    });
+    return computeFromStoredSubtrees(compute, (nodes) => this.#store.readSubtrees(nodes));
   }
 
   /** The latest checkpoint as a receipt names it, read inside `tx`. */

@@ -507,8 +507,11 @@ export interface ReportSource {
   agentEpoch(agent: string, epoch: number): Promise<AgentEpoch | undefined>;
   /** The key history of (agent, epoch), by fromSeq. */
   agentKeys(agent: string, epoch: number): Promise<AgentKey[]>;
-  /** (agent, epoch) pairs named by `agent.revoked` records of the COLLECTOR chain with index < size. */
-  revokedInTree(): Promise<{ agent: string; epoch: number }[]>;
+  /**
+   * (agent, epoch) named by each `agent.revoked` record of the COLLECTOR chain with index < size,
+   * and that record's `at` (the revocation time, as the ledger holds it), by ledger index.
+   */
+  revokedInTree(): Promise<{ agent: string; epoch: number; at: string }[]>;
   /** Stored hashes of `nodes`, in the same order; undefined where a node is not stored. */
   readSubtrees(nodes: readonly SubtreeRef[]): Promise<(Buffer | undefined)[]>;
   close(): Promise<void>;

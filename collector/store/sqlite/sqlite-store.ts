@@ -1108,13 +1108,13 @@ class SqliteReportSource implements ReportSource {
     );
   }
 
-  chainSeqs(agent: string, epoch: number, fromSeq: number, toSeq: number): AsyncIterable<ReportChainSeqRow> {
-    return streamRows(
-      this.#db
-        .prepare(`SELECT seq, kind, type, at FROM records WHERE agent = ? AND epoch = ? AND seq BETWEEN ? AND ? AND ledger_index < ? ORDER BY seq`)
-        .bind(agent, epoch, fromSeq, toSeq, this.#size),
-      (row: ReportChainSeqRow) => row,
-    );
+  async *chainSeqs(agent: string, epoch: number, fromSeq: number, toSeq: number): AsyncIterable<ReportChainSeqRow> {
+    // One prepared statement for every gap (an export may ask for many); gaps are read one at a time.
+    try {
+      yield* this.#lookups.chainSeqs.iterate(agent, epoch, fromSeq, toSeq, this.#size) as IterableIterator<ReportChainSeqRow>;
+    } catch (err) {
+      throw translateError(err);
+    }
   }
 
   async agentEpoch(agent: string, epoch: number): Promise<AgentEpoch | undefined> {
@@ -1126,8 +1126,8 @@ class SqliteReportSource implements ReportSource {
     return (this.#lookups.agentKeys.all(agent, epoch) as AgentKeyRow[]).map(toAgentKey);
   }
 
-  async revokedInTree(): Promise<{ agent: string; epoch: number }[]> {
-    return this.#lookups.revokedInTree.all(this.#size) as { agent: string; epoch: number }[];
+  async revokedInTree(): Promise<{ agent: string; epoch: number; at: string }[]> {
+    return this.#lookups.revokedInTree.all(this.#size) as { agent: string; epoch: number; at: string }[];
   }
 
   async readSubtrees(nodes: readonly SubtreeRef[]): Promise<(Buffer | undefined)[]> {
@@ -1151,10 +1151,11 @@ function prepareReportLookups(db: Db) {
     agentEpoch: db.prepare(`SELECT * FROM agent_epochs WHERE agent = ? AND epoch = ?`),
     agentKeys: db.prepare(`SELECT * FROM agent_keys WHERE agent = ? AND epoch = ? ORDER BY from_seq`),
     revokedInTree: db.prepare(
-      `SELECT json_extract(canonical, '$.body.agent') AS agent, json_extract(canonical, '$.body.epoch') AS epoch FROM records
+      `SELECT json_extract(canonical, '$.body.agent') AS agent, json_extract(canonical, '$.body.epoch') AS epoch, at FROM records
        WHERE agent = '${COLLECTOR_AGENT_ID}' AND type = 'agent.revoked' AND ledger_index < ? ORDER BY ledger_index`,
     ),
     subtree: db.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
+    chainSeqs: db.prepare(`SELECT seq, kind, type, at FROM records WHERE agent = ? AND epoch = ? AND seq BETWEEN ? AND ? AND ledger_index < ? ORDER BY seq`),
   };
 }
 

@@ -68,8 +68,8 @@ export class TestAgent {
     this.key = generateSigningKey().key;
   }
 
-  /** The next record of this agent's chain (advances the chain). */
-  next(body: { [key: string]: unknown } = { n: this.seq + 1 }, kind: RecordKind = 'audit', type = 'certificate.issued'): SignedRecord {
+  /** The next record of this agent's chain (advances the chain); `at` defaults to now. */
+  next(body: { [key: string]: unknown } = { n: this.seq + 1 }, kind: RecordKind = 'audit', type = 'certificate.issued', at = new Date().toISOString()): SignedRecord {
     const record = signRecord(
       {
         v: 1,
@@ -80,7 +80,7 @@ export class TestAgent {
         prev: this.prev,
         kind,
         type,
-        at: new Date().toISOString(),
+        at,
         body,
         kid: this.key.kid,
       },
