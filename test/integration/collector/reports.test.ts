@@ -4,6 +4,7 @@
  * inclusion proofs against the checkpoint), so the exporter stands on its own.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,12 +29,22 @@ import {
 } from '../../../shared/report/bundle-format.ts';
 import { UTF8_BOM } from '../../../collector/services/report/records-csv.ts';
 import { exportReport } from '../../../collector/services/reports.ts';
-import { makeTempDir, runCollectorCli, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
+import { makeTempDir, REPO_ROOT, runCollectorCli, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
 import { assertProblem } from './http-assertions.ts';
 import { collectorChain, enrolledAgent, humanToken } from './security-support.ts';
 import { request, type TestAgent } from './test-agent.ts';
 
 const DAY = '2026-11-22';
+const VERIFY_BIN = join(REPO_ROOT, 'verifier/bin/sakshya-verify.ts');
+
+function runNode(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [script, ...args], { cwd: REPO_ROOT }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') reject(err);
+      else resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}
 const at = (hour: number, day = DAY) => `${day}T${String(hour).padStart(2, '0')}:00:00.000Z`;
 const TRICKY_BODY = { user: 'Ram, "the" clerk', cert: { no: 'C-1', office: 'Kamrup' }, formula: '=SUM(A1)', list: [1, 2], neg: -5, note: 'line1\nline2', none: null };
 const DROPPED_BODY = { dropped: 42, firstAt: at(5), lastAt: at(6), reason: 'buffer.full', byType: { 'system.load': 40, 'system.disk': 2 } };
@@ -214,6 +225,22 @@ describe('report export (CLI and HTTP)', function () {
     assert.equal(keys.agents[0]!.revokedAt, null);
     assert.deepEqual(keys.agents[0]!.keys.map((k) => [k.fromSeq, k.kid, k.reason]), [[1, kmr1.key.kid, 'enrolled']]);
     assert.deepEqual(keys.collector, { origin: collector.origin, logKey: collector.container.publicKeys.logKey, reportKey: collector.container.publicKeys.jwks.keys[0] });
+  });
+
+  it('exports bundles, as a directory and as the HTTP tar.gz, that sakshya-verify accepts with the pinned collector keys', async () => {
+    const keysFile = join(makeTempDir(), 'collector-keys.json');
+    const keys = await api('/keys');
+    writeFileSync(keysFile, keys.text);
+    const out = join(makeTempDir(), 'b');
+    assert.equal((await cliExport(out, ['--from', DAY, '--to', '2026-11-23', '--checkpoint-size', String(checkpointSize)])).code, 0);
+    const { gz } = await httpExport({ from: DAY, to: '2026-11-23', checkpointSize });
+    const tarPath = join(makeTempDir(), 'bundle.tar.gz');
+    writeFileSync(tarPath, gz);
+    for (const bundle of [out, tarPath]) {
+      const verify = await runNode(VERIFY_BIN, [bundle, '--collector-key', keysFile, '--threads', '0']);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      assert.match(verify.stdout, new RegExp(`${kmr1.id} epoch 1: seq 1`));
+    }
   });
 
   it('gives kind/type-filtered seqs the reason excluded-by-filter, and leaves agents outside the glob out entirely', async () => {
