@@ -30,7 +30,8 @@ export class HashedFileWriter {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     this.#hash.update(bytes);
     this.#bytes += bytes.length;
-    if (!this.#stream.write(bytes)) await Promise.race([once(this.#stream, 'drain'), once(this.#stream, 'error').then(([err]) => Promise.reject(err))]);
+    // events.once rejects if the stream emits 'error' while we wait.
+    if (!this.#stream.write(bytes)) await once(this.#stream, 'drain');
   }
 
   /** Flushes, fsyncs-by-close and returns the digest of everything written. */
