@@ -1,16 +1,21 @@
 /**
  * `npm run demo` — the main job, end to end, on embedded SQLite in a temporary directory:
  * a collector, three enrolled agents writing audit records and telemetry, a collector outage the
- * agents survive by buffering, the collector back, every backlog drained, and the figures.
+ * agents survive by buffering, the collector back, every backlog drained, and the figures; then
+ * a signed report bundle exported and verified offline with `sakshya-verify` against the
+ * collector's published keys, and a tampered copy of it caught.
  *
  * Everything runs as real processes (`sakshya-collector serve`, `sakshya-agent run`) talking
  * real HTTP on 127.0.0.1; the demo drives them only through their public interfaces.
  * Pass `--keep` to keep the temporary directory for a look afterwards.
  */
-import { rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { makeTempDir, runCollectorCli, startCollectorProcess, type CollectorProcess } from '../test/helpers/collector-process.ts';
 import { initAgent, runAgentCli, startAgentProcess, type AgentProcess } from '../test/helpers/agent-process.ts';
 
@@ -20,6 +25,7 @@ const RECORDS_BEFORE_OUTAGE = 40;
 const RECORDS_DURING_OUTAGE = 120;
 const DRAIN_TIMEOUT_MS = 60_000;
 const keep = process.argv.includes('--keep');
+const VERIFY_BIN = fileURLToPath(new URL('../verifier/bin/sakshya-verify.ts', import.meta.url));
 
 const say = (text = '') => process.stdout.write(text + '\n');
 
@@ -75,6 +81,18 @@ async function waitForDrain(agents: DemoAgent[]): Promise<void> {
     if (statuses.every((s) => s.pending === 0)) return;
     if (Date.now() > deadline) throw new Error(`backlogs did not drain in ${DRAIN_TIMEOUT_MS} ms: ${JSON.stringify(statuses)}`);
     await sleep(250);
+  }
+}
+
+/** Runs `sakshya-verify` as an auditor would; its exit code is part of the answer. */
+async function runVerifier(args: string[]): Promise<{ code: number; stdout: string }> {
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [VERIFY_BIN, ...args], { maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, stdout };
+  } catch (err) {
+    const failed = err as { code?: number; stdout?: string; stderr?: string };
+    if (typeof failed.code !== 'number') throw err;
+    return { code: failed.code, stdout: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
   }
 }
 
@@ -141,6 +159,31 @@ async function main(): Promise<void> {
     say('');
     say(`Ledger size ${ledger.size} (${Object.entries(ledger.byKind).map(([k, n]) => `${k} ${n}`).join(', ')}), checkpoint size ${ledger.checkpoint.size} root ${ledger.checkpoint.root}`);
     say('Nothing lost, nothing duplicated.');
+
+    // The auditor's part: the state publishes the collector's keys; the bundle is checked offline.
+    const day = new Date().toISOString().slice(0, 10);
+    const nextDay = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const bundle = join(base, `report-${day}`);
+    const exported = await runCollectorCli(['report', 'export', '--from', day, '--to', nextDay, '--agent', 'AS-*', '--out', bundle, '--json'], collectorEnv);
+    if (exported.code !== 0) throw new Error(`report export: ${exported.stderr}`);
+    const summary = JSON.parse(exported.stdout) as { counts?: { records?: number } };
+    say('');
+    say(`6. Report exported for ${day} (agents AS-*): ${summary.counts?.records ?? '?'} records, signed manifest, inclusion proofs → ${bundle}`);
+    const keysFile = join(base, 'collector-keys.json');
+    writeFileSync(keysFile, await (await fetch(`${collector.url}/api/v1/keys`)).text());
+    const verified = await runVerifier([bundle, '--collector-key', keysFile]);
+    say(`7. sakshya-verify, offline, with the collector keys the state published (exit ${verified.code}):`);
+    for (const line of verified.stdout.trimEnd().split('\n')) say(`   ${line}`);
+    if (verified.code !== 0) throw new Error('the exported report did not verify');
+
+    const tampered = `${bundle}-tampered`;
+    cpSync(bundle, tampered, { recursive: true });
+    const recordsFile = join(tampered, 'records.jsonl');
+    writeFileSync(recordsFile, readFileSync(recordsFile, 'utf8').replace('"kind":"audit"', '"kind":"agent"'));
+    const caught = await runVerifier([tampered, '--collector-key', keysFile]);
+    say(`8. The same bundle with one record's kind edited: sakshya-verify exits ${caught.code}`);
+    for (const line of caught.stdout.trimEnd().split('\n').filter((l) => /FAILED|records\.jsonl/.test(l)).slice(0, 3)) say(`   ${line}`);
+    if (caught.code !== 1) throw new Error('a tampered report was not caught');
   } finally {
     await Promise.all(agents.map((a) => a.process.stop()));
     await collector?.stop();
