@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { compactVerify } from 'jose';
 import tar from 'tar-stream';
-import { fromBase64Url } from '../../../shared/crypto.ts';
+import { fromBase64Url, generateSigningKey } from '../../../shared/crypto.ts';
 import { verifyInclusion } from '../../../shared/merkle.ts';
 import { leafHashOfCanonical } from '../../../shared/record.ts';
 import {
@@ -75,6 +75,7 @@ describe('report export (CLI and HTTP)', function () {
   let kmr1: TestAgent;
   let kmr2: TestAgent;
   let other: TestAgent;
+  let rotatedKids: string[];
   let auditor: { token: string; id: string };
   let checkpointSize: number;
 
@@ -126,7 +127,15 @@ describe('report export (CLI and HTTP)', function () {
       ]),
     );
     await kmr2.sendOk(kmr2.batch([1, 2, 3].map((h) => kmr2.next({ n: h }, 'audit', 'certificate.issued', at(h + 10)))));
-    await other.sendOk(other.batch([other.next({ n: 1 }, 'audit', 'certificate.issued', at(12))]));
+    // other: seq 1 with the enrolled key, seq 2 rotates the key (signed with the old one), seq 3 with the new key.
+    const enrolledKey = other.key;
+    const enrolledKid = enrolledKey.kid;
+    const newKey = generateSigningKey().key;
+    const rotation = [other.next({ n: 1 }, 'audit', 'certificate.issued', at(12)), other.next({ newKey: newKey.publicJwk, newKid: newKey.kid }, 'agent', 'key.rotated', at(13))];
+    other.key = newKey;
+    // The batch carrying the rotation is authenticated by the key the collector knows: the old one.
+    await other.sendOk(other.batch([...rotation, other.next({ n: 3 }, 'audit', 'certificate.issued', at(14))]), { token: await other.token({ key: enrolledKey }) });
+    rotatedKids = [enrolledKid, newKey.kid];
     await collector.container.enrollment.revokeAgent(kmr2.id, 'cli:test');
     auditor = await humanToken(collector, 'auditor', 'cag-audit-cell');
     checkpointSize = (await collector.container.ledger.latestCheckpoint())!.size;
@@ -257,10 +266,13 @@ describe('report export (CLI and HTTP)', function () {
           { from: 6, to: 6, reason: 'excluded-by-filter' },
         ]],
         [kmr2.id, 1, 3, 3, []],
-        [other.id, 1, 1, 1, []],
+        [other.id, 1, 3, 2, [{ from: 2, to: 2, reason: 'excluded-by-filter' }]],
       ],
     );
-    assert.deepEqual(JSON.parse(cli.stdout).counts.byKind, { audit: 8, telemetry: 0, agent: 0 });
+    assert.deepEqual(JSON.parse(cli.stdout).counts.byKind, { audit: 9, telemetry: 0, agent: 0 });
+    const keys = keysFileSchema.parse(JSON.parse(readFileSync(join(out, BUNDLE_FILES.keys), 'utf8')));
+    const otherKeys = keys.agents.find((a) => a.agent === other.id)!.keys;
+    assert.deepEqual(otherKeys.map((k) => [k.fromSeq, k.kid, k.reason]), [[1, rotatedKids[0], 'enrolled'], [3, rotatedKids[1], 'rotated']], 'the key history carries the rotation');
   });
 
   it('writes RFC 4180 CSV with a BOM, CRLF, flattened body columns and the injection guard, which a CSV parser reads back', async () => {
@@ -299,7 +311,7 @@ describe('report export (CLI and HTTP)', function () {
     assert.doesNotMatch(html, /<script/i);
     assert.doesNotMatch(html, /https?:\/\//i);
     assert.doesNotMatch(html, /<link|@import|url\(/i);
-    assert.match(html, /id="total-records">11</);
+    assert.match(html, /id="total-records">13</);
     assert.match(html, /id="total-chains">3</);
     assert.match(html, /<svg[^>]*role="img"/);
     assert.match(html, new RegExp(`<td>${kmr1.id}</td>`));
