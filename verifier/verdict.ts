@@ -50,7 +50,7 @@ export function formatChain(chain: ChainVerdict): string[] {
   }
   parts.push(`${plural(chain.verified, 'record')} verified`);
   if (chain.failed > 0) parts.push(`${formatCount(chain.failed)} FAILED`);
-  else if (chain.problems > 0) parts.push(`${plural(chain.problems, 'problem')} in the manifest's account of it`);
+  else if (chain.problems > chain.undeclaredGaps.length) parts.push(`${plural(chain.problems - chain.undeclaredGaps.length, 'other problem')} (listed below)`);
   const lines = [`${name}: ${parts.join(', ')}`];
   for (const drop of chain.dropped) {
     lines.push(`  ${name}: ${plural(drop.dropped, 'telemetry record')} dropped by the agent between ${drop.firstAt} and ${drop.lastAt} (telemetry.dropped record seq ${formatCount(drop.seq)})`);

@@ -1,8 +1,9 @@
 /**
  * sakshya-verify against bundles built from first principles (test/helpers/synthetic-bundle.ts):
- * the cases a healthy collector cannot be made to produce (a `not-in-ledger` gap, a dishonest
- * operator re-signing a bundle with the real key after removing or reordering records), the
- * archive form, the CLI's exit codes and the verdict's wording. Every case runs the real bin.
+ * the cases a healthy collector cannot be made to produce (a `not-in-ledger` gap, a key rotation
+ * in the range, a dishonest operator re-signing a reordered bundle or a forged checkpoint with
+ * the real key), unsafe archives, and the CLI's exit codes. The tampering list of issue 5 runs
+ * against real exported bundles in exported-bundle.test.ts. Every CLI case runs the real bin.
  */
 import assert from 'node:assert/strict';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,9 +12,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack as tarPack } from 'tar-stream';
-import { generateSigningKey } from '../../../shared/crypto.ts';
-import { ALL_BUNDLE_FILES, BUNDLE_FILES, type Manifest } from '../../../shared/report/bundle-format.ts';
-import { buildSyntheticBundle, newCollectorIdentity, publishedKeys, resignBundle, writeManifest, type SyntheticBundle } from '../../helpers/synthetic-bundle.ts';
+import { ALL_BUNDLE_FILES, BUNDLE_FILES } from '../../../shared/report/bundle-format.ts';
+import { buildSyntheticBundle, publishedKeys, resignBundle, type SyntheticBundle } from '../../helpers/synthetic-bundle.ts';
 import { copyBundle, runVerifyCli } from '../../helpers/verifier-process.ts';
 import { verifyBundle, type BundleVerification } from '../../../verifier/verify-bundle.ts';
 
@@ -96,61 +96,6 @@ describe('sakshya-verify on synthetic bundles', function () {
     assert.deepEqual(result.chains[0]!.dropped[0]!.dropped, 1204);
   });
 
-  describe('a changed byte in any file fails and names the file', () => {
-    const expected: { [file: string]: string } = {
-      [BUNDLE_FILES.records]: 'file.sha256_mismatch',
-      [BUNDLE_FILES.proofs]: 'file.sha256_mismatch',
-      [BUNDLE_FILES.checkpoint]: 'file.sha256_mismatch',
-      [BUNDLE_FILES.keys]: 'file.sha256_mismatch',
-      [BUNDLE_FILES.csv]: 'file.sha256_mismatch',
-      [BUNDLE_FILES.summary]: 'file.sha256_mismatch',
-      // The JWS still verifies, but over the original bytes.
-      [BUNDLE_FILES.manifest]: 'manifest.payload_mismatch',
-      [BUNDLE_FILES.manifestJws]: 'manifest.bad_signature',
-    };
-    for (const file of ALL_BUNDLE_FILES) {
-      it(file, async () => {
-        const dir = copyBundle(base.dir);
-        const bytes = readFileSync(join(dir, file));
-        // A character in the middle becomes another printable one: the file stays plausible.
-        const middle = Math.floor(bytes.length / 2);
-        bytes[middle] = bytes[middle] === 0x41 ? 0x42 : 0x41;
-        writeFileSync(join(dir, file), bytes);
-        const { code, result } = await verifyJson(dir);
-        assert.equal(code, 1);
-        assert.ok(checks(result).includes(`${file}:${expected[file]}`), JSON.stringify(result.problems, null, 1));
-      });
-    }
-  });
-
-  it('a record removed with its proof line fails: file hash, and, re-signed by the operator, the undeclared gap', async () => {
-    const dir = copyBundle(base.dir);
-    const removeAt = lines(dir, BUNDLE_FILES.records).findIndex((line) => line.includes(`"agent":"${A}"`) && line.includes('"seq":7,'));
-    assert.ok(removeAt > 0);
-    for (const file of [BUNDLE_FILES.records, BUNDLE_FILES.proofs]) writeLines(dir, file, lines(dir, file).filter((_, i) => i !== removeAt));
-    const plain = await verifyJson(dir);
-    assert.equal(plain.code, 1);
-    assert.ok(checks(plain.result).includes('records.jsonl:file.sha256_mismatch'));
-    assert.ok(checks(plain.result).includes('records.jsonl:chain.undeclared_gap'));
-
-    // A dishonest operator with the collector's real report key fixes every count but cannot
-    // declare the gap without saying so: only the chain check remains, and it names the seq.
-    await resignBundle(dir, base.identity.report, (manifest: Manifest) => {
-      manifest.counts.records--;
-      manifest.counts.byKind.audit--;
-      manifest.chains[0]!.records--;
-    });
-    const resigned = await verifyJson(dir);
-    assert.equal(resigned.code, 1);
-    assert.deepEqual(checks(resigned.result), ['records.jsonl:chain.undeclared_gap']);
-    assert.equal(resigned.result.problems[0]!.found, 'seq 7');
-    assert.equal(resigned.result.problems[0]!.agent, A);
-    const text = await runVerifyCli([dir, '--collector-key', keyFile]);
-    assert.match(text.stdout, new RegExp(`^${A} epoch 1: seq 1–60, 1 UNDECLARED gap \\(seq 7\\), 59 records verified`, 'm'));
-    assert.match(text.stdout, /^FAILED: 1 problem$/m);
-    assert.match(text.stdout, /records\.jsonl \(AS-KMR-001 epoch 1\): chain\.undeclared_gap: seq 7 of this chain is missing/);
-  });
-
   it('two records reordered (with their proofs) fail on ledger order, even re-signed', async () => {
     const dir = copyBundle(base.dir);
     for (const file of [BUNDLE_FILES.records, BUNDLE_FILES.proofs]) {
@@ -165,24 +110,6 @@ describe('sakshya-verify on synthetic bundles', function () {
     const order = result.problems.find((problem) => problem.check === 'records.ledger_order')!;
     assert.equal(order.line, 12);
     assert.ok(checks(result).includes('records.jsonl:chain.seq_order'));
-  });
-
-  it('a record swapped in from another agent fails: no key for it, and not the leaf its proof proves', async () => {
-    const other = await buildSyntheticBundle(join(work, 'other'), [{ agent: 'AS-TSK-009', count: 5 }]);
-    const dir = copyBundle(base.dir);
-    const content = lines(dir, BUNDLE_FILES.records);
-    content[5] = lines(other.dir, BUNDLE_FILES.records)[2]!;
-    writeLines(dir, BUNDLE_FILES.records, content);
-    await resignBundle(dir, base.identity.report);
-    const { code, result } = await verifyJson(dir);
-    assert.equal(code, 1);
-    const problems = checks(result);
-    assert.ok(problems.includes('records.jsonl:record.no_key'), problems.join('\n'));
-    assert.ok(problems.includes('proofs.jsonl:proof.id_mismatch'));
-    assert.ok(problems.includes('proofs.jsonl:proof.leaf_mismatch'));
-    const noKey = result.problems.find((problem) => problem.check === 'record.no_key')!;
-    assert.equal(noKey.line, 6);
-    assert.equal(noKey.agent, 'AS-TSK-009');
   });
 
   it("a record of another agent of the same bundle under the first agent's name fails its signature", async () => {
@@ -210,39 +137,6 @@ describe('sakshya-verify on synthetic bundles', function () {
     await resignBundle(dir, base.identity.report);
     const resigned = await verifyJson(dir);
     assert.deepEqual(checks(resigned.result), ['checkpoint:checkpoint.invalid']);
-  });
-
-  it('a manifest signed with another key fails, pinned or not', async () => {
-    const intruder = generateSigningKey().key;
-    const dir = copyBundle(base.dir);
-    await writeManifest(dir, base.manifest, intruder);
-    const unpinned = await verifyJson(dir, false);
-    assert.equal(unpinned.code, 1);
-    assert.ok(checks(unpinned.result).includes('manifest.jws:manifest.wrong_key'));
-    assert.ok(checks(unpinned.result).includes('manifest.jws:manifest.bad_signature'));
-    const bad = unpinned.result.problems.find((problem) => problem.check === 'manifest.wrong_key')!;
-    assert.equal(bad.found, intruder.kid);
-    assert.equal(bad.expected, base.identity.report.kid);
-  });
-
-  it('a tampered bundle re-signed with another key, its own key put in keys.json, fails against the pinned key', async () => {
-    const intruder = newCollectorIdentity();
-    const dir = copyBundle(base.dir);
-    const keys = JSON.parse(readFileSync(join(dir, BUNDLE_FILES.keys), 'utf8')) as { collector: { reportKey: unknown } };
-    keys.collector.reportKey = publishedKeys(intruder).jwks.keys[0];
-    writeFileSync(join(dir, BUNDLE_FILES.keys), JSON.stringify(keys));
-    const content = lines(dir, BUNDLE_FILES.records);
-    writeLines(dir, BUNDLE_FILES.records, content.slice(0, -1));
-    await resignBundle(dir, intruder.report);
-    // Unpinned, the forgery's own key makes its signature look fine: that is why pinning matters.
-    const unpinned = await verifyJson(dir, false);
-    assert.ok(!checks(unpinned.result).some((check) => check.startsWith('manifest.jws:')), checks(unpinned.result).join('\n'));
-    const pinned = await verifyJson(dir);
-    assert.equal(pinned.code, 1);
-    const problems = checks(pinned.result);
-    assert.ok(problems.includes('manifest.jws:manifest.wrong_key'), problems.join('\n'));
-    assert.ok(problems.includes('manifest.jws:manifest.bad_signature'));
-    assert.ok(problems.includes('keys.json:keys.report_key_mismatch'));
   });
 
   it('an unlisted extra file is reported', async () => {
