@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConfigError, parseConfig, readEnvironment } from '../shared/config.ts';
 import { DEFAULT_COLLECTOR_PORT } from '../shared/protocol.ts';
 import { isValidNoteName } from '../shared/signed-note.ts';
+import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from './services/clock-skew.ts';
 
 export const DEFAULT_COLLECTOR_HOST = '127.0.0.1';
 export const DEFAULT_COLLECTOR_ORIGIN = 'sakshya.local/collector';
@@ -49,6 +50,8 @@ export const COLLECTOR_ENV = {
   /** PEM text; usually given as SAKSHYA_COLLECTOR_TLS_CERT_FILE / _KEY_FILE (paths, read at start). */
   tlsCert: 'SAKSHYA_COLLECTOR_TLS_CERT',
   tlsKey: 'SAKSHYA_COLLECTOR_TLS_KEY',
+  /** How far a record's `at` may be off before it counts as clock skew (services/clock-skew.ts). */
+  clockSkewToleranceMs: 'SAKSHYA_CLOCK_SKEW_TOLERANCE',
 } as const;
 
 type ConfigKey = keyof typeof COLLECTOR_ENV;
@@ -73,6 +76,20 @@ const rateText = z
   .transform(Number)
   .pipe(z.number().positive());
 
+/**
+ * A duration: digits and one unit (ms, s, m, h, d), e.g. `5m`; in milliseconds. Hand-written, not
+ * a duration library: those also accept "1.5 weeks" or "2h30m", which a config check should not.
+ */
+const durationMsText = (minMs: number, maxMs: number) =>
+  z
+    .string()
+    .regex(/^\d{1,9}(ms|s|m|h|d)$/, 'must be a duration such as 300s, 5m or 1h')
+    .transform((text) => {
+      const [, digits, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(text)!;
+      return Number(digits) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms' | 's' | 'm' | 'h' | 'd'];
+    })
+    .pipe(z.number().min(minMs, `must be at least ${minMs} ms`).max(maxMs, `must be at most ${maxMs / 86_400_000} days`));
+
 const pemText = (label: string) => z.string().regex(new RegExp(`-----BEGIN [A-Z ]*${label}-----`), `must be PEM text holding a ${label}`);
 
 export const collectorConfigSchema = z
@@ -93,6 +110,7 @@ export const collectorConfigSchema = z
   trustProxy: z.string().min(1).max(512).optional(),
   tlsCert: pemText('CERTIFICATE').optional(),
   tlsKey: pemText('PRIVATE KEY').optional(),
+  clockSkewToleranceMs: durationMsText(1000, 30 * 86_400_000).default(DEFAULT_CLOCK_SKEW_TOLERANCE_MS),
   })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
     message: 'set both SAKSHYA_COLLECTOR_TLS_CERT_FILE and SAKSHYA_COLLECTOR_TLS_KEY_FILE, or neither',

@@ -118,7 +118,15 @@ export async function createContainer(config: CollectorConfig, options: Containe
       throw err;
     }
   }
-  const enrollment = new EnrollmentService({ store, chain: collectorChain, origin: config.origin, logKey: keys.log, receiptKey: keys.receipt, now });
+  const enrollment = new EnrollmentService({
+    store,
+    chain: collectorChain,
+    origin: config.origin,
+    logKey: keys.log,
+    receiptKey: keys.receipt,
+    now,
+    clockSkewToleranceMs: config.clockSkewToleranceMs,
+  });
   const apiTokens = new ApiTokenService({ store, chain: collectorChain, now });
   const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now });
   let pool: SignaturePool | undefined;
@@ -129,6 +137,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     receiptKey: keys.receipt,
     origin: config.origin,
     now,
+    clockSkewToleranceMs: config.clockSkewToleranceMs,
   });
 
   return {

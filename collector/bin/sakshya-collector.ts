@@ -264,6 +264,7 @@ withConfigFlags(agents.command('list').description('list agents per epoch, with 
           process.stdout.write(
             `${a.agent}\tepoch ${a.epoch}\tseq ${a.highestSeq}\tentries ${a.ledgerEntries}\tgaps ${gaps}\tquarantined ${a.quarantined}\t` +
               `witnessed ${a.witnessedSize ?? '-'}\tkeys ${a.keys.length}\tbacklog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}` +
+              `\tclock skew ${a.clockSkew.implausible}` +
               `${a.revokedAt ? `\trevoked ${a.revokedAt}` : ''}\n`,
           );
         }

@@ -24,7 +24,8 @@ import type { EnrollRequest, EnrollResponse } from '../../shared/protocol.ts';
 import { agentIdSchema } from '../../shared/protocol.ts';
 import { COLLECTOR_AGENT_ID } from '../../shared/record.ts';
 import { verifierKeyString } from '../../shared/signed-note.ts';
-import type { CollectorStore, SeqRange } from '../store/store.ts';
+import type { ClockSkewState, CollectorStore, SeqRange } from '../store/store.ts';
+import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from './clock-skew.ts';
 import type { Actor } from './access.ts';
 import type { CollectorChain } from './collector-chain.ts';
 
@@ -65,6 +66,21 @@ export interface AgentListing {
   witnessedAt: string | null;
   /** The epoch's key history (ADR 0006): the enrolled key from seq 1, then each rotated key. */
   keys: AgentKeyListing[];
+  /** Records whose `at` is implausible (services/clock-skew.ts); zeros before the first batch. */
+  clockSkew: ClockSkewReport;
+}
+
+/** The clock-skew report of one (agent, epoch), as `agents list --json` shows it. */
+export interface ClockSkewReport {
+  toleranceMs: number;
+  implausible: number;
+  byRule: { ahead: number; backwards: number; behind: number };
+  /** Largest `at` ahead of the receive time, backwards jump between consecutive seqs, and lag behind a caught-up batch (ms). */
+  maxAheadMs: number | null;
+  maxBackwardsMs: number | null;
+  maxBehindMs: number | null;
+  /** The newest implausible record. */
+  lastSeen: ClockSkewState['lastSkew'];
 }
 
 /** One key of an epoch's history, as `agents list` shows it. */
@@ -95,6 +111,7 @@ export class EnrollmentService {
   readonly #logVerifierKey: string;
   readonly #receiptKey: SigningKey;
   readonly #now: () => Date;
+  readonly #clockSkewToleranceMs: number;
 
   constructor(options: {
     store: CollectorStore;
@@ -103,6 +120,8 @@ export class EnrollmentService {
     logKey: SigningKey;
     receiptKey: SigningKey;
     now: () => Date;
+    /** The tolerance ingest judges `at` with, shown next to the clock-skew counts. */
+    clockSkewToleranceMs?: number;
   }) {
     this.#store = options.store;
     this.#chain = options.chain;
@@ -110,6 +129,7 @@ export class EnrollmentService {
     this.#logVerifierKey = verifierKeyString(options.origin, fromBase64Url(options.logKey.publicJwk.x));
     this.#receiptKey = options.receiptKey;
     this.#now = options.now;
+    this.#clockSkewToleranceMs = options.clockSkewToleranceMs ?? DEFAULT_CLOCK_SKEW_TOLERANCE_MS;
   }
 
   /**
@@ -209,6 +229,15 @@ export class EnrollmentService {
       witnessedSize: row.witnessedSize,
       witnessedAt: row.witnessedAt,
       keys: keys.get(`${row.agent}\u0000${row.epoch}`) ?? [],
+      clockSkew: {
+        toleranceMs: this.#clockSkewToleranceMs,
+        implausible: row.clockSkew?.implausible ?? 0,
+        byRule: { ahead: row.clockSkew?.ahead ?? 0, backwards: row.clockSkew?.backwards ?? 0, behind: row.clockSkew?.behind ?? 0 },
+        maxAheadMs: row.clockSkew?.maxAheadMs ?? null,
+        maxBackwardsMs: row.clockSkew?.maxBackwardsMs ?? null,
+        maxBehindMs: row.clockSkew?.maxBehindMs ?? null,
+        lastSeen: row.clockSkew?.lastSkew ?? null,
+      },
     }));
   }
 }

@@ -46,6 +46,7 @@ import type { AuthenticatedAgent } from './agent-auth.ts';
 import type { CheckpointRef, LedgerService, PreparedRecord } from './ledger.ts';
 import { planBatchKeys, type BatchRotation } from './batch-keys.ts';
 import type { SignaturePool, VerifyOutcome } from './signature-pool.ts';
+import { assessClock, type ClockAssessment } from './clock-skew.ts';
 
 export interface IngestRequest {
   agent: AuthenticatedAgent;
@@ -69,7 +70,7 @@ export interface IngestReply {
 type WitnessOutcome = 'recorded' | 'older' | 'unknown_checkpoint';
 
 type CommitOutcome =
-  | { kind: 'accepted'; reply: IngestReply; witness?: WitnessOutcome }
+  | { kind: 'accepted'; reply: IngestReply; witness?: WitnessOutcome; clock?: ClockAssessment }
   | { kind: 'equivocation'; conflicts: { id: string; seq: number; recordHash: string; storedHash: string }[] };
 
 /** The records a batch carries, as one digest: sha256 over their record hashes, in order. */
@@ -96,6 +97,7 @@ export class IngestService {
   readonly #receiptKey: SigningKey;
   readonly #origin: string;
   readonly #now: () => Date;
+  readonly #clockSkewToleranceMs: number;
 
   constructor(options: {
     store: CollectorStore;
@@ -105,6 +107,8 @@ export class IngestService {
     receiptKey: SigningKey;
     origin: string;
     now: () => Date;
+    /** services/clock-skew.ts */
+    clockSkewToleranceMs: number;
   }) {
     this.#store = options.store;
     this.#ledger = options.ledger;
@@ -112,6 +116,7 @@ export class IngestService {
     this.#receiptKey = options.receiptKey;
     this.#origin = options.origin;
     this.#now = options.now;
+    this.#clockSkewToleranceMs = options.clockSkewToleranceMs;
   }
 
   /**
@@ -171,6 +176,12 @@ export class IngestService {
       );
     } else if (outcome.kind === 'accepted' && outcome.witness === 'older') {
       log.info({ agent: agent.agent, epoch: batch.epoch, witness: batch.witness }, 'witness report older than the stored one; kept the newer');
+    }
+    if (outcome.kind === 'accepted' && outcome.clock && outcome.clock.state.lastSkew && Object.values(outcome.clock.flagged).some((n) => n > 0)) {
+      log.warn(
+        { agent: agent.agent, epoch: batch.epoch, batchId: batch.batchId, flagged: outcome.clock.flagged, lastSkew: outcome.clock.state.lastSkew, alert: 'clock_skew' },
+        'records with an implausible `at` (clock skew): stored as sent, counted for the agent',
+      );
     }
     if (outcome.kind === 'equivocation') {
       for (const conflict of outcome.conflicts) {
@@ -323,6 +334,17 @@ export class IngestService {
         await tx.addAgentKey({ agent, epoch, ...rotation.key, addedAt: receivedAt, reason: 'rotated' });
       }
       await tx.recordAgentContact(agent, epoch, { lastSeenAt: receivedAt, backlog: batch.backlog });
+      let clock: ClockAssessment | undefined;
+      if (fresh.length > 0) {
+        // `at` is judged, never used: stored as sent, ordered by seq (services/clock-skew.ts).
+        clock = assessClock(
+          await tx.clockSkew(agent, epoch),
+          fresh.map((entry) => ({ seq: entry.record.seq, at: entry.record.at })),
+          { receivedAt, backlogPending: batch.backlog.pending, recordCount: prepared.length, lastSeq: prepared[prepared.length - 1]!.record.seq },
+          this.#clockSkewToleranceMs,
+        );
+        await tx.putClockSkew(agent, epoch, clock.state);
+      }
       const witness = batch.witness ? await this.#recordWitness(tx, agent, epoch, batch.witness, receivedAt) : undefined;
 
       const receipt: Receipt = {
@@ -341,7 +363,12 @@ export class IngestService {
       const receiptJson = canonicalJson(receipt);
       const { signature } = await signReceipt(receipt, this.#receiptKey.privateKey, this.#receiptKey.kid);
       await tx.putReceipt({ batchId: batch.batchId, agent, recordsDigest: digest, receiptJson, signature, createdAt: receivedAt });
-      return { kind: 'accepted', reply: { json: replyJson(receiptJson, signature), receipt, replayed: false }, ...(witness ? { witness } : {}) };
+      return {
+        kind: 'accepted',
+        reply: { json: replyJson(receiptJson, signature), receipt, replayed: false },
+        ...(witness ? { witness } : {}),
+        ...(clock ? { clock } : {}),
+      };
     });
   }
 

@@ -76,6 +76,31 @@ export interface AgentEpochSummary extends AgentEpoch, ChainHead {
   /** Size of the newest stored checkpoint this agent confirmed as a witness, and when. */
   witnessedSize: number | null;
   witnessedAt: string | null;
+  /** Records with an implausible `at` (services/clock-skew.ts); null before the first judged batch. */
+  clockSkew: ClockSkewState | null;
+}
+
+/** The rule an implausible `at` broke (services/clock-skew.ts). */
+export type SkewRule = 'ahead' | 'backwards' | 'behind';
+
+/** Clock-skew counts of one (agent, epoch), and what the next batch is judged against. */
+export interface ClockSkewState {
+  /** Seq and `at` (as sent) of the newest judged record. */
+  lastSeq: number;
+  lastAt: string | null;
+  /** Last seq and receive time of the newest batch that carried the agent's whole backlog. */
+  caughtUpSeq: number | null;
+  caughtUpAt: string | null;
+  /** Records whose `at` is implausible, and how many broke each rule. */
+  implausible: number;
+  ahead: number;
+  backwards: number;
+  behind: number;
+  maxAheadMs: number | null;
+  maxBackwardsMs: number | null;
+  maxBehindMs: number | null;
+  /** The newest implausible record. */
+  lastSkew: { seq: number; at: string; receivedAt: string; rule: SkewRule; offsetMs: number } | null;
 }
 
 /** What an agent reported as the newest checkpoint it verified. */
@@ -275,6 +300,9 @@ export interface WriteTransaction {
   /** Moves the chain head from `from` to `to`; MUST fail if the stored head is not `from`. */
   advanceChainHead(agent: string, epoch: number, from: ChainHead, to: ChainHead): Promise<void>;
   recordAgentContact(agent: string, epoch: number, contact: AgentContact): Promise<void>;
+  /** The clock-skew state of (agent, epoch), undefined before its first judged batch. */
+  clockSkew(agent: string, epoch: number): Promise<ClockSkewState | undefined>;
+  putClockSkew(agent: string, epoch: number, state: ClockSkewState): Promise<void>;
   findReceipt(batchId: string): Promise<StoredReceipt | undefined>;
   putReceipt(receipt: StoredReceipt): Promise<void>;
   /** Keeps a conflicting record out of the ledger; the same conflict twice is stored once. */

@@ -42,6 +42,7 @@ import {
   StoreIntegrityError,
   StoreUnavailableError,
   type AgentContact,
+  type ClockSkewState,
   type AgentEpoch,
   type AgentKey,
   type ApiToken,
@@ -81,12 +82,13 @@ import { migration as m0002 } from './migrations/0002-witness-reports.ts';
 import { migration as m0003 } from './migrations/0003-agent-keys.ts';
 import { migration as m0004 } from './migrations/0004-api-tokens.ts';
 import { migration as m0005 } from './migrations/0005-report-jobs.ts';
+import { migration as m0006 } from './migrations/0006-clock-skew.ts';
 
 type Db = Database.Database;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005];
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -259,6 +261,38 @@ function toCheckpoint(row: CheckpointRow): StoredCheckpoint {
   return { size: row.size, root: row.root, note: row.note, createdAt: row.created_at };
 }
 
+interface ClockSkewRow {
+  last_seq: number;
+  last_at: string | null;
+  caught_up_seq: number | null;
+  caught_up_at: string | null;
+  implausible: number;
+  ahead: number;
+  backwards: number;
+  behind: number;
+  max_ahead_ms: number | null;
+  max_backwards_ms: number | null;
+  max_behind_ms: number | null;
+  last_skew_json: string | null;
+}
+
+function toClockSkew(row: ClockSkewRow): ClockSkewState {
+  return {
+    lastSeq: row.last_seq,
+    lastAt: row.last_at,
+    caughtUpSeq: row.caught_up_seq,
+    caughtUpAt: row.caught_up_at,
+    implausible: row.implausible,
+    ahead: row.ahead,
+    backwards: row.backwards,
+    behind: row.behind,
+    maxAheadMs: row.max_ahead_ms,
+    maxBackwardsMs: row.max_backwards_ms,
+    maxBehindMs: row.max_behind_ms,
+    lastSkew: row.last_skew_json === null ? null : (JSON.parse(row.last_skew_json) as ClockSkewState['lastSkew']),
+  };
+}
+
 function toReceipt(row: ReceiptRow): StoredReceipt {
   return {
     batchId: row.batch_id,
@@ -279,6 +313,18 @@ function prepareStatements(writer: Db, reader: Db) {
     checkpointOfSize: both(`SELECT * FROM checkpoints WHERE size = ?`),
     findReceipt: both(`SELECT * FROM receipts WHERE batch_id = ?`),
     chainHead: writer.prepare(`SELECT highest_seq, highest_hash FROM agent_epochs WHERE agent = ? AND epoch = ?`),
+    clockSkew: writer.prepare(`SELECT * FROM clock_skew WHERE agent = ? AND epoch = ?`),
+    putClockSkew: writer.prepare(
+      `INSERT INTO clock_skew (agent, epoch, last_seq, last_at, caught_up_seq, caught_up_at, implausible, ahead, backwards, behind,
+         max_ahead_ms, max_backwards_ms, max_behind_ms, last_skew_json)
+       VALUES (@agent, @epoch, @lastSeq, @lastAt, @caughtUpSeq, @caughtUpAt, @implausible, @ahead, @backwards, @behind,
+         @maxAheadMs, @maxBackwardsMs, @maxBehindMs, @lastSkewJson)
+       ON CONFLICT (agent, epoch) DO UPDATE SET last_seq = excluded.last_seq, last_at = excluded.last_at,
+         caught_up_seq = excluded.caught_up_seq, caught_up_at = excluded.caught_up_at, implausible = excluded.implausible,
+         ahead = excluded.ahead, backwards = excluded.backwards, behind = excluded.behind, max_ahead_ms = excluded.max_ahead_ms,
+         max_backwards_ms = excluded.max_backwards_ms, max_behind_ms = excluded.max_behind_ms, last_skew_json = excluded.last_skew_json`,
+    ),
+    listClockSkew: reader.prepare(`SELECT * FROM clock_skew`),
     recordHashes: writer.prepare(
       `SELECT seq, record_hash FROM records WHERE agent = ? AND epoch = ? AND seq BETWEEN ? AND ?`,
     ),
@@ -519,6 +565,16 @@ export class SqliteStore implements CollectorStore {
         const row = sql.chainHead.get(agent, epoch) as { highest_seq: number; highest_hash: string | null } | undefined;
         return row && { highestSeq: row.highest_seq, highestHash: row.highest_hash };
       },
+      clockSkew: async (agent, epoch) => {
+        guard();
+        const row = sql.clockSkew.get(agent, epoch) as ClockSkewRow | undefined;
+        return row && toClockSkew(row);
+      },
+      putClockSkew: async (agent, epoch, state: ClockSkewState) => {
+        guard();
+        const { lastSkew, ...counts } = state;
+        sql.putClockSkew.run({ agent, epoch, ...counts, lastSkewJson: lastSkew === null ? null : JSON.stringify(lastSkew) });
+      },
       recordHashes: async (agent, epoch, fromSeq, toSeq) => {
         guard();
         const rows = sql.recordHashes.all(agent, epoch, fromSeq, toSeq) as { seq: number; record_hash: string }[];
@@ -718,6 +774,9 @@ export class SqliteStore implements CollectorStore {
       // One read transaction: the counts and the gaps describe the same committed state.
       return this.#reader!.transaction(() => {
         const rows = sql.listAgentEpochs.all() as (AgentEpochRow & { ledger_entries: number; quarantined: number })[];
+        const skews = new Map(
+          (sql.listClockSkew.all() as (ClockSkewRow & { agent: string; epoch: number })[]).map((row) => [`${row.agent}\u0000${row.epoch}`, toClockSkew(row)]),
+        );
         return rows.map((row) => ({
           ...toAgentEpoch(row),
           highestSeq: row.highest_seq,
@@ -729,6 +788,7 @@ export class SqliteStore implements CollectorStore {
           quarantined: row.quarantined,
           witnessedSize: row.witnessed_size,
           witnessedAt: row.witnessed_at,
+          clockSkew: skews.get(`${row.agent}\u0000${row.epoch}`) ?? null,
         }));
       }).deferred();
     } catch (err) {

@@ -54,4 +54,17 @@ describe('collector configuration', () => {
     assert.equal(config.dir, '/flag');
     assert.equal(config.port, 0);
   });
+
+  it('reads the clock-skew tolerance as a duration (default 5 minutes) and refuses anything else', () => {
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }).clockSkewToleranceMs, 5 * 60_000);
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_CLOCK_SKEW_TOLERANCE: '90s' }).clockSkewToleranceMs, 90_000);
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_CLOCK_SKEW_TOLERANCE: '2h' }).clockSkewToleranceMs, 2 * 3_600_000);
+    for (const bad of ['5', '1.5h', '2h30m', '0s', '31d']) {
+      assert.throws(
+        () => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_CLOCK_SKEW_TOLERANCE: bad }),
+        (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.startsWith('SAKSHYA_CLOCK_SKEW_TOLERANCE:')),
+        bad,
+      );
+    }
+  });
 });

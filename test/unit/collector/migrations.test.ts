@@ -16,6 +16,7 @@ const EXPECTED_OBJECTS = [
   'table agents',
   'table api_tokens',
   'table checkpoints',
+  'table clock_skew',
   'table enrollment_tokens',
   'table jti_replay',
   'table merkle_subtrees',
@@ -39,6 +40,10 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   agents: ['agent', 'created_at'],
   api_tokens: ['id', 'name', 'role', 'token_hash', 'created_at', 'expires_at', 'revoked_at', 'created_by'],
   checkpoints: ['size', 'root', 'note', 'created_at'],
+  clock_skew: [
+    'agent', 'epoch', 'last_seq', 'last_at', 'caught_up_seq', 'caught_up_at', 'implausible', 'ahead', 'backwards', 'behind',
+    'max_ahead_ms', 'max_backwards_ms', 'max_behind_ms', 'last_skew_json',
+  ],
   enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at'],
   jti_replay: ['jti', 'agent', 'expires_at'],
   merkle_subtrees: ['level', 'idx', 'hash'],
@@ -241,6 +246,45 @@ describe('collector SQLite migrations', function () {
     } finally {
       check.close();
     }
+  });
+
+  it('migration 0006 keeps every row of a version 5 database and starts each chain\'s clock from its stored head, with no counts', async () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const db = new Database(path);
+    for (const migration of SQLITE_MIGRATIONS.slice(0, 5)) migration.up(db);
+    db.pragma('user_version = 5');
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-5', 'then');
+             INSERT INTO agents VALUES ('AS-NEW-5', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-5', 1, '{"kty":"OKP"}', 'k1', 't1', 2, 'h2');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-NEW-5', 1, '{"kty":"OKP"}', 'k2', 't1');`);
+    const insert = db.prepare(
+      `INSERT INTO records (ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, record_hash, leaf_hash)
+       VALUES (?, ?, 'AS-OLD-5', 1, ?, 'audit', 'a.b', ?, 'r', '{}', 'h', zeroblob(32))`,
+    );
+    insert.run(0, 'r1', 1, '2026-01-01T00:00:00.000Z');
+    insert.run(1, 'r2', 2, '2026-01-02T00:00:00.000Z');
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    const listed = await store.listAgentEpochs();
+    await store.close();
+    const old = listed.find((row) => row.agent === 'AS-OLD-5')!;
+    assert.equal(old.ledgerEntries, 2);
+    assert.deepEqual(old.clockSkew, {
+      lastSeq: 2,
+      lastAt: '2026-01-02T00:00:00.000Z',
+      caughtUpSeq: null,
+      caughtUpAt: null,
+      implausible: 0,
+      ahead: 0,
+      backwards: 0,
+      behind: 0,
+      maxAheadMs: null,
+      maxBackwardsMs: null,
+      maxBehindMs: null,
+      lastSkew: null,
+    });
+    assert.equal(listed.find((row) => row.agent === 'AS-NEW-5')!.clockSkew, null, 'a chain with no record has nothing to start from');
   });
 
   it('refuses to open a database newer than the code, naming both versions', () => {
