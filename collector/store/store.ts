@@ -335,7 +335,11 @@ export interface CollectorStore {
   migrate(): Promise<MigrationReport>;
   /** Throws SchemaVersionError unless the schema is exactly the one this code knows. */
   assertSchemaCurrent(): Promise<void>;
-  /** Resolves if the database answers a query. */
+  /**
+   * Resolves if the database answers a query — and, after a write failed with
+   * StoreUnavailableError, only once a write succeeds again (the backend probes with a write
+   * that changes nothing). `/readyz` relies on it.
+   */
   ping(): Promise<void>;
   write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<T>;
 

@@ -439,6 +439,8 @@ export class SqliteStore implements CollectorStore {
   #statements: Statements | undefined;
   readonly #mutex = new AsyncMutex();
   #closed = false;
+  /** The last write failed because the database could not take it; cleared by the next commit. */
+  #writeFailure: StoreUnavailableError | undefined;
 
   /**
    * Opens (creating if absent) the database and refuses one newer than this code
@@ -512,12 +514,40 @@ export class SqliteStore implements CollectorStore {
     this.#sql; // prepares the statements, which first checks the version
   }
 
+  /**
+   * Reads; and while the last write failed for want of the database (read-only, full, I/O
+   * error), also writes: an IMMEDIATE transaction that rewrites the header's user_version with
+   * its own value, a real page write through the WAL that changes nothing. A disk that can be
+   * read but not written is therefore not ready, and readiness comes back on its own once a
+   * write succeeds again — without waiting for an agent's batch, which a load balancer that
+   * trusts /readyz would not send.
+   */
   async ping(): Promise<void> {
     try {
       this.#sql.ping.get();
     } catch (err) {
       throw translateError(err);
     }
+    if (this.#writeFailure === undefined) return;
+    await this.#mutex.run(async () => {
+      if (this.#writeFailure === undefined) return;
+      const db = this.#writer;
+      try {
+        db.exec('BEGIN IMMEDIATE');
+        db.pragma(`user_version = ${this.#schemaVersion()}`);
+        db.exec('COMMIT');
+        this.#writeFailure = undefined;
+      } catch (err) {
+        if (db.inTransaction) {
+          try {
+            db.exec('ROLLBACK');
+          } catch {
+            // already rolled back by SQLite
+          }
+        }
+        throw translateError(err);
+      }
+    });
   }
 
   write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<T> {
@@ -534,6 +564,7 @@ export class SqliteStore implements CollectorStore {
       try {
         const result = await fn(tx);
         db.exec('COMMIT');
+        this.#writeFailure = undefined;
         return result;
       } catch (err) {
         if (db.inTransaction) {
@@ -543,7 +574,9 @@ export class SqliteStore implements CollectorStore {
             // The connection rolled back on its own (e.g. after SQLITE_FULL); nothing to undo.
           }
         }
-        throw translateError(err);
+        const translated = translateError(err);
+        if (translated instanceof StoreUnavailableError) this.#writeFailure = translated;
+        throw translated;
       } finally {
         open = false;
       }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
 import { SqliteStore } from '../../../collector/store/sqlite/sqlite-store.ts';
+import { StoreUnavailableError } from '../../../collector/store/store.ts';
 import { makeTempDir } from '../../helpers/collector-process.ts';
 
 describe('collector SQLite store', () => {
@@ -57,6 +59,39 @@ describe('collector SQLite store', () => {
       assert.deepEqual(results, [true, false, true, true]);
       const [row] = await store.listAgentEpochs();
       assert.deepEqual([row!.witnessedSize, row!.witnessedAt, row!.quarantined], [9, 't4', 2]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  /** Limits the size of any file this process writes (RLIMIT_FSIZE): like a disk that is full. Node ignores SIGXFSZ. */
+  function limitFileSize(limit: string): void {
+    const result = spawnSync('prlimit', ['--pid', String(process.pid), `--fsize=${limit}:`], { encoding: 'utf8' });
+    assert.equal(result.status, 0, `prlimit: ${result.stderr}`);
+  }
+
+  it('maps a write the disk refuses to StoreUnavailableError, keeps nothing of it, and is not ready until a write succeeds again', async () => {
+    const store = await storeWith(() => {});
+    const insertAgent = (agent: string) =>
+      store.write(async (tx) => {
+        await tx.createAgentEpoch({ agent, epoch: 1, publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'A'.repeat(43) }, kid: `kid-${agent}`, enrolledAt: 'now' });
+        // Enough rows to need new pages in the WAL, beyond the limit below.
+        for (let i = 0; i < 50; i++) await tx.putEnrollmentToken({ tokenHash: `${agent}-${i}-${'x'.repeat(200)}`, agent, createdAt: 'now', expiresAt: 'later', usedAt: null });
+      });
+    try {
+      await insertAgent('AS-DSK-001');
+      await store.ping();
+      limitFileSize('4096');
+      try {
+        await assert.rejects(insertAgent('AS-DSK-002'), (err: unknown) => err instanceof StoreUnavailableError && /^SQLITE_(IOERR|FULL)/.test(err.reason));
+        await assert.rejects(store.ping(), StoreUnavailableError, 'reads still work, but the store is not ready while it cannot write');
+      } finally {
+        limitFileSize('unlimited');
+      }
+      assert.equal(await store.currentEpoch('AS-DSK-002'), undefined, 'the refused transaction left nothing');
+      await store.ping(); // the probe write succeeds: ready again
+      await insertAgent('AS-DSK-002');
+      assert.equal((await store.currentEpoch('AS-DSK-002'))?.kid, 'kid-AS-DSK-002');
     } finally {
       await store.close();
     }
