@@ -69,7 +69,8 @@ export async function startFleet(options: { agents: number; prefix?: string; age
       acknowledged: [],
       attempted: 0,
       async start() {
-        agent.process = await startAgentProcess({ dir: init.dir, env });
+        // Generous start timeout: on a loaded 2-core machine several agents starting at once take seconds each.
+        agent.process = await startAgentProcess({ dir: init.dir, env, startTimeoutMs: 60_000 });
         return agent.process;
       },
       async kill9() {

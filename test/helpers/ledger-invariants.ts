@@ -67,7 +67,7 @@ export function checkAgentInLedger(collectorDir: string, agent: string, acknowle
 export async function writeThroughLocalApi(
   port: number,
   localToken: string,
-  record: { kind: string; type: string; body: { [key: string]: unknown } },
+  record: { kind: string; type: string; at?: string; body: { [key: string]: unknown } },
 ): Promise<AcknowledgedRecord> {
   const response = await fetch(`http://127.0.0.1:${port}/v1/records`, {
     method: 'POST',
