@@ -62,7 +62,8 @@ export function formatChain(chain: ChainVerdict): string[] {
 function keyLine(result: BundleVerification): string[] {
   const kid = result.key.kid ?? 'none';
   if (result.key.pinned) {
-    const log = result.key.logKeyPinned ? 'checkpoint with the pinned log key' : "checkpoint with the log key in keys.json (the pinned file has no log key)";
+    const logKey = result.key.logKeyId ?? 'none';
+    const log = result.key.logKeyPinned ? `checkpoint with the pinned log key ${logKey}` : `checkpoint with the log key in keys.json, ${logKey} (the pinned file has no log key)`;
     return [`Manifest checked with the PINNED collector report key ${kid} (from ${result.key.source}); ${log}.`];
   }
   const bar = '!'.repeat(100);

@@ -77,6 +77,8 @@ export interface BundleVerification {
     kid: string | null;
     /** Whether the checkpoint was checked with a pinned log key (else keys.json's). */
     logKeyPinned: boolean;
+    /** `<name>+<key ID hex>` of the log key the checkpoint was checked with, to compare with a published fingerprint. */
+    logKeyId: string | null;
   };
   /** Facts the auditor must read that are not failures (an unpinned key). */
   warnings: string[];
@@ -178,7 +180,7 @@ function emptyResult(path: string, options: VerifyBundleOptions, problems: Probl
   return {
     ok: false,
     bundle: path,
-    key: { pinned: options.collectorKey !== undefined, source: options.collectorKey?.source ?? BUNDLE_FILES.keys, kid: null, logKeyPinned: options.collectorKey?.logVerifier != null },
+    key: { pinned: options.collectorKey !== undefined, source: options.collectorKey?.source ?? BUNDLE_FILES.keys, kid: null, logKeyPinned: options.collectorKey?.logVerifier != null, logKeyId: null },
     warnings: options.collectorKey ? [] : [NO_PIN_WARNING],
     manifest: null,
     recordsChecked: false,
@@ -226,11 +228,20 @@ async function verifyDirectory(dir: string, options: VerifyBundleOptions, proble
   const manifestBytes = readBundleFile(dir, BUNDLE_FILES.manifest);
   const jwsBytes = readBundleFile(dir, BUNDLE_FILES.manifestJws);
   const usedKid = await checkManifestSignature(manifestBytes, jwsBytes, reportKeys, problems);
+  let logVerifier: NoteVerifier | null = pin?.logVerifier ?? null;
+  if (!logVerifier && keys) {
+    try {
+      logVerifier = parseVerifierKey(keys.collector.logKey);
+    } catch (err) {
+      problems.add({ check: 'keys.bad_log_key', file: BUNDLE_FILES.keys, message: `collector.logKey is not a note verifier key: ${(err as Error).message}` });
+    }
+  }
   const key = {
     pinned: pin !== undefined,
     source: pin?.source ?? BUNDLE_FILES.keys,
     kid: usedKid ?? (reportKeys.length === 1 ? reportKeys[0]!.kid : null),
     logKeyPinned: pin?.logVerifier != null,
+    logKeyId: logVerifier ? `${logVerifier.name}+${logVerifier.keyId.toString('hex')}` : null,
   };
   if (pin && keys) crossCheckPinnedKeys(pin, keys, problems);
 
@@ -297,7 +308,7 @@ async function verifyDirectory(dir: string, options: VerifyBundleOptions, proble
 
   // 3. The checkpoint.
   const checkpointBytes = readBundleFile(dir, BUNDLE_FILES.checkpoint);
-  if (checkpointBytes) checkCheckpoint(checkpointBytes.toString('utf8'), manifest, keys, pin, problems);
+  if (checkpointBytes) checkCheckpoint(checkpointBytes.toString('utf8'), manifest, logVerifier, problems);
 
   // 4 and 5. Records, proofs, chains.
   if (!keys || !present.has(BUNDLE_FILES.records) || !present.has(BUNDLE_FILES.proofs)) {
@@ -424,16 +435,8 @@ function crossCheckPinnedKeys(pin: PinnedCollectorKey, keys: KeysFile, problems:
   }
 }
 
-function checkCheckpoint(note: string, manifest: Manifest, keys: KeysFile | undefined, pin: PinnedCollectorKey | undefined, problems: ProblemList): void {
+function checkCheckpoint(note: string, manifest: Manifest, verifier: NoteVerifier | null, problems: ProblemList): void {
   const FILE = BUNDLE_FILES.checkpoint;
-  let verifier: NoteVerifier | null = pin?.logVerifier ?? null;
-  if (!verifier && keys) {
-    try {
-      verifier = parseVerifierKey(keys.collector.logKey);
-    } catch (err) {
-      problems.add({ check: 'keys.bad_log_key', file: BUNDLE_FILES.keys, message: `collector.logKey is not a note verifier key: ${(err as Error).message}` });
-    }
-  }
   if (!verifier) {
     problems.add({ check: 'checkpoint.no_key', file: FILE, message: 'there is no log key to check the checkpoint signature with' });
     return;
