@@ -3,10 +3,14 @@
  * in the same run on the same machine (never as timed tests), one table on stdout, and the
  * machine-readable results in bench/results/latest.json (and the table as latest.md).
  *
- *   node bench/run.ts [--quick] [--no-profile]
+ *   node bench/run.ts [--quick] [--no-profile] [--full-drain] [--only NAME,NAME…]
  *
  * --quick       small sizes, to check that the benchmarks work (figures are not meaningful)
  * --no-profile  skip the second, CPU-profiled collector run (the "where the time goes" table)
+ * --full-drain  agent-memory drains the whole 10^6 backlog (default: its first 10^5; 6+ more minutes)
+ * --only        run only these benchmarks (default: all): ingest (collector ingest, one real
+ *               agent, Merkle ledger, stage costs, profile), catch-up, agent-memory, rsyslog,
+ *               export-verify
  *
  * The run first waits (up to 45 s) for the machine to be quiet, and reports how much CPU
  * other processes took during the timed ingest, so disturbed figures are visible as such; if
@@ -21,28 +25,57 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { benchAgentMemory } from './agent-memory.ts';
+import { benchCatchUp, type CatchUpResult } from './catch-up.ts';
 import { benchCollectorIngest, type IngestResult } from './collector-ingest.ts';
 import type { StageCostResult, StageOptions } from './ingest-stages.ts';
 import { measureEd25519VerifyRate } from './ed25519-verify-rate.ts';
+import { benchExportVerify } from './export-verify.ts';
 import { prepareLedger } from './ledger-merkle.ts';
 import { Cleanup } from './lib/cleanup.ts';
 import { cpuBreakdown, cpuSnapshot, machineLoad, type CpuBreakdown } from './lib/cpu-accounting.ts';
+import { officeDay, signedOfficeDayLines } from './lib/office-day.ts';
+import { MiB } from './lib/proc-memory.ts';
 import { summariseProfiles, type ThreadProfile } from './lib/cpu-profile.ts';
 import { formatMarkdownTable, formatNumber, formatTable, judge, writeJson, type Row } from './lib/report.ts';
 import { timeRoundsInTurn } from './lib/rounds.ts';
 import { nowMs } from './lib/stats.ts';
 import { benchRealAgent } from './real-agent.ts';
 import { prepareSqliteInsertBaseline } from './sqlite-insert-baseline.ts';
+import { benchRsyslogRelp } from './rsyslog-relp.ts';
 
-const args = new Set(process.argv.slice(2));
-for (const arg of args) {
-  if (!['--quick', '--no-profile'].includes(arg)) {
-    process.stderr.write(`bench: unknown option ${arg}\nusage: node bench/run.ts [--quick] [--no-profile]\n`);
-    process.exit(2);
+const BENCH_NAMES = ['ingest', 'catch-up', 'agent-memory', 'rsyslog', 'export-verify'] as const;
+type BenchName = (typeof BENCH_NAMES)[number];
+const USAGE = `usage: node bench/run.ts [--quick] [--no-profile] [--full-drain] [--only ${BENCH_NAMES.join(',')}]`;
+
+function parseArgs(argv: readonly string[]): { quick: boolean; profile: boolean; fullDrain: boolean; only: BenchName[] } {
+  const flags = new Set<string>();
+  let only: BenchName[] = [...BENCH_NAMES];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--only' || arg.startsWith('--only=')) {
+      const list = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
+      const names = (list ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+      const unknown = names.filter((name) => !(BENCH_NAMES as readonly string[]).includes(name));
+      if (names.length === 0 || unknown.length > 0) {
+        process.stderr.write(`bench: --only takes a comma-separated list of ${BENCH_NAMES.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}\n${USAGE}\n`);
+        process.exit(2);
+      }
+      // Run order stays the canonical one: later benchmarks reuse earlier results (verify rate, records).
+      only = BENCH_NAMES.filter((name) => names.includes(name));
+    } else if (arg === '--quick' || arg === '--no-profile' || arg === '--full-drain') {
+      flags.add(arg);
+    } else {
+      process.stderr.write(`bench: unknown option ${arg}\n${USAGE}\n`);
+      process.exit(2);
+    }
   }
+  return { quick: flags.has('--quick'), profile: !flags.has('--no-profile'), fullDrain: flags.has('--full-drain'), only };
 }
-const quick = args.has('--quick');
-const profile = !args.has('--no-profile');
+const { quick, profile, fullDrain, only: selected } = parseArgs(process.argv.slice(2));
+
+/** The office's link: 256 kbit/s each way. */
+const LINK_BYTES_PER_SECOND = 256_000 / 8;
 
 const SIZES = quick
   ? {
@@ -51,6 +84,10 @@ const SIZES = quick
       profiledIngest: { agents: 4, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 2 },
       realAgent: { records: 1000, writers: 4 },
       ledger: { batchSize: 500, smallTree: 10_000, bigTree: 100_000, proofs: 500 },
+      catchUp: { auditRecords: 856, telemetryEveryMinutes: 10, bytesPerSecond: LINK_BYTES_PER_SECOND, writers: 4, timeoutMs: 300_000 },
+      agentMemory: { backlogs: [1_000, 10_000], timeoutMs: 300_000 },
+      rsyslog: { records: 200, bytesPerSecond: LINK_BYTES_PER_SECOND, timeoutMs: 300_000 },
+      exportVerify: { records: 5_000, agents: 4, batchSize: 500, timeoutMs: 300_000 },
     }
   : {
       verifyMillis: 2000,
@@ -58,6 +95,12 @@ const SIZES = quick
       profiledIngest: { agents: 8, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 6 },
       realAgent: { records: 10_000, writers: 4 },
       ledger: { batchSize: 500, smallTree: 10_000, bigTree: 1_000_000, proofs: 2000 },
+      catchUp: { auditRecords: 18_560, telemetryEveryMinutes: 1, bytesPerSecond: LINK_BYTES_PER_SECOND, writers: 4, timeoutMs: 600_000 },
+      // Draining all 10^6 takes 6+ minutes at ~2,800 records/s: the default run drains the first
+      // 10^5 of them (with 10^6 in the outbox); --full-drain drains everything.
+      agentMemory: { backlogs: [10_000, 1_000_000], drainLimit: fullDrain ? undefined : 100_000, timeoutMs: 1_800_000 },
+      rsyslog: { records: 2_000, bytesPerSecond: LINK_BYTES_PER_SECOND, timeoutMs: 600_000 },
+      exportVerify: { records: 100_000, agents: 4, batchSize: 500, timeoutMs: 600_000 },
     };
 
 const RESULTS_JSON = fileURLToPath(new URL('./results/latest.json', import.meta.url));
@@ -197,11 +240,20 @@ function disturbance(verify: { drift: number; disturbed: boolean; before: { othe
   );
 }
 
-async function main(): Promise<void> {
-  const runStarted = nowMs();
-  const date = new Date().toISOString();
-  const busyBefore = await waitForQuietMachine();
+/** What one benchmark adds to the run: rows for the table, text after it, details for the JSON. */
+interface Section {
+  rows: Row[];
+  notes: string[];
+  details: { [key: string]: unknown };
+  /** Whether other processes disturbed this section's figures. */
+  disturbed?: boolean;
+}
 
+/** The Ed25519 verify rate measured by the ingest section, for later sections' ratios. */
+let measuredVerifyRate: { perCore: number; allCores: number; cores: number } | undefined;
+
+/** Collector ingest, one real agent, the Merkle ledger on SQLite, stage costs, the profile. */
+async function ingestSection(): Promise<Section> {
   let { verify, ingest } = await ingestAgainstVerifyRate(1);
   if (disturbance(verify, ingest) > 0) {
     process.stderr.write('bench: the machine was busy or drifted during the ingest; waiting for quiet and measuring again\n');
@@ -331,23 +383,11 @@ async function main(): Promise<void> {
       ratio: proofs.big.readsPerProof / proofs.small.readsPerProof,
     },
   ];
-  const judged = rows.map(judge);
-
-  const machine = {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: availableParallelism(),
-    memoryGb: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-  };
+  measuredVerifyRate = { perCore: verify.perCore, allCores: verify.allCores, cores: verify.cores };
   const disturbed = othersBusy(cpu) > BUSY_MACHINE_SHARE || verify.disturbed;
 
   const drifted = Math.abs(verify.drift) > DRIFT_LIMIT;
   const out: string[] = [];
-  out.push(`Sakshya benchmarks — ${date}`);
-  out.push(`${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GiB, Node ${machine.node}, ${machine.platform}${quick ? '  (--quick: sizes too small for real figures)' : ''}`);
-  out.push('');
-  out.push(formatTable(judged));
   if (verify.used !== 'both') {
     const excluded = verify.used === 'before' ? verify.after : verify.before;
     out.push(
@@ -379,20 +419,12 @@ async function main(): Promise<void> {
     out.push(`Where the time goes (separate CPU-profiled run, ${formatNumber(profiled.ingest.recordsPerSecond)} records/s under the profiler; wall-clock samples per thread):`);
     out.push(profileTable(profiled.threads, profiled.ingest.records));
   }
-  out.push('');
-  out.push(`Results: ${RESULTS_JSON} (${((nowMs() - runStarted) / 1000).toFixed(0)} s in all)`);
-  process.stdout.write(out.join('\n') + '\n');
-
-  writeJson(RESULTS_JSON, {
-    date,
-    quick,
-    machine,
-    busyBeforeRun: busyBefore,
+  return {
+    rows,
+    notes: out,
     disturbed,
-    verifyDrifted: drifted,
-    sizes: SIZES,
-    rows: judged,
     details: {
+      verifyDrifted: drifted,
       verify,
       ingest: ingestDetails(ingest),
       sqliteBaseline: baseline,
@@ -402,6 +434,252 @@ async function main(): Promise<void> {
       stages,
       profile: profiled,
     },
+  };
+}
+
+/** The catch-up's records, for the rsyslog comparison to ship the very same JSON lines. */
+let catchUpResult: CatchUpResult | undefined;
+
+/** Issue 6: a day's backlog of one office drained through the fault proxy at 256 kbit/s. */
+async function catchUpSection(): Promise<Section> {
+  const load = cpuSnapshot(undefined);
+  const result = await phase(`catch-up: an office's day through a ${formatNumber((SIZES.catchUp.bytesPerSecond * 8) / 1000)} kbit/s link`, () =>
+    benchCatchUp(SIZES.catchUp, cleanup),
+  );
+  const busy = othersBusy(cpuBreakdown(load, cpuSnapshot(undefined), undefined));
+  catchUpResult = result;
+  const kbit = formatNumber((result.bytesPerSecond * 8) / 1000);
+  const { canonicalLines: _lines, ...details } = result;
+  return {
+    rows: [
+      {
+        key: 'catchup.seconds',
+        metric: `catch-up: ${formatNumber(result.records)} records of a day at ${kbit} kbit/s`,
+        value: result.drainSeconds,
+        unit: 's',
+        reference: { label: 'bytes to collector ÷ link rate', value: result.limitSeconds, unit: 's' },
+        ratio: result.drainSeconds / result.limitSeconds,
+        target: { op: '<=', value: 1.2 },
+      },
+      { key: 'catchup.records_per_second', metric: 'catch-up: records acknowledged per second', value: result.recordsPerSecond, unit: 'records/s' },
+      {
+        key: 'catchup.wire_bytes_per_record',
+        metric: 'catch-up: bytes on the wire per record (both ways)',
+        value: result.wireBytesPerRecord,
+        unit: 'B',
+        reference: { label: 'raw JSON of one record', value: result.rawBytesPerRecord, unit: 'B' },
+        ratio: result.wireBytesPerRecord / result.rawBytesPerRecord,
+        target: { op: '<=', value: 0.5 },
+      },
+    ],
+    notes: [
+      `Catch-up: ${formatNumber(result.records)} records (${formatNumber(result.auditRecords)} audit events in office hours + ` +
+        `${formatNumber(result.telemetryRecords)} telemetry, one every ${SIZES.catchUp.telemetryEveryMinutes} min for 24 h), ` +
+        `${formatNumber(result.rawBytesPerRecord)} B of canonical JSON each (${formatNumber(result.rawJsonBytes / 1e6)} MB), ` +
+        `buffered through the local API in ${result.fillSeconds.toFixed(1)} s with the collector unreachable; then drained in ` +
+        `${result.drainSeconds.toFixed(1)} s over ${result.connections} connection(s): ${formatNumber(result.bytesToCollector)} B to the collector, ` +
+        `${formatNumber(result.bytesToAgent)} B back (TCP payload as counted by the proxy).` +
+        (busy > BUSY_MACHINE_SHARE ? `  Other processes took ${(busy * 100).toFixed(0)} % of the CPU meanwhile.` : ''),
+    ],
+    details: { ...details, othersBusy: busy },
+    disturbed: busy > BUSY_MACHINE_SHARE,
+  };
+}
+
+const mib = (bytes: number | undefined) => (bytes === undefined ? NaN : bytes / MiB);
+
+/** Peak RSS of the real agent draining backlogs of 10^4 and 10^6 records on loopback. */
+async function agentMemorySection(): Promise<Section> {
+  const { backlogs } = SIZES.agentMemory;
+  const drains = await phase(`agent memory: draining backlogs of ${backlogs.map(formatNumber).join(' and ')} records`, () =>
+    benchAgentMemory(SIZES.agentMemory, cleanup, (line) => process.stderr.write(`${line} … `)),
+  );
+  const small = drains[0]!;
+  const rows: Row[] = [];
+  for (const drain of drains) {
+    const vsSmall = drain !== small;
+    rows.push({
+      key: `agent_memory.peak_rss_mib.${drain.records}`,
+      metric: `agent peak RSS (VmHWM), backlog of ${formatNumber(drain.records)}${drain.drained < drain.records ? `, first ${formatNumber(drain.drained)} drained` : ''}`,
+      value: mib(drain.peakRssBytes),
+      unit: 'MiB',
+      ...(vsSmall
+        ? {
+            reference: { label: `backlog of ${formatNumber(small.records)}`, value: mib(small.peakRssBytes), unit: 'MiB' },
+            ratio: mib(drain.peakRssBytes) / mib(small.peakRssBytes),
+            target: { op: '<=' as const, value: 1.5 },
+          }
+        : {}),
+    });
+  }
+  for (const drain of drains) {
+    const vsSmall = drain !== small;
+    rows.push({
+      key: `agent_memory.drain_records_per_second.${drain.records}`,
+      metric: `agent drain rate, backlog of ${formatNumber(drain.records)} (loopback)`,
+      value: drain.drainRecordsPerSecond,
+      unit: 'records/s',
+      ...(vsSmall ? { reference: { label: `backlog of ${formatNumber(small.records)}`, value: small.drainRecordsPerSecond, unit: 'records/s' }, ratio: drain.drainRecordsPerSecond / small.drainRecordsPerSecond } : {}),
+    });
+  }
+  return {
+    rows,
+    notes: drains.map(
+      (drain) =>
+        `Agent memory, backlog of ${formatNumber(drain.records)}: outbox filled in ${drain.fillSeconds.toFixed(1)} s (${formatNumber(drain.fillRecordsPerSecond)} records/s, ` +
+        `${formatNumber(drain.outboxBytes / MiB)} MiB file), ${formatNumber(drain.drained)} records drained in ${drain.drainSeconds.toFixed(1)} s; VmHWM ${formatNumber(mib(drain.startPeakBytes))} MiB at start, ` +
+        `${formatNumber(mib(drain.peakRssBytes))} MiB at the end, VmRSS ${formatNumber(mib(drain.endRssBytes))} MiB at the end.`,
+    ),
+    details: { drains },
+  };
+}
+
+/** rsyslog + RELP over the same capped link, with the same JSON lines, beside the catch-up. */
+async function rsyslogSection(): Promise<Section> {
+  const { records } = SIZES.rsyslog;
+  // The same records as the catch-up (its outbox's canonical lines), sampled evenly over the day
+  // so the mix of audit and telemetry stays the same; signed here if the catch-up did not run.
+  let source = catchUpResult?.canonicalLines;
+  const sourceNote = source ? 'the catch-up agent\'s own signed records' : 'records of the same office day, signed by this process (the catch-up did not run)';
+  source ??= signedOfficeDayLines('BN-OFFICE-001', officeDay('BN-OFFICE-001', SIZES.catchUp));
+  const step = Math.max(1, Math.floor(source.length / records));
+  const lines = source.filter((_, i) => i % step === 0).slice(0, records);
+  const result = await phase(`rsyslog + RELP: ${formatNumber(lines.length)} records through the same capped link`, () => benchRsyslogRelp(lines, SIZES.rsyslog, cleanup));
+  if ('skipped' in result) {
+    return {
+      rows: [{ key: 'rsyslog.skipped', metric: `rsyslog RELP comparison skipped: ${result.skipped}`, value: NaN, unit: '' }],
+      notes: [`rsyslog comparison skipped: ${result.skipped}`],
+      details: result,
+    };
+  }
+  const sakshya = catchUpResult;
+  const rows: Row[] = [
+    {
+      key: 'rsyslog.seconds',
+      metric: `rsyslog RELP: ${formatNumber(result.records)} records at ${formatNumber((SIZES.rsyslog.bytesPerSecond * 8) / 1000)} kbit/s`,
+      value: result.seconds,
+      unit: 's',
+      reference: { label: 'bytes to receiver ÷ link rate', value: result.limitSeconds, unit: 's' },
+      ratio: result.seconds / result.limitSeconds,
+    },
+    {
+      key: 'rsyslog.records_per_second',
+      metric: 'rsyslog RELP: records delivered per second',
+      value: result.recordsPerSecond,
+      unit: 'records/s',
+      ...(sakshya ? { reference: { label: 'Sakshya catch-up, same link', value: sakshya.recordsPerSecond, unit: 'records/s' }, ratio: result.recordsPerSecond / sakshya.recordsPerSecond } : {}),
+    },
+    {
+      key: 'rsyslog.wire_bytes_per_record',
+      metric: 'rsyslog RELP: bytes on the wire per record (both ways)',
+      value: result.wireBytesPerRecord,
+      unit: 'B',
+      ...(sakshya
+        ? { reference: { label: 'Sakshya catch-up', value: sakshya.wireBytesPerRecord, unit: 'B' }, ratio: result.wireBytesPerRecord / sakshya.wireBytesPerRecord }
+        : { reference: { label: 'raw JSON of one record', value: result.rawJsonBytes / result.records, unit: 'B' }, ratio: (result.wireBytesPerRecord * result.records) / result.rawJsonBytes }),
+    },
+  ];
+  const notes = [
+    `rsyslog (${result.version}): ${formatNumber(result.records)} records (${sourceNote}, every ${step}th), ${formatNumber(result.rawJsonBytes / result.records)} B of JSON each, ` +
+      `in ${result.seconds.toFixed(1)} s: ${formatNumber(result.bytesToReceiver)} B to the receiver, ${formatNumber(result.bytesToSender)} B back. Queue: ${result.queue}. Compression: ${result.compression}.`,
+  ];
+  if (sakshya) {
+    notes.push(
+      `Side by side at ${formatNumber((SIZES.rsyslog.bytesPerSecond * 8) / 1000)} kbit/s: Sakshya ${formatNumber(sakshya.recordsPerSecond)} records/s, ${formatNumber(sakshya.wireBytesPerRecord)} B/record ` +
+        `(signed, hash-chained, verified by the collector, in a Merkle ledger with receipts); rsyslog RELP ${formatNumber(result.recordsPerSecond)} records/s, ` +
+        `${formatNumber(result.wireBytesPerRecord)} B/record (delivery with acknowledgements only).`,
+    );
+  }
+  return { rows, notes, details: { ...result, source: sourceNote, every: step } };
+}
+
+/** Issue 5: export a bundle of 10^5 records and verify it, each in a child process. */
+async function exportVerifySection(): Promise<Section> {
+  const result = await phase(`export and verify a bundle of ${formatNumber(SIZES.exportVerify.records)} records`, () => benchExportVerify(SIZES.exportVerify, cleanup));
+  let reference = measuredVerifyRate;
+  let verifyDetails: unknown;
+  if (!reference) {
+    const rate = await verifyRate('Ed25519 verify rate (1 core, all cores)');
+    reference = rate;
+    verifyDetails = rate;
+  }
+  const n = formatNumber(result.bundleRecords);
+  return {
+    rows: [
+      { key: 'export.records_per_second', metric: `report export of ${n} records (CLI, one process)`, value: result.export.recordsPerSecond, unit: 'records/s' },
+      { key: 'export.peak_rss_mib', metric: 'report export: peak RSS (VmHWM)', value: mib(result.export.peakRssBytes), unit: 'MiB' },
+      {
+        key: 'verify.bundle_records_per_second',
+        metric: `sakshya-verify of ${n} records`,
+        value: result.verify.recordsPerSecond,
+        unit: 'records/s',
+        reference: { label: 'Ed25519 verify, all cores', value: reference.allCores, unit: 'verifies/s' },
+        ratio: result.verify.recordsPerSecond / reference.allCores,
+      },
+      { key: 'verify.peak_rss_mib', metric: 'sakshya-verify: peak RSS (VmHWM)', value: mib(result.verify.peakRssBytes), unit: 'MiB' },
+    ],
+    notes: [
+      `Export and verify: ${formatNumber(result.recordsSent)} records ingested by ${SIZES.exportVerify.agents} simulated agents in ${result.fillSeconds.toFixed(1)} s; ` +
+        `the bundle holds ${n} records (with the collector's own chain). Export ${result.export.seconds.toFixed(1)} s, verify ${result.verify.seconds.toFixed(1)} s ` +
+        `(${result.verify.threads}), process start-up included.`,
+    ],
+    details: { ...result, ...(verifyDetails ? { verifyRate: verifyDetails } : {}) },
+  };
+}
+
+const SECTIONS: { [name in BenchName]: () => Promise<Section> } = {
+  ingest: ingestSection,
+  'catch-up': catchUpSection,
+  'agent-memory': agentMemorySection,
+  rsyslog: rsyslogSection,
+  'export-verify': exportVerifySection,
+};
+
+async function main(): Promise<void> {
+  const runStarted = nowMs();
+  const date = new Date().toISOString();
+  const busyBefore = await waitForQuietMachine();
+
+  const sections: { name: BenchName; section: Section }[] = [];
+  for (const name of selected) {
+    if (name !== selected[0]) await waitForQuietMachine();
+    sections.push({ name, section: await SECTIONS[name]() });
+  }
+  const rows = sections.flatMap(({ section }) => section.rows);
+  const judged = rows.map(judge);
+
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
+  const disturbed = sections.some(({ section }) => section.disturbed === true);
+  const out: string[] = [];
+  out.push(`Sakshya benchmarks — ${date}${selected.length < BENCH_NAMES.length ? ` (--only ${selected.join(',')})` : ''}`);
+  out.push(`${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GiB, Node ${machine.node}, ${machine.platform}${quick ? '  (--quick: sizes too small for real figures)' : ''}`);
+  out.push('');
+  out.push(formatTable(judged));
+  for (const { section } of sections) {
+    if (section.notes.length === 0) continue;
+    out.push('');
+    out.push(...section.notes);
+  }
+  out.push('');
+  out.push(`Results: ${RESULTS_JSON} (${((nowMs() - runStarted) / 1000).toFixed(0)} s in all)`);
+  process.stdout.write(out.join('\n') + '\n');
+
+  writeJson(RESULTS_JSON, {
+    date,
+    quick,
+    only: selected,
+    machine,
+    busyBeforeRun: busyBefore,
+    disturbed,
+    sizes: SIZES,
+    rows: judged,
+    details: Object.fromEntries(sections.map(({ name, section }) => [name, { ...section.details, disturbed: section.disturbed ?? false }])),
     seconds: (nowMs() - runStarted) / 1000,
   });
   writeFileSync(RESULTS_MD, `Run of ${date} (${machine.cpu}, ${machine.cores} cores, Node ${machine.node})\n\n${formatMarkdownTable(judged)}\n`);
