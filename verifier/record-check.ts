@@ -144,6 +144,17 @@ function isCanonical(value: unknown, bytes: Buffer): boolean {
   }
 }
 
+/**
+ * JCS(record without sig) cut out of JCS(record), saving a second canonicalisation per record.
+ * Keys sort as agent, at, body, …, seq, sig, type, v: the top-level `,"sig":"…"` is the LAST
+ * occurrence (a body may hold the same text, but the body comes before sig; type and v cannot).
+ */
+function signedPartOfCanonical(canonical: Buffer, sig: string): Buffer {
+  const member = Buffer.from(`,"sig":${JSON.stringify(sig)}`);
+  const at = canonical.lastIndexOf(member);
+  return Buffer.concat([canonical.subarray(0, at), canonical.subarray(at + member.length)]);
+}
+
 export function checkRecordChunk(context: RecordCheckContext, chunk: RecordChunk): ChunkResult {
   const ready = prepare(context);
   const recordLines = splitLines(chunk.records, chunk.count);
@@ -195,7 +206,8 @@ function checkOne(ready: PreparedContext, line: number, bytes: Buffer, proofByte
     hash: recordHashOfCanonical(bytes),
   });
 
-  if (!isCanonical(json.value, bytes)) {
+  const canonical = isCanonical(json.value, bytes);
+  if (!canonical) {
     report({ ...where, check: 'record.not_canonical', message: 'the line is not the RFC 8785 (JCS) form of the record, so it is not the stored record byte for byte' });
   }
 
@@ -208,7 +220,7 @@ function checkOne(ready: PreparedContext, line: number, bytes: Buffer, proofByte
     }
     let valid = false;
     try {
-      valid = verifyEd25519(key.publicKey, signingBytes(record), fromBase64Url(record.sig));
+      valid = verifyEd25519(key.publicKey, canonical ? signedPartOfCanonical(bytes, record.sig) : signingBytes(record), fromBase64Url(record.sig));
     } catch {
       valid = false;
     }
