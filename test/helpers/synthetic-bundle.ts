@@ -7,7 +7,7 @@
  * operator who holds the collector's keys would. Bundles from the real exporter are tested in
  * test/integration/verifier/ too.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompactSign } from 'jose';
 import { canonicalJson } from '../../shared/canonical-json.ts';
@@ -115,6 +115,15 @@ function buildChain(spec: ChainSpec, clock: { i: number }): BuiltChain {
   return { spec, records, keys };
 }
 
+function writeLines(path: string, lines: (() => string)[]): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (let i = 0; i < lines.length; i += 1000) writeSync(fd, lines.slice(i, i + 1000).map((line) => line() + '\n').join(''));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function digest(path: string): { sha256: string; bytes: number } {
   const bytes = readFileSync(path);
   return { sha256: sha256(bytes).toString('hex'), bytes: bytes.length };
@@ -145,12 +154,11 @@ export async function buildSyntheticBundle(dir: string, chains: ChainSpec[], ide
     if (!omitted(record)) included.push({ record, index });
   });
 
-  writeFileSync(join(dir, BUNDLE_FILES.records), included.map(({ record }) => canonicalJson(record) + '\n').join(''));
-  writeFileSync(
+  // Line by line: a million records would not fit in one string.
+  writeLines(join(dir, BUNDLE_FILES.records), included.map(({ record }) => () => canonicalJson(record)));
+  writeLines(
     join(dir, BUNDLE_FILES.proofs),
-    included
-      .map(({ record, index }) => canonicalJson({ id: record.id, ledgerIndex: index, leafHash: toBase64Url(leaves[index]!), path: inclusionProofFromSubtrees(index, size, read).map(toBase64Url) }) + '\n')
-      .join(''),
+    included.map(({ record, index }) => () => canonicalJson({ id: record.id, ledgerIndex: index, leafHash: toBase64Url(leaves[index]!), path: inclusionProofFromSubtrees(index, size, read).map(toBase64Url) })),
   );
   writeFileSync(join(dir, BUNDLE_FILES.checkpoint), signCheckpoint({ origin: identity.origin, size, rootHash: root, extensions: [] }, noteSignerFromSigningKey(identity.origin, identity.log)));
   const published = publishedKeys(identity);
@@ -160,7 +168,7 @@ export async function buildSyntheticBundle(dir: string, chains: ChainSpec[], ide
     agents: sorted.map((chain) => ({ agent: chain.spec.agent, epoch: chain.spec.epoch ?? 1, enrolledAt: at(0), revokedAt: chain.spec.revokedAt ?? null, keys: chain.keys })),
   };
   writeFileSync(join(dir, BUNDLE_FILES.keys), canonicalJson(keys));
-  writeFileSync(join(dir, BUNDLE_FILES.csv), '\uFEFFledger_index,id\r\n' + included.map(({ record, index }) => `${index},${record.id}\r\n`).join(''));
+  writeLines(join(dir, BUNDLE_FILES.csv), [() => '\uFEFFledger_index,id\r', ...included.map(({ record, index }) => () => `${index},${record.id}\r`)]);
   writeFileSync(join(dir, BUNDLE_FILES.summary), '<!doctype html><title>summary</title><p>synthetic</p>\n');
 
   const byKind = { audit: 0, telemetry: 0, agent: 0 };
