@@ -9,7 +9,8 @@
  * transaction: the key history is unchanged, the sequence against the stored chain head
  * (duplicate / equivocation / new, contiguous and chained) and record ids, then records,
  * Merkle nodes, chain head, the keys that new key.rotated records introduce, agent contact,
- * checkpoint and the signed receipt, committed together. The receipt is answered only after
+ * the chain's clock-skew counts (clock-skew.ts: `at` is judged and stored as sent, never used
+ * for order), checkpoint and the signed receipt, committed together. The receipt is answered only after
  * COMMIT.
  *
  * Key rotation (ADR 0006): a `key.rotated` record, signed with the key valid at its seq s,
