@@ -13,10 +13,11 @@
  * fires after exactly those N bytes reached the other side, and an upstream close never overtakes
  * the reply bytes before it.
  *
- * Live vs per-connection: latency, bandwidth, slicing and the black hole apply to every chunk
- * from the moment they are set. Reset/close-after-N faults are armed on a connection the first
- * time a chunk meets them (dice rolled once per connection and fault setting, when `probability`
- * < 1) and count N from that moment — so they also reach keep-alive connections opened earlier.
+ * Live vs per-exchange: latency, bandwidth, slicing and the black hole apply to every chunk
+ * from the moment they are set. Reset/close-after-N faults apply per exchange — a request and
+ * its reply; a new one starts with the first client→server bytes after server→client bytes — so
+ * they reach keep-alive connections too: the dice (`probability` < 1) are rolled at the start
+ * of each exchange, and N counts from there (or, for a fault set mid-exchange, from that moment).
  */
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 
@@ -25,7 +26,7 @@ export interface FaultTarget {
   port: number;
 }
 
-/** A fault that fires on a share of connections (`probability`, default 1: every connection). */
+/** A fault that fires on a share of exchanges (`probability`, default 1: every exchange). */
 interface PerConnectionFault {
   probability?: number;
 }
@@ -35,11 +36,11 @@ export interface Faults {
   latency?: { ms: number; jitterMs?: number };
   /** Cap each direction at this rate (a token bucket shared by all connections: one link). */
   bandwidth?: { bytesPerSecond: number };
-  /** Forward N client→server bytes, then reset both sides (the client sees ECONNRESET). */
+  /** Forward N bytes of a request, then reset both sides (the client sees ECONNRESET). */
   resetMidRequest?: PerConnectionFault & { afterBytes: number };
-  /** Forward N server→client bytes, then reset both sides. */
+  /** Forward N bytes of a reply, then reset both sides. */
   resetMidResponse?: PerConnectionFault & { afterBytes: number };
-  /** Forward N bytes (both directions together), then close both sides with a FIN. */
+  /** Forward N bytes of an exchange (both directions together), then close both sides with a FIN. */
   closeAfter?: PerConnectionFault & { bytes: number };
   /**
    * Accept, read, never forward or answer. Connections it touches stay dead after it is
@@ -189,13 +190,20 @@ export async function startFaultProxy(options: { target: FaultTarget; faults?: F
     let blackHoled = false;
     let lastDirection: 'request' | 'response' | null = null;
     let requestHead = '';
+    type Count = 'request' | 'response' | 'both';
     const counted = { request: 0, response: 0, both: 0 };
-    // Per fault setting (object identity): armed on this connection or not, and from which count.
-    const armed = new Map<object, { on: boolean; base: number }>();
-    const arm = (fault: PerConnectionFault | undefined, count: number) => {
+    let exchange = 0;
+    let exchangeStart = { ...counted };
+    // Per fault setting (object identity): armed for the current exchange or not, from which count.
+    const armed = new Map<object, { exchange: number; on: boolean; base: number }>();
+    const arm = (fault: PerConnectionFault | undefined, count: Count) => {
       if (!fault) return undefined;
       let state = armed.get(fault);
-      if (!state) armed.set(fault, (state = { on: random() < (fault.probability ?? 1), base: count }));
+      if (!state || state.exchange !== exchange) {
+        const midExchange = !state && counted.both > exchangeStart.both;
+        state = { exchange, on: random() < (fault.probability ?? 1), base: midExchange ? counted[count] : exchangeStart[count] };
+        armed.set(fault, state);
+      }
       return state.on ? state : undefined;
     };
 
@@ -370,6 +378,10 @@ export async function startFaultProxy(options: { target: FaultTarget; faults?: F
       }
       const pipe = direction === 'request' ? toServer : toClient;
       if (direction === 'request') {
+        if (lastDirection === 'response') {
+          exchange++;
+          exchangeStart = { ...counted };
+        }
         if (lastDirection !== 'request') requestHead = '';
         if (requestHead.length < REQUEST_HEAD_BYTES) requestHead += chunk.subarray(0, REQUEST_HEAD_BYTES - requestHead.length).toString('latin1');
       } else if (lastDirection !== 'response' && hook) {
@@ -380,12 +392,12 @@ export async function startFaultProxy(options: { target: FaultTarget; faults?: F
       let cutAt = chunk.length;
       let marker: Marker | undefined;
       const resetFault = direction === 'request' ? faults.resetMidRequest : faults.resetMidResponse;
-      const reset = arm(resetFault, counted[direction]);
+      const reset = arm(resetFault, direction);
       if (reset && resetFault && reset.base + resetFault.afterBytes - counted[direction] < cutAt) {
         cutAt = Math.max(0, reset.base + resetFault.afterBytes - counted[direction]);
         marker = { kind: 'reset', fault: direction === 'request' ? 'resetMidRequest' : 'resetMidResponse' };
       }
-      const close = arm(faults.closeAfter, counted.both);
+      const close = arm(faults.closeAfter, 'both');
       if (close && faults.closeAfter && close.base + faults.closeAfter.bytes - counted.both < cutAt) {
         cutAt = Math.max(0, close.base + faults.closeAfter.bytes - counted.both);
         marker = { kind: 'close' };

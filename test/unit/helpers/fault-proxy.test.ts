@@ -250,7 +250,7 @@ describe('test helper: the fault-injecting proxy', function () {
     assert.ok(tiny >= reads.length * 0.9 && reads.length >= payload.length / 4, `${reads.length} reads, ${tiny} of ≤ 4 bytes`);
   });
 
-  it('applies faults set while a keep-alive connection is open, counting N from then', async () => {
+  it('applies faults set while a keep-alive connection is open, counting N from its next exchange', async () => {
     const { port } = await echo();
     proxy = await startFaultProxy({ target: { host: '127.0.0.1', port } });
     const socket = connect(proxy.port, '127.0.0.1');
@@ -265,7 +265,7 @@ describe('test helper: the fault-injecting proxy', function () {
     assert.equal(proxy.stats().bytesToServer, 5100);
   });
 
-  it('fires a fault on about `probability` of connections', async () => {
+  it('fires a fault on about `probability` of exchanges, also within one keep-alive connection', async () => {
     const { port } = await echo();
     proxy = await startFaultProxy({ target: { host: '127.0.0.1', port }, seed: 7, faults: { resetMidRequest: { afterBytes: 10, probability: 0.5 } } });
     let resets = 0;
@@ -276,6 +276,22 @@ describe('test helper: the fault-injecting proxy', function () {
     }
     assert.ok(resets >= 10 && resets <= 30, `${resets} of 40 connections reset`);
     assert.equal(proxy.stats().faults.resetMidRequest, resets);
+
+    // One keep-alive connection, many exchanges: the dice are rolled per exchange, not once.
+    proxy.setFaults({ resetMidResponse: { afterBytes: 50, probability: 0.2 } });
+    const socket = connect(proxy.port, '127.0.0.1');
+    let echoed = 0;
+    socket.on('data', (chunk: Buffer) => (echoed += chunk.length));
+    let reset = false;
+    socket.on('error', () => (reset = true));
+    let completed = 0;
+    for (let i = 0; i < 40 && !reset; i++) {
+      socket.write(randomBytes(100));
+      while (echoed < (i + 1) * 100 && !reset) await new Promise((resolve) => setTimeout(resolve, 2));
+      if (!reset) completed++;
+    }
+    assert.ok(reset, 'some exchange of the long connection was reset');
+    assert.ok(completed >= 1, 'earlier exchanges on it went through');
   });
 
   it('holds a reply in onResponseStart, then forwards or drops it', async () => {
