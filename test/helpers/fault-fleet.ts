@@ -4,7 +4,9 @@
  * every 201), and the invariant check at the end. Agents and the collector can be killed and
  * restarted at any time; writers wait for the agent to come back.
  */
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { runCollectorCli, startCollectorProcess, type CollectorProcess } from './collector-process.ts';
 import { fetchAgentStatus, initAgent, startAgentProcess, type AgentProcess } from './agent-process.ts';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
@@ -55,12 +57,18 @@ export async function startFleet(options: { agents: number; prefix?: string; age
   const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: collector.port }, seed: options.seed ?? 1 });
   const agents: FleetAgent[] = [];
   const env = { ...FAULT_AGENT_ENV, ...options.agentEnv };
+  // Tokens one after the other (each CLI writes the collector's own chain); `init`s in parallel.
+  const tokens: Array<{ agentId: string; token: string }> = [];
   for (let n = 1; n <= options.agents; n++) {
     const agentId = `${options.prefix ?? 'AS-FLT'}-${String(n).padStart(3, '0')}`;
     const token = await runCollectorCli(['agents', 'enroll', '--agent', agentId], { SAKSHYA_COLLECTOR_DIR: dir });
     if (token.code !== 0) throw new Error(`enroll ${agentId} failed: ${token.stderr}`);
-    // Enrolled through the proxy, so the pinned collector URL is the proxy's.
-    const init = await initAgent({ collectorUrl: proxy.url, agentId, token: token.stdout.trim(), env });
+    tokens.push({ agentId, token: token.stdout.trim() });
+  }
+  // Enrolled through the proxy, so the pinned collector URL is the proxy's.
+  const inits = await Promise.all(tokens.map(({ agentId, token }) => initAgent({ collectorUrl: proxy.url, agentId, token, env })));
+  for (const [n, init] of inits.entries()) {
+    const { agentId } = tokens[n]!;
     const agent: FleetAgent = {
       agentId,
       dir: init.dir,
@@ -177,11 +185,26 @@ export async function waitDrained(fleet: Fleet, timeoutMs = 60_000): Promise<voi
   }
 }
 
-/** Stops every agent (SIGKILL: the outbox is already durable) and runs the invariant check. */
-export async function checkFleet(fleet: Fleet): Promise<FaultInvariantReport> {
-  await Promise.all(fleet.agents.map((agent) => agent.kill9()));
+/**
+ * Runs the invariant check over everything the fleet wrote so far. By default it first stops
+ * every agent (SIGKILL: the outbox is already durable); `keepAgents` leaves them running, which
+ * is sound only once writers are stopped and backlogs drained (nothing changes the outboxes).
+ */
+export async function checkFleet(fleet: Fleet, options: { keepAgents?: boolean } = {}): Promise<FaultInvariantReport> {
+  if (!options.keepAgents) await Promise.all(fleet.agents.map((agent) => agent.kill9()));
   return checkFaultInvariants({
     collectorDir: fleet.collector.dir,
     agents: fleet.agents.map((agent) => ({ agentId: agent.agentId, dir: agent.dir, acknowledged: agent.acknowledged, written: agent.attempted })),
   });
+}
+
+/** Records committed in an agent's outbox but not yet acknowledged, read from the file itself. */
+export function pendingInOutbox(agent: FleetAgent): number {
+  const db = new Database(join(agent.dir, 'outbox.db'), { readonly: true, fileMustExist: true });
+  try {
+    const row = db.prepare('SELECT COALESCE(SUM(head_seq - acked_seq), 0) AS pending FROM chains').get() as { pending: number };
+    return row.pending;
+  } finally {
+    db.close();
+  }
 }
