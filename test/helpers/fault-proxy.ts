@@ -26,6 +26,9 @@ export interface FaultTarget {
   port: number;
 }
 
+/** A number of bytes, or a range [min, max] to draw it from (uniformly, per exchange). */
+export type ByteCount = number | readonly [number, number];
+
 /** A fault that fires on a share of exchanges (`probability`, default 1: every exchange). */
 interface PerConnectionFault {
   probability?: number;
@@ -36,12 +39,15 @@ export interface Faults {
   latency?: { ms: number; jitterMs?: number };
   /** Cap each direction at this rate (a token bucket shared by all connections: one link). */
   bandwidth?: { bytesPerSecond: number };
-  /** Forward N bytes of a request, then reset both sides (the client sees ECONNRESET). */
-  resetMidRequest?: PerConnectionFault & { afterBytes: number };
+  /**
+   * Forward N bytes of a request, then reset both sides (the client sees ECONNRESET). N is fixed,
+   * or drawn per exchange from [min, max] so that resets land anywhere in headers and body.
+   */
+  resetMidRequest?: PerConnectionFault & { afterBytes: ByteCount };
   /** Forward N bytes of a reply, then reset both sides. */
-  resetMidResponse?: PerConnectionFault & { afterBytes: number };
+  resetMidResponse?: PerConnectionFault & { afterBytes: ByteCount };
   /** Forward N bytes of an exchange (both directions together), then close both sides with a FIN. */
-  closeAfter?: PerConnectionFault & { bytes: number };
+  closeAfter?: PerConnectionFault & { bytes: ByteCount };
   /**
    * Accept, read, never forward or answer. Connections it touches stay dead after it is
    * lifted (like a NAT box that lost their state); new connections then work again.
@@ -55,8 +61,10 @@ export type ResponseVerdict = 'forward' | 'drop' | 'reset';
 
 export interface ResponseStart {
   connection: number;
-  /** The first bytes (≤ 512) of the request this reply answers, e.g. "POST /api/v1/batches …". */
+  /** The first bytes (≤ 4 KiB) of the request this reply answers, e.g. "POST /api/v1/batches …". */
   requestHead: string;
+  /** The first bytes (≤ 4 KiB) of the held reply, e.g. "HTTP/1.1 200 OK …". */
+  responseHead: string;
 }
 
 /**
@@ -99,12 +107,12 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-type Marker = { kind: 'end' } | { kind: 'reset'; fault?: 'resetMidRequest' | 'resetMidResponse' } | { kind: 'close' } | { kind: 'hook' };
+type Marker = { kind: 'end' } | { kind: 'reset'; fault?: 'resetMidRequest' | 'resetMidResponse' } | { kind: 'close' } | { kind: 'hook'; requestHead: string; responseHead: string };
 type Item = Buffer | Marker;
 
 /** Bytes a paused source may queue before we stop reading it (backpressure). */
 const HIGH_WATER = 1024 * 1024;
-const REQUEST_HEAD_BYTES = 512;
+const REQUEST_HEAD_BYTES = 4096;
 /** How long the receiver of the last bytes before a reset gets to read them. */
 const RESET_GRACE_MS = 25;
 
@@ -195,13 +203,16 @@ export async function startFaultProxy(options: { target: FaultTarget; faults?: F
     let exchange = 0;
     let exchangeStart = { ...counted };
     // Per fault setting (object identity): armed for the current exchange or not, from which count.
-    const armed = new Map<object, { exchange: number; on: boolean; base: number }>();
-    const arm = (fault: PerConnectionFault | undefined, count: Count) => {
-      if (!fault) return undefined;
+    // `at`: the count at which the fault fires in this exchange.
+    const armed = new Map<object, { exchange: number; on: boolean; at: number }>();
+    const arm = (fault: PerConnectionFault | undefined, bytes: ByteCount | undefined, count: Count) => {
+      if (!fault || bytes === undefined) return undefined;
       let state = armed.get(fault);
       if (!state || state.exchange !== exchange) {
         const midExchange = !state && counted.both > exchangeStart.both;
-        state = { exchange, on: random() < (fault.probability ?? 1), base: midExchange ? counted[count] : exchangeStart[count] };
+        const base = midExchange ? counted[count] : exchangeStart[count];
+        const n = typeof bytes === 'number' ? bytes : bytes[0] + Math.floor(random() * (bytes[1] - bytes[0] + 1));
+        state = { exchange, on: random() < (fault.probability ?? 1), at: base + n };
         armed.set(fault, state);
       }
       return state.on ? state : undefined;
@@ -228,10 +239,10 @@ export async function startFaultProxy(options: { target: FaultTarget; faults?: F
       }
     };
 
-    const runHook = async (): Promise<ResponseVerdict> => {
+    const runHook = async (heads: { requestHead: string; responseHead: string }): Promise<ResponseVerdict> => {
       if (!hook) return 'forward';
       stats.faults.responseHooks++;
-      return (await hook({ connection: id, requestHead })) ?? 'forward';
+      return (await hook({ connection: id, ...heads })) ?? 'forward';
     };
 
     const makePipe = (name: 'toServer' | 'toClient', source: Socket, sink: Socket) => {
@@ -281,7 +292,7 @@ export async function startFaultProxy(options: { target: FaultTarget; faults?: F
                 schedule(piece);
               }
             } else if (item.kind === 'hook') {
-              const verdict = await runHook();
+              const verdict = await runHook(item);
               if (verdict !== 'forward') {
                 stats.faults.responsesDropped++;
                 finish(verdict === 'reset' ? 'reset' : 'destroy');
@@ -385,21 +396,21 @@ export async function startFaultProxy(options: { target: FaultTarget; faults?: F
         if (lastDirection !== 'request') requestHead = '';
         if (requestHead.length < REQUEST_HEAD_BYTES) requestHead += chunk.subarray(0, REQUEST_HEAD_BYTES - requestHead.length).toString('latin1');
       } else if (lastDirection !== 'response' && hook) {
-        pipe.push({ kind: 'hook' });
+        pipe.push({ kind: 'hook', requestHead, responseHead: chunk.subarray(0, REQUEST_HEAD_BYTES).toString('latin1') });
       }
       lastDirection = direction;
 
       let cutAt = chunk.length;
       let marker: Marker | undefined;
       const resetFault = direction === 'request' ? faults.resetMidRequest : faults.resetMidResponse;
-      const reset = arm(resetFault, direction);
-      if (reset && resetFault && reset.base + resetFault.afterBytes - counted[direction] < cutAt) {
-        cutAt = Math.max(0, reset.base + resetFault.afterBytes - counted[direction]);
+      const reset = arm(resetFault, resetFault?.afterBytes, direction);
+      if (reset && reset.at - counted[direction] < cutAt) {
+        cutAt = Math.max(0, reset.at - counted[direction]);
         marker = { kind: 'reset', fault: direction === 'request' ? 'resetMidRequest' : 'resetMidResponse' };
       }
-      const close = arm(faults.closeAfter, 'both');
-      if (close && faults.closeAfter && close.base + faults.closeAfter.bytes - counted.both < cutAt) {
-        cutAt = Math.max(0, close.base + faults.closeAfter.bytes - counted.both);
+      const close = arm(faults.closeAfter, faults.closeAfter?.bytes, 'both');
+      if (close && close.at - counted.both < cutAt) {
+        cutAt = Math.max(0, close.at - counted.both);
         marker = { kind: 'close' };
       }
       counted[direction] += chunk.length;

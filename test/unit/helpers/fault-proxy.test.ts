@@ -177,6 +177,20 @@ describe('test helper: the fault-injecting proxy', function () {
     assert.equal(proxy.stats().faults.resetMidResponse, 1);
   });
 
+  it('draws N per exchange from a range', async () => {
+    const source = await tcpServer((socket) => socket.end(randomBytes(5000)));
+    servers.push(source.server);
+    proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: source.port }, seed: 3, faults: { resetMidResponse: { afterBytes: [100, 4000] } } });
+    const sizes = new Set<number>();
+    for (let i = 0; i < 8; i++) {
+      const result = await exchange(proxy.port, Buffer.from('go'));
+      assert.equal(result.error?.code, 'ECONNRESET');
+      assert.ok(result.received.length >= 100 && result.received.length <= 4000, `${result.received.length} bytes`);
+      sizes.add(result.received.length);
+    }
+    assert.ok(sizes.size >= 6, `N varies: ${[...sizes].join(', ')}`);
+  });
+
   it('closes with a FIN after N bytes in both directions together', async () => {
     const { port } = await echo();
     proxy = await startFaultProxy({ target: { host: '127.0.0.1', port }, faults: { closeAfter: { bytes: 1500 } } });
@@ -304,8 +318,8 @@ describe('test helper: the fault-injecting proxy', function () {
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: (http.address() as AddressInfo).port } });
     const heads: string[] = [];
-    proxy.onResponseStart(async ({ requestHead }) => {
-      heads.push(requestHead.split('\r\n')[0]!);
+    proxy.onResponseStart(async ({ requestHead, responseHead }) => {
+      heads.push(`${requestHead.split('\r\n')[0]!} → ${responseHead.split('\r\n')[0]!}`);
       await new Promise((resolve) => setTimeout(resolve, 300));
       return requestHead.startsWith('GET /drop') ? 'drop' : 'forward';
     });
@@ -314,7 +328,7 @@ describe('test helper: the fault-injecting proxy', function () {
     assert.ok(Date.now() - started >= 290, 'the reply waited for the hook');
     await assert.rejects(httpGet(proxy.port, '/drop'), (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET');
     assert.equal(handled, 2, 'the server answered both; the client saw only one answer');
-    assert.deepEqual(heads, ['GET /keep HTTP/1.1', 'GET /drop HTTP/1.1']);
+    assert.deepEqual(heads, ['GET /keep HTTP/1.1 → HTTP/1.1 200 OK', 'GET /drop HTTP/1.1 → HTTP/1.1 200 OK']);
     assert.equal(proxy.stats().faults.responsesDropped, 1);
   });
 
