@@ -39,13 +39,13 @@ const scenarios: NetworkScenario[] = [
     },
   },
   {
-    scenario: 'link: reset mid-request (half of requests, after 700 bytes)',
-    faults: { resetMidRequest: { afterBytes: 700, probability: 0.5 } },
+    scenario: 'link: reset mid-request (half of requests, after 100–4,000 bytes)',
+    faults: { resetMidRequest: { afterBytes: [100, 4000], probability: 0.5 } },
     fired: (stats) => (stats.faults.resetMidRequest > 0 ? undefined : 'no reset fired'),
   },
   {
-    scenario: 'link: reset mid-response (half of replies, after 100 bytes)',
-    faults: { resetMidResponse: { afterBytes: 100, probability: 0.5 } },
+    scenario: 'link: reset mid-response (half of replies, after 0–1,200 bytes)',
+    faults: { resetMidResponse: { afterBytes: [0, 1200], probability: 0.5 } },
     fired: (stats) => (stats.faults.resetMidResponse > 0 ? undefined : 'no reset fired'),
   },
   {
@@ -54,8 +54,8 @@ const scenarios: NetworkScenario[] = [
     fired: (stats) => (stats.faults.blackHoled > 0 && stats.bytesDropped > 0 ? undefined : 'nothing was black-holed'),
   },
   {
-    scenario: 'link: closed after 2,000 bytes (half of exchanges)',
-    faults: { closeAfter: { bytes: 2000, probability: 0.5 } },
+    scenario: 'link: closed after 200–5,000 bytes (half of exchanges)',
+    faults: { closeAfter: { bytes: [200, 5000], probability: 0.5 } },
     fired: (stats) => (stats.faults.closeAfter > 0 ? undefined : 'no close fired'),
   },
   {

@@ -51,8 +51,11 @@ export const FAULT_AGENT_ENV: { [name: string]: string } = {
   SAKSHYA_AGENT_CIRCUIT_COOLDOWN_MS: '500',
 };
 
+/** Process starts take seconds on a busy 2-core machine; a scenario restarts them many times. */
+const START_TIMEOUT_MS = 60_000;
+
 export async function startFleet(options: { agents: number; prefix?: string; agentEnv?: { [name: string]: string }; seed?: number }): Promise<Fleet> {
-  let collector: CollectorProcess | undefined = await startCollectorProcess();
+  let collector: CollectorProcess | undefined = await startCollectorProcess({ timeoutMs: START_TIMEOUT_MS });
   const dir = collector.dir;
   const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: collector.port }, seed: options.seed ?? 1 });
   const agents: FleetAgent[] = [];
@@ -77,8 +80,7 @@ export async function startFleet(options: { agents: number; prefix?: string; age
       acknowledged: [],
       attempted: 0,
       async start() {
-        // Generous start timeout: on a loaded 2-core machine several agents starting at once take seconds each.
-        agent.process = await startAgentProcess({ dir: init.dir, env, startTimeoutMs: 60_000 });
+        agent.process = await startAgentProcess({ dir: init.dir, env, startTimeoutMs: START_TIMEOUT_MS });
         return agent.process;
       },
       async kill9() {
@@ -103,7 +105,7 @@ export async function startFleet(options: { agents: number; prefix?: string; age
       collector = undefined;
     },
     async collectorUp() {
-      collector = await startCollectorProcess({ dir });
+      collector = await startCollectorProcess({ dir, timeoutMs: START_TIMEOUT_MS });
       proxy.setTarget({ host: '127.0.0.1', port: collector.port });
       return collector;
     },
