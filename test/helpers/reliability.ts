@@ -168,6 +168,19 @@ export function renderReliabilityDoc(results: ReliabilityResults): string {
   if (rows.length === 0) lines.push('| (no scenario has run yet) | | | | | | | | | |');
   const machines = [...new Set(rows.map(([, row]) => row.machine))];
   lines.push('', `Machine${machines.length === 1 ? '' : 's'}: ${machines.length > 0 ? machines.join('; ') : 'none yet'}.`);
+  lines.push(
+    '',
+    '## Running them',
+    '',
+    '- `npm test` runs every scenario at its default size; `npx mocha test/faults/<file>.test.ts` runs one',
+    '  file and rewrites only its rows.',
+    '- `npm run soak` runs them longer and bigger (`SAKSHYA_SOAK=1`: 200 agent kills, 40 + 40 collector',
+    '  kills, one-minute link faults, a 1,000,000-record outage). Single knobs, for either:',
+    '  `SAKSHYA_FAULT_AGENT_KILLS`, `SAKSHYA_FAULT_COLLECTOR_KILLS`, `SAKSHYA_FAULT_WINDOW_MS` (how long',
+    '  each link fault lasts), `SAKSHYA_FAULT_OUTAGE_RECORDS`.',
+    '- Random kill points and proxy dice are seeded, so a run repeats its choices; the timing of real',
+    '  processes on a busy machine still varies, which is the point of running them many times.',
+  );
   const failing = rows.filter(([, row]) => row.problems.length > 0);
   if (failing.length > 0) {
     lines.push('', '## Problems found', '');
