@@ -18,7 +18,7 @@
 import { canonicalBytes } from '../shared/canonical-json.ts';
 import { fromBase64Url, verifyEd25519 } from '../shared/crypto.ts';
 import { KeyHistory } from '../shared/key-history.ts';
-import { isKeyRotationRecord } from '../shared/key-rotation.ts';
+import { checkKeyRotation, isKeyRotationRecord } from '../shared/key-rotation.ts';
 import { leafHash, verifyInclusion } from '../shared/merkle.ts';
 import { describeZodError, recordSchema } from '../shared/protocol.ts';
 import { recordHashOfCanonical, signingBytes, type SignedRecord } from '../shared/record.ts';
@@ -239,8 +239,10 @@ function checkOne(ready: PreparedContext, line: number, bytes: Buffer, proofByte
     else report({ ...where, check: 'record.dropped_body', message: `telemetry.dropped body: ${describeZodError(body.error)}` });
   }
   if (isKeyRotationRecord(record)) {
-    const newKid = (record.body as { newKid?: unknown }).newKid;
-    if (typeof newKid === 'string') summary.rotatedTo = newKid;
+    // The same rules the collector and the agent apply (ADR 0006); keys.json must agree (chain-tracker.ts).
+    const rotation = checkKeyRotation(record.body, new Set([record.kid]));
+    if (rotation.ok) summary.rotatedTo = rotation.rotation.newKid;
+    else report({ ...where, check: 'record.bad_rotation', message: rotation.reason });
   }
 
   checkProof(ready, where, bytes, proofBytes, summary, report);

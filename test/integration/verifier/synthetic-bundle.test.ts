@@ -140,6 +140,19 @@ describe('sakshya-verify on synthetic bundles', function () {
     assert.deepEqual(checks(resigned.result), ['checkpoint:checkpoint.invalid']);
   });
 
+  it("keys.json moving a rotation to another seq fails: the records' kids and the key.rotated record disagree", async () => {
+    const dir = copyBundle(base.dir);
+    const keys = JSON.parse(readFileSync(join(dir, BUNDLE_FILES.keys), 'utf8')) as { agents: { agent: string; keys: { fromSeq: number }[] }[] };
+    keys.agents.find((entry) => entry.agent === A)!.keys[1]!.fromSeq = 25;
+    writeFileSync(join(dir, BUNDLE_FILES.keys), JSON.stringify(keys));
+    await resignBundle(dir, base.identity.report);
+    const { code, result } = await verifyJson(dir);
+    assert.equal(code, 1);
+    const problems = result.problems.map((problem) => [problem.check, problem.seq]);
+    assert.deepEqual(problems.filter(([check]) => check === 'chain.rotation_mismatch'), [['chain.rotation_mismatch', 24]]);
+    assert.deepEqual(problems.filter(([check]) => check === 'record.kid_mismatch').map(([, seq]) => seq), [21, 22, 23, 24]);
+  });
+
   it('an unlisted extra file is reported', async () => {
     const dir = copyBundle(base.dir);
     writeFileSync(join(dir, 'records-corrected.csv'), 'x\r\n');
