@@ -643,7 +643,10 @@ async function main(): Promise<void> {
   const sections: { name: BenchName; section: Section }[] = [];
   for (const name of selected) {
     if (name !== selected[0]) await waitForQuietMachine();
-    sections.push({ name, section: await SECTIONS[name]() });
+    const section = await SECTIONS[name]();
+    sections.push({ name, section });
+    // Each benchmark's rows as soon as it is done: a long or interrupted run still shows them.
+    if (selected.length > 1) process.stderr.write(`${formatTable(section.rows.map(judge))}\n`);
   }
   const rows = sections.flatMap(({ section }) => section.rows);
   const judged = rows.map(judge);
