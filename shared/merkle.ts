@@ -448,3 +448,85 @@ export function consistencyProofFromSubtrees(fromSize: number, toSize: number, r
   checkConsistencyRequest(fromSize, toSize);
   return subproof(fromSize, toSize, (begin, end) => rangeHash(begin, end, read));
 }
+
+/**
+ * Inclusion proofs in one tree of `size` leaves for ascending leaf indexes (a report export walks
+ * the ledger in order), each identical to `inclusionProofFromSubtrees`. Consecutive leaves share
+ * most of their path, so the sibling range at each depth is kept with its hash and reused while
+ * the next proof needs the same range: a run of leaves costs about two stored-subtree reads per
+ * proof (the previous leaf's own hash, given to `proof`, saves one more), instead of ~log2(n)
+ * reads and a re-hash of the tree's right edge for every proof. Memory: one range per depth.
+ *
+ * Reads may be asynchronous in a store: `missing(index)` lists the nodes `proof(index, …)` will
+ * read, to be fetched in one batch first.
+ */
+export class AscendingInclusionProver {
+  readonly size: number;
+  /** Per depth (0 = the root's children): the sibling range last used there, and its hash. */
+  readonly #kept: { begin: number; end: number; hash: Buffer }[] = [];
+  #lastIndex = -1;
+  #lastLeafHash: Buffer | undefined;
+
+  constructor(size: number) {
+    if (!isSize(size)) throw new RangeError(`tree size ${size} must be a non-negative safe integer`);
+    this.size = size;
+  }
+
+  /** The stored complete subtrees that `proof(index, read)` will read, top-down. */
+  missing(index: number): { level: number; index: number }[] {
+    const nodes: { level: number; index: number }[] = [];
+    this.#walk(index, (depth, begin, end) => {
+      if (!this.#isKept(depth, begin, end)) this.#tile(begin, end, (level, at) => nodes.push({ level, index: at }));
+    });
+    return nodes;
+  }
+
+  /**
+   * The inclusion proof of `index`, which MUST be greater than the previous call's. `leafHash`
+   * (the leaf's own hash, if the caller has it) serves the next proof's sibling at no read.
+   */
+  proof(index: number, read: SubtreeReader, leafHash?: Buffer): Buffer[] {
+    if (!isSize(index) || index >= this.size) throw new RangeError(`no inclusion proof for index ${index} in a tree of size ${this.size}`);
+    if (index <= this.#lastIndex) throw new RangeError(`index ${index} is not after the previous proof's ${this.#lastIndex}`);
+    const path: Buffer[] = [];
+    const readKnown: SubtreeReader = (level, at) => (level === 0 && at === this.#lastIndex && this.#lastLeafHash ? this.#lastLeafHash : read(level, at));
+    this.#walk(index, (depth, begin, end) => {
+      if (!this.#isKept(depth, begin, end)) this.#kept[depth] = { begin, end, hash: rangeHash(begin, end, readKnown) };
+      path.push(this.#kept[depth]!.hash);
+    });
+    this.#lastIndex = index;
+    this.#lastLeafHash = leafHash;
+    return path.reverse();
+  }
+
+  #isKept(depth: number, begin: number, end: number): boolean {
+    const kept = this.#kept[depth];
+    return kept !== undefined && kept.begin === begin && kept.end === end;
+  }
+
+  /** Visits the sibling range at each depth of the path from the root down to leaf `index`. */
+  #walk(index: number, visit: (depth: number, begin: number, end: number) => void): void {
+    let begin = 0;
+    let end = this.size;
+    for (let depth = 0; end - begin > 1; depth++) {
+      const k = splitPoint(end - begin);
+      if (index < begin + k) {
+        visit(depth, begin + k, end);
+        end = begin + k;
+      } else {
+        visit(depth, begin, begin + k);
+        begin += k;
+      }
+    }
+  }
+
+  /** The complete subtrees tiling [begin, end), as rangeHash reads them, minus the known previous leaf. */
+  #tile(begin: number, end: number, node: (level: number, index: number) => void): void {
+    while (begin < end) {
+      let level = 0;
+      while (pow2(level + 1) <= end - begin && begin % pow2(level + 1) === 0) level++;
+      if (!(level === 0 && begin === this.#lastIndex && this.#lastLeafHash)) node(level, begin / pow2(level));
+      begin += pow2(level);
+    }
+  }
+}

@@ -15,8 +15,9 @@
  * - Flat memory: records are streamed from one read-only snapshot of the store, in ledger
  *   order, twice (records.jsonl + proofs.jsonl, then records.csv); what is kept per record is
  *   O(1) per chain (seq bounds and counters), plus the manifest's gap and dropped lists, the
- *   set of body paths (the CSV columns) and a count per day. Inclusion proofs read O(log n)
- *   stored subtrees each, through a bounded cache (consecutive leaves share most of their path).
+ *   set of body paths (the CSV columns) and a count per day. Inclusion proofs come from an
+ *   AscendingInclusionProver (O(log n) memory): consecutive leaves share most of their path,
+ *   so a proof costs about two stored-subtree reads.
  * - Every file is hashed while it is written; manifest.json lists them; manifest.jws signs the
  *   exact bytes of manifest.json with the collector's report (receipt) key.
  * - The snapshot sees only ledger entries below the checkpoint's size, and key history,
@@ -41,7 +42,7 @@ import { canonicalBytes, canonicalJson } from '../../shared/canonical-json.ts';
 import { publicJwkOf, toBase64Url, type SigningKey } from '../../shared/crypto.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { inclusionProofFromSubtrees } from '../../shared/merkle.ts';
+import { AscendingInclusionProver } from '../../shared/merkle.ts';
 import { packageVersion } from '../../shared/package-version.ts';
 import { ProblemError, problemBody } from '../../shared/problem.ts';
 import type { RecordKind } from '../../shared/record.ts';
@@ -66,11 +67,10 @@ import {
   type ReportFilter,
 } from '../../shared/report/bundle-format.ts';
 import type { CollectorPublicKeys } from '../keys.ts';
-import { StoreIntegrityError, type CollectorStore, type ReportJob, type ReportSource, type SeqRange, type SubtreeRef } from '../store/store.ts';
+import { StoreIntegrityError, type CollectorStore, type ReportJob, type ReportSource, type SeqRange } from '../store/store.ts';
 import type { Actor, HumanPrincipal } from './access.ts';
 import { actorOf } from './access.ts';
 import type { CollectorChain } from './collector-chain.ts';
-import { computeFromStoredSubtrees } from './ledger.ts';
 import { HashedFileWriter, writeHashedFile } from './report/hashed-file.ts';
 import { bodyColumns, collectBodyPaths, csvCells, csvHeader, csvRows } from './report/records-csv.ts';
 import { progressReporter, silentProgress, type ProgressReporter } from './report/progress.ts';
@@ -81,8 +81,6 @@ import type { ReportRequest } from './report/filter-input.ts';
 export const REPORT_EXPORTED_TYPE = 'report.exported';
 export const REPORTS_DIR_NAME = 'reports';
 export const BUNDLE_TAR_GZ = 'bundle.tar.gz';
-/** Subtree hashes kept while proving: ~ 32 levels × a few hundred leaves of locality, ≈ 0.5 MiB. */
-const SUBTREE_CACHE_ENTRIES = 8192;
 /** Rows between progress updates and event-loop yields (a server keeps answering during an export). */
 const YIELD_EVERY_ROWS = 512;
 /** CSV rows stringified per csv-stringify call. */
@@ -185,7 +183,7 @@ async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter,
   const size = source.checkpoint.size;
   const records = new HashedFileWriter(join(dir, BUNDLE_FILES.records));
   const proofs = new HashedFileWriter(join(dir, BUNDLE_FILES.proofs));
-  const fetchSubtrees = cachedSubtreeFetch(source);
+  const prover = new AscendingInclusionProver(size);
   const chains = new Map<string, ChainState>();
   const bodyPaths = new Set<string>();
   const perDay = new Map<string, number>();
@@ -224,7 +222,7 @@ async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter,
         if (summary.success) chain.dropped.push({ seq: row.seq, id: row.id, dropped: summary.data.dropped, firstAt: summary.data.firstAt, lastAt: summary.data.lastAt });
       }
 
-      const path = await computeFromStoredSubtrees((read) => inclusionProofFromSubtrees(row.ledgerIndex, size, read), fetchSubtrees);
+      const path = await proveNext(prover, row.ledgerIndex, row.leafHash, source);
       await records.write(`${row.canonical}\n`);
       await proofs.write(
         `${canonicalJson({ id: row.id, ledgerIndex: row.ledgerIndex, leafHash: toBase64Url(row.leafHash), path: path.map(toBase64Url) })}\n`,
@@ -239,35 +237,22 @@ async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter,
   }
 }
 
-/** `fetch` for computeFromStoredSubtrees with a bounded cache (insertion-ordered Map as an LRU). */
-function cachedSubtreeFetch(source: ReportSource): (nodes: readonly SubtreeRef[]) => Promise<(Buffer | undefined)[]> {
-  const cache = new Map<string, Buffer>();
-  return async (nodes) => {
-    const result: (Buffer | undefined)[] = new Array(nodes.length);
-    const missing: SubtreeRef[] = [];
-    const missingAt: number[] = [];
-    nodes.forEach((node, i) => {
-      const key = `${node.level}/${node.index}`;
-      const hit = cache.get(key);
-      if (hit) {
-        cache.delete(key);
-        cache.set(key, hit);
-        result[i] = hit;
-      } else {
-        missing.push(node);
-        missingAt.push(i);
-      }
-    });
-    if (missing.length > 0) {
-      const hashes = await source.readSubtrees(missing);
-      hashes.forEach((hash, j) => {
-        result[missingAt[j]!] = hash;
-        if (hash) cache.set(`${missing[j]!.level}/${missing[j]!.index}`, hash);
-      });
-      while (cache.size > SUBTREE_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
-    }
-    return result;
-  };
+/** The inclusion proof of the next exported leaf: fetches the few subtrees the prover lacks in one read. */
+async function proveNext(prover: AscendingInclusionProver, index: number, leafHash: Buffer, source: ReportSource): Promise<Buffer[]> {
+  const wanted = prover.missing(index);
+  const hashes = wanted.length > 0 ? await source.readSubtrees(wanted) : [];
+  let next = 0;
+  return prover.proof(
+    index,
+    (level, at) => {
+      const ref = wanted[next];
+      const hash = hashes[next++];
+      if (!ref || ref.level !== level || ref.index !== at) throw new Error(`proof read node (${level}, ${at}) it did not plan`);
+      if (!hash) throw new StoreIntegrityError(`Merkle subtree (level ${level}, index ${at}) is missing from the store`);
+      return hash;
+    },
+    leafHash,
+  );
 }
 
 /**

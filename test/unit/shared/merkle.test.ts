@@ -7,6 +7,7 @@ import {
   InvalidProofShapeError,
   MerkleProofError,
   RootMismatchError,
+  AscendingInclusionProver,
   appendLeaves,
   consistencyProof,
   consistencyProofFromSubtrees,
@@ -371,6 +372,38 @@ describe('shared/merkle: subtree storage', () => {
     for (let n = 1; n <= MAX; n++) {
       for (let i = 0; i < n; i++) verifyInclusion(leaves[i]!, i, n, inclusionProofFromSubtrees(i, n, store.read), roots[n]!);
     }
+  });
+
+  it('proves ascending indexes incrementally, identical to the reference, reading only what missing() lists and ~2 nodes per proof', () => {
+    const random = prng(13);
+    for (let n = 1; n <= MAX; n++) {
+      for (const dense of [true, false]) {
+        const prover = new AscendingInclusionProver(n);
+        let reads = 0;
+        let proofs = 0;
+        for (let i = 0; i < n; i++) {
+          if (!dense && random() < 0.6) continue;
+          const planned = new Set(prover.missing(i).map((node) => `${node.level}/${node.index}`));
+          const read: SubtreeReader = (level, index) => {
+            assert.ok(planned.delete(`${level}/${index}`), `proof of ${i} in ${n} read (${level}, ${index}), which missing() did not list`);
+            reads++;
+            return store.read(level, index);
+          };
+          assert.deepEqual(prover.proof(i, read, leaves[i]), inclusionProof(i, n, getLeaf), `index ${i} size ${n}`);
+          assert.equal(planned.size, 0, `proof of ${i} in ${n} did not read every node missing() listed`);
+          proofs++;
+        }
+        if (dense && n >= 64) assert.ok(reads <= 2 * proofs + Math.log2(n) ** 2, `${reads} reads for ${proofs} proofs of size ${n}`);
+      }
+    }
+  });
+
+  it('refuses an index that is not after the previous one, or outside the tree', () => {
+    const prover = new AscendingInclusionProver(10);
+    prover.proof(4, store.read);
+    assert.throws(() => prover.proof(4, store.read), RangeError);
+    assert.throws(() => prover.proof(3, store.read), RangeError);
+    assert.throws(() => prover.proof(10, store.read), RangeError);
   });
 
   it('gives the reference consistency proof for every pair of sizes up to 64 and a sample beyond', () => {
