@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { loadCollectorConfig } from '../collector/config.ts';
 import { createContainer } from '../collector/container.ts';
 import { exportReport } from '../collector/services/reports.ts';
+import { DATABASE_FILE_NAME, openSqliteStore } from '../collector/store/sqlite/sqlite-store.ts';
 import type { PreparedRecord as LedgerRecord } from '../collector/services/ledger.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { SignedRecord } from '../shared/record.ts';
@@ -116,6 +117,16 @@ export async function fillLedger(dir: string, records: number): Promise<number> 
 function writeMark(dir: string, records: number): void {
   // Written last: a fill interrupted midway is not mistaken for a complete one.
   writeFileSync(join(dir, FILLED_MARK), String(records));
+}
+
+/** A directory filled by an earlier version of the code gets this version's migrations (cheap, and the records stay). */
+async function migrateReused(dir: string): Promise<void> {
+  const store = openSqliteStore(join(dir, DATABASE_FILE_NAME));
+  try {
+    await store.migrate();
+  } finally {
+    await store.close();
+  }
 }
 
 function isFilled(dir: string, records: number): boolean {
@@ -227,7 +238,9 @@ async function main(): Promise<void> {
     const rows: ExportFigures[] = [];
     for (const records of args.sizes) {
       const dir = join(data, `n${records}`);
-      if (!isFilled(dir, records)) {
+      if (isFilled(dir, records)) {
+        await migrateReused(dir);
+      } else {
         rmSync(dir, { recursive: true, force: true });
         process.stderr.write(`filling ${records} records into ${dir} …\n`);
         const seconds = await fillLedger(dir, records);

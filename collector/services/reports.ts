@@ -12,8 +12,10 @@
  *   `report.exported` record in the COLLECTOR chain (who, filter, checkpoint size, manifest hash).
  *
  * Invariants
- * - Flat memory: records are streamed from one read-only snapshot of the store, in ledger
- *   order, twice (records.jsonl + proofs.jsonl, then records.csv); what is kept per record is
+ * - Flat memory: records are streamed once from one read-only snapshot of the store, in ledger
+ *   order, into records.jsonl and proofs.jsonl, each parsed and flattened once, its CSV cells
+ *   spooled to a temporary file (report/csv-spool.ts) that becomes records.csv once the columns
+ *   are known; what is kept per record is
  *   O(1) per chain (seq bounds and counters), plus the manifest's gap and dropped lists, the
  *   set of body paths (the CSV columns) and a count per day. Inclusion proofs come from an
  *   AscendingInclusionProver (O(log n) memory): consecutive leaves share most of their path,
@@ -72,7 +74,8 @@ import type { Actor, HumanPrincipal } from './access.ts';
 import { actorOf } from './access.ts';
 import type { CollectorChain } from './collector-chain.ts';
 import { HashedFileWriter, writeHashedFile } from './report/hashed-file.ts';
-import { bodyColumns, collectBodyPaths, csvCells, csvHeader, csvRows } from './report/records-csv.ts';
+import { CSV_SPOOL_FILE, CsvSpoolWriter, spooledCsvRows } from './report/csv-spool.ts';
+import { bodyColumns, csvHeader, csvRows, fixedCells, flattenBody } from './report/records-csv.ts';
 import { progressReporter, silentProgress, type ProgressReporter } from './report/progress.ts';
 import { renderSummaryHtml } from './report/summary-html.ts';
 import { TAR_ROOT, writeDeterministicTarGz } from './report/tar-gz.ts';
@@ -131,9 +134,10 @@ export async function exportReport(
   const progress = request.progress ?? silentProgress;
   const source = await deps.store.openReport(checkpointSize);
   if (!source) throw new ProblemError('request.invalid', `there is no checkpoint of size ${checkpointSize}`, { checkpointSize });
+  const spool = new CsvSpoolWriter(join(dir, CSV_SPOOL_FILE));
   try {
     const files: Partial<Record<keyof Manifest['files'], FileDigest>> = {};
-    const pass = await writeRecordsAndProofs(source, filter, dir, progress);
+    const pass = await writeRecordsAndProofs(source, filter, dir, spool, progress);
     files['records.jsonl'] = pass.records;
     files['proofs.jsonl'] = pass.proofs;
     files.checkpoint = await writeHashedFile(join(dir, BUNDLE_FILES.checkpoint), source.checkpoint.note);
@@ -141,7 +145,7 @@ export async function exportReport(
     const chains = await describeChains(source, filter, pass.chains);
     const keys = await keysFile(source, deps.publicKeys, chains);
     files['keys.json'] = await writeHashedFile(join(dir, BUNDLE_FILES.keys), canonicalBytes(keys));
-    files['records.csv'] = await writeCsv(source, filter, dir, bodyColumns(pass.bodyPaths), pass.records.bytes > 0 ? progress : silentProgress);
+    files['records.csv'] = await writeCsv(spool, dir, pass.count, source.checkpoint.size, pass.records.bytes > 0 ? progress : silentProgress);
 
     const manifestWithoutFiles: Omit<Manifest, 'files'> = {
       format: BUNDLE_FORMAT,
@@ -164,6 +168,7 @@ export async function exportReport(
     return { manifest, manifestSha256: manifestDigest.sha256 };
   } finally {
     progress.stop();
+    spool.discard();
     await source.close();
   }
 }
@@ -174,18 +179,19 @@ interface RecordsPass {
   count: number;
   byKind: { [K in RecordKind]: number };
   chains: Map<string, ChainState>;
-  bodyPaths: Set<string>;
   perDay: Map<string, number>;
 }
 
-/** First pass: records.jsonl and proofs.jsonl, and everything the manifest and CSV header need. */
-async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter, dir: string, progress: ProgressReporter): Promise<RecordsPass> {
+/**
+ * The one pass over the store: records.jsonl and proofs.jsonl, every record's CSV cells into the
+ * spool, and everything the manifest needs. Each record is parsed and flattened once.
+ */
+async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter, dir: string, spool: CsvSpoolWriter, progress: ProgressReporter): Promise<RecordsPass> {
   const size = source.checkpoint.size;
   const records = new HashedFileWriter(join(dir, BUNDLE_FILES.records));
   const proofs = new HashedFileWriter(join(dir, BUNDLE_FILES.proofs));
   const prover = new AscendingInclusionProver(size);
   const chains = new Map<string, ChainState>();
-  const bodyPaths = new Set<string>();
   const perDay = new Map<string, number>();
   const byKind: { [K in RecordKind]: number } = { audit: 0, telemetry: 0, agent: 0 };
   let count = 0;
@@ -203,7 +209,7 @@ async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter,
       const day = row.at.slice(0, 10);
       perDay.set(day, (perDay.get(day) ?? 0) + 1);
       const body = (JSON.parse(row.canonical) as { body: { [key: string]: unknown } }).body;
-      collectBodyPaths(body, bodyPaths);
+      await spool.add(fixedCells(row), flattenBody(body));
 
       const key = chainKey(row.agent, row.epoch);
       let chain = chains.get(key);
@@ -229,7 +235,8 @@ async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter,
       );
     }
     progress.update(size, count);
-    return { records: await records.close(), proofs: await proofs.close(), count, byKind, chains, bodyPaths, perDay };
+    await spool.close();
+    return { records: await records.close(), proofs: await proofs.close(), count, byKind, chains, perDay };
   } catch (err) {
     records.destroy();
     proofs.destroy();
@@ -313,30 +320,27 @@ async function keysFile(source: ReportSource, publicKeys: CollectorPublicKeys, c
   return { collector: { origin: publicKeys.origin, logKey: publicKeys.logKey, reportKey }, agents };
 }
 
-/** Second pass: records.csv, with the header known from the first pass. */
-async function writeCsv(source: ReportSource, filter: ReportFilter, dir: string, columns: string[], progress: ProgressReporter): Promise<FileDigest> {
+/** records.csv from the spool, now that the body columns are known. */
+async function writeCsv(spool: CsvSpoolWriter, dir: string, total: number, ledgerSize: number, progress: ProgressReporter): Promise<FileDigest> {
   const csv = new HashedFileWriter(join(dir, BUNDLE_FILES.csv));
+  const columns = bodyColumns(spool.bodyPaths);
   let pending: string[][] = [];
-  let rows = 0;
   let count = 0;
-  progress.start('csv', source.checkpoint.size);
+  progress.start('csv', ledgerSize);
   try {
     await csv.write(csvHeader(columns));
-    for await (const row of source.records(filter)) {
-      if (++rows % YIELD_EVERY_ROWS === 0) {
-        progress.update(row.ledgerIndex + 1, count);
-        await yieldToEventLoop();
-      }
-      if (!recordMatchesFilter(row, filter)) continue;
-      count++;
-      pending.push(csvCells(row, (JSON.parse(row.canonical) as { body: { [key: string]: unknown } }).body, columns));
-      if (pending.length >= CSV_ROWS_PER_CHUNK) {
+    for await (const cells of spooledCsvRows(spool.path, spool.bodyPaths, columns)) {
+      pending.push(cells);
+      if (++count % CSV_ROWS_PER_CHUNK === 0) {
         await csv.write(csvRows(pending));
         pending = [];
+        progress.update(Number(cells[0]) + 1, count); // cells[0]: the ledger index, the unit progress counts in
+        await yieldToEventLoop();
       }
     }
     if (pending.length > 0) await csv.write(csvRows(pending));
-    progress.update(source.checkpoint.size, count);
+    if (count !== total) throw new Error(`the CSV spool held ${count} rows, the records pass wrote ${total}`);
+    progress.update(ledgerSize, count);
     return await csv.close();
   } catch (err) {
     csv.destroy();

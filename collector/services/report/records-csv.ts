@@ -40,18 +40,13 @@ function cellText(value: unknown): string {
   return canonicalJson(value);
 }
 
-/** Collects the body paths of one record into `paths` (for the header, before any row is written). */
-export function collectBodyPaths(body: { [key: string]: unknown }, paths: Set<string>): void {
-  for (const path of flattenBody(body).keys()) paths.add(path);
-}
-
 /** The guard against spreadsheet formula injection (OWASP "CSV Injection"). */
 export function guardCell(text: string): string {
   return FORMULA_START.test(text) ? `'${text}` : text;
 }
 
 /** Sorted body columns, in the order the header and every row use. */
-export function bodyColumns(paths: Set<string>): string[] {
+export function bodyColumns(paths: Iterable<string>): string[] {
   return [...paths].sort();
 }
 
@@ -59,22 +54,9 @@ export function csvHeader(columns: readonly string[]): string {
   return UTF8_BOM + stringify([[...CSV_FIXED_COLUMNS, ...columns].map(guardCell)], CSV_OPTIONS);
 }
 
-/** The cells of one record's row, guarded, in column order. */
-export function csvCells(row: ReportRecordRow, body: { [key: string]: unknown }, columns: readonly string[]): string[] {
-  const flat = flattenBody(body);
-  const cells = [
-    String(row.ledgerIndex),
-    row.id,
-    row.agent,
-    String(row.epoch),
-    String(row.seq),
-    row.kind,
-    row.type,
-    row.at,
-    row.receivedAt,
-    ...columns.map((column) => flat.get(column) ?? ''),
-  ];
-  return cells.map(guardCell);
+/** A record's cells in CSV_FIXED_COLUMNS order, unguarded. */
+export function fixedCells(row: ReportRecordRow): string[] {
+  return [String(row.ledgerIndex), row.id, row.agent, String(row.epoch), String(row.seq), row.kind, row.type, row.at, row.receivedAt];
 }
 
 /** RFC 4180 text of several rows (each ending CRLF). Rows are stringified in groups: one call per row would cost more than the rows. */
