@@ -22,10 +22,20 @@ const row = (overrides: Partial<ScenarioRow> = {}): ScenarioRow => ({
 describe('test helper: reliability results and docs/reliability.md', () => {
   it('merges a run over stored results by scenario, keeping rows the run did not touch', () => {
     const stored = { note: '', scenarios: { 'a kept': row({ runs: 3 }), 'b replaced': row({ runs: 1 }) } };
-    const merged = mergeResults(stored, new Map([['b replaced', row({ runs: 7 })], ['c new', row({ runs: 2 })]]));
+    const merged = mergeResults(stored, new Map([['b replaced', row({ runs: 7 })], ['c new', row({ runs: 2 })]]), () => true);
     assert.deepEqual(Object.keys(merged.scenarios), ['a kept', 'b replaced', 'c new']);
     assert.equal(merged.scenarios['a kept']!.runs, 3);
     assert.equal(merged.scenarios['b replaced']!.runs, 7);
+  });
+
+  it('drops stored rows that no test names any more', () => {
+    // Built at run time, so this file's source does not name it.
+    const renamed = ['a scenario', 'renamed since'].join(' ');
+    const stored = { note: '', scenarios: { [renamed]: row({ file: 'test/unit/helpers/reliability.test.ts' }), 'gone file': row({ file: 'test/faults/nothing-here.test.ts' }) } };
+    assert.deepEqual(Object.keys(mergeResults(stored, new Map()).scenarios), []);
+    // This file does name this scenario, so its row stays.
+    const kept = { note: '', scenarios: { 'drops stored rows that no test names any more': row({ file: 'test/unit/helpers/reliability.test.ts' }) } };
+    assert.deepEqual(Object.keys(mergeResults(kept, new Map()).scenarios), ['drops stored rows that no test names any more']);
   });
 
   it('renders one table row per scenario, says it is generated, and marks a scenario that did not hold', () => {
