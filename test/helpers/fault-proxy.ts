@@ -1,8 +1,8 @@
 /**
  * A fault-injecting TCP proxy for tests: put it between agents and the collector and script what
- * the link does. It is our own (node:net, ~300 lines) because the tools that do this (toxiproxy,
- * tc/netem) need a daemon or root, and the scenarios need hooks a daemon cannot offer (hold a
- * reply while the collector is killed).
+ * the link does. It is our own (node:net only) because the usual tools need a separate daemon
+ * (toxiproxy, a Go binary) or root (tc/netem), and the scenarios need a hook neither offers: hold
+ * a reply in flight while the test kills the collector.
  *
  *   const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port } });
  *   proxy.setFaults({ latency: { ms: 50, jitterMs: 20 }, bandwidth: { bytesPerSecond: 32_000 } });
