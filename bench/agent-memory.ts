@@ -52,10 +52,17 @@ export interface BacklogDrain {
 }
 
 const FILL_TRANSACTION = 10_000;
+/**
+ * The agent's default buffer cap (512 MiB soft, 1 GiB hard) holds about 650,000 records of this
+ * workload's ~820 bytes before it refuses telemetry: a backlog of 10^6 needs a larger cap, given
+ * to the fill and to the agent alike (SAKSHYA_AGENT_SOFT_CAP_BYTES / _HARD_CAP_BYTES).
+ */
+const CAP = { softBytes: 4 * 1024 ** 3, hardBytes: 8 * 1024 ** 3 };
+const CAP_ENV = { SAKSHYA_AGENT_SOFT_CAP_BYTES: String(CAP.softBytes), SAKSHYA_AGENT_HARD_CAP_BYTES: String(CAP.hardBytes) };
 
 /** Fills an initialised agent's outbox with `records` signed, chained records. */
 function fillOutbox(dir: string, agentId: string, records: number): number {
-  const outbox = SqliteOutbox.open(outboxPath(dir));
+  const outbox = SqliteOutbox.open(outboxPath(dir), { cap: CAP });
   try {
     outbox.db.pragma('synchronous = OFF');
     const keyring = new AgentKeyring(dir);
@@ -92,7 +99,7 @@ export async function benchAgentMemory(options: AgentMemoryOptions, cleanup: Cle
     const fillSeconds = (nowMs() - fillStart) / 1000;
     progress(`filled ${records} in ${fillSeconds.toFixed(0)} s`);
 
-    const agent = await startAgentRun(cleanup, dir, {});
+    const agent = await startAgentRun(cleanup, dir, CAP_ENV);
     const pid = agent.child.pid!;
     const startPeakBytes = readProcessMemory(pid)?.peakBytes;
     const target = Math.min(records, options.drainLimit ?? records);
