@@ -164,7 +164,8 @@ describe('sakshya-agent commands against a fake collector', function () {
     collector.log.rewrite(0);
     await runAgentCli(['emit', '--kind', 'audit', '--type', 'a.b', '--body', '{"n":2}'], env);
     const synced = await runAgentCli(['sync', '--once'], env);
-    assert.equal(synced.code, 0, 'the records are acknowledged all the same');
+    assert.equal(synced.code, 4, 'exit 4: delivered, but the witness alarm is active');
+    assert.equal(JSON.parse(synced.stdout).acknowledged, 1, 'the records are acknowledged all the same');
     assert.ok(synced.stderr.split('\n').some((line) => line.includes('"level":50') && line.includes('"alert":"witness"')), 'logged at error');
     const alarmed = await status();
     assert.equal(alarmed.witnessAlarm?.reason, 'inconsistent');
