@@ -41,6 +41,11 @@ export class SignaturePool {
       minThreads: options.threads,
       maxThreads: options.threads,
       idleTimeout: 60_000,
+      // A second task waits in each worker: better-sqlite3 blocks the event loop for each
+      // batch's transaction, and a worker that finishes meanwhile would otherwise sit idle
+      // until the loop can hand it the next chunk. The task is synchronous, so the two run
+      // back to back, never interleaved.
+      concurrentTasksPerWorker: 2,
     });
   }
 
