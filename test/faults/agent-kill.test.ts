@@ -10,19 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { checkFleet, pendingInOutbox, startFleet, startWriters, waitDrained, type Fleet } from '../helpers/fault-fleet.ts';
 import { assertFaultInvariants } from '../helpers/ledger-invariants.ts';
 import { recordScenarioOutcome } from '../helpers/reliability.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 const SOAK = process.env.SAKSHYA_SOAK === '1';
 const KILLS = Number(process.env.SAKSHYA_FAULT_AGENT_KILLS ?? (SOAK ? 200 : 12));
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('fault scenarios: kill -9 of agents', function () {
   this.timeout(600_000 + (SOAK ? 3_600_000 : 0));
@@ -37,7 +28,7 @@ describe('fault scenarios: kill -9 of agents', function () {
     const scenario = 'agent kill -9 at random points (write and sync paths)';
     // Small batches and a fast loop, so a kill often lands between a send and its receipt.
     fleet = await startFleet({ agents: 2, prefix: 'AS-AKL', agentEnv: { SAKSHYA_AGENT_BATCH_MAX_RECORDS: '20', SAKSHYA_AGENT_SYNC_INTERVAL_MS: '20' } });
-    const random = seeded(4242);
+    const random = seededRandom(4242);
     const writers = startWriters(fleet, { perAgent: 3, scenario });
     let killsWithPending = 0;
     for (let round = 0; round < KILLS; round++) {

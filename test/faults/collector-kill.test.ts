@@ -15,21 +15,11 @@ import Database from 'better-sqlite3';
 import { checkFleet, startFleet, startWriters, waitDrained, type Fleet } from '../helpers/fault-fleet.ts';
 import { assertFaultInvariants } from '../helpers/ledger-invariants.ts';
 import { recordScenarioOutcome } from '../helpers/reliability.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 const SOAK = process.env.SAKSHYA_SOAK === '1';
 const AFTER_COMMIT_KILLS = Number(process.env.SAKSHYA_FAULT_COLLECTOR_KILLS ?? (SOAK ? 40 : 4));
 const RANDOM_KILLS = Number(process.env.SAKSHYA_FAULT_COLLECTOR_KILLS ?? (SOAK ? 40 : 5));
-
-/** mulberry32, so the random kill points repeat from run to run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Acknowledged batches whose receipt counted duplicates: resends of records already stored. */
 function duplicateReceipts(fleet: Fleet): number {
@@ -135,7 +125,7 @@ describe('fault scenarios: kill -9 of the collector', function () {
   it('at random points while batches stream in: every acknowledged record is in the ledger once', async () => {
     const scenario = 'collector kill -9 at random points';
     const before = counts();
-    const random = seeded(2026);
+    const random = seededRandom(2026);
     const writers = startWriters(fleet, { perAgent: 2, pauseMs: 5, scenario });
     for (let round = 0; round < RANDOM_KILLS; round++) {
       await sleep(200 + Math.floor(random() * 1200));

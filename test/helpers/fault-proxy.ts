@@ -20,6 +20,7 @@
  * of each exchange, and N counts from there (or, for a fault set mid-exchange, from that moment).
  */
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+import { seededRandom } from './seeded-random.ts';
 
 export interface FaultTarget {
   host: string;
@@ -115,18 +116,6 @@ const HIGH_WATER = 1024 * 1024;
 const REQUEST_HEAD_BYTES = 4096;
 /** How long the receiver of the last bytes before a reset gets to read them. */
 const RESET_GRACE_MS = 25;
-
-/** mulberry32: a seeded PRNG, so a scenario's jitter and dice repeat with its seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Pacing for one direction of the link (GCRA, the arithmetic form of a token bucket): each piece

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { seededRandom } from '../../helpers/seeded-random.ts';
 import {
   EMPTY_ROOT,
   HASH_SIZE,
@@ -50,18 +51,6 @@ function leafOf(i: number): Buffer {
   const data = Buffer.alloc(8);
   data.writeUInt32BE(i, 4);
   return leafHash(data);
-}
-
-/** Deterministic PRNG (mulberry32) so that failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The collector's storage contract in memory: each complete subtree written exactly once. */
@@ -307,7 +296,7 @@ describe('shared/merkle: subtree storage', () => {
 
   before(() => {
     for (let n = 0; n <= MAX; n++) roots.push(rootHash(leaves.slice(0, n)));
-    const random = prng(7);
+    const random = seededRandom(7);
     while (store.size < MAX) {
       const batch = Math.min(MAX - store.size, 1 + Math.floor(random() * 17));
       store.append(leaves.slice(store.size, store.size + batch));
@@ -315,7 +304,7 @@ describe('shared/merkle: subtree storage', () => {
   });
 
   it('stores every complete subtree exactly once, each with the hash of its leaves, in random batch sizes', () => {
-    const random = prng(11);
+    const random = seededRandom(11);
     const fresh = new MemoryStore();
     while (fresh.size < MAX) {
       const batch = Math.min(MAX - fresh.size, 1 + Math.floor(random() * 40));
@@ -359,7 +348,7 @@ describe('shared/merkle: subtree storage', () => {
   });
 
   it('gives the reference inclusion proof for every index of every size up to 64 and a sample beyond', () => {
-    const random = prng(3);
+    const random = seededRandom(3);
     for (let n = 1; n <= MAX; n++) {
       const indices = n <= 64 ? [...Array(n).keys()] : [0, n - 1, Math.floor(n / 2), Math.floor(random() * n)];
       for (const i of indices) {
@@ -375,7 +364,7 @@ describe('shared/merkle: subtree storage', () => {
   });
 
   it('proves ascending indexes incrementally, identical to inclusionProofFromSubtrees, reading only what missing() lists and ~2 nodes per proof', () => {
-    const random = prng(13);
+    const random = seededRandom(13);
     // Compared with inclusionProofFromSubtrees (itself checked against the reference above): cheap enough for every index.
     for (const n of [...Array(70).keys()].map((i) => i + 1).concat([127, 128, 129, 255, 256, 257, MAX])) {
       for (const dense of [true, false]) {
@@ -408,7 +397,7 @@ describe('shared/merkle: subtree storage', () => {
   });
 
   it('gives the reference consistency proof for every pair of sizes up to 64 and a sample beyond', () => {
-    const random = prng(5);
+    const random = seededRandom(5);
     for (let n = 1; n <= MAX; n++) {
       const froms = n <= 64 ? [...Array(n).keys()].map((m) => m + 1) : [1, n - 1, n, Math.floor(n / 2), 1 + Math.floor(random() * n)];
       for (const m of froms) {
