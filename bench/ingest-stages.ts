@@ -9,9 +9,10 @@
  * slow the allocation-heavy stages (JSON.parse, zod) through extra garbage collection.
  *
  * Main-thread stages run once per batch in the collector's event loop; worker stages run in
- * the signature pool (collector/services/signature-worker.ts, called here directly). The
- * hand-off to and from the workers is approximated by `structuredClone` of what the pool sends
- * and receives (postMessage serialises on one side and deserialises on the other). The agent
+ * the batch-check pool (collector/services/batch-check-worker.ts, called here directly). The
+ * hand-off back from the workers is approximated by `structuredClone` of what a worker returns
+ * (postMessage serialises on one side and deserialises on the other; the body's bytes go to
+ * the worker transferred, not copied). The agent
  * JWT's `jti` is remembered through the collector store's own `rememberJti` (its own write
  * transaction, WAL + synchronous=FULL) in a temp database. SQLite and Merkle costs come from
  * the bare insert loop and the Merkle benchmark of the same run.
@@ -21,12 +22,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { jwtVerify } from 'jose';
-import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../collector/http/json-body.ts';
-import verifyChunk from '../collector/services/signature-worker.ts';
+import checkBatch, { type BatchCheckTask } from '../collector/services/batch-check-worker.ts';
 import { openSqliteStore } from '../collector/store/sqlite/sqlite-store.ts';
 import { signCheckpoint } from '../shared/checkpoint.ts';
 import { canonicalJson } from '../shared/canonical-json.ts';
 import { newId } from '../shared/ids.ts';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../shared/json-text.ts';
 import { fromBase64Url, generateSigningKey, publicKeyFromJwk, sha256, verifyEd25519 } from '../shared/crypto.ts';
 import { batchSchema, type Receipt } from '../shared/protocol.ts';
 import { signReceipt } from '../shared/receipt.ts';
@@ -37,7 +38,7 @@ import { SimulatedAgent } from './lib/workload.ts';
 
 export interface StageCost {
   stage: string;
-  where: 'main thread' | 'signature worker';
+  where: 'main thread' | 'batch-check worker';
   /** CPU microseconds per record on one core. */
   micros: number;
   /** Part of the stage above it (not added again to the total). */
@@ -102,10 +103,12 @@ export async function benchIngestStages(options: {
   const texts = batches.map((batch) => gunzipSync(batch.gzipped).toString('utf8'));
   const bodies = texts.map((text) => JSON.parse(text) as { records: SignedRecord[] });
   const records = bodies.flatMap((body) => body.records);
-  const publicKeyX = agent.key.publicJwk.x;
   const publicKey = publicKeyFromJwk(agent.key.publicJwk);
-  const tasks = bodies.map((body) => ({ publicKeyX, records: body.records }));
-  const results = tasks.map((task) => verifyChunk(task));
+  const history = [{ fromSeq: 1, kid: agent.key.kid, publicJwk: agent.key.publicJwk }];
+  const bodyBytes = texts.map((text) => Buffer.from(text));
+  const taskOf = (i: number): BatchCheckTask => ({ body: bodyBytes[i]!, agent: agent.id, idempotencyKey: batches[i]!.batchId, epoch: 1, history, maxDepth: MAX_JSON_DEPTH });
+  const results = batches.map((_, i) => checkBatch(taskOf(i)));
+  if (!results.every((result) => result.ok && !result.deferredRefusal)) throw new Error('the stage benchmark batches do not pass the batch check');
   const token = await agent.token('bench.sakshya.local/collector');
   const receiptKey = generateSigningKey().key;
   const logSigner = noteSignerFromSigningKey('bench.sakshya.local/collector', generateSigningKey().key);
@@ -136,29 +139,14 @@ export async function benchIngestStages(options: {
   async function measureAll(): Promise<StageCostResult> {
 
     const signed = records.map((record) => ({ bytes: signingBytes(record), sig: fromBase64Url(record.sig), canonical: Buffer.from(canonicalJson(record)) }));
-    const WORKER_TASK = 'verifyChunk (whole worker task)';
+    const WORKER_TASK = 'checkBatch (whole worker task)';
     const measured = await measureStages([
       { stage: 'gunzip the body', where: 'main thread', records: n, run: () => batches.forEach((batch) => gunzipSync(batch.gzipped)) },
-      { stage: 'JSON.parse the body', where: 'main thread', records: n, run: () => texts.forEach((text) => JSON.parse(text)) },
       {
-        stage: 'nesting-depth check of the body text (jsonDepthExceeds)',
+        stage: 'hand-off of the result from the worker (structured clone)',
         where: 'main thread',
         records: n,
-        run: () => texts.forEach((text) => jsonDepthExceeds(text, MAX_JSON_DEPTH)),
-      },
-      { stage: 'zod batchSchema.safeParse', where: 'main thread', records: n, run: () => bodies.forEach((body) => batchSchema.safeParse(body)) },
-      {
-        stage: 'canonical size of each body (zod size refinement, JSON.stringify length)',
-        where: 'main thread',
-        partOf: 'zod batchSchema.safeParse',
-        records: n,
-        run: () => records.forEach((record) => Buffer.byteLength(JSON.stringify(record.body))),
-      },
-      {
-        stage: 'hand-off to workers and back (structured clone)',
-        where: 'main thread',
-        records: n,
-        run: () => tasks.forEach((task, i) => (structuredClone(task), structuredClone(results[i]))),
+        run: () => results.forEach((result) => structuredClone(result)),
       },
       {
         stage: 'agent JWT verify (per batch)',
@@ -182,12 +170,21 @@ export async function benchIngestStages(options: {
         records: perBatch,
         run: () => signCheckpoint({ origin: 'bench.sakshya.local/collector', size: 1500, rootHash: Buffer.alloc(32, 1), extensions: [] }, logSigner),
       },
-      { stage: WORKER_TASK, where: 'signature worker', records: n, run: () => tasks.forEach((task) => verifyChunk(task)) },
-      { stage: 'JCS of the record with and without sig (body canonicalised once)', where: 'signature worker', partOf: WORKER_TASK, records: n, run: () => records.forEach((record) => canonicalRecordTexts(record)) },
-      { stage: 'Ed25519 verify', where: 'signature worker', partOf: WORKER_TASK, records: n, run: () => signed.forEach((s) => verifyEd25519(publicKey, s.bytes, s.sig)) },
+      { stage: WORKER_TASK, where: 'batch-check worker', records: n, run: () => batches.forEach((_, i) => checkBatch(taskOf(i))) },
+      { stage: 'JSON.parse the body', where: 'batch-check worker', partOf: WORKER_TASK, records: n, run: () => texts.forEach((text) => JSON.parse(text)) },
+      {
+        stage: 'nesting-depth check of the body text (jsonDepthExceeds)',
+        where: 'batch-check worker',
+        partOf: WORKER_TASK,
+        records: n,
+        run: () => texts.forEach((text) => jsonDepthExceeds(text, MAX_JSON_DEPTH)),
+      },
+      { stage: 'zod batchSchema.safeParse', where: 'batch-check worker', partOf: WORKER_TASK, records: n, run: () => bodies.forEach((body) => batchSchema.safeParse(body)) },
+      { stage: 'JCS of the record with and without sig (body canonicalised once)', where: 'batch-check worker', partOf: WORKER_TASK, records: n, run: () => records.forEach((record) => canonicalRecordTexts(record)) },
+      { stage: 'Ed25519 verify', where: 'batch-check worker', partOf: WORKER_TASK, records: n, run: () => signed.forEach((s) => verifyEd25519(publicKey, s.bytes, s.sig)) },
       {
         stage: 'record hash + leaf hash (sha256 ×2)',
-        where: 'signature worker',
+        where: 'batch-check worker',
         partOf: WORKER_TASK,
         records: n,
         run: () => signed.forEach((s) => (sha256(s.canonical), leafHashOfCanonical(s.canonical))),
@@ -198,7 +195,7 @@ export async function benchIngestStages(options: {
       { stage: 'SQLite insert into records (bare loop)', where: 'main thread', micros: 1e6 / options.sqliteRowsPerSecond },
       { stage: 'Merkle append + root into merkle_subtrees', where: 'main thread', micros: 1e6 / options.merkleLeavesPerSecond },
     ];
-    const worker = measured.filter((stage) => stage.where === 'signature worker');
+    const worker = measured.filter((stage) => stage.where === 'batch-check worker');
 
     const sum = (stages: StageCost[]) => stages.filter((s) => !s.partOf).reduce((total, s) => total + s.micros, 0);
     const mainMicros = sum(main);

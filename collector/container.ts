@@ -27,7 +27,7 @@ import { LedgerAudit } from './services/ledger-audit.ts';
 import { LedgerService } from './services/ledger.ts';
 import { RecordsService } from './services/records.ts';
 import { ReportService } from './services/reports.ts';
-import { SignaturePool } from './services/signature-pool.ts';
+import { BatchCheckPool } from './services/batch-check-pool.ts';
 import { DATABASE_FILE_NAME, openSqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { CollectorStore } from './store/store.ts';
 
@@ -129,11 +129,11 @@ export async function createContainer(config: CollectorConfig, options: Containe
   });
   const apiTokens = new ApiTokenService({ store, chain: collectorChain, now });
   const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now });
-  let pool: SignaturePool | undefined;
+  let pool: BatchCheckPool | undefined;
   const ingest = new IngestService({
     store,
     ledger,
-    pool: () => (pool ??= new SignaturePool({ threads: config.verifyWorkers })),
+    pool: () => (pool ??= new BatchCheckPool({ threads: config.verifyWorkers })),
     receiptKey: keys.receipt,
     origin: config.origin,
     now,

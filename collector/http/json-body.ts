@@ -16,9 +16,10 @@ import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { MAX_JSON_DEPTH, parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError } from '../../shared/problem.ts';
 
-export const MAX_JSON_DEPTH = 32;
+export { jsonDepthExceeds, MAX_JSON_DEPTH } from '../../shared/json-text.ts';
 const ACCEPTED_ENCODINGS = new Set(['identity', 'gzip']);
 
 export interface JsonBodyLimits {
@@ -49,26 +50,6 @@ class ByteLimit extends Transform {
     if (this.bytes > this.#limit) callback(this.#error());
     else callback(null, chunk);
   }
-}
-
-/**
- * The deepest nesting of `[`/`{` in JSON text, outside strings; stops counting (returns
- * `max + 1`) as soon as it passes `max`. Linear, no recursion, no allocation.
- */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return true;
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return false;
 }
 
 /** Reads `req` through the limits; resolves with the decoded bytes. */
@@ -128,9 +109,14 @@ function drainBounded(req: Request, limit: number): void {
   req.resume();
 }
 
-export function jsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'> = {}): RequestHandler[] {
+/**
+ * Reads a JSON request body through the limits (see the module comment) and hands the decoded
+ * bytes on as `req.body` (a Buffer), unparsed: for routes that parse and check the body off the
+ * event loop (POST /batches, in the batch-check workers).
+ */
+export function rawJsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'> = {}): RequestHandler {
   const limits: Required<JsonBodyLimits> = { limit, compressedLimit: options.compressedLimit ?? limit, maxDepth: options.maxDepth ?? MAX_JSON_DEPTH };
-  const read: RequestHandler = async (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response, next: NextFunction) => {
     const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
     if (!ACCEPTED_ENCODINGS.has(encoding)) {
       throw new ProblemError('request.unsupported_media_type', `Content-Encoding ${encoding} is not supported; send identity or gzip`);
@@ -147,24 +133,23 @@ export function jsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'> =
       res.setHeader('Connection', 'close');
       throw tooLarge(limits.compressedLimit, 'on the wire (Content-Length)');
     }
-    let bytes: Buffer;
     try {
-      bytes = await readLimitedBody(req, encoding, limits);
+      req.body = await readLimitedBody(req, encoding, limits);
     } catch (err) {
       drainBounded(req, limits.compressedLimit);
       res.setHeader('Connection', 'close');
       throw err;
     }
-    const text = bytes.toString('utf8');
-    if (jsonDepthExceeds(text, limits.maxDepth)) {
-      throw new ProblemError('request.malformed', `the JSON body nests deeper than ${limits.maxDepth} levels`, { maxDepth: limits.maxDepth });
-    }
-    try {
-      req.body = JSON.parse(text) as unknown;
-    } catch {
-      throw new ProblemError('request.malformed', 'the request body is not valid JSON');
-    }
     next();
   };
-  return [read];
+}
+
+/** Reads a JSON request body through the limits and parses it (nesting checked first) into `req.body`. */
+export function jsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'> = {}): RequestHandler[] {
+  const maxDepth = options.maxDepth ?? MAX_JSON_DEPTH;
+  const parse: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
+    req.body = parseJsonText((req.body as Buffer).toString('utf8'), maxDepth);
+    next();
+  };
+  return [rawJsonBody(limit, options), parse];
 }

@@ -9,7 +9,7 @@ import { ProblemError } from '../../shared/problem.ts';
 import { MAX_BATCH_DECODED_BYTES } from '../../shared/protocol.ts';
 import { authenticatedAgent, requireAgent } from '../http/auth.ts';
 import { methodNotAllowed } from '../http/errors.ts';
-import { jsonBody } from '../http/json-body.ts';
+import { rawJsonBody } from '../http/json-body.ts';
 import { limitByPrincipal } from '../http/limits.ts';
 import { contextOf } from '../http/request-context.ts';
 import type { AgentAuthService } from '../services/agent-auth.ts';
@@ -37,7 +37,7 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
       res.locals.idempotencyKey = key;
       next();
     },
-    ...jsonBody(MAX_BATCH_DECODED_BYTES),
+    rawJsonBody(MAX_BATCH_DECODED_BYTES),
     async (req: Request, res: Response) => {
       const agent = authenticatedAgent(res);
       const { traceId, log } = contextOf(res);
@@ -45,7 +45,7 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
       const reply = await deps.ingest.ingest({
         agent,
         idempotencyKey: res.locals.idempotencyKey as string,
-        body: req.body as unknown,
+        body: req.body as Buffer,
         traceId,
         log: batchLog,
       });

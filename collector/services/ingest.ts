@@ -38,23 +38,25 @@
 import type { Logger } from '../../shared/logger.ts';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { sha256, toBase64Url, type SigningKey } from '../../shared/crypto.ts';
+import { MAX_JSON_DEPTH } from '../../shared/json-text.ts';
 import { ProblemError } from '../../shared/problem.ts';
-import { batchSchema, describeZodError, type Batch, type Receipt } from '../../shared/protocol.ts';
+import type { Receipt } from '../../shared/protocol.ts';
 import { signReceipt } from '../../shared/receipt.ts';
-import { GENESIS_PREV, recordHash } from '../../shared/record.ts';
+import { GENESIS_PREV } from '../../shared/record.ts';
 import { StoreIntegrityError, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
 import type { AuthenticatedAgent } from './agent-auth.ts';
 import type { CheckpointRef, LedgerService, PreparedRecord } from './ledger.ts';
-import { planBatchKeys, type BatchRotation } from './batch-keys.ts';
-import type { SignaturePool, VerifyOutcome } from './signature-pool.ts';
+import type { BatchRotation } from './batch-keys.ts';
+import type { BatchCheckPool } from './batch-check-pool.ts';
+import type { BatchHeader, Refusal } from './batch-check-worker.ts';
 import { assessClock, type ClockAssessment } from './clock-skew.ts';
 
 export interface IngestRequest {
   agent: AuthenticatedAgent;
   /** The Idempotency-Key header (already checked to be a UUID). */
   idempotencyKey: string;
-  /** The parsed JSON body, not yet validated. */
-  body: unknown;
+  /** The decoded body bytes, not yet parsed: moved to a worker (unusable after the call). */
+  body: Uint8Array;
   traceId: string;
   log: Logger;
 }
@@ -87,6 +89,10 @@ function replyFromStored(stored: StoredReceipt): IngestReply {
   return { json: replyJson(stored.receiptJson, stored.signature), receipt: JSON.parse(stored.receiptJson) as Receipt, replayed: true };
 }
 
+function problemOf(refusal: Refusal): ProblemError {
+  return new ProblemError(refusal.code, refusal.detail, refusal.extras);
+}
+
 function recordLabel(record: { id: string; seq: number }): string {
   return `record ${record.id} (seq ${record.seq})`;
 }
@@ -94,7 +100,7 @@ function recordLabel(record: { id: string; seq: number }): string {
 export class IngestService {
   readonly #store: CollectorStore;
   readonly #ledger: LedgerService;
-  readonly #pool: () => SignaturePool;
+  readonly #pool: () => BatchCheckPool;
   readonly #receiptKey: SigningKey;
   readonly #origin: string;
   readonly #now: () => Date;
@@ -103,8 +109,8 @@ export class IngestService {
   constructor(options: {
     store: CollectorStore;
     ledger: LedgerService;
-    /** The signature pool, made on first use. */
-    pool: () => SignaturePool;
+    /** The batch-check worker pool, made on first use. */
+    pool: () => BatchCheckPool;
     receiptKey: SigningKey;
     origin: string;
     now: () => Date;
@@ -127,49 +133,33 @@ export class IngestService {
    */
   async ingest(request: IngestRequest): Promise<IngestReply> {
     const { agent, log } = request;
-    this.#checkOwnership(request.body, agent.agent);
-
-    const parsed = batchSchema.safeParse(request.body);
-    if (!parsed.success) {
-      throw new ProblemError('batch.invalid', describeZodError(parsed.error), {
-        errors: parsed.error.issues.slice(0, 50).map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
-      });
-    }
-    const batch = parsed.data;
-    if (request.idempotencyKey !== batch.batchId) {
-      throw new ProblemError('request.invalid', 'the Idempotency-Key header must equal the body batchId');
-    }
+    // Parse, schema, canonical forms, hashes and signatures: in a worker (batch-check-worker.ts),
+    // against the key history as it is now; #commit checks that it has not changed since.
+    const history = await this.#store.agentKeys(agent.agent, agent.epoch);
+    const checked = await this.#pool().check({
+      body: request.body,
+      agent: agent.agent,
+      idempotencyKey: request.idempotencyKey,
+      epoch: agent.epoch,
+      history: [...history],
+      maxDepth: MAX_JSON_DEPTH,
+    });
+    if (!checked.ok) throw problemOf(checked.refusal);
+    const { batch } = checked;
 
     const stored = await this.#store.findReceipt(batch.batchId);
-    if (stored) return this.#replay(stored, batch, agent.agent, batch.records.map((record) => recordHash(record)));
+    if (stored) return this.#replay(stored, batch, agent.agent, checked.recordHashes);
+    if (checked.deferredRefusal) throw problemOf(checked.deferredRefusal);
 
-    if (batch.epoch !== agent.epoch) {
-      throw new ProblemError('batch.epoch_stale', `epoch ${batch.epoch} is not the current epoch ${agent.epoch} of ${agent.agent}`, {
-        currentEpoch: agent.epoch,
-      });
-    }
-    const seenIds = new Set<string>();
-    for (const record of batch.records) {
-      if (seenIds.has(record.id)) {
-        throw new ProblemError('batch.invalid', `${recordLabel(record)}: the id appears twice in the batch`, { recordId: record.id, seq: record.seq });
-      }
-      seenIds.add(record.id);
-    }
+    const leaves = Buffer.from(checked.leafHashes.buffer, checked.leafHashes.byteOffset, checked.leafHashes.byteLength);
+    const prepared: PreparedRecord[] = checked.records.map((record, i) => ({
+      record,
+      canonical: checked.canonical[i]!,
+      recordHash: checked.recordHashes[i]!,
+      leafHash: leaves.subarray(32 * i, 32 * i + 32),
+    }));
 
-    const history = await this.#store.agentKeys(agent.agent, batch.epoch);
-    const plan = planBatchKeys(batch.records, history);
-    if (!plan.ok) {
-      const record = batch.records[plan.index]!;
-      throw new ProblemError('batch.invalid', `${recordLabel(record)}: ${plan.reason}`, { recordId: record.id, seq: record.seq });
-    }
-    const verified = await this.#verifySegments(batch.records, plan.segments);
-    if (!verified.ok) {
-      const record = batch.records[verified.index]!;
-      throw new ProblemError('batch.invalid', `${recordLabel(record)}: ${verified.reason}`, { recordId: record.id, seq: record.seq });
-    }
-    const prepared: PreparedRecord[] = batch.records.map((record, i) => ({ record, ...verified.records[i]! }));
-
-    const outcome = await this.#commit(batch, prepared, request, { historyLength: history.length, rotations: plan.rotations });
+    const outcome = await this.#commit(batch, prepared, request, { historyLength: history.length, rotations: checked.rotations });
     if (outcome.kind === 'accepted' && outcome.witness === 'unknown_checkpoint') {
       log.warn(
         { agent: agent.agent, epoch: batch.epoch, batchId: batch.batchId, witness: batch.witness },
@@ -201,35 +191,7 @@ export class IngestService {
     return outcome.reply;
   }
 
-  /** Verifies each run of records with its key, in parallel; the first failure in batch order wins. */
-  async #verifySegments(records: Batch['records'], segments: readonly { start: number; end: number; publicKeyX: string }[]): Promise<VerifyOutcome> {
-    const pool = this.#pool();
-    const results = await Promise.all(segments.map((segment) => pool.verify(records.slice(segment.start, segment.end), segment.publicKeyX)));
-    const all: Extract<VerifyOutcome, { ok: true }>['records'] = [];
-    for (const [i, result] of results.entries()) {
-      if (!result.ok) return { ok: false, index: segments[i]!.start + result.index, reason: result.reason };
-      all.push(...result.records);
-    }
-    return { ok: true, records: all };
-  }
-
-  /** A record or batch naming another agent is a privilege problem (403), not a schema one. */
-  #checkOwnership(body: unknown, subject: string): void {
-    if (typeof body !== 'object' || body === null) return;
-    const { agent, records } = body as { agent?: unknown; records?: unknown };
-    const foreign = (value: unknown): value is string => typeof value === 'string' && value !== subject;
-    const quoted = (value: string) => JSON.stringify(value.slice(0, 64));
-    if (foreign(agent)) throw new ProblemError('auth.forbidden', `the batch is for agent ${quoted(agent)}, but the token is ${subject}'s`);
-    if (!Array.isArray(records)) return;
-    records.forEach((record: unknown, i) => {
-      const owner = typeof record === 'object' && record !== null ? (record as { agent?: unknown }).agent : undefined;
-      if (foreign(owner)) {
-        throw new ProblemError('auth.forbidden', `records.${i} belongs to agent ${quoted(owner)}; an agent may only send its own records`);
-      }
-    });
-  }
-
-  #replay(stored: StoredReceipt, batch: Batch, agent: string, recordHashes: readonly string[]): IngestReply {
+  #replay(stored: StoredReceipt, batch: BatchHeader, agent: string, recordHashes: readonly string[]): IngestReply {
     if (stored.agent !== agent || stored.recordsDigest !== recordsDigest(recordHashes)) {
       throw new ProblemError('idempotency.key_reused', `batch ${batch.batchId} was already received with other records`);
     }
@@ -237,7 +199,7 @@ export class IngestService {
   }
 
   async #commit(
-    batch: Batch,
+    batch: BatchHeader,
     prepared: readonly PreparedRecord[],
     request: IngestRequest,
     keys: { historyLength: number; rotations: readonly BatchRotation[] },

@@ -54,9 +54,12 @@ import {
 /** A checkpoint as receipts and stats name it: size and base64url root. */
 export type CheckpointRef = Receipt['checkpoint'];
 
+/** What the ledger stores of a record besides its canonical text (a whole record will do). */
+export type LedgerRecordFields = Pick<SignedRecord, 'id' | 'agent' | 'epoch' | 'seq' | 'prev' | 'kind' | 'type' | 'at'>;
+
 /** A record ready for the ledger: checked, with its canonical text and hashes. */
 export interface PreparedRecord {
-  record: SignedRecord;
+  record: LedgerRecordFields;
   canonical: string;
   recordHash: string;
   leafHash: Buffer;

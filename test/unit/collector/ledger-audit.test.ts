@@ -48,7 +48,7 @@ describe('ledger audit', function () {
         const agent = agents[i % agents.length]!;
         const batch = agent.batch(agent.records(1 + Math.floor(Math.random() * 150)));
         const principal: AuthenticatedAgent = { agent: agent.id, epoch: agent.epoch, kid: agent.key.kid, publicJwk: agent.key.publicJwk, jti: newId() };
-        const reply = await collector.container.ingest.ingest({ agent: principal, idempotencyKey: batch.batchId, body: batch, traceId: 'test', log });
+        const reply = await collector.container.ingest.ingest({ agent: principal, idempotencyKey: batch.batchId, body: Buffer.from(JSON.stringify(batch)), traceId: 'test', log });
         total += reply.receipt.accepted;
       }
       const intact = await collector.container.ledgerAudit().run();
