@@ -22,7 +22,7 @@
  * target is reported in the table, not as a failure.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { cpSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -290,6 +290,8 @@ async function ingestSection(): Promise<Section> {
       const dir = cleanup.tempDir('sakshya-bench-profile-');
       const nodeOptions = [process.env.NODE_OPTIONS, '--cpu-prof', '--cpu-prof-interval=2000', `--cpu-prof-dir=${dir}`].filter(Boolean).join(' ');
       const run = await benchCollectorIngest({ ...SIZES.profiledIngest, idPrefix: 'BN-PRF', collectorEnv: { NODE_OPTIONS: nodeOptions } }, cleanup);
+      // BENCH_KEEP_PROFILES=<dir> keeps the .cpuprofile files (one per thread) for a closer look.
+      if (process.env.BENCH_KEEP_PROFILES) cpSync(dir, process.env.BENCH_KEEP_PROFILES, { recursive: true });
       return { ingest: ingestDetails(run), threads: summariseProfiles(dir, run.windowMicros.start, run.windowMicros.end) };
     });
   }

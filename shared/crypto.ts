@@ -48,7 +48,8 @@ export function sha256(data: Buffer | Uint8Array | string): Buffer {
 }
 
 export function toBase64Url(bytes: Buffer | Uint8Array): string {
-  return Buffer.from(bytes).toString('base64url');
+  // A view, not a copy (Buffer.from(uint8Array) copies).
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 }
 
 export function fromBase64Url(text: string): Buffer {

@@ -7,7 +7,7 @@
  * - Ledger leaf hash = sha256(0x00 || JCS(record)) (RFC 9162 §2.1.1).
  */
 import type { KeyObject } from 'node:crypto';
-import { canonicalBytes, canonicalJson } from './canonical-json.ts';
+import { canonicalBytes, canonicalJsonOfParsed } from './canonical-json.ts';
 import { fromBase64Url, sha256, signEd25519, toBase64Url, verifyEd25519 } from './crypto.ts';
 
 export const RECORD_VERSION = 1;
@@ -67,7 +67,7 @@ export interface RecordTexts {
  */
 export function canonicalRecordTexts(record: SignedRecord): RecordTexts {
   const head =
-    `{"agent":${JSON.stringify(record.agent)},"at":${JSON.stringify(record.at)},"body":${canonicalJson(record.body)}` +
+    `{"agent":${JSON.stringify(record.agent)},"at":${JSON.stringify(record.at)},"body":${canonicalJsonOfParsed(record.body)}` +
     `,"epoch":${String(record.epoch)},"id":${JSON.stringify(record.id)},"kid":${JSON.stringify(record.kid)}` +
     `,"kind":${JSON.stringify(record.kind)},"prev":${JSON.stringify(record.prev)},"seq":${String(record.seq)}`;
   const tail = `,"type":${JSON.stringify(record.type)},"v":${String(record.v)}}`;

@@ -19,12 +19,12 @@
  * (transferred, not copied) instead of parsed records also spares the structured clone of every
  * record both ways. Batches of different agents run on different workers at once.
  */
-import type { KeyObject } from 'node:crypto';
+import { hash, type KeyObject } from 'node:crypto';
 import { fromBase64Url, publicKeyFromJwk, verifyEd25519 } from '../../shared/crypto.ts';
 import { parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError, type ProblemCode } from '../../shared/problem.ts';
 import { batchSchema, describeZodError, type Batch } from '../../shared/protocol.ts';
-import { canonicalRecordTexts, leafHashOfCanonical, recordHashOfCanonical } from '../../shared/record.ts';
+import { canonicalRecordTexts } from '../../shared/record.ts';
 import { planBatchKeys, type BatchRotation, type HistoryKey } from './batch-keys.ts';
 import type { LedgerRecordFields } from './ledger.ts';
 
@@ -79,6 +79,20 @@ function keyFor(x: string): KeyObject {
   return key;
 }
 
+/**
+ * `,"sig":"<86 base64url characters>"`: in canonical order `sig` is the last member but `type`
+ * and `v`, whose values cannot hold this text (RECORD_TYPE_PATTERN), so its last occurrence is
+ * the record's own `sig`.
+ */
+const SIG_MEMBER = Buffer.from(',"sig":"');
+const SIG_MEMBER_BYTES = SIG_MEMBER.length + 86 + 1;
+
+/** The canonical bytes of a record without its `sig` member: what `sig` signs. */
+function withoutSigMember(canonical: Buffer): Buffer {
+  const at = canonical.lastIndexOf(SIG_MEMBER);
+  return Buffer.concat([canonical.subarray(0, at), canonical.subarray(at + SIG_MEMBER_BYTES)]);
+}
+
 function refusal(code: ProblemCode, detail: string, extras: { [key: string]: unknown } = {}): Refusal {
   return { code, detail, extras };
 }
@@ -129,7 +143,7 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
   const records: LedgerRecordFields[] = [];
   let canonical: string[] = [];
   let recordHashes: string[] = [];
-  const signing: string[] = [];
+  const signing: Buffer[] = [];
   const leafHashes = new Uint8Array(32 * signed.length);
   let uncanonical: { index: number; refusal: Refusal } | undefined;
   for (const [i, record] of signed.entries()) {
@@ -137,12 +151,17 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
     records.push({ id, agent, epoch, seq, prev, kind, type, at });
     if (uncanonical) continue;
     try {
-      const texts = canonicalRecordTexts(record);
-      const bytes = Buffer.from(texts.canonical, 'utf8');
-      signing.push(texts.signing);
-      canonical.push(texts.canonical);
-      recordHashes.push(recordHashOfCanonical(bytes));
-      leafHashes.set(leafHashOfCanonical(bytes), 32 * i);
+      const { canonical: text } = canonicalRecordTexts(record);
+      // One UTF-8 encoding per record, after a 0x00 byte: the RFC 9162 leaf hash input, whose
+      // tail is the canonical bytes, which without the `sig` member are the signed bytes.
+      const buffer = Buffer.allocUnsafe(1 + 3 * text.length);
+      buffer[0] = 0;
+      const leafInput = buffer.subarray(0, 1 + buffer.write(text, 1, 'utf8'));
+      const bytes = leafInput.subarray(1);
+      signing.push(withoutSigMember(bytes));
+      canonical.push(text);
+      recordHashes.push(hash('sha256', bytes, 'base64url'));
+      leafHashes.set(hash('sha256', leafInput, 'buffer'), 32 * i);
     } catch (err) {
       // e.g. a number JSON can parse but RFC 8785 cannot write (1e400 is Infinity).
       uncanonical = { index: i, refusal: recordRefusal(record, `no canonical form: ${(err as Error).message}`) };
@@ -169,7 +188,7 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
   for (const segment of plan.segments) {
     const key = keyFor(segment.publicKeyX);
     for (let i = segment.start; i < Math.min(segment.end, verifiable); i++) {
-      if (!verifyEd25519(key, Buffer.from(signing[i]!, 'utf8'), fromBase64Url(signed[i]!.sig))) {
+      if (!verifyEd25519(key, signing[i]!, fromBase64Url(signed[i]!.sig))) {
         return deferred(recordRefusal(signed[i]!, 'signature does not verify with the agent key valid at its seq'));
       }
     }

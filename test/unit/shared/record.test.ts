@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
-import { canonicalJson } from '../../../shared/canonical-json.ts';
+import { canonicalJson, canonicalJsonOfParsed } from '../../../shared/canonical-json.ts';
 import { generateSigningKey, jwkThumbprint, signingKeyFromPrivateJwk, signEd25519, toBase64Url } from '../../../shared/crypto.ts';
 import fc from 'fast-check';
 import { canonicalRecordTexts, GENESIS_PREV, MAX_BODY_CANONICAL_BYTES, recordHash, signingBytes, signRecord, verifyRecordSignature, type UnsignedRecord } from '../../../shared/record.ts';
@@ -52,6 +52,38 @@ describe('shared/record', () => {
     );
   });
 
+  it('writes the canonical text of any parsed JSON value exactly as the RFC 8785 library does, and refuses what has none', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const parsed = JSON.parse(JSON.stringify(value)) as unknown;
+        assert.equal(canonicalJsonOfParsed(parsed), canonicalJson(parsed));
+      }),
+      { numRuns: 500 },
+    );
+    // Members already in canonical order (as agents send records): the one-stringify path.
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), fc.string({ unit: 'binary' }), (value, text) => {
+        const ordered = JSON.parse(canonicalJson({ value, text: text.isWellFormed() ? text : 'x' })) as unknown;
+        assert.equal(canonicalJsonOfParsed(ordered), canonicalJson(ordered));
+      }),
+      { numRuns: 500 },
+    );
+    assert.equal(canonicalJsonOfParsed(JSON.parse('{"10":1,"9":2,"a":"\\\\ud800"}')), canonicalJson(JSON.parse('{"10":1,"9":2,"a":"\\\\ud800"}')));
+    assert.throws(() => canonicalJsonOfParsed(JSON.parse('{"a":"\\ud800"}')), /no canonical JSON form/);
+    // Not what JSON.parse makes: handed to the library, same answer.
+    const odd = { d: new Date(0), n: Object.assign(Object.create(null) as object, { b: 1, a: 2 }), s: new String('x') };
+    assert.equal(canonicalJsonOfParsed(odd), canonicalJson(odd));
+    assert.throws(() => canonicalJsonOfParsed({ x: JSON.parse('1e400') as number }), /no canonical JSON form/);
+    assert.throws(() => canonicalJsonOfParsed({ x: '\ud800' }), /no canonical JSON form/);
+    assert.throws(() => canonicalJsonOfParsed({ '\udc00': 1 }), /no canonical JSON form/);
+  });
+
+  it('refuses a body that is not a JSON object, and keeps the body it checked as it was sent', () => {
+    for (const body of [null, [], 'x', 1]) assert.equal(recordBodySchema.safeParse(body).success, false);
+    const body = { a: { b: [1, 2] } };
+    assert.equal(recordBodySchema.parse(body), body);
+  });
+
   it('measures a body against the canonical size limit exactly (JSON.stringify length = RFC 8785 length)', () => {
     fc.assert(
       fc.property(wireBody, (body) => {
@@ -92,6 +124,7 @@ describe('shared vectors: RFC 8037 and RFC 8785', function () {
     assert.ok(v.cases.length > 0, 'no JCS cases in the vector file');
     for (const c of v.cases) {
       assert.equal(Buffer.from(canonicalJson(JSON.parse(c.input)), 'utf8').toString('hex'), c.expected_output_hex, c.name);
+      assert.equal(Buffer.from(canonicalJsonOfParsed(JSON.parse(c.input)), 'utf8').toString('hex'), c.expected_output_hex, `${c.name} (fast path)`);
     }
   });
 
@@ -102,9 +135,11 @@ describe('shared vectors: RFC 8037 and RFC 8785', function () {
       const value = Buffer.from(c.ieee_hex, 'hex').readDoubleBE(0);
       if (Number.isFinite(value)) {
         assert.equal(canonicalJson(value), c.expected, c.comment);
+        assert.equal(canonicalJsonOfParsed(value), c.expected, `${c.comment} (fast path)`);
         checked++;
       } else {
         assert.throws(() => canonicalJson(value), /canonical/);
+        assert.throws(() => canonicalJsonOfParsed(value), /canonical/);
       }
     }
     assert.ok(checked > 10);

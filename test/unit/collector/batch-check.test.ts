@@ -1,0 +1,104 @@
+/**
+ * The batch check a worker runs (collector/services/batch-check-worker.ts), called directly:
+ * what it hands the ledger must be exactly what the record rules define, whatever the bodies
+ * hold and however the agent ordered their members.
+ */
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import checkBatch, { type BatchCheckTask } from '../../../collector/services/batch-check-worker.ts';
+import { canonicalJson } from '../../../shared/canonical-json.ts';
+import { generateSigningKey, sha256 } from '../../../shared/crypto.ts';
+import { newId } from '../../../shared/ids.ts';
+import { GENESIS_PREV, recordHash, signRecord, type SignedRecord } from '../../../shared/record.ts';
+
+const AGENT = 'AS-KMR-001';
+const { key } = generateSigningKey();
+const history = [{ fromSeq: 1, kid: key.kid, publicJwk: key.publicJwk }];
+
+function chain(bodies: { [key: string]: unknown }[]): SignedRecord[] {
+  let prev = GENESIS_PREV;
+  return bodies.map((body, i) => {
+    const record = signRecord(
+      { v: 1, id: newId(), agent: AGENT, epoch: 1, seq: i + 1, prev, kind: 'audit', type: 'certificate.issued', at: '2026-11-30T04:33:05.123Z', body, kid: key.kid },
+      key.privateKey,
+    );
+    prev = recordHash(record);
+    return record;
+  });
+}
+
+/** The batch as JSON text: each record's members in canonical order (as agents send) or reversed. */
+function batchText(records: SignedRecord[], batchId: string, canonicalOrder: boolean): string {
+  const texts = records.map((record) => (canonicalOrder ? canonicalJson(record) : JSON.stringify(Object.fromEntries(Object.entries(record).reverse()))));
+  return `{"batchId":"${batchId}","agent":"${AGENT}","epoch":1,"records":[${texts.join(',')}],"backlog":{"pending":0,"oldestAt":null}}`;
+}
+
+function task(text: string, batchId: string): BatchCheckTask {
+  return { body: Buffer.from(text), agent: AGENT, idempotencyKey: batchId, epoch: 1, history, maxDepth: 32 };
+}
+
+describe('batch check (worker)', () => {
+  const body = fc.dictionary(fc.string({ unit: 'grapheme' }), fc.jsonValue({ maxDepth: 3 })).map((value) => JSON.parse(JSON.stringify(value)) as { [key: string]: unknown });
+
+  it('accepts a signed chain and returns each record canonical text, record hash and leaf hash exactly as the record rules define them', () => {
+    fc.assert(
+      fc.property(fc.array(body, { minLength: 1, maxLength: 6 }), fc.boolean(), (bodies, canonicalOrder) => {
+        const records = chain(bodies);
+        const batchId = newId();
+        const result = checkBatch(task(batchText(records, batchId, canonicalOrder), batchId));
+        assert.ok(result.ok && !result.deferredRefusal, JSON.stringify(result));
+        assert.deepEqual(result.canonical, records.map((record) => canonicalJson(record)));
+        assert.deepEqual(result.recordHashes, records.map((record) => recordHash(record)));
+        records.forEach((record, i) => {
+          const leaf = sha256(Buffer.concat([Buffer.from([0]), Buffer.from(canonicalJson(record))]));
+          assert.deepEqual(Buffer.from(result.leafHashes.subarray(32 * i, 32 * i + 32)), leaf);
+        });
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('verifies the signature over the record without its own sig, even when the body holds a "sig" member with the same value', () => {
+    const [first] = chain([{ note: 'placeholder' }]);
+    // Re-sign with a body that carries the record's own signature text: only the top-level sig may be cut.
+    const record = signRecord({ ...first!, body: { sig: first!.sig, x: ',"sig":"' } }, key.privateKey);
+    const batchId = newId();
+    const result = checkBatch(task(batchText([record], batchId, true), batchId));
+    assert.ok(result.ok && !result.deferredRefusal, JSON.stringify(result));
+  });
+
+  it('refuses a record whose body changed after signing, naming it, and one whose number has no canonical form', () => {
+    const records = chain([{ a: 1 }, { a: 2 }, { a: 3 }]);
+    const batchId = newId();
+    const tampered = batchText(records, batchId, true).replace('"body":{"a":2}', '"body":{"a":20}');
+    const result = checkBatch(task(tampered, batchId));
+    assert.ok(result.ok);
+    assert.equal(result.deferredRefusal?.code, 'batch.invalid');
+    assert.equal(result.deferredRefusal?.extras.seq, 2);
+    assert.match(result.deferredRefusal!.detail, /signature does not verify/);
+
+    const huge = batchText(records, batchId, true).replace('"body":{"a":3}', '"body":{"a":1e400}');
+    const noCanonical = checkBatch(task(huge, batchId));
+    assert.ok(noCanonical.ok);
+    assert.equal(noCanonical.deferredRefusal?.extras.seq, 3);
+    assert.match(noCanonical.deferredRefusal!.detail, /no canonical form/);
+  });
+
+  it('refuses before anything else: deep nesting, text that is not JSON, another agent\'s record, a schema error, a batchId that is not the Idempotency-Key', () => {
+    const records = chain([{ a: 1 }]);
+    const batchId = newId();
+    const good = batchText(records, batchId, true);
+    const cases: [string, string, string][] = [
+      [`{"x":${'['.repeat(40)}${']'.repeat(40)}}`, batchId, 'request.malformed'],
+      [good.slice(0, -1), batchId, 'request.malformed'],
+      [good.replace(`"agent":"${AGENT}","at"`, '"agent":"AS-OTHER-009","at"'), batchId, 'auth.forbidden'],
+      [good.replace('"kind":"audit"', '"kind":"secret"'), batchId, 'batch.invalid'],
+      [good, newId(), 'request.invalid'],
+    ];
+    for (const [text, key, code] of cases) {
+      const result = checkBatch(task(text, key));
+      assert.equal(result.ok, false, code);
+      assert.equal(!result.ok && result.refusal.code, code);
+    }
+  });
+});
