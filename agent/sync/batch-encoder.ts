@@ -2,13 +2,21 @@
  * Encodes a batch for the wire: `{ batchId, agent, epoch, records, backlog, witness? }` as JSON,
  * then gzip. `witness` is the newest checkpoint this agent verified (agent/witness/), if any.
  * Records are spliced in as their stored canonical text, never parsed and re-serialised, so the
- * bytes sent are the bytes signed, and encoding costs one string concatenation.
+ * bytes sent are the bytes signed.
+ *
+ * ## Why one gzip engine, reset between batches (BatchCompressor)
+ * A new zlib deflate engine allocates ~260 KB of native state in ~64 KB blocks (window, hash
+ * chains, pending buffer) from the main thread's malloc heap and frees it at the end. Doing that
+ * a dozen times a second for a long drain fragmented glibc's heap: it grew by 30–65 MiB over the
+ * first 10^5 records and never gave the memory back, the largest part of the agent's growth
+ * under a long backlog (docs/benchmarks.md, agent memory). One engine per syncer, finished with
+ * `Z_FINISH` and `reset()` for each batch, allocates that state once; each batch is still a
+ * complete, independent gzip member. The JSON is fed in pieces of `RECORDS_PER_PIECE` records
+ * (~25 KB), one at a time, so no batch-sized string (a V8 large object, freed only by a full GC)
+ * or buffer is built either. zlib runs on the thread pool, off the event loop.
  */
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { constants, createGzip, type Gzip, type ZlibReset } from 'node:zlib';
 import type { Backlog } from '../../shared/protocol.ts';
-
-const gzipAsync = promisify(gzip);
 
 export interface BatchEnvelope {
   batchId: string;
@@ -18,17 +26,76 @@ export interface BatchEnvelope {
   witness?: { size: number; root: string } | undefined;
 }
 
-/** JSON text of a batch whose `records` are the given canonical record texts. */
-export function encodeBatchJson(envelope: BatchEnvelope, canonicalRecords: readonly string[]): string {
-  return (
-    `{"batchId":${JSON.stringify(envelope.batchId)},"agent":${JSON.stringify(envelope.agent)},"epoch":${envelope.epoch},` +
-    `"records":[${canonicalRecords.join(',')}],"backlog":${JSON.stringify(envelope.backlog)}` +
+/** Records per piece of JSON text handed to gzip: ~25 KB, far below V8's large-object size. */
+const RECORDS_PER_PIECE = 32;
+
+/** The batch JSON as consecutive pieces of text; joined, they are `encodeBatchJson`'s text. */
+export function* batchJsonPieces(envelope: BatchEnvelope, canonicalRecords: readonly string[]): Generator<string> {
+  yield `{"batchId":${JSON.stringify(envelope.batchId)},"agent":${JSON.stringify(envelope.agent)},"epoch":${envelope.epoch},"records":[`;
+  for (let i = 0; i < canonicalRecords.length; i += RECORDS_PER_PIECE) {
+    yield (i > 0 ? ',' : '') + canonicalRecords.slice(i, i + RECORDS_PER_PIECE).join(',');
+  }
+  yield `],"backlog":${JSON.stringify(envelope.backlog)}` +
     (envelope.witness ? `,"witness":${JSON.stringify({ size: envelope.witness.size, root: envelope.witness.root })}` : '') +
-    '}'
-  );
+    '}';
 }
 
-/** gzip of the batch JSON (off the event loop's critical path: zlib runs on the thread pool). */
-export async function gzipBatch(json: string): Promise<Buffer> {
-  return gzipAsync(Buffer.from(json, 'utf8'));
+/** JSON text of a batch whose `records` are the given canonical record texts. */
+export function encodeBatchJson(envelope: BatchEnvelope, canonicalRecords: readonly string[]): string {
+  return [...batchJsonPieces(envelope, canonicalRecords)].join('');
+}
+
+/**
+ * Gzips batches with one reused zlib engine (see above). One batch at a time: the syncer keeps
+ * one batch in flight; a second concurrent call is a programming error and throws. After a zlib
+ * error the engine is dropped and the next batch gets a fresh one.
+ */
+export class BatchCompressor {
+  #engine: Gzip | undefined;
+  #chunks: Buffer[] = [];
+  #busy = false;
+
+  /** The gzip of `encodeBatchJson(envelope, canonicalRecords)`, a complete gzip member. */
+  async gzip(envelope: BatchEnvelope, canonicalRecords: readonly string[]): Promise<Buffer> {
+    if (this.#busy) throw new Error('BatchCompressor: one batch at a time');
+    this.#busy = true;
+    const engine = (this.#engine ??= this.#newEngine());
+    try {
+      for (const piece of batchJsonPieces(envelope, canonicalRecords)) {
+        await new Promise<void>((resolve, reject) => engine.write(piece, (err) => (err ? reject(err) : resolve())));
+      }
+      await new Promise<void>((resolve, reject) => {
+        engine.once('error', reject);
+        // Every output chunk of this batch has been emitted to #chunks before the callback runs.
+        engine.flush(constants.Z_FINISH, () => {
+          engine.off('error', reject);
+          resolve();
+        });
+      });
+      // Node's reset() is deflateReset() for gzip too (@types/node lists it for Deflate only).
+      (engine as Gzip & ZlibReset).reset();
+      return Buffer.concat(this.#chunks);
+    } catch (err) {
+      this.#engine = undefined;
+      engine.destroy();
+      throw err;
+    } finally {
+      this.#chunks = [];
+      this.#busy = false;
+    }
+  }
+
+  /** Frees the engine's native state (the next `gzip` would make a new one). */
+  close(): void {
+    this.#engine?.destroy();
+    this.#engine = undefined;
+  }
+
+  #newEngine(): Gzip {
+    const engine = createGzip();
+    engine.on('data', (chunk: Buffer) => this.#chunks.push(chunk));
+    // Errors reach the pending write or flush; this keeps one from being thrown as unhandled.
+    engine.on('error', () => {});
+    return engine;
+  }
 }

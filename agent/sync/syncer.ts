@@ -28,7 +28,7 @@ import { newTraceContext } from '../../shared/trace.ts';
 import type { RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import type { Witness } from '../witness/witness.ts';
 import { AdaptiveBatchSize } from './batch-size.ts';
-import { encodeBatchJson, gzipBatch } from './batch-encoder.ts';
+import { BatchCompressor } from './batch-encoder.ts';
 import { fullJitterDelay, type BackoffPolicy } from './backoff.ts';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts';
 import type { BatchClient } from './client.ts';
@@ -83,6 +83,8 @@ export class Syncer {
   readonly #breaker: CircuitBreaker;
   readonly #size: AdaptiveBatchSize;
   readonly #receiptKey;
+  /** One gzip engine for every batch: allocating one per batch fragmented the malloc heap. */
+  readonly #compressor = new BatchCompressor();
   /** Consecutive backoff attempts (the exponent of the next backoff). */
   #attempt = 0;
   /** Where the collector asked us to resend from; otherwise the first unacknowledged seq. */
@@ -127,13 +129,12 @@ export class Syncer {
     const batchId = newId();
     const trace = newTraceContext();
     const witnessed = outbox.witnessCheckpoint();
-    const json = encodeBatchJson(
+    const gzipped = await this.#compressor.gzip(
       { batchId, agent: pins.agent, epoch: pins.epoch, backlog: outbox.backlog(), witness: witnessed && { size: witnessed.size, root: witnessed.root } },
       batch.records,
     );
-    const gzipped = await gzipBatch(json);
     const about = { traceId: trace.traceId, batchId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq };
-    logger.debug({ ...about, records: batch.records.length, bytes: json.length, gzippedBytes: gzipped.length }, 'sending batch');
+    logger.debug({ ...about, records: batch.records.length, bytes: batch.bytes, gzippedBytes: gzipped.length }, 'sending batch');
 
     const result = await this.#o.client.send({ batchId, gzipped, traceparent: trace.traceparent }, signal);
     if (signal?.aborted && !result.ok) {
@@ -184,6 +185,7 @@ export class Syncer {
     try {
       return await this.#drain(signal);
     } finally {
+      this.#compressor.close();
       // The witness checks of this drain's receipts finish before `sync --once` reports.
       await this.#o.witness?.settle();
     }
@@ -235,6 +237,7 @@ export class Syncer {
       }
       if (delayMs > 0) await sleep(delayMs, undefined, { signal }).catch(() => undefined);
     }
+    this.#compressor.close();
     this.#o.witness?.stop();
     await this.#o.witness?.settle();
   }
