@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
  * sakshya-agent: the entry point. The only place configuration is read (agent/config.ts) and
  * the parts are wired together. stdout carries command output only; logs go to stderr as pino
@@ -191,7 +191,6 @@ program
       const syncer = await openSyncer(config, outbox, logger);
       writeDropSummary(outbox, key, logger); // refusals counted before a restart, if there is room now
       const { server, port } = await listenLocalApi(createLocalApi({ outbox, key, localToken, logger }), config.port);
-      logger.info({ port, agent: pins.agent, epoch: pins.epoch }, 'local api listening');
       const telemetry = config.telemetryCron
         ? scheduleSystemTelemetry({ expression: config.telemetryCron, dir: config.dir, outbox, key, logger })
         : undefined;
@@ -217,6 +216,9 @@ program
       };
       process.once('SIGTERM', () => void stop('SIGTERM'));
       process.once('SIGINT', () => void stop('SIGINT'));
+      // Announced only now: a supervisor (or test) that stops the agent as soon as it reads this
+      // line must find the handlers in place, not the default action of SIGTERM.
+      logger.info({ port, agent: pins.agent, epoch: pins.epoch }, 'local api listening');
     }),
   );
 

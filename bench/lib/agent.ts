@@ -3,10 +3,10 @@
  * registered for cleanup the moment it is spawned, so a start that fails (or an interrupted
  * benchmark) never leaves an agent process behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AGENT_BIN, TEST_AGENT_ENV } from '../../test/helpers/agent-process.ts';
+import { spawnAgentBin, TEST_AGENT_ENV } from '../../test/helpers/agent-process.ts';
 import type { Cleanup } from './cleanup.ts';
 
 export interface RunningAgent {
@@ -25,7 +25,8 @@ function exited(child: ChildProcess): Promise<number | null> {
 export async function startAgentRun(cleanup: Cleanup, dir: string, env: { [name: string]: string }, timeoutMs = 30_000): Promise<RunningAgent> {
   const childEnv: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('SAKSHYA_')) childEnv[name] = value;
-  const child = spawn(process.execPath, [AGENT_BIN, 'run'], {
+  // Through its shebang, as an operator starts it: what the benchmarks measure is what runs.
+  const child = spawnAgentBin(['run'], {
     env: { ...childEnv, ...TEST_AGENT_ENV, SAKSHYA_AGENT_DIR: dir, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

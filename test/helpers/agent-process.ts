@@ -2,13 +2,24 @@
  * Test harness for the real agent: runs `sakshya-agent` commands as child processes, and starts
  * `sakshya-agent run` on a free port (port 0, found from its "local api listening" log line).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const AGENT_BIN = fileURLToPath(new URL('../../agent/bin/sakshya-agent.ts', import.meta.url));
+
+/**
+ * Starts the agent's bin the way an operator's shell, npm's bin link or a systemd unit does:
+ * executed itself, so its shebang line and the V8 flags in it apply (`--max-semi-space-size`:
+ * docs/operations.md, "Memory while draining a long backlog"). `env` finds `node` on PATH; this
+ * process's own Node is put first there.
+ */
+export function spawnAgentBin(args: string[], options: SpawnOptions & { env: NodeJS.ProcessEnv }): ChildProcess {
+  const path = options.env.PATH ?? process.env.PATH;
+  return spawn(AGENT_BIN, args, { ...options, env: { ...options.env, PATH: [dirname(process.execPath), path].filter(Boolean).join(delimiter) } });
+}
 
 /** Environment every test agent gets unless the test overrides it: quiet, fast, no cron. */
 export const TEST_AGENT_ENV: { [name: string]: string } = {
@@ -38,11 +49,11 @@ function childEnv(env: { [name: string]: string | undefined }): NodeJS.ProcessEn
 /** Runs one `sakshya-agent` command to completion. */
 export function runAgentCli(args: string[], env: { [name: string]: string | undefined } = {}, options: { timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AGENT_BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnAgentBin(args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`sakshya-agent ${args.join(' ')} did not finish in ${options.timeoutMs ?? 30_000} ms\n${stderr}`));
@@ -97,7 +108,7 @@ export interface AgentProcess {
 
 /** Starts `sakshya-agent run` and resolves once its local API listens. */
 export function startAgentProcess(options: { dir: string; env?: { [name: string]: string }; startTimeoutMs?: number }): Promise<AgentProcess> {
-  const child = spawn(process.execPath, [AGENT_BIN, 'run'], {
+  const child = spawnAgentBin(['run'], {
     env: childEnv({ SAKSHYA_AGENT_DIR: options.dir, ...options.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
