@@ -38,6 +38,10 @@ describe('agent/sync/batch-encoder', () => {
         // gunzipSync of this buffer alone: nothing of the previous batch is needed or left over.
         assert.equal(gunzipSync(gzipped).toString('utf8'), encodeBatchJson(env, texts), `batch of ${count} records`);
       }
+      // Pieces larger than the compressor's 64 KB buffer, between ordinary ones.
+      const big = Array.from({ length: 70 }, (_, i) => `{"seq":${i},"body":{"blob":"${'ü'.repeat(i % 3 === 0 ? 4000 : 10)}"}}`);
+      const gzipped = await compressor.gzip(envelope('b-big'), big);
+      assert.equal(gunzipSync(gzipped).toString('utf8'), encodeBatchJson(envelope('b-big'), big), 'a batch with oversized pieces');
     } finally {
       compressor.close();
     }
