@@ -8,7 +8,8 @@
  *    same code path as the local API) while no agent process runs. For speed the fill commits
  *    10,000 appends per transaction with `synchronous = OFF` on this connection only: durability
  *    of the fill is not what is measured, and the agent reopens the file with its own pragmas;
- * 3. `sakshya-agent run` started; the clock runs from its "listening" line until its status says
+ * 3. `sakshya-agent run` started by executing the bin, as an operator does (so the V8 flags of
+ *    its shebang line apply); the clock runs from its "listening" line until its status says
  *    nothing is pending (or, with `drainLimit`, that many records are acknowledged); then its
  *    `VmHWM` (the kernel's peak resident set) is read from /proc/<pid>/status, with the process
  *    still alive.
