@@ -11,6 +11,15 @@ import type { BatchCheckResult, BatchCheckTask } from './batch-check-worker.ts';
 /** The worker file next to this one, with this file's extension (.ts from source, .js from dist/). */
 const WORKER_URL = new URL(`./batch-check-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
+/**
+ * A small young generation for the workers. By default V8 lets a worker's young generation grow
+ * to 192 MiB; a batch's short-lived objects then spread over far more memory than the caches
+ * hold. Capped at 16 MiB the workers spent 103–104 µs per record instead of 115–130 µs
+ * (`node bench/run.ts --only ingest`, 2026-11-30: 4, 8, 16, 32, 64 MiB and the default tried;
+ * 8–32 MiB alike). docs/benchmarks.md has the runs.
+ */
+const WORKER_YOUNG_GENERATION_MB = 16;
+
 export class BatchCheckPool {
   readonly threads: number;
   readonly #pool: Piscina<BatchCheckTask, BatchCheckResult>;
@@ -26,6 +35,7 @@ export class BatchCheckPool {
       // batch's transaction, and a worker that finishes meanwhile would otherwise sit idle
       // until the loop can hand it the next batch. Tasks are synchronous: they run back to back.
       concurrentTasksPerWorker: 2,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
   }
 
