@@ -20,12 +20,12 @@
  * record both ways. Batches of different agents run on different workers at once.
  */
 import { hash, type KeyObject } from 'node:crypto';
-import { fromBase64Url, publicKeyFromJwk, verifyEd25519 } from '../../shared/crypto.ts';
+import { publicKeyFromJwk, verifyEd25519 } from '../../shared/crypto.ts';
 import { parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError, type ProblemCode } from '../../shared/problem.ts';
 import { batchSchema, describeZodError, type Batch } from '../../shared/protocol.ts';
 import { canonicalRecordTexts } from '../../shared/record.ts';
-import { planBatchKeys, type BatchRotation, type HistoryKey } from './batch-keys.ts';
+import { planBatchKeys, type BatchKeyPlan, type BatchRotation, type HistoryKey } from './batch-keys.ts';
 import type { LedgerRecordFields } from './ledger.ts';
 
 export interface BatchCheckTask {
@@ -87,10 +87,36 @@ function keyFor(x: string): KeyObject {
 const SIG_MEMBER = Buffer.from(',"sig":"');
 const SIG_MEMBER_BYTES = SIG_MEMBER.length + 86 + 1;
 
-/** The canonical bytes of a record without its `sig` member: what `sig` signs. */
+/**
+ * One scratch buffer per worker, reused for every record: 0x00 then the record's canonical
+ * UTF-8 bytes (the RFC 9162 leaf-hash input, whose tail is the canonical bytes). Per-record
+ * Buffers were most of the worker's garbage.
+ */
+let scratch = Buffer.allocUnsafe(128 * 1024);
+
+function encodeLeafInput(text: string): Buffer {
+  // A JS string of n UTF-16 units is at most 3n UTF-8 bytes.
+  if (scratch.length < 1 + 3 * text.length) scratch = Buffer.allocUnsafe(1 + 3 * text.length);
+  scratch[0] = 0;
+  return scratch.subarray(0, 1 + scratch.write(text, 1, 'utf8'));
+}
+
+/**
+ * The canonical bytes of a record without its `sig` member — what `sig` signs — made in place:
+ * the tail after the member is moved over it. `canonical` is unusable afterwards.
+ */
 function withoutSigMember(canonical: Buffer): Buffer {
   const at = canonical.lastIndexOf(SIG_MEMBER);
-  return Buffer.concat([canonical.subarray(0, at), canonical.subarray(at + SIG_MEMBER_BYTES)]);
+  canonical.copyWithin(at, at + SIG_MEMBER_BYTES);
+  return canonical.subarray(0, canonical.length - SIG_MEMBER_BYTES);
+}
+
+const signature = Buffer.allocUnsafe(64);
+
+/** `sig` (schema-checked: base64url of 64 bytes) decoded into a reused buffer. */
+function decodeSignature(sig: string): Buffer {
+  signature.write(sig, 'base64url');
+  return signature;
 }
 
 function refusal(code: ProblemCode, detail: string, extras: { [key: string]: unknown } = {}): Refusal {
@@ -140,59 +166,57 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
     return { ok: false, refusal: refusal('request.invalid', 'the Idempotency-Key header must equal the body batchId') };
   }
 
-  const records: LedgerRecordFields[] = [];
-  let canonical: string[] = [];
-  let recordHashes: string[] = [];
-  const signing: Buffer[] = [];
+  const records: LedgerRecordFields[] = signed.map(({ id, agent, epoch, seq, prev, kind, type, at }) => ({ id, agent, epoch, seq, prev, kind, type, at }));
+
+  // Refusals that need no signature check; the hashes are still computed (a retry of a stored
+  // batch is answered by them).
+  let deferredRefusal: Refusal | undefined;
+  let plan: BatchKeyPlan | undefined;
+  if (batch.epoch !== task.epoch) {
+    deferredRefusal = refusal('batch.epoch_stale', `epoch ${batch.epoch} is not the current epoch ${task.epoch} of ${task.agent}`, { currentEpoch: task.epoch });
+  } else {
+    const seenIds = new Set<string>();
+    for (const record of signed) {
+      if (seenIds.has(record.id)) {
+        deferredRefusal = recordRefusal(record, 'the id appears twice in the batch');
+        break;
+      }
+      seenIds.add(record.id);
+    }
+    if (!deferredRefusal) {
+      plan = planBatchKeys(signed, task.history);
+      if (!plan.ok) deferredRefusal = recordRefusal(signed[plan.index]!, plan.reason);
+    }
+  }
+
+  // Record by record: canonical text, both hashes and (while no refusal is known) the signature,
+  // all from one UTF-8 encoding in a reused scratch buffer. The first bad record in batch order
+  // is the one named.
+  const canonical: string[] = [];
+  const recordHashes: string[] = [];
   const leafHashes = new Uint8Array(32 * signed.length);
-  let uncanonical: { index: number; refusal: Refusal } | undefined;
-  for (const [i, record] of signed.entries()) {
-    const { id, agent, epoch, seq, prev, kind, type, at } = record;
-    records.push({ id, agent, epoch, seq, prev, kind, type, at });
-    if (uncanonical) continue;
-    try {
-      const { canonical: text } = canonicalRecordTexts(record);
-      // One UTF-8 encoding per record, after a 0x00 byte: the RFC 9162 leaf hash input, whose
-      // tail is the canonical bytes, which without the `sig` member are the signed bytes.
-      const buffer = Buffer.allocUnsafe(1 + 3 * text.length);
-      buffer[0] = 0;
-      const leafInput = buffer.subarray(0, 1 + buffer.write(text, 1, 'utf8'));
+  for (const segment of plan?.ok ? plan.segments : [{ start: 0, end: signed.length, publicKeyX: '' }]) {
+    const key = deferredRefusal ? undefined : keyFor(segment.publicKeyX);
+    for (let i = segment.start; i < segment.end; i++) {
+      const record = signed[i]!;
+      let text: string;
+      try {
+        text = canonicalRecordTexts(record).canonical;
+      } catch (err) {
+        // e.g. a number JSON can parse but RFC 8785 cannot write (1e400 is Infinity): no hashes.
+        const uncanonical = recordRefusal(record, `no canonical form: ${(err as Error).message}`);
+        return { ok: true, batch, records, canonical: [], recordHashes: [], leafHashes, rotations: [], deferredRefusal: deferredRefusal ?? uncanonical };
+      }
+      const leafInput = encodeLeafInput(text);
       const bytes = leafInput.subarray(1);
-      signing.push(withoutSigMember(bytes));
       canonical.push(text);
       recordHashes.push(hash('sha256', bytes, 'base64url'));
       leafHashes.set(hash('sha256', leafInput, 'buffer'), 32 * i);
-    } catch (err) {
-      // e.g. a number JSON can parse but RFC 8785 cannot write (1e400 is Infinity).
-      uncanonical = { index: i, refusal: recordRefusal(record, `no canonical form: ${(err as Error).message}`) };
-      canonical = [];
-      recordHashes = [];
-    }
-  }
-  const checked = { ok: true as const, batch, records, canonical, recordHashes, leafHashes };
-  const deferred = (deferredRefusal: Refusal): BatchCheckResult => ({ ...checked, rotations: [], deferredRefusal });
-
-  if (batch.epoch !== task.epoch) {
-    return deferred(refusal('batch.epoch_stale', `epoch ${batch.epoch} is not the current epoch ${task.epoch} of ${task.agent}`, { currentEpoch: task.epoch }));
-  }
-  const seenIds = new Set<string>();
-  for (const record of signed) {
-    if (seenIds.has(record.id)) return deferred(recordRefusal(record, 'the id appears twice in the batch'));
-    seenIds.add(record.id);
-  }
-  const plan = planBatchKeys(signed, task.history);
-  if (!plan.ok) return deferred(recordRefusal(signed[plan.index]!, plan.reason));
-  // The first bad record in batch order is named: a bad signature before a record with no
-  // canonical form, that record otherwise.
-  const verifiable = uncanonical?.index ?? signed.length;
-  for (const segment of plan.segments) {
-    const key = keyFor(segment.publicKeyX);
-    for (let i = segment.start; i < Math.min(segment.end, verifiable); i++) {
-      if (!verifyEd25519(key, signing[i]!, fromBase64Url(signed[i]!.sig))) {
-        return deferred(recordRefusal(signed[i]!, 'signature does not verify with the agent key valid at its seq'));
+      if (key && !deferredRefusal && !verifyEd25519(key, withoutSigMember(bytes), decodeSignature(record.sig))) {
+        deferredRefusal = recordRefusal(record, 'signature does not verify with the agent key valid at its seq');
       }
     }
   }
-  if (uncanonical) return deferred(uncanonical.refusal);
-  return { ...checked, rotations: plan.rotations };
+  if (deferredRefusal) return { ok: true, batch, records, canonical, recordHashes, leafHashes, rotations: [], deferredRefusal };
+  return { ok: true, batch, records, canonical, recordHashes, leafHashes, rotations: plan?.ok ? plan.rotations : [] };
 }

@@ -70,7 +70,8 @@ describe('batch check (worker)', () => {
   it('refuses a record whose body changed after signing, naming it, and one whose number has no canonical form', () => {
     const records = chain([{ a: 1 }, { a: 2 }, { a: 3 }]);
     const batchId = newId();
-    const tampered = batchText(records, batchId, true).replace('"body":{"a":2}', '"body":{"a":20}');
+    // Two records changed: the first in batch order is named.
+    const tampered = batchText(records, batchId, true).replace('"body":{"a":2}', '"body":{"a":20}').replace('"body":{"a":3}', '"body":{"a":30}');
     const result = checkBatch(task(tampered, batchId));
     assert.ok(result.ok);
     assert.equal(result.deferredRefusal?.code, 'batch.invalid');
