@@ -3,12 +3,12 @@
  * real CLI, and an in-process collector (same container and app, port 0) for fast tests. Data
  * lives in fresh temp directories; nothing is mocked.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../shared/logger.ts';
 import { loadCollectorConfig, type CollectorConfigOverrides } from '../../collector/config.ts';
@@ -17,6 +17,17 @@ import { createApp } from '../../collector/http/app.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const COLLECTOR_BIN = fileURLToPath(new URL('../../collector/bin/sakshya-collector.ts', import.meta.url));
+
+/**
+ * Starts the collector's bin the way an operator's shell, npm's bin link or a systemd unit does:
+ * executed itself, so the V8 flag of its shebang line applies (docs/operations.md, "The
+ * collector's memory settings"). `env` finds `node` on PATH; this process's own Node is put
+ * first there.
+ */
+export function spawnCollectorBin(args: readonly string[], options: SpawnOptions & { env: NodeJS.ProcessEnv }): ChildProcess {
+  const path = options.env.PATH ?? process.env.PATH;
+  return spawn(COLLECTOR_BIN, args, { ...options, env: { ...options.env, PATH: [dirname(process.execPath), path].filter(Boolean).join(delimiter) } });
+}
 export const TEST_ORIGIN = 'test.sakshya.local/collector';
 
 /**
@@ -67,7 +78,7 @@ export async function startCollectorProcess(options: { dir?: string; env?: NodeJ
     ...options.env,
   });
   const origin = env.SAKSHYA_COLLECTOR_ORIGIN!;
-  const child = spawn(process.execPath, [COLLECTOR_BIN, 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCollectorBin(['serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const stdout: string[] = [];
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => stdout.push(chunk));
@@ -130,7 +141,7 @@ export interface CliResult {
 /** Runs `sakshya-collector ...args` with `env` (on top of an environment without SAKSHYA_*). */
 export function runCollectorCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [COLLECTOR_BIN, ...args], {
+    const child = spawnCollectorBin(args, {
       cwd: REPO_ROOT,
       env: isolatedEnv({ SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, ...env }),
       stdio: ['ignore', 'pipe', 'pipe'],

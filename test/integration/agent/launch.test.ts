@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_BIN, initAgent, startAgentProcess, type AgentProcess } from '../../helpers/agent-process.ts';
+import { COLLECTOR_BIN, startCollectorProcess } from '../../helpers/collector-process.ts';
 import { FakeCollector } from '../../unit/agent/support/fake-collector.ts';
 
 const AGENT = 'AS-LAUNCH-001';
@@ -46,5 +47,23 @@ describe('sakshya-agent launch', function () {
     assert.ok(argv.includes(SEMI_SPACE_FLAG), `node started with ${SEMI_SPACE_FLAG}: ${argv.join(' ')}`);
     assert.ok(argv.includes(AGENT_BIN) && argv.includes('run'), argv.join(' '));
     assert.equal(await agentProcess.stop(), 0);
+  });
+});
+
+describe('sakshya-collector launch', function () {
+  this.timeout(60_000);
+
+  it('names the capped young generation in the bin\u2019s shebang line and runs `serve` with it', async function () {
+    const firstLine = readFileSync(COLLECTOR_BIN, 'utf8').split('\n', 1)[0];
+    assert.equal(firstLine, `#!/usr/bin/env -S node ${SEMI_SPACE_FLAG}`);
+    if (process.platform !== 'linux') this.skip(); // reads /proc/<pid>/cmdline
+    const collector = await startCollectorProcess();
+    try {
+      const argv = readFileSync(`/proc/${collector.child.pid}/cmdline`, 'utf8').split('\0');
+      assert.ok(argv.includes(SEMI_SPACE_FLAG), `node started with ${SEMI_SPACE_FLAG}: ${argv.join(' ')}`);
+      assert.ok(argv.includes(COLLECTOR_BIN) && argv.includes('serve'), argv.join(' '));
+    } finally {
+      await collector.stop();
+    }
   });
 });
