@@ -2,10 +2,13 @@
  * Batch ingest: the rules that turn an agent's batch into ledger entries and a signed receipt.
  *
  * A batch is all or nothing. Every check runs before anything is stored, in this order:
- * ownership (batch and record agents = token subject) → schema → Idempotency-Key = batchId →
- * a stored receipt for that batch → epoch current → record kid = the key valid at its seq
- * (batch-keys.ts: the epoch's key history, and any key.rotated record earlier in the batch)
- * → signatures (worker pool, each run of records with its key) → inside ONE write
+ * JSON (nesting depth, then parse) → ownership (batch and record agents = token subject) →
+ * schema → Idempotency-Key = batchId → a stored receipt for that batch → epoch current → ids
+ * unique in the batch → record kid = the key valid at its seq (batch-keys.ts: the epoch's key
+ * history, and any key.rotated record earlier in the batch) → canonical form and signature of
+ * each record. All of that up to the receipt lookup, and the canonical forms, hashes and
+ * signatures, run in a worker thread on the raw body bytes (batch-check-worker.ts); the event
+ * loop only looks up the receipt and then, inside ONE write
  * transaction: the key history is unchanged, the sequence against the stored chain head
  * (duplicate / equivocation / new, contiguous and chained) and record ids, then records,
  * Merkle nodes, chain head, the keys that new key.rotated records introduce, agent contact,
