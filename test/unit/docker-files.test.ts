@@ -322,6 +322,12 @@ describe('docker/ files', () => {
       }
     });
 
+    it('gives the collector longer to stop than its own grace period for requests in flight', () => {
+      const graceMs = Number(/const SHUTDOWN_GRACE_MS = ([\d_]+);/.exec(read('collector/bin/sakshya-collector.ts'))![1]!.replace(/_/g, ''));
+      const [, seconds] = /^(\d+)s$/.exec((compose.services.collector as Service & { stop_grace_period: string }).stop_grace_period)!;
+      assert.ok(Number(seconds) * 1000 > graceMs, `stop_grace_period ${seconds}s vs ${graceMs} ms`);
+    });
+
     it('takes every ${VARIABLE} from docker/.env, and .env.example sets each one and nothing else', () => {
       const used = new Set([...read('docker/compose.yaml').matchAll(/\$\{(\w+)/g)].map((m) => m[1]!));
       assert.deepEqual([...example.keys()].sort(), [...used].sort());
@@ -335,6 +341,21 @@ describe('docker/ files', () => {
       }
       for (const path of ['docker/.env', 'node_modules/x', 'dist/x.js', '.git/config', 'x.db', 'agent/outbox.db-wal', 'bench/results/x.json', 'test/x.ts', 'docs/x.md', 'collector/keys/log.jwk']) {
         assert.equal(dockerignored(path), true, `${path} reaches the build context`);
+      }
+    });
+  });
+
+  describe('docker/README.md', () => {
+    it('uses only commands the bins have', () => {
+      const doc = read('docker/README.md');
+      const sources = { collector: read('collector/bin/sakshya-collector.ts'), agent: read('agent/bin/sakshya-agent.ts') };
+      const uses = [
+        ...[...doc.matchAll(/(?:dc|docker) (?:run --rm(?: -T)?|exec) (collector|agent-\d)(?: sakshya-(?:collector|agent))? ([a-z-]+)/g)].map((m) => [m[1]!.startsWith('agent') ? 'agent' : 'collector', m[2]!] as const),
+        ...[...doc.matchAll(/(?<=^|[\s`(])sakshya-(collector|agent) ([a-z][a-z-]+)/gm)].map((m) => [m[1] as 'collector' | 'agent', m[2]!] as const),
+      ];
+      assert.ok(uses.length >= 8, `found ${uses.length} command uses`);
+      for (const [bin, command] of uses) {
+        assert.match(sources[bin], new RegExp(`\\.command\\('${command}'\\)`), `docker/README.md: sakshya-${bin} has no command ${command}`);
       }
     });
   });
