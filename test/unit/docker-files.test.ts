@@ -147,6 +147,8 @@ describe('docker/ files', () => {
       const names = dockerfile.stages.map((s) => s.name);
       for (const s of dockerfile.stages) assert.ok(s.from === '${NODE_IMAGE}' || names.includes(s.from), `${s.name} is FROM ${s.from}`);
       for (const image of dockerfile.args.values()) assert.doesNotMatch(image, /alpine|musl/i);
+      // A `# syntax=` line makes BuildKit pull a frontend image first, which an offline build host cannot.
+      assert.doesNotMatch(read('docker/Dockerfile'), /^# *syntax=/m);
     });
 
     it('runs each target\u2019s package bin, with exactly the V8 flags of that bin\u2019s shebang', () => {
