@@ -48,9 +48,17 @@ export interface BacklogDrain {
   drainRecordsPerSecond: number;
   /** VmHWM right after start-up (before the drain got far) and at the end of the drain. */
   startPeakBytes: number | undefined;
+  /**
+   * VmHWM when the first MID_DRAIN_RECORDS were acknowledged (undefined for smaller backlogs):
+   * against the final peak it shows whether memory still grows once the drain is under way.
+   */
+  midDrainPeakBytes: number | undefined;
   peakRssBytes: number | undefined;
   endRssBytes: number | undefined;
 }
+
+/** Where the mid-drain peak is read: well past start-up, a tenth of a 10^6 backlog. */
+export const MID_DRAIN_RECORDS = 100_000;
 
 const FILL_TRANSACTION = 10_000;
 /**
@@ -106,9 +114,11 @@ export async function benchAgentMemory(options: AgentMemoryOptions, cleanup: Cle
     const target = Math.min(records, options.drainLimit ?? records);
     const drainStart = nowMs();
     let drained = 0;
+    let midDrainPeakBytes: number | undefined;
     for (;;) {
       const status = await fetchAgentStatus<{ pending: number }>(agent);
       drained = records - status.pending;
+      if (midDrainPeakBytes === undefined && records > MID_DRAIN_RECORDS && drained >= MID_DRAIN_RECORDS) midDrainPeakBytes = readProcessMemory(pid)?.peakBytes;
       if (drained >= target) break;
       if (nowMs() - drainStart > options.timeoutMs) throw new Error(`agent memory: ${status.pending} of ${records} records still pending after ${options.timeoutMs / 1000} s`);
       await sleep(250);
@@ -131,6 +141,7 @@ export async function benchAgentMemory(options: AgentMemoryOptions, cleanup: Cle
       drained,
       drainRecordsPerSecond: drained / drainSeconds,
       startPeakBytes,
+      midDrainPeakBytes,
       peakRssBytes: memory?.peakBytes,
       endRssBytes: memory?.rssBytes,
     });

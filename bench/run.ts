@@ -26,7 +26,7 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { benchAgentMemory } from './agent-memory.ts';
+import { benchAgentMemory, MID_DRAIN_RECORDS } from './agent-memory.ts';
 import { benchCatchUp, type CatchUpResult } from './catch-up.ts';
 import { benchCollectorIngest, type IngestResult } from './collector-ingest.ts';
 import type { StageCostResult, StageOptions } from './ingest-stages.ts';
@@ -516,6 +516,19 @@ async function agentMemorySection(): Promise<Section> {
     });
   }
   for (const drain of drains) {
+    if (drain.midDrainPeakBytes === undefined || drain.drained < drain.records) continue;
+    // Flat means: no growth with the backlog once the drain is under way.
+    rows.push({
+      key: `agent_memory.peak_rss_growth_after_mid_drain.${drain.records}`,
+      metric: `agent peak RSS, backlog of ${formatNumber(drain.records)}: at the end vs after ${formatNumber(MID_DRAIN_RECORDS)}`,
+      value: mib(drain.peakRssBytes),
+      unit: 'MiB',
+      reference: { label: `after ${formatNumber(MID_DRAIN_RECORDS)} drained`, value: mib(drain.midDrainPeakBytes), unit: 'MiB' },
+      ratio: mib(drain.peakRssBytes) / mib(drain.midDrainPeakBytes),
+      target: { op: '<=' as const, value: 1.1 },
+    });
+  }
+  for (const drain of drains) {
     const vsSmall = drain !== small;
     rows.push({
       key: `agent_memory.drain_records_per_second.${drain.records}`,
@@ -531,6 +544,7 @@ async function agentMemorySection(): Promise<Section> {
       (drain) =>
         `Agent memory, backlog of ${formatNumber(drain.records)}: outbox filled in ${drain.fillSeconds.toFixed(1)} s (${formatNumber(drain.fillRecordsPerSecond)} records/s, ` +
         `${formatNumber(drain.outboxBytes / MiB)} MiB file), ${formatNumber(drain.drained)} records drained in ${drain.drainSeconds.toFixed(1)} s; VmHWM ${formatNumber(mib(drain.startPeakBytes))} MiB at start, ` +
+        (drain.midDrainPeakBytes === undefined ? '' : `${formatNumber(mib(drain.midDrainPeakBytes))} MiB after ${formatNumber(MID_DRAIN_RECORDS)} drained, `) +
         `${formatNumber(mib(drain.peakRssBytes))} MiB at the end, VmRSS ${formatNumber(mib(drain.endRssBytes))} MiB at the end.`,
     ),
     details: { drains },
