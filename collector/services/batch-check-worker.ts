@@ -25,6 +25,7 @@ import { parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError, type ProblemCode } from '../../shared/problem.ts';
 import { batchSchema, describeZodError, type Batch } from '../../shared/protocol.ts';
 import { canonicalRecordTexts } from '../../shared/record.ts';
+import { NO_TEXTS, packTexts, type PackedTexts } from './packed-texts.ts';
 import { planBatchKeys, type BatchKeyPlan, type BatchRotation, type HistoryKey } from './batch-keys.ts';
 import type { LedgerRecordFields } from './ledger.ts';
 
@@ -50,14 +51,15 @@ export interface Refusal {
 
 export type BatchHeader = Omit<Batch, 'records'>;
 
+
 export type BatchCheckResult =
   | { ok: false; refusal: Refusal }
   | {
       ok: true;
       batch: BatchHeader;
       records: LedgerRecordFields[];
-      /** Per record, in order; empty if a record has no canonical form (then deferredRefusal says which). */
-      canonical: string[];
+      /** Per record, in order (`textAt`); empty if a record has no canonical form (then deferredRefusal says which). */
+      canonical: PackedTexts;
       recordHashes: string[];
       /** 32 bytes per record, in order: one buffer to send back instead of n small ones. */
       leafHashes: Uint8Array;
@@ -205,7 +207,7 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
       } catch (err) {
         // e.g. a number JSON can parse but RFC 8785 cannot write (1e400 is Infinity): no hashes.
         const uncanonical = recordRefusal(record, `no canonical form: ${(err as Error).message}`);
-        return { ok: true, batch, records, canonical: [], recordHashes: [], leafHashes, rotations: [], deferredRefusal: deferredRefusal ?? uncanonical };
+        return { ok: true, batch, records, canonical: NO_TEXTS, recordHashes: [], leafHashes, rotations: [], deferredRefusal: deferredRefusal ?? uncanonical };
       }
       const leafInput = encodeLeafInput(text);
       const bytes = leafInput.subarray(1);
@@ -217,6 +219,7 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
       }
     }
   }
-  if (deferredRefusal) return { ok: true, batch, records, canonical, recordHashes, leafHashes, rotations: [], deferredRefusal };
-  return { ok: true, batch, records, canonical, recordHashes, leafHashes, rotations: plan?.ok ? plan.rotations : [] };
+  const texts = packTexts(canonical);
+  if (deferredRefusal) return { ok: true, batch, records, canonical: texts, recordHashes, leafHashes, rotations: [], deferredRefusal };
+  return { ok: true, batch, records, canonical: texts, recordHashes, leafHashes, rotations: plan?.ok ? plan.rotations : [] };
 }

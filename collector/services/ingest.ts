@@ -52,6 +52,7 @@ import type { CheckpointRef, LedgerService, PreparedRecord } from './ledger.ts';
 import type { BatchRotation } from './batch-keys.ts';
 import type { BatchCheckPool } from './batch-check-pool.ts';
 import type { BatchHeader, Refusal } from './batch-check-worker.ts';
+import { textAt } from './packed-texts.ts';
 import { assessClock, type ClockAssessment } from './clock-skew.ts';
 
 export interface IngestRequest {
@@ -157,7 +158,7 @@ export class IngestService {
     const leaves = Buffer.from(checked.leafHashes.buffer, checked.leafHashes.byteOffset, checked.leafHashes.byteLength);
     const prepared: PreparedRecord[] = checked.records.map((record, i) => ({
       record,
-      canonical: checked.canonical[i]!,
+      canonical: textAt(checked.canonical, i),
       recordHash: checked.recordHashes[i]!,
       leafHash: leaves.subarray(32 * i, 32 * i + 32),
     }));

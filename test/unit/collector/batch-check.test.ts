@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import checkBatch, { type BatchCheckTask } from '../../../collector/services/batch-check-worker.ts';
+import { packTexts, textAt } from '../../../collector/services/packed-texts.ts';
 import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { generateSigningKey, sha256 } from '../../../shared/crypto.ts';
 import { newId } from '../../../shared/ids.ts';
@@ -40,6 +41,16 @@ function task(text: string, batchId: string): BatchCheckTask {
 describe('batch check (worker)', () => {
   const body = fc.dictionary(fc.string({ unit: 'grapheme' }), fc.jsonValue({ maxDepth: 3 })).map((value) => JSON.parse(JSON.stringify(value)) as { [key: string]: unknown });
 
+  it('packs texts into one string and gives each back unchanged (empty ones and any UTF-16 included)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'binary' }), { maxLength: 20 }), (texts) => {
+        const packed = packTexts(texts);
+        assert.equal(packed.ends.length, texts.length);
+        assert.deepEqual(texts.map((_, i) => textAt(packed, i)), texts);
+      }),
+    );
+  });
+
   it('accepts a signed chain and returns each record canonical text, record hash and leaf hash exactly as the record rules define them', () => {
     fc.assert(
       fc.property(fc.array(body, { minLength: 1, maxLength: 6 }), fc.boolean(), (bodies, canonicalOrder) => {
@@ -47,7 +58,8 @@ describe('batch check (worker)', () => {
         const batchId = newId();
         const result = checkBatch(task(batchText(records, batchId, canonicalOrder), batchId));
         assert.ok(result.ok && !result.deferredRefusal, JSON.stringify(result));
-        assert.deepEqual(result.canonical, records.map((record) => canonicalJson(record)));
+        assert.deepEqual(records.map((_, i) => textAt(result.canonical, i)), records.map((record) => canonicalJson(record)));
+        assert.equal(result.canonical.ends.length, records.length);
         assert.deepEqual(result.recordHashes, records.map((record) => recordHash(record)));
         records.forEach((record, i) => {
           const leaf = sha256(Buffer.concat([Buffer.from([0]), Buffer.from(canonicalJson(record))]));
