@@ -16,8 +16,10 @@ export const MAX_BATCH_DECODED_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_COLLECTOR_PORT = 7400;
 export const DEFAULT_AGENT_PORT = 7410;
 
-const base64url = (bytes: number) =>
-  z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`), `base64url of ${bytes} bytes`);
+/** Unpadded base64url of exactly `bytes` bytes. */
+export const base64urlPattern = (bytes: number): RegExp => new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`);
+
+const base64url = (bytes: number) => z.string().regex(base64urlPattern(bytes), `base64url of ${bytes} bytes`);
 
 export const sha256B64Schema = base64url(32);
 export const agentIdSchema = z.string().regex(AGENT_ID_PATTERN, 'agent id: 3-64 of A-Z, 0-9, -');
@@ -42,14 +44,16 @@ const BODY_MESSAGE = `body must be a JSON object of at most ${MAX_BODY_CANONICAL
  * copy every body member by member, and on the collector that copy is garbage made for every
  * record of every batch.
  */
-export const recordBodySchema = z.custom<{ [key: string]: unknown }>((body) => {
+export function isRecordBody(body: unknown): body is { [key: string]: unknown } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
   try {
     return canonicalByteLength(body) <= MAX_BODY_CANONICAL_BYTES;
   } catch {
     return false;
   }
-}, BODY_MESSAGE);
+}
+
+export const recordBodySchema = z.custom<{ [key: string]: unknown }>(isRecordBody, BODY_MESSAGE);
 
 export const recordSchema = z
   .strictObject({
