@@ -18,8 +18,7 @@
  *
  * On-disk layout
  *   <dir>/collector.db (+ -wal, -shm while open); schema version in `PRAGMA user_version`;
- *   tables are described in migrations/0001-initial.ts and the migrations after it; a new
- *   database gets NEW_DATABASE_PAGE_SIZE pages, an older one keeps its own.
+ *   tables are described in migrations/0001-initial.ts and the migrations after it.
  *
  * Crash behaviour
  * - Before COMMIT: the WAL holds no commit frame for the transaction; on reopen SQLite ignores
@@ -86,15 +85,6 @@ import { migration as m0005 } from './migrations/0005-report-jobs.ts';
 import { migration as m0006 } from './migrations/0006-clock-skew.ts';
 
 type Db = Database.Database;
-
-/**
- * The page size of a database this store creates. A ledger row is about 1 KB (canonical text,
- * hashes, three indexes), so SQLite's default 4 KiB pages hold four: 16 KiB pages cut the CPU of
- * inserting a 500-record batch by about a fifth (fewer page splits, WAL frames and checkpoint
- * copies; bench/sqlite-insert-baseline.ts, docs/benchmarks.md). Larger pages saved more CPU but
- * made small commits — an agent trickling a few records — write noticeably more WAL per fsync.
- */
-export const NEW_DATABASE_PAGE_SIZE = 16_384;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
@@ -460,9 +450,6 @@ export class SqliteStore implements CollectorStore {
     this.path = options.path;
     try {
       this.#writer = new Database(options.path, { timeout: BUSY_TIMEOUT_MS });
-      // Takes effect only while the file is still empty (a new database); an existing one keeps
-      // the page size it was created with (WAL fixes it), and works the same.
-      this.#writer.pragma(`page_size = ${NEW_DATABASE_PAGE_SIZE}`);
       this.#writer.pragma('journal_mode = WAL');
       this.#writer.pragma('synchronous = FULL');
       this.#writer.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
-import { NEW_DATABASE_PAGE_SIZE, SqliteStore } from '../../../collector/store/sqlite/sqlite-store.ts';
+import { SqliteStore } from '../../../collector/store/sqlite/sqlite-store.ts';
 import { StoreUnavailableError } from '../../../collector/store/store.ts';
 import { makeTempDir } from '../../helpers/collector-process.ts';
 
@@ -19,39 +19,6 @@ describe('collector SQLite store', () => {
     }
     return store;
   }
-
-  it('creates a new database with NEW_DATABASE_PAGE_SIZE pages, and opens one made with 4 KiB pages as it is', async () => {
-    const pageSize = (path: string) => {
-      const db = new Database(path, { readonly: true });
-      try {
-        return db.pragma('page_size', { simple: true }) as number;
-      } finally {
-        db.close();
-      }
-    };
-    assert.notEqual(NEW_DATABASE_PAGE_SIZE, 4096, 'the test needs a page size other than the old default');
-    const fresh = join(makeTempDir(), 'collector.db');
-    const store = new SqliteStore({ path: fresh });
-    await store.migrate();
-    await store.close();
-    assert.equal(pageSize(fresh), NEW_DATABASE_PAGE_SIZE);
-
-    // A database from before: 4 KiB pages, in WAL mode, at schema 1. It migrates and keeps them.
-    const older = join(makeTempDir(), 'collector.db');
-    const db = new Database(older);
-    db.pragma('page_size = 4096');
-    db.pragma('journal_mode = WAL');
-    db.exec('CREATE TABLE probe (x INTEGER) STRICT; DROP TABLE probe');
-    db.close();
-    const reopened = new SqliteStore({ path: older });
-    try {
-      await reopened.migrate();
-      assert.equal((await reopened.ledgerCounts()).size, 0);
-    } finally {
-      await reopened.close();
-    }
-    assert.equal(pageSize(older), 4096);
-  });
 
   it('lists the seq ranges missing below the chain head, between stored records and above the highest one', async () => {
     const store = await storeWith((db) => {
