@@ -66,12 +66,26 @@ export interface RecordTexts {
  * test holds this equal to `canonicalJson` of the record.
  */
 export function canonicalRecordTexts(record: SignedRecord): RecordTexts {
-  const head =
+  const head = textBeforeSig(record);
+  const tail = textAfterSig(record);
+  return { signing: head + tail, canonical: `${head},"sig":${JSON.stringify(record.sig)}${tail}` };
+}
+
+/** The canonical text alone (`canonicalRecordTexts(record).canonical`), for a caller that never needs the other. */
+export function canonicalRecordText(record: SignedRecord): string {
+  return `${textBeforeSig(record)},"sig":${JSON.stringify(record.sig)}${textAfterSig(record)}`;
+}
+
+function textBeforeSig(record: SignedRecord): string {
+  return (
     `{"agent":${JSON.stringify(record.agent)},"at":${JSON.stringify(record.at)},"body":${canonicalJsonOfParsed(record.body)}` +
     `,"epoch":${String(record.epoch)},"id":${JSON.stringify(record.id)},"kid":${JSON.stringify(record.kid)}` +
-    `,"kind":${JSON.stringify(record.kind)},"prev":${JSON.stringify(record.prev)},"seq":${String(record.seq)}`;
-  const tail = `,"type":${JSON.stringify(record.type)},"v":${String(record.v)}}`;
-  return { signing: head + tail, canonical: `${head},"sig":${JSON.stringify(record.sig)}${tail}` };
+    `,"kind":${JSON.stringify(record.kind)},"prev":${JSON.stringify(record.prev)},"seq":${String(record.seq)}`
+  );
+}
+
+function textAfterSig(record: SignedRecord): string {
+  return `,"type":${JSON.stringify(record.type)},"v":${String(record.v)}}`;
 }
 
 export function signRecord(record: UnsignedRecord, privateKey: KeyObject): SignedRecord {

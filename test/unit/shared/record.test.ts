@@ -3,7 +3,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { canonicalJson, canonicalJsonOfParsed } from '../../../shared/canonical-json.ts';
 import { generateSigningKey, jwkThumbprint, signingKeyFromPrivateJwk, signEd25519, toBase64Url } from '../../../shared/crypto.ts';
 import fc from 'fast-check';
-import { canonicalRecordTexts, GENESIS_PREV, MAX_BODY_CANONICAL_BYTES, recordHash, signingBytes, signRecord, verifyRecordSignature, type UnsignedRecord } from '../../../shared/record.ts';
+import { canonicalRecordText, canonicalRecordTexts, GENESIS_PREV, MAX_BODY_CANONICAL_BYTES, recordHash, signingBytes, signRecord, verifyRecordSignature, type UnsignedRecord } from '../../../shared/record.ts';
 import { recordBodySchema, recordSchema } from '../../../shared/protocol.ts';
 import { newId } from '../../../shared/ids.ts';
 
@@ -38,7 +38,7 @@ describe('shared/record', () => {
   // Bodies as they arrive off the wire: anything JSON.parse can produce, unicode and numbers included.
   const wireBody = fc.dictionary(fc.string({ unit: 'grapheme' }), fc.jsonValue()).map((body) => JSON.parse(JSON.stringify(body)) as { [key: string]: unknown });
 
-  it('assembles both canonical texts of a record exactly as canonicalising the whole record does', () => {
+  it('assembles both canonical texts of a record (and the canonical one alone) exactly as canonicalising the whole record does', () => {
     fc.assert(
       fc.property(wireBody, fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), (body, epoch, seq) => {
         const record = signRecord({ ...unsigned, body, epoch, seq, prev: seq === 1 ? GENESIS_PREV : 'B'.repeat(43) }, key.privateKey);
@@ -47,6 +47,7 @@ describe('shared/record', () => {
         const texts = canonicalRecordTexts(reordered);
         assert.equal(texts.canonical, canonicalJson(record));
         assert.equal(texts.signing, signingBytes(record).toString('utf8'));
+        assert.equal(canonicalRecordText(reordered), texts.canonical);
       }),
       { numRuns: 300 },
     );
