@@ -25,7 +25,7 @@ import { acceptsBatch } from '../../shared/batch-accept.ts';
 import { parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError, type ProblemCode } from '../../shared/problem.ts';
 import { batchSchema, describeZodError, type Batch } from '../../shared/protocol.ts';
-import { canonicalRecordTexts } from '../../shared/record.ts';
+import { canonicalRecordText } from '../../shared/record.ts';
 import { NO_TEXTS, packTexts, type PackedTexts } from './packed-texts.ts';
 import { planBatchKeys, type BatchKeyPlan, type BatchRotation, type HistoryKey } from './batch-keys.ts';
 import type { LedgerRecordFields } from './ledger.ts';
@@ -200,13 +200,14 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
   const canonical: string[] = [];
   const recordHashes: string[] = [];
   const leafHashes = new Uint8Array(32 * signed.length);
+  const leafHashBytes = Buffer.from(leafHashes.buffer, leafHashes.byteOffset, leafHashes.byteLength);
   for (const segment of plan?.ok ? plan.segments : [{ start: 0, end: signed.length, publicKeyX: '' }]) {
     const key = deferredRefusal ? undefined : keyFor(segment.publicKeyX);
     for (let i = segment.start; i < segment.end; i++) {
       const record = signed[i]!;
       let text: string;
       try {
-        text = canonicalRecordTexts(record).canonical;
+        text = canonicalRecordText(record);
       } catch (err) {
         // e.g. a number JSON can parse but RFC 8785 cannot write (1e400 is Infinity): no hashes.
         const uncanonical = recordRefusal(record, `no canonical form: ${(err as Error).message}`);
@@ -216,7 +217,8 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
       const bytes = leafInput.subarray(1);
       canonical.push(text);
       recordHashes.push(hash('sha256', bytes, 'base64url'));
-      leafHashes.set(hash('sha256', leafInput, 'buffer'), 32 * i);
+      // As a latin1 string written in place: no Buffer (and ArrayBuffer) per digest (shared/crypto.ts sha256).
+      leafHashBytes.write(hash('sha256', leafInput, 'binary'), 32 * i, 32, 'latin1');
       if (key && !deferredRefusal && !verifyEd25519(key, withoutSigMember(bytes), decodeSignature(record.sig))) {
         deferredRefusal = recordRefusal(record, 'signature does not verify with the agent key valid at its seq');
       }
