@@ -10,8 +10,9 @@
  * signatures, run in a worker thread on the raw body bytes (batch-check-worker.ts); the event
  * loop only looks up the receipt and then, inside ONE write
  * transaction: the key history is unchanged, the sequence against the stored chain head
- * (duplicate / equivocation / new, contiguous and chained) and record ids, then records,
- * Merkle nodes, chain head, the keys that new key.rotated records introduce, agent contact,
+ * (duplicate / equivocation / new, contiguous and chained), then records (a record id stored
+ * already, for another record, is found by UNIQUE(id) as the rows go in: 400 batch.invalid, and
+ * the transaction rolls back), Merkle nodes, chain head, the keys that new key.rotated records introduce, agent contact,
  * the chain's clock-skew counts (clock-skew.ts: `at` is judged and stored as sent, never used
  * for order), checkpoint and the signed receipt, committed together. The receipt is answered only after
  * COMMIT.
@@ -46,9 +47,9 @@ import { ProblemError } from '../../shared/problem.ts';
 import type { Receipt } from '../../shared/protocol.ts';
 import { signReceipt } from '../../shared/receipt.ts';
 import { GENESIS_PREV } from '../../shared/record.ts';
-import { StoreIntegrityError, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
+import { DuplicateRecordIdError, StoreIntegrityError, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
 import type { AuthenticatedAgent } from './agent-auth.ts';
-import type { CheckpointRef, LedgerService, PreparedRecord } from './ledger.ts';
+import type { AppendResult, CheckpointRef, LedgerService, PreparedRecord } from './ledger.ts';
 import type { BatchRotation } from './batch-keys.ts';
 import type { BatchCheckPool } from './batch-check-pool.ts';
 import type { BatchHeader, Refusal } from './batch-check-worker.ts';
@@ -284,18 +285,13 @@ export class IngestService {
         }
         prev = entry.recordHash;
       }
-      const clash = await tx.findRecordsById(fresh.map((entry) => entry.record.id));
-      if (clash.length > 0) {
-        const other = clash[0]!;
-        const record = fresh.find((entry) => entry.record.id === other.id)!.record;
-        throw new ProblemError(
-          'batch.invalid',
-          `${recordLabel(record)}: the id is already stored for ${other.agent} epoch ${other.epoch} seq ${other.seq}`,
-          { recordId: record.id, seq: record.seq },
-        );
+      let appended: AppendResult | undefined;
+      try {
+        appended = fresh.length > 0 ? await this.#ledger.append(tx, { agent, epoch, head }, fresh, receivedAt) : undefined;
+      } catch (err) {
+        if (err instanceof DuplicateRecordIdError) throw await this.#idClash(tx, agent, epoch, fresh);
+        throw err;
       }
-
-      const appended = fresh.length > 0 ? await this.#ledger.append(tx, { agent, epoch, head }, fresh, receivedAt) : undefined;
       for (const rotation of keys.rotations) {
         if (rotation.rotationSeq <= head.highestSeq) continue; // stored before, with its key
         await tx.addAgentKey({ agent, epoch, ...rotation.key, addedAt: receivedAt, reason: 'rotated' });
@@ -336,6 +332,22 @@ export class IngestService {
         ...(witness ? { witness } : {}),
         ...(clock ? { clock } : {}),
       };
+    });
+  }
+
+  /**
+   * The refusal for a batch one of whose record ids is stored already, for another record. Read
+   * inside the batch's transaction, which holds the rows inserted before the clash: those are
+   * the batch's own (same chain and seq) and are passed over.
+   */
+  async #idClash(tx: WriteTransaction, agent: string, epoch: number, fresh: readonly PreparedRecord[]): Promise<Error> {
+    const bySeq = new Map(fresh.map((entry) => [entry.record.id, entry.record.seq]));
+    const other = (await tx.findRecordsById([...bySeq.keys()])).find((row) => !(row.agent === agent && row.epoch === epoch && row.seq === bySeq.get(row.id)));
+    if (!other) return new StoreIntegrityError(`records.id refused a record of ${agent} epoch ${epoch}, but no other record holds any of its ids`);
+    const record = fresh.find((entry) => entry.record.id === other.id)!.record;
+    return new ProblemError('batch.invalid', `${recordLabel(record)}: the id is already stored for ${other.agent} epoch ${other.epoch} seq ${other.seq}`, {
+      recordId: record.id,
+      seq: record.seq,
     });
   }
 

@@ -38,6 +38,15 @@ export class StoreIntegrityError extends Error {
   override name = 'StoreIntegrityError';
 }
 
+/**
+ * `appendRecords` met a record id that is already stored (UNIQUE(id)). The transaction is still
+ * open (nothing of the failed row was written) and the caller decides: `findRecordsById` says
+ * which record holds the id.
+ */
+export class DuplicateRecordIdError extends Error {
+  override name = 'DuplicateRecordIdError';
+}
+
 export interface AgentEpoch {
   agent: string;
   epoch: number;
@@ -286,6 +295,7 @@ export interface WriteTransaction {
    * prefetches those O(log n) nodes here.)
    */
   subtreeReader(size: number): Promise<SubtreeReader>;
+  /** Rejects with DuplicateRecordIdError if an entry's id is stored already (the ids are not looked up first). */
   appendRecords(entries: readonly LedgerEntry[]): Promise<void>;
   putSubtrees(nodes: readonly SubtreeNode[]): Promise<void>;
   putCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;

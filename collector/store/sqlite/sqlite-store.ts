@@ -38,6 +38,7 @@ import type { SubtreeNode, SubtreeReader } from '../../../shared/merkle.ts';
 import { COLLECTOR_AGENT_ID, type RecordKind } from '../../../shared/record.ts';
 import { assertCurrent, assertNotNewer, latestVersion, pendingMigrations, type Migration, type MigrationReport } from '../migrate.ts';
 import {
+  DuplicateRecordIdError,
   MAX_LISTED_GAPS,
   StoreIntegrityError,
   StoreUnavailableError,
@@ -100,6 +101,12 @@ function translateError(err: unknown): unknown {
     return new StoreUnavailableError(code, `database unavailable: ${code}: ${(err as Error).message}`);
   }
   return err;
+}
+
+/** SQLite's "UNIQUE constraint failed: <table>.<column>" for exactly that column. */
+function isUniqueViolation(err: unknown, column: string): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' && message === `UNIQUE constraint failed: ${column}`;
 }
 
 /** Serialises async critical sections in this process. */
@@ -634,8 +641,14 @@ export class SqliteStore implements CollectorStore {
       appendRecords: async (entries: readonly LedgerEntry[]) => {
         guard();
         // Positional parameters: binding by name costs a property lookup per column per row.
-        for (const e of entries) {
-          sql.insertRecord.run(e.ledgerIndex, e.id, e.agent, e.epoch, e.seq, e.kind, e.type, e.at, e.receivedAt, e.canonical, e.recordHash, e.leafHash);
+        try {
+          for (const e of entries) {
+            sql.insertRecord.run(e.ledgerIndex, e.id, e.agent, e.epoch, e.seq, e.kind, e.type, e.at, e.receivedAt, e.canonical, e.recordHash, e.leafHash);
+          }
+        } catch (err) {
+          // UNIQUE(id) answers "is this id new?" for every row it inserts anyway: asking first cost a lookup per record.
+          if (isUniqueViolation(err, 'records.id')) throw new DuplicateRecordIdError((err as Error).message);
+          throw err;
         }
       },
       putSubtrees: async (nodes: readonly SubtreeNode[]) => {

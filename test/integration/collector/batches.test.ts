@@ -165,6 +165,27 @@ describe('POST /api/v1/batches', function () {
     });
   });
 
+  it('refuses a batch whose record reuses an id another chain stored with 400 batch.invalid naming that record, and stores none of the batch', async () => {
+    const owner = await enrolledAgent();
+    const [stored] = owner.records(1) as [SignedRecord];
+    await owner.sendOk(owner.batch([stored]));
+    const agent = await enrolledAgent();
+    await agent.sendOk(agent.batch(agent.records(2)));
+    // A new record first (inserted before the clash, in the same transaction), then one that reuses the id.
+    const [fresh, next] = agent.records(2) as [SignedRecord, SignedRecord];
+    const { sig: _sig, ...unsigned } = next;
+    const reusing = signRecord({ ...unsigned, id: stored.id }, agent.key.privateKey);
+    await expectLedgerUnchanged(async () => {
+      const problem = assertProblem(await agent.send(agent.batch([fresh, reusing])), 400, 'batch.invalid');
+      assert.equal(problem.recordId, stored.id);
+      assert.equal(problem.seq, 4);
+      assert.match(problem.detail as string, new RegExp(`already stored for ${owner.id} epoch 1 seq 1`));
+    });
+    // The chain is where it was: the same two records, the second with its own id, are accepted.
+    const { receipt } = await agent.sendOk(agent.batch([fresh, next]));
+    assert.deepEqual([receipt.accepted, receipt.highestSeq], [2, 4]);
+  });
+
   it('quarantines an equivocating record, answers 409 record.equivocation, and keeps it out of the ledger', async () => {
     const agent = await enrolledAgent();
     const [first] = agent.records(1) as [SignedRecord];
