@@ -26,7 +26,7 @@ import { parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError, type ProblemCode } from '../../shared/problem.ts';
 import { batchSchema, describeZodError, type Batch } from '../../shared/protocol.ts';
 import { canonicalRecordText } from '../../shared/record.ts';
-import { NO_TEXTS, packTexts, type PackedTexts } from './packed-texts.ts';
+import { NO_TEXTS, PackedTextsBuilder, type PackedTexts } from './packed-texts.ts';
 import { planBatchKeys, type BatchKeyPlan, type BatchRotation, type HistoryKey } from './batch-keys.ts';
 import type { LedgerRecordFields } from './ledger.ts';
 
@@ -59,7 +59,7 @@ export type BatchCheckResult =
       ok: true;
       batch: BatchHeader;
       records: LedgerRecordFields[];
-      /** Per record, in order (`textAt`); empty if a record has no canonical form (then deferredRefusal says which). */
+      /** Per record, in order, as UTF-8 bytes (packed-texts.ts); empty if a record has no canonical form (then deferredRefusal says which). */
       canonical: PackedTexts;
       recordHashes: string[];
       /** 32 bytes per record, in order: one buffer to send back instead of n small ones. */
@@ -197,7 +197,7 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
   // Record by record: canonical text, both hashes and (while no refusal is known) the signature,
   // all from one UTF-8 encoding in a reused scratch buffer. The first bad record in batch order
   // is the one named.
-  const canonical: string[] = [];
+  const canonical = new PackedTextsBuilder(signed.length, task.body.byteLength);
   const recordHashes: string[] = [];
   const leafHashes = new Uint8Array(32 * signed.length);
   const leafHashBytes = Buffer.from(leafHashes.buffer, leafHashes.byteOffset, leafHashes.byteLength);
@@ -215,7 +215,7 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
       }
       const leafInput = encodeLeafInput(text);
       const bytes = leafInput.subarray(1);
-      canonical.push(text);
+      canonical.append(bytes);
       recordHashes.push(hash('sha256', bytes, 'base64url'));
       // As a latin1 string written in place: no Buffer (and ArrayBuffer) per digest (shared/crypto.ts sha256).
       leafHashBytes.write(hash('sha256', leafInput, 'binary'), 32 * i, 32, 'latin1');
@@ -224,7 +224,7 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
       }
     }
   }
-  const texts = packTexts(canonical);
+  const texts = canonical.finish();
   if (deferredRefusal) return { ok: true, batch, records, canonical: texts, recordHashes, leafHashes, rotations: [], deferredRefusal };
   return { ok: true, batch, records, canonical: texts, recordHashes, leafHashes, rotations: plan?.ok ? plan.rotations : [] };
 }

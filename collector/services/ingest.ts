@@ -49,11 +49,11 @@ import { signReceipt } from '../../shared/receipt.ts';
 import { GENESIS_PREV } from '../../shared/record.ts';
 import { DuplicateRecordIdError, StoreIntegrityError, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
 import type { AuthenticatedAgent } from './agent-auth.ts';
-import type { AppendResult, CheckpointRef, LedgerService, PreparedRecord } from './ledger.ts';
+import { canonicalTextOf, type AppendResult, type CheckpointRef, type LedgerService, type PreparedRecord } from './ledger.ts';
 import type { BatchRotation } from './batch-keys.ts';
 import type { BatchCheckPool } from './batch-check-pool.ts';
 import type { BatchHeader, Refusal } from './batch-check-worker.ts';
-import { textAt } from './packed-texts.ts';
+import { bytesAt } from './packed-texts.ts';
 import { assessClock, type ClockAssessment } from './clock-skew.ts';
 
 export interface IngestRequest {
@@ -159,7 +159,7 @@ export class IngestService {
     const leaves = Buffer.from(checked.leafHashes.buffer, checked.leafHashes.byteOffset, checked.leafHashes.byteLength);
     const prepared: PreparedRecord[] = checked.records.map((record, i) => ({
       record,
-      canonical: textAt(checked.canonical, i),
+      canonical: bytesAt(checked.canonical, i),
       recordHash: checked.recordHashes[i]!,
       leafHash: leaves.subarray(32 * i, 32 * i + 32),
     }));
@@ -251,7 +251,7 @@ export class IngestService {
               recordId: entry.record.id,
               recordHash: entry.recordHash,
               storedHash: storedHash!,
-              canonical: entry.canonical,
+              canonical: canonicalTextOf(entry),
               batchId: batch.batchId,
               traceId: request.traceId,
               receivedAt,

@@ -60,9 +60,16 @@ export type LedgerRecordFields = Pick<SignedRecord, 'id' | 'agent' | 'epoch' | '
 /** A record ready for the ledger: checked, with its canonical text and hashes. */
 export interface PreparedRecord {
   record: LedgerRecordFields;
-  canonical: string;
+  /** The canonical text, or its UTF-8 bytes (as batch checks hand them over: packed-texts.ts). */
+  canonical: string | Uint8Array;
   recordHash: string;
   leafHash: Buffer;
+}
+
+/** The canonical text of a prepared record as a string. */
+export function canonicalTextOf(prepared: PreparedRecord): string {
+  const { canonical } = prepared;
+  return typeof canonical === 'string' ? canonical : Buffer.from(canonical.buffer, canonical.byteOffset, canonical.byteLength).toString('utf8');
 }
 
 export interface AppendResult {

@@ -149,8 +149,8 @@ export interface LedgerEntry {
   type: string;
   at: string;
   receivedAt: string;
-  /** The record's RFC 8785 text, stored byte for byte as hashed. */
-  canonical: string;
+  /** The record's RFC 8785 text (or its UTF-8 bytes), stored byte for byte as hashed, as TEXT. */
+  canonical: string | Uint8Array;
   /** base64url sha256 of `canonical`. */
   recordHash: string;
   /** RFC 9162 leaf hash of `canonical`. */

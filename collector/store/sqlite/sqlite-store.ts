@@ -341,8 +341,9 @@ function prepareStatements(writer: Db, reader: Db) {
     ledgerSize: writer.prepare(`SELECT coalesce(max(ledger_index) + 1, 0) AS size FROM records`),
     readSubtree: writer.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
     insertRecord: writer.prepare(
+      // CAST: canonical may come as UTF-8 bytes (a BLOB to SQLite), and the column is TEXT.
       `INSERT INTO records (ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, record_hash, leaf_hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?)`,
     ),
     insertSubtree: writer.prepare(`INSERT INTO merkle_subtrees (level, idx, hash) VALUES (?, ?, ?)`),
     insertCheckpoint: writer.prepare(`INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)`),

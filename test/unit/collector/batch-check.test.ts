@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import checkBatch, { type BatchCheckTask } from '../../../collector/services/batch-check-worker.ts';
-import { packTexts, textAt } from '../../../collector/services/packed-texts.ts';
+import { PackedTextsBuilder, unpackTexts } from '../../../collector/services/packed-texts.ts';
 import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { generateSigningKey, sha256 } from '../../../shared/crypto.ts';
 import { newId } from '../../../shared/ids.ts';
@@ -41,12 +41,14 @@ function task(text: string, batchId: string): BatchCheckTask {
 describe('batch check (worker)', () => {
   const body = fc.dictionary(fc.string({ unit: 'grapheme' }), fc.jsonValue({ maxDepth: 3 })).map((value) => JSON.parse(JSON.stringify(value)) as { [key: string]: unknown });
 
-  it('packs texts into one string and gives each back unchanged (empty ones and any UTF-16 included)', () => {
+  it('packs texts as UTF-8 bytes into one buffer and gives each back unchanged (empty ones and any Unicode included)', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: 'binary' }), { maxLength: 20 }), (texts) => {
-        const packed = packTexts(texts);
+      fc.property(fc.array(fc.string({ unit: 'grapheme' }), { maxLength: 20 }), fc.nat({ max: 64 }), (texts, expectedBytes) => {
+        const builder = new PackedTextsBuilder(texts.length, expectedBytes); // small guesses make it grow
+        for (const text of texts) builder.append(Buffer.from(text, 'utf8'));
+        const packed = builder.finish();
         assert.equal(packed.ends.length, texts.length);
-        assert.deepEqual(texts.map((_, i) => textAt(packed, i)), texts);
+        assert.deepEqual(unpackTexts(packed), texts);
       }),
     );
   });
@@ -58,7 +60,7 @@ describe('batch check (worker)', () => {
         const batchId = newId();
         const result = checkBatch(task(batchText(records, batchId, canonicalOrder), batchId));
         assert.ok(result.ok && !result.deferredRefusal, JSON.stringify(result));
-        assert.deepEqual(records.map((_, i) => textAt(result.canonical, i)), records.map((record) => canonicalJson(record)));
+        assert.deepEqual(unpackTexts(result.canonical), records.map((record) => canonicalJson(record)));
         assert.equal(result.canonical.ends.length, records.length);
         assert.deepEqual(result.recordHashes, records.map((record) => recordHash(record)));
         records.forEach((record, i) => {
