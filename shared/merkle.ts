@@ -371,7 +371,9 @@ export function appendLeaves(size: number, newLeafHashes: readonly Uint8Array[],
   }
   const out: SubtreeNode[] = [];
   // Nodes of this batch at an even index: the left siblings later leaves of the batch may need.
-  const pending = new Map<string, Buffer>();
+  // Nodes complete left to right, so each level has at most one waiting: (pendingIndex, pendingHash).
+  const pendingIndex: number[] = [];
+  const pendingHash: (Buffer | undefined)[] = [];
   for (let j = 0; j < newLeafHashes.length; j++) {
     const leaf = newLeafHashes[j]!;
     assertHash(leaf, `new leaf hash ${j}`);
@@ -380,16 +382,16 @@ export function appendLeaves(size: number, newLeafHashes: readonly Uint8Array[],
     let hash: Buffer = Buffer.from(leaf);
     out.push({ level, index, hash });
     while (index % 2 === 1) {
-      const key = `${level}:${index - 1}`;
-      let left = pending.get(key);
-      if (left) pending.delete(key);
+      let left = pendingIndex[level] === index - 1 ? pendingHash[level] : undefined;
+      if (left) pendingHash[level] = undefined;
       else left = readNode(read, level, index - 1);
       hash = nodeHash(left, hash);
       level++;
       index = (index - 1) / 2;
       out.push({ level, index, hash });
     }
-    pending.set(`${level}:${index}`, hash);
+    pendingIndex[level] = index;
+    pendingHash[level] = hash;
   }
   return out;
 }
