@@ -44,9 +44,16 @@ export function leafHash(data: Uint8Array): Buffer {
   return sha256(Buffer.concat([LEAF_PREFIX, data]));
 }
 
+/** 0x01 || left || right, rewritten for every interior node (hashing is synchronous). */
+const nodeInput = Buffer.alloc(1 + 2 * 32, 0x01);
+
 /** RFC 9162 §2.1.1 interior node hash: SHA-256(0x01 || left || right). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return sha256(Buffer.concat([NODE_PREFIX, left, right]));
+  // Hashes are 32 bytes; anything else takes the general (allocating) path.
+  if (left.length !== 32 || right.length !== 32) return sha256(Buffer.concat([NODE_PREFIX, left, right]));
+  nodeInput.set(left, 1);
+  nodeInput.set(right, 33);
+  return sha256(nodeInput);
 }
 
 /** MTH({}) = SHA-256 of the empty string. */
@@ -364,6 +371,9 @@ function readNode(read: SubtreeReader, level: number, index: number): Buffer {
  *
  * Reads only the left siblings that the new nodes complete: at most one per level from before
  * the batch (O(log n)); siblings produced by this batch come from the batch itself.
+ *
+ * A leaf hash given as a Buffer is returned as its level-0 node's `hash` itself, not a copy: a
+ * caller that changes those bytes afterwards changes the node it got back.
  */
 export function appendLeaves(size: number, newLeafHashes: readonly Uint8Array[], read: SubtreeReader): SubtreeNode[] {
   if (!isSize(size) || !isSize(size + newLeafHashes.length)) {
@@ -379,7 +389,8 @@ export function appendLeaves(size: number, newLeafHashes: readonly Uint8Array[],
     assertHash(leaf, `new leaf hash ${j}`);
     let level = 0;
     let index = size + j;
-    let hash: Buffer = Buffer.from(leaf);
+    // A Buffer is used as given (no copy per leaf): the level-0 node shares the caller's bytes.
+    let hash: Buffer = Buffer.isBuffer(leaf) ? leaf : Buffer.from(leaf);
     out.push({ level, index, hash });
     while (index % 2 === 1) {
       let left = pendingIndex[level] === index - 1 ? pendingHash[level] : undefined;
