@@ -272,7 +272,8 @@ export class IngestService {
       // New records: contiguous from head + 1, each chained to the one before.
       const expectedSeq = head.highestSeq + 1;
       let prev = head.highestHash ?? GENESIS_PREV;
-      for (const [i, entry] of fresh.entries()) {
+      for (let i = 0; i < fresh.length; i++) {
+        const entry = fresh[i]!;
         if (entry.record.seq !== expectedSeq + i) {
           throw new ProblemError('batch.out_of_order', `${recordLabel(entry.record)} does not follow the stored seq ${head.highestSeq}`, { expectedSeq });
         }
