@@ -169,8 +169,7 @@ function stageTable(result: StageCostResult, measuredMicros: number): string {
   const lines = ['Ingest stage costs on one core, no contention (collector code, µs of CPU per record):'];
   for (const where of ['main thread', 'batch-check worker'] as const) {
     for (const stage of result.stages.filter((s) => s.where === where)) {
-      // A 'reference' stage is not part of the work, only a comparison (e.g. what a shortcut saves).
-      const label = stage.partOf === 'reference' ? `    for comparison: ${stage.stage}` : stage.partOf ? `    of which ${stage.stage}` : `${where}: ${stage.stage}`;
+      const label = stage.comparison ? `    for comparison: ${stage.stage}` : stage.partOf ? `    of which ${stage.stage}` : `${where}: ${stage.stage}`;
       lines.push(`  ${formatNumber(stage.micros).padStart(6)} µs  ${label}`);
     }
   }

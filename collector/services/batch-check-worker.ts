@@ -52,7 +52,6 @@ export interface Refusal {
 
 export type BatchHeader = Omit<Batch, 'records'>;
 
-
 export type BatchCheckResult =
   | { ok: false; refusal: Refusal }
   | {

@@ -12,8 +12,8 @@
  * transaction: the key history is unchanged, the sequence against the stored chain head
  * (duplicate / equivocation / new, contiguous and chained), then records (a record id stored
  * already, for another record, is found by UNIQUE(id) as the rows go in: 400 batch.invalid, and
- * the transaction rolls back), Merkle nodes, chain head, the keys that new key.rotated records introduce, agent contact,
- * the chain's clock-skew counts (clock-skew.ts: `at` is judged and stored as sent, never used
+ * the transaction rolls back), Merkle nodes, chain head, the keys that new key.rotated records
+ * introduce, agent contact, the chain's clock-skew counts (clock-skew.ts: `at` is judged and stored as sent, never used
  * for order), checkpoint and the signed receipt, committed together. The receipt is answered only after
  * COMMIT.
  *

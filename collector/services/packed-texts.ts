@@ -51,12 +51,7 @@ export function bytesAt(packed: PackedTexts, i: number): Buffer {
   return Buffer.from(packed.bytes.buffer, packed.bytes.byteOffset + start, packed.ends[i]! - start);
 }
 
-/** Text i, decoded. */
-export function textAt(packed: PackedTexts, i: number): string {
-  return bytesAt(packed, i).toString('utf8');
-}
-
-/** Every text, decoded (tests, and the rare paths that need strings). */
+/** Every text, decoded (for tests: the ingest path never needs them as strings). */
 export function unpackTexts(packed: PackedTexts): string[] {
-  return Array.from(packed.ends, (_, i) => textAt(packed, i));
+  return Array.from(packed.ends, (_, i) => bytesAt(packed, i).toString('utf8'));
 }
