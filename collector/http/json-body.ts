@@ -3,8 +3,10 @@
  * - `Content-Type: application/json`, `Content-Encoding` identity or gzip; others are 415.
  * - The bytes on the wire are counted (`compressedLimit`): a `Content-Length` over it is
  *   refused before one byte is read, and a chunked body is cut off as soon as it passes it.
- * - The decoded bytes are counted as gunzip produces them (`limit`): a gzip bomb is cut off
- *   after `limit` bytes of output, never inflated to the end (413 `batch.too_large`).
+ * - The decoded bytes are counted (`limit`): a gzip bomb is cut off after `limit` bytes of
+ *   output, never inflated to the end (413 `batch.too_large`). `jsonBody` inflates as the
+ *   bytes arrive; `encodedJsonBody` (batches) leaves the inflating, under the same limit, to
+ *   the consumer (shared/body-encoding.ts says why).
  * - Nesting depth is checked on the text before `JSON.parse` (at most MAX_JSON_DEPTH levels):
  *   400 `request.malformed`, before any schema runs.
  * - A body that does not inflate or parse is 400 `request.malformed`.
@@ -16,11 +18,11 @@ import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { bodyTooLarge, isBodyEncoding, unreadableBody, type BodyEncoding } from '../../shared/body-encoding.ts';
 import { MAX_JSON_DEPTH, parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError } from '../../shared/problem.ts';
 
 export { jsonDepthExceeds, MAX_JSON_DEPTH } from '../../shared/json-text.ts';
-const ACCEPTED_ENCODINGS = new Set(['identity', 'gzip']);
 
 export interface JsonBodyLimits {
   /** Most bytes after decompression. */
@@ -31,8 +33,10 @@ export interface JsonBodyLimits {
   maxDepth?: number;
 }
 
-function tooLarge(limit: number, what: string): ProblemError {
-  return new ProblemError('batch.too_large', `the request body exceeds ${limit} bytes ${what}`, { limit });
+/** A body as it came over the wire (`encodedJsonBody`): not yet inflated. */
+export interface EncodedBody {
+  encoding: BodyEncoding;
+  bytes: Buffer;
 }
 
 /** Counts bytes through it and fails as soon as more than `limit` passed. */
@@ -52,8 +56,16 @@ class ByteLimit extends Transform {
   }
 }
 
-/** Reads `req` through the limits; resolves with the decoded bytes. */
-export async function readLimitedBody(req: NodeJS.ReadableStream & { headers?: { [name: string]: unknown } }, encoding: string, limits: Required<JsonBodyLimits>): Promise<Buffer> {
+/**
+ * Reads `req` through the limits; resolves with the decoded bytes, or with the bytes as sent if
+ * `inflate` is false (gzip is then only counted on the wire; identity against both limits).
+ */
+export async function readLimitedBody(
+  req: NodeJS.ReadableStream & { headers?: { [name: string]: unknown } },
+  encoding: string,
+  limits: Required<JsonBodyLimits>,
+  inflate = true,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -61,8 +73,8 @@ export async function readLimitedBody(req: NodeJS.ReadableStream & { headers?: {
       callback();
     },
   });
-  const wire = new ByteLimit(limits.compressedLimit, () => tooLarge(limits.compressedLimit, 'on the wire'));
-  const decoded = new ByteLimit(limits.limit, () => tooLarge(limits.limit, 'after decompression'));
+  const wire = new ByteLimit(limits.compressedLimit, () => bodyTooLarge(limits.compressedLimit, 'on the wire'));
+  const decoded = new ByteLimit(limits.limit, () => bodyTooLarge(limits.limit, 'after decompression'));
   // `req` is piped, not part of the pipeline: a failure must not destroy the request (and its
   // socket) before the answer is sent. The caller drains or closes it.
   // A client that goes away mid-body: `pipe` does not forward that, so end the pipeline here.
@@ -80,12 +92,13 @@ export async function readLimitedBody(req: NodeJS.ReadableStream & { headers?: {
   req.once('close', onClose);
   req.pipe(wire);
   try {
-    if (encoding === 'gzip') await pipeline(wire, createGunzip(), decoded, sink);
+    if (encoding === 'gzip' && inflate) await pipeline(wire, createGunzip(), decoded, sink);
+    else if (encoding === 'gzip') await pipeline(wire, sink);
     else await pipeline(wire, decoded, sink);
   } catch (err) {
     req.unpipe(wire);
     if (err instanceof ProblemError) throw err;
-    throw new ProblemError('request.malformed', 'the request body could not be read (bad encoding or truncated)');
+    throw unreadableBody();
   } finally {
     req.removeListener('aborted', onAborted);
     req.removeListener('error', onAborted);
@@ -110,15 +123,14 @@ function drainBounded(req: Request, limit: number): void {
 }
 
 /**
- * Reads a JSON request body through the limits (see the module comment) and hands the decoded
- * bytes on as `req.body` (a Buffer), unparsed: for routes that parse and check the body off the
- * event loop (POST /batches, in the batch-check workers).
+ * Reads a JSON request body through the limits (see the module comment) into `req.body`, unparsed:
+ * the decoded bytes (a Buffer), or with `inflate` false an EncodedBody, the bytes as sent.
  */
-export function rawJsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'> = {}): RequestHandler {
+function jsonBodyReader(limit: number, options: Omit<JsonBodyLimits, 'limit'>, inflate: boolean): RequestHandler {
   const limits: Required<JsonBodyLimits> = { limit, compressedLimit: options.compressedLimit ?? limit, maxDepth: options.maxDepth ?? MAX_JSON_DEPTH };
   return async (req: Request, res: Response, next: NextFunction) => {
     const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
-    if (!ACCEPTED_ENCODINGS.has(encoding)) {
+    if (!isBodyEncoding(encoding)) {
       throw new ProblemError('request.unsupported_media_type', `Content-Encoding ${encoding} is not supported; send identity or gzip`);
     }
     if (!req.is('application/json')) {
@@ -131,17 +143,28 @@ export function rawJsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'
     const declared = Number(req.get('content-length'));
     if (Number.isFinite(declared) && declared > limits.compressedLimit) {
       res.setHeader('Connection', 'close');
-      throw tooLarge(limits.compressedLimit, 'on the wire (Content-Length)');
+      throw bodyTooLarge(limits.compressedLimit, 'on the wire (Content-Length)');
     }
+    let bytes: Buffer;
     try {
-      req.body = await readLimitedBody(req, encoding, limits);
+      bytes = await readLimitedBody(req, encoding, limits, inflate);
     } catch (err) {
       drainBounded(req, limits.compressedLimit);
       res.setHeader('Connection', 'close');
       throw err;
     }
+    req.body = inflate ? bytes : ({ encoding, bytes } satisfies EncodedBody);
     next();
   };
+}
+
+/**
+ * Reads a JSON request body through the wire limit and hands it on as sent, as `req.body` (an
+ * EncodedBody): for POST /batches, whose body is inflated (with `decodeBody`, under `limit`),
+ * parsed and checked in a batch-check worker. An identity body is held to `limit` here.
+ */
+export function encodedJsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'> = {}): RequestHandler {
+  return jsonBodyReader(limit, options, false);
 }
 
 /** Reads a JSON request body through the limits and parses it (nesting checked first) into `req.body`. */
@@ -151,5 +174,5 @@ export function jsonBody(limit: number, options: Omit<JsonBodyLimits, 'limit'> =
     req.body = parseJsonText((req.body as Buffer).toString('utf8'), maxDepth);
     next();
   };
-  return [rawJsonBody(limit, options), parse];
+  return [jsonBodyReader(limit, options, true), parse];
 }

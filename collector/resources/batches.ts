@@ -1,6 +1,7 @@
 /**
  * `POST /api/v1/batches`: an agent delivers signed records (DESIGN "Wire protocol").
- * Authenticate → Idempotency-Key → JSON body (≤ MAX_BATCH_DECODED_BYTES decoded) → ingest →
+ * Authenticate → Idempotency-Key → JSON body as sent (≤ MAX_BATCH_DECODED_BYTES on the wire; inflated,
+ * under the same limit, by ingest) → ingest →
  * 200 `{ receipt, signature }`, sent only after the batch is committed.
  */
 import { Router, type Request, type Response } from 'express';
@@ -9,7 +10,7 @@ import { ProblemError } from '../../shared/problem.ts';
 import { MAX_BATCH_DECODED_BYTES } from '../../shared/protocol.ts';
 import { authenticatedAgent, requireAgent } from '../http/auth.ts';
 import { methodNotAllowed } from '../http/errors.ts';
-import { rawJsonBody } from '../http/json-body.ts';
+import { encodedJsonBody, type EncodedBody } from '../http/json-body.ts';
 import { limitByPrincipal } from '../http/limits.ts';
 import { contextOf } from '../http/request-context.ts';
 import type { AgentAuthService } from '../services/agent-auth.ts';
@@ -37,7 +38,7 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
       res.locals.idempotencyKey = key;
       next();
     },
-    rawJsonBody(MAX_BATCH_DECODED_BYTES),
+    encodedJsonBody(MAX_BATCH_DECODED_BYTES),
     async (req: Request, res: Response) => {
       const agent = authenticatedAgent(res);
       const { traceId, log } = contextOf(res);
@@ -45,7 +46,7 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
       const reply = await deps.ingest.ingest({
         agent,
         idempotencyKey: res.locals.idempotencyKey as string,
-        body: req.body as Buffer,
+        body: req.body as EncodedBody,
         traceId,
         log: batchLog,
       });

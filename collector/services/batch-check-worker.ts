@@ -1,10 +1,12 @@
 /**
  * The CPU-bound half of batch ingest, run in a worker thread (batch-check-pool.ts): from the
- * decoded body bytes of `POST /batches` to records ready for the ledger. No I/O, no store:
+ * body bytes of `POST /batches`, as sent, to records ready for the ledger. No I/O, no store:
  * what it needs of the store (the agent's current epoch and key history) comes in the task.
  *
  * In the order ingest.ts documents, it
- * 1. parses the text (nesting depth first) — 400 `request.malformed`;
+ * 1. inflates a gzip body, stopping past `maxDecodedBytes` — 413 `batch.too_large`, or 400
+ *    `request.malformed` if it does not inflate; parses the text (nesting depth first) — 400
+ *    `request.malformed`;
  * 2. refuses a batch or record naming another agent than the token's — 403 `auth.forbidden`;
  * 3. validates `batchSchema` — 400 `batch.invalid`; Idempotency-Key = batchId — 400;
  * 4. canonicalises every record once (RFC 8785, both texts) and hashes it (record hash, leaf);
@@ -14,14 +16,16 @@
  * Refusals of steps 1–3 are `refusal`s: nothing else is looked at. Those of step 5 are
  * `deferredRefusal`s: a batch already received is answered with its stored receipt first.
  *
- * Why in a worker, whole: parsing, validating and canonicalising a batch cost as much CPU on
- * the event loop as the SQLite transaction that must run there; handing a worker the bytes
- * (transferred, not copied) instead of parsed records also spares the structured clone of every
- * record both ways. Batches of different agents run on different workers at once.
+ * Why in a worker, whole: inflating, parsing, validating and canonicalising a batch cost as much
+ * CPU on the event loop as the SQLite transaction that must run there; handing a worker the
+ * bytes as sent (transferred, not copied) instead of parsed records also spares the structured
+ * clone of every record both ways, and one synchronous inflate is far cheaper than a streaming
+ * one (shared/body-encoding.ts). Batches of different agents run on different workers at once.
  */
 import { hash, type KeyObject } from 'node:crypto';
 import { publicKeyFromJwk, verifyEd25519 } from '../../shared/crypto.ts';
 import { acceptsBatch } from '../../shared/batch-accept.ts';
+import { decodeBody, type BodyEncoding } from '../../shared/body-encoding.ts';
 import { parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError, type ProblemCode } from '../../shared/problem.ts';
 import { batchSchema, describeZodError, type Batch } from '../../shared/protocol.ts';
@@ -31,8 +35,11 @@ import { planBatchKeys, type BatchKeyPlan, type BatchRotation, type HistoryKey }
 import type { LedgerRecordFields } from './ledger.ts';
 
 export interface BatchCheckTask {
-  /** The decoded (gunzipped) body bytes. */
+  /** The body bytes as sent, in `encoding`. */
   body: Uint8Array;
+  encoding: BodyEncoding;
+  /** The most bytes the body may inflate to (413 `batch.too_large` past it). */
+  maxDecodedBytes: number;
   /** The token's subject: the only agent whose records the batch may hold. */
   agent: string;
   /** The Idempotency-Key header (already a UUID). */
@@ -146,8 +153,10 @@ function foreignAgent(body: unknown, subject: string): Refusal | undefined {
 
 export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
   let body: unknown;
+  let decoded: Buffer;
   try {
-    body = parseJsonText(Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength).toString('utf8'), task.maxDepth);
+    decoded = decodeBody(task.body, task.encoding, task.maxDecodedBytes);
+    body = parseJsonText(decoded.toString('utf8'), task.maxDepth);
   } catch (err) {
     if (err instanceof ProblemError) return { ok: false, refusal: refusal(err.code, err.message, err.extras) };
     throw err;
@@ -196,7 +205,7 @@ export default function checkBatch(task: BatchCheckTask): BatchCheckResult {
   // Record by record: canonical text, both hashes and (while no refusal is known) the signature,
   // all from one UTF-8 encoding in a reused scratch buffer. The first bad record in batch order
   // is the one named.
-  const canonical = new PackedTextsBuilder(signed.length, task.body.byteLength);
+  const canonical = new PackedTextsBuilder(signed.length, decoded.byteLength);
   const recordHashes: string[] = [];
   const leafHashes = new Uint8Array(32 * signed.length);
   const leafHashBytes = Buffer.from(leafHashes.buffer, leafHashes.byteOffset, leafHashes.byteLength);

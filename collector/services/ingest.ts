@@ -2,12 +2,12 @@
  * Batch ingest: the rules that turn an agent's batch into ledger entries and a signed receipt.
  *
  * A batch is all or nothing. Every check runs before anything is stored, in this order:
- * JSON (nesting depth, then parse) → ownership (batch and record agents = token subject) →
+ * decoding (gzip inflated, at most MAX_BATCH_DECODED_BYTES) → JSON (nesting depth, then parse) → ownership (batch and record agents = token subject) →
  * schema → Idempotency-Key = batchId → a stored receipt for that batch → epoch current → ids
  * unique in the batch → record kid = the key valid at its seq (batch-keys.ts: the epoch's key
  * history, and any key.rotated record earlier in the batch) → canonical form and signature of
  * each record. All of that up to the receipt lookup, and the canonical forms, hashes and
- * signatures, run in a worker thread on the raw body bytes (batch-check-worker.ts); the event
+ * signatures, run in a worker thread on the body bytes as sent (batch-check-worker.ts); the event
  * loop only looks up the receipt and then, inside ONE write
  * transaction: the key history is unchanged, the sequence against the stored chain head
  * (duplicate / equivocation / new, contiguous and chained), then records (a record id stored
@@ -42,9 +42,10 @@
 import type { Logger } from '../../shared/logger.ts';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { sha256, toBase64Url, type SigningKey } from '../../shared/crypto.ts';
+import type { BodyEncoding } from '../../shared/body-encoding.ts';
 import { MAX_JSON_DEPTH } from '../../shared/json-text.ts';
 import { ProblemError } from '../../shared/problem.ts';
-import type { Receipt } from '../../shared/protocol.ts';
+import { MAX_BATCH_DECODED_BYTES, type Receipt } from '../../shared/protocol.ts';
 import { signReceipt } from '../../shared/receipt.ts';
 import { GENESIS_PREV } from '../../shared/record.ts';
 import { DuplicateRecordIdError, StoreIntegrityError, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
@@ -60,8 +61,8 @@ export interface IngestRequest {
   agent: AuthenticatedAgent;
   /** The Idempotency-Key header (already checked to be a UUID). */
   idempotencyKey: string;
-  /** The decoded body bytes, not yet parsed: moved to a worker (unusable after the call). */
-  body: Uint8Array;
+  /** The body as sent (gzip or identity), not yet inflated or parsed: its bytes are moved to a worker (unusable after the call). */
+  body: { encoding: BodyEncoding; bytes: Uint8Array };
   traceId: string;
   log: Logger;
 }
@@ -142,7 +143,9 @@ export class IngestService {
     // against the key history as it is now; #commit checks that it has not changed since.
     const history = await this.#store.agentKeys(agent.agent, agent.epoch);
     const checked = await this.#pool().check({
-      body: request.body,
+      body: request.body.bytes,
+      encoding: request.body.encoding,
+      maxDecodedBytes: MAX_BATCH_DECODED_BYTES,
       agent: agent.agent,
       idempotencyKey: request.idempotencyKey,
       epoch: agent.epoch,

@@ -4,12 +4,14 @@
  * hold and however the agent ordered their members.
  */
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import checkBatch, { type BatchCheckTask } from '../../../collector/services/batch-check-worker.ts';
 import { PackedTextsBuilder, unpackTexts } from '../../../collector/services/packed-texts.ts';
 import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { generateSigningKey, sha256 } from '../../../shared/crypto.ts';
 import { newId } from '../../../shared/ids.ts';
+import { MAX_BATCH_DECODED_BYTES } from '../../../shared/protocol.ts';
 import { GENESIS_PREV, recordHash, signRecord, type SignedRecord } from '../../../shared/record.ts';
 
 const AGENT = 'AS-KMR-001';
@@ -35,7 +37,11 @@ function batchText(records: SignedRecord[], batchId: string, canonicalOrder: boo
 }
 
 function task(text: string, batchId: string): BatchCheckTask {
-  return { body: Buffer.from(text), agent: AGENT, idempotencyKey: batchId, epoch: 1, history, maxDepth: 32 };
+  return { body: Buffer.from(text), encoding: 'identity', maxDecodedBytes: MAX_BATCH_DECODED_BYTES, agent: AGENT, idempotencyKey: batchId, epoch: 1, history, maxDepth: 32 };
+}
+
+function gzipTask(body: Uint8Array, batchId: string, maxDecodedBytes = MAX_BATCH_DECODED_BYTES): BatchCheckTask {
+  return { ...task('', batchId), body, encoding: 'gzip', maxDecodedBytes };
 }
 
 describe('batch check (worker)', () => {
@@ -114,6 +120,43 @@ describe('batch check (worker)', () => {
       const result = checkBatch(task(text, key));
       assert.equal(result.ok, false, code);
       assert.equal(!result.ok && result.refusal.code, code);
+    }
+  });
+
+  it('inflates a gzip body itself: the same records, hashes and canonical bytes as the identity body', () => {
+    const records = chain([{ a: 1 }, { b: 'ক' }, { c: [1, 2] }]);
+    const batchId = newId();
+    const text = batchText(records, batchId, true);
+    const plain = checkBatch(task(text, batchId));
+    const gzipped = checkBatch(gzipTask(gzipSync(text), batchId));
+    assert.ok(plain.ok && gzipped.ok && !gzipped.deferredRefusal);
+    assert.deepEqual(gzipped.recordHashes, plain.recordHashes);
+    assert.deepEqual(gzipped.recordHashes, records.map((record) => recordHash(record)));
+    assert.deepEqual(unpackTexts(gzipped.canonical), records.map((record) => canonicalJson(record)));
+  });
+
+  it('refuses a gzip body that inflates past the limit (413 batch.too_large) and one that does not inflate (400 request.malformed)', () => {
+    const batchId = newId();
+    const text = batchText(chain([{ a: 1 }]), batchId, true);
+    const tooLarge = checkBatch(gzipTask(gzipSync(text), batchId, text.length - 1));
+    assert.ok(!tooLarge.ok);
+    assert.equal(tooLarge.refusal.code, 'batch.too_large');
+    assert.equal(tooLarge.refusal.extras.limit, text.length - 1);
+    const exact = checkBatch(gzipTask(gzipSync(text), batchId, Buffer.byteLength(text)));
+    assert.ok(exact.ok && !exact.deferredRefusal, 'a body of exactly the limit is accepted');
+
+    // 64 MiB of spaces in about 64 KB: refused after the first MiB of output, not inflated to the end.
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20));
+    const started = performance.now();
+    const refused = checkBatch(gzipTask(bomb, batchId, 1024 * 1024));
+    assert.ok(!refused.ok && refused.refusal.code === 'batch.too_large');
+    assert.ok(performance.now() - started < 1000, 'the bomb is cut off early');
+
+    for (const broken of [gzipSync(text).subarray(0, 40), Buffer.from(text), Buffer.alloc(0)]) {
+      const result = checkBatch(gzipTask(broken, batchId));
+      assert.ok(!result.ok);
+      assert.equal(result.refusal.code, 'request.malformed');
+      assert.match(result.refusal.detail, /could not be read/);
     }
   });
 });

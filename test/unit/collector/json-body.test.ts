@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import { createGzip, gzipSync } from 'node:zlib';
 import { jsonDepthExceeds, readLimitedBody } from '../../../collector/http/json-body.ts';
 import { ProblemError } from '../../../shared/problem.ts';
 
@@ -46,6 +46,16 @@ describe('JSON body reader', () => {
       assert.ok(err instanceof ProblemError && err.code === 'request.malformed');
       return true;
     });
+  });
+
+  it('hands a body on as sent when asked not to inflate: gzip held to the wire limit only, identity to both', async () => {
+    const text = JSON.stringify({ padding: ' '.repeat(50_000) });
+    const gzipped = gzipSync(text);
+    const limits = { limit: 1000, compressedLimit: 10_000, maxDepth: 32 };
+    const asSent = await readLimitedBody(Readable.from([gzipped.subarray(0, 100), gzipped.subarray(100)]), 'gzip', limits, false);
+    assert.deepEqual(asSent, gzipped, 'the gzip bytes, not inflated (the consumer inflates them under `limit`)');
+    await assert.rejects(readLimitedBody(Readable.from([Buffer.alloc(20_000)]), 'gzip', limits, false), /on the wire/);
+    await assert.rejects(readLimitedBody(Readable.from([Buffer.from(text)]), 'identity', { ...limits, compressedLimit: 100_000 }, false), /after decompression/);
   });
 
   it('measures nesting depth outside strings, escapes included', () => {
