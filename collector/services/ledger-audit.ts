@@ -43,6 +43,7 @@
  *   receipts), so a deleted receipt shows as entries no receipt covers. (A receipt for a batch
  *   of duplicates only names no entries: deleting one of those cannot be detected, and loses
  *   nothing — the agent holds the signed copy.)
+ * - ledger_kind_counts: the per-kind counters equal the records counted per `kind` column.
  * - schema: the append-only triggers are present. Their absence is not tampering with data,
  *   but it is how an intruder would start, so it is reported (the triggers are a guard, not
  *   the proof: ADR 0005).
@@ -102,7 +103,7 @@ export const APPEND_ONLY_TRIGGERS = [
   'records_no_update',
 ] as const;
 
-export type AuditTable = 'records' | 'merkle_subtrees' | 'checkpoints' | 'agent_epochs' | 'agent_keys' | 'receipts' | 'schema';
+export type AuditTable = 'records' | 'merkle_subtrees' | 'checkpoints' | 'agent_epochs' | 'agent_keys' | 'receipts' | 'ledger_kind_counts' | 'schema';
 
 /** The row a finding is about, by its column names. */
 export interface AuditRow {
@@ -117,6 +118,7 @@ export interface AuditRow {
   from_seq?: number;
   batch_id?: string;
   name?: string;
+  kind?: string;
 }
 
 export interface AuditFinding {
@@ -282,6 +284,8 @@ interface LedgerPass {
   checkpoints: number;
   /** Sizes of checkpoint rows with findings (or too many to remember). */
   brokenCheckpoints: Set<number> | 'too_many';
+  /** Entries per `kind` column value, as streamed. */
+  kinds: Map<string, number>;
 }
 
 /** Checkpoint sizes with findings remembered for the receipts' cross-check. */
@@ -324,6 +328,7 @@ export class LedgerAudit {
       await this.#checkGuards(source, findings);
       const chains = await this.#loadChains(source, findings);
       const ledger = await this.#checkLedger(source, chains, findings);
+      await this.#checkKindCounts(source, ledger.kinds, findings);
       await this.#checkChainRows(source, chains, ledger.size, findings);
       const receipts = await this.#checkReceipts(source, chains, ledger, findings);
       return {
@@ -336,6 +341,25 @@ export class LedgerAudit {
       };
     } finally {
       await source.close();
+    }
+  }
+
+  /** The per-kind counters `ledger stats` reads, against the records counted in the pass. */
+  async #checkKindCounts(source: LedgerAuditSource, counted: Map<string, number>, findings: Findings): Promise<void> {
+    const stored = new Map((await source.kindCounts()).map((row) => [row.kind, row.records]));
+    for (const kind of [...new Set([...counted.keys(), ...stored.keys()])].sort()) {
+      const expected = counted.get(kind) ?? 0;
+      const found = stored.get(kind) ?? 0;
+      if (expected !== found) {
+        findings.add({
+          table: 'ledger_kind_counts',
+          row: { kind },
+          check: 'count',
+          message: `the count of ${kind} entries is not the number of ${kind} records in the ledger`,
+          expected: String(expected),
+          found: String(found),
+        });
+      }
     }
   }
 
@@ -397,6 +421,7 @@ export class LedgerAudit {
     /** Leaves as the stored tree holds them: what every stored node must be built from. */
     const tree = new CompactRange();
     const counts = { subtrees: 0, checkpoints: 0 };
+    const kinds = new Map<string, number>();
     const signed: SignedPrefix = { goodSize: 0, broken: false };
     const brokenCheckpoints = new Set<number>();
     /** Records of chains with no agent_epochs row: reported once per chain, at the end. */
@@ -468,6 +493,7 @@ export class LedgerAudit {
         const at = tree.size;
         const before = findings.total;
         const { leaf, chain } = this.#checkRecord(row, chains, orphans, findings);
+        kinds.set(row.kind, (kinds.get(row.kind) ?? 0) + 1);
 
         // Three witnesses of leaf `at`: the text (leaf), the records column and the stored node.
         const storedHash = await storedLeaf(at);
@@ -534,7 +560,13 @@ export class LedgerAudit {
         message: `no row for ${orphan.agent} epoch ${orphan.epoch}, which has ${orphan.count} ledger entries: their signatures cannot be checked`,
       });
     }
-    return { size: truth.size, root: truth.root(), ...counts, brokenCheckpoints: brokenCheckpoints.size < MAX_REMEMBERED_BROKEN ? brokenCheckpoints : 'too_many' };
+    return {
+      size: truth.size,
+      root: truth.root(),
+      ...counts,
+      brokenCheckpoints: brokenCheckpoints.size < MAX_REMEMBERED_BROKEN ? brokenCheckpoints : 'too_many',
+      kinds,
+    };
   }
 
   /**

@@ -486,6 +486,8 @@ export interface LedgerAuditSource {
   checkpointOfSize(size: number): Promise<AuditCheckpointRow | undefined>;
   /** One stored subtree hash, by its coordinates. */
   subtree(level: number, index: number): Promise<Buffer | undefined>;
+  /** The stored per-kind entry counters (`ledger stats`). */
+  kindCounts(): Promise<{ kind: string; records: number }[]>;
   /** Entries with from ≤ ledger_index ≤ to that are not of (agent, epoch). */
   countOutsideChain(from: number, to: number, agent: string, epoch: number): Promise<LedgerRangeCount>;
   /** Entries with from ≤ ledger_index ≤ to whose agent is not `exceptAgent`. */

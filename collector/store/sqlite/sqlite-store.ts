@@ -35,7 +35,7 @@
 import Database from 'better-sqlite3';
 import type { Ed25519PublicJwk } from '../../../shared/crypto.ts';
 import type { SubtreeNode, SubtreeReader } from '../../../shared/merkle.ts';
-import { COLLECTOR_AGENT_ID, type RecordKind } from '../../../shared/record.ts';
+import { COLLECTOR_AGENT_ID, RECORD_KINDS, type RecordKind } from '../../../shared/record.ts';
 import { assertCurrent, assertNotNewer, latestVersion, pendingMigrations, type Migration, type MigrationReport } from '../migrate.ts';
 import {
   DuplicateRecordIdError,
@@ -84,12 +84,13 @@ import { migration as m0003 } from './migrations/0003-agent-keys.ts';
 import { migration as m0004 } from './migrations/0004-api-tokens.ts';
 import { migration as m0005 } from './migrations/0005-report-jobs.ts';
 import { migration as m0006 } from './migrations/0006-clock-skew.ts';
+import { migration as m0007 } from './migrations/0007-ledger-kind-counts.ts';
 
 type Db = Database.Database;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006];
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -345,6 +346,9 @@ function prepareStatements(writer: Db, reader: Db) {
       `INSERT INTO records (ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, record_hash, leaf_hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?)`,
     ),
+    addKindCount: writer.prepare(
+      `INSERT INTO ledger_kind_counts (kind, records) VALUES (?, ?) ON CONFLICT (kind) DO UPDATE SET records = records + excluded.records`,
+    ),
     insertSubtree: writer.prepare(`INSERT INTO merkle_subtrees (level, idx, hash) VALUES (?, ?, ?)`),
     insertCheckpoint: writer.prepare(`INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)`),
     advanceChainHead: writer.prepare(
@@ -426,7 +430,7 @@ function prepareStatements(writer: Db, reader: Db) {
       `SELECT ledger_index, id, agent, epoch, seq, received_at, canonical, leaf_hash FROM records WHERE id = ?`,
     ),
     ledgerSizeCommitted: reader.prepare(`SELECT coalesce(max(ledger_index) + 1, 0) FROM records`).pluck(),
-    countByKind: reader.prepare(`SELECT kind, count(*) AS n FROM records GROUP BY kind`),
+    countByKind: reader.prepare(`SELECT kind, records AS n FROM ledger_kind_counts`),
     countAgents: reader.prepare(`SELECT count(*) FROM agents`).pluck(),
     countQuarantined: reader.prepare(`SELECT count(*) FROM quarantine`).pluck(),
     ping: reader.prepare(`SELECT count(*) FROM sqlite_master`).pluck(),
@@ -642,15 +646,18 @@ export class SqliteStore implements CollectorStore {
       appendRecords: async (entries: readonly LedgerEntry[]) => {
         guard();
         // Positional parameters: binding by name costs a property lookup per column per row.
+        const perKind: { [K in RecordKind]: number } = { audit: 0, telemetry: 0, agent: 0 };
         try {
           for (const e of entries) {
             sql.insertRecord.run(e.ledgerIndex, e.id, e.agent, e.epoch, e.seq, e.kind, e.type, e.at, e.receivedAt, e.canonical, e.recordHash, e.leafHash);
+            perKind[e.kind]++;
           }
         } catch (err) {
           // UNIQUE(id) answers "is this id new?" for every row it inserts anyway: asking first cost a lookup per record.
           if (isUniqueViolation(err, 'records.id')) throw new DuplicateRecordIdError((err as Error).message);
           throw err;
         }
+        for (const kind of RECORD_KINDS) if (perKind[kind] > 0) sql.addKindCount.run(kind, perKind[kind]);
       },
       putSubtrees: async (nodes: readonly SubtreeNode[]) => {
         guard();
@@ -1126,6 +1133,10 @@ class SqliteAuditSource implements LedgerAuditSource {
 
   async subtree(level: number, index: number): Promise<Buffer | undefined> {
     return this.#lookups.subtree.get(level, index) as Buffer | undefined;
+  }
+
+  async kindCounts(): Promise<{ kind: string; records: number }[]> {
+    return this.#db.prepare(`SELECT kind, records FROM ledger_kind_counts ORDER BY kind`).all() as { kind: string; records: number }[];
   }
 
   async countOutsideChain(from: number, to: number, agent: string, epoch: number): Promise<LedgerRangeCount> {

@@ -48,7 +48,7 @@ describe('ledger audit', function () {
         const agent = agents[i % agents.length]!;
         const batch = agent.batch(agent.records(1 + Math.floor(Math.random() * 150)));
         const principal: AuthenticatedAgent = { agent: agent.id, epoch: agent.epoch, kid: agent.key.kid, publicJwk: agent.key.publicJwk, jti: newId() };
-        const reply = await collector.container.ingest.ingest({ agent: principal, idempotencyKey: batch.batchId, body: Buffer.from(JSON.stringify(batch)), traceId: 'test', log });
+        const reply = await collector.container.ingest.ingest({ agent: principal, idempotencyKey: batch.batchId, body: { encoding: 'identity', bytes: Buffer.from(JSON.stringify(batch)) }, traceId: 'test', log });
         total += reply.receipt.accepted;
       }
       const intact = await collector.container.ledgerAudit().run();
@@ -77,6 +77,22 @@ describe('ledger audit', function () {
         [['merkle_subtrees', 'hash', { level: 10, idx: 1 }]],
       );
       assert.match(tampered.findings[0]!.message, /leaves 1024…2047/);
+
+      // The per-kind counters: `ledger stats` reads them, the audit recounts them from the records.
+      const stats = await collector.container.ledger.stats();
+      assert.equal(stats.byKind.audit + stats.byKind.telemetry + stats.byKind.agent, size);
+      assert.equal(stats.byKind.agent, 6, 'the collector chain and one agent.enrolled record per agent');
+      const counts = new Database(join(collector.dir, 'collector.db'));
+      try {
+        counts.exec(`UPDATE ledger_kind_counts SET records = records + 1 WHERE kind = 'audit'`);
+      } finally {
+        counts.close();
+      }
+      const miscounted = await collector.container.ledgerAudit().run();
+      assert.deepEqual(
+        miscounted.findings.filter((f) => f.table === 'ledger_kind_counts').map((f) => [f.check, f.row, f.expected, f.found]),
+        [['count', { kind: 'audit' }, String(stats.byKind.audit), String(stats.byKind.audit + 1)]],
+      );
     } finally {
       await collector.stop();
     }

@@ -9,7 +9,6 @@ import { makeTempDir, runCollectorCli } from '../../helpers/collector-process.ts
 const EXPECTED_OBJECTS = [
   'index api_tokens_by_name',
   'index jti_replay_by_expiry',
-  'index records_by_kind',
   'index report_jobs_by_status',
   'table agent_epochs',
   'table agent_keys',
@@ -19,6 +18,7 @@ const EXPECTED_OBJECTS = [
   'table clock_skew',
   'table enrollment_tokens',
   'table jti_replay',
+  'table ledger_kind_counts',
   'table merkle_subtrees',
   'table quarantine',
   'table receipts',
@@ -46,6 +46,7 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   ],
   enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at'],
   jti_replay: ['jti', 'agent', 'expires_at'],
+  ledger_kind_counts: ['kind', 'records'],
   merkle_subtrees: ['level', 'idx', 'hash'],
   quarantine: ['id', 'agent', 'epoch', 'seq', 'record_id', 'record_hash', 'stored_hash', 'canonical', 'batch_id', 'trace_id', 'received_at'],
   receipts: ['batch_id', 'agent', 'records_digest', 'receipt_json', 'signature', 'created_at'],
@@ -285,6 +286,45 @@ describe('collector SQLite migrations', function () {
       lastSkew: null,
     });
     assert.equal(listed.find((row) => row.agent === 'AS-NEW-5')!.clockSkew, null, 'a chain with no record has nothing to start from');
+  });
+
+  it('migration 0007 counts the entries of a version 6 database per kind, drops the kind index, and the counters then follow every append', async () => {
+    const path = join(makeTempDir(), 'collector.db');
+    const db = new Database(path);
+    for (const migration of SQLITE_MIGRATIONS.slice(0, 6)) migration.up(db);
+    db.pragma('user_version = 6');
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-6', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-6', 1, '{"kty":"OKP"}', 'k1', 't1', 3, 'h3');`);
+    const insert = db.prepare(
+      `INSERT INTO records (ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, record_hash, leaf_hash)
+       VALUES (?, ?, 'AS-OLD-6', 1, ?, ?, 'a.b', 't', 'r', '{}', 'h', zeroblob(32))`,
+    );
+    insert.run(0, 'r1', 1, 'audit');
+    insert.run(1, 'r2', 2, 'telemetry');
+    insert.run(2, 'r3', 3, 'audit');
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    const counts = await store.ledgerCounts();
+    assert.equal(counts.size, 3);
+    assert.deepEqual(counts.byKind, { audit: 2, telemetry: 1, agent: 0 });
+    await store.write(async (tx) => {
+      await tx.appendRecords(
+        (['agent', 'audit', 'agent'] as const).map((kind, i) => ({
+          ledgerIndex: 3 + i, id: `r${4 + i}`, agent: 'AS-OLD-6', epoch: 1, seq: 4 + i, kind, type: 'a.b', at: 't', receivedAt: 'r',
+          canonical: '{}', recordHash: 'h', leafHash: Buffer.alloc(32),
+        })),
+      );
+    });
+    assert.deepEqual((await store.ledgerCounts()).byKind, { audit: 3, telemetry: 1, agent: 2 });
+    await assert.rejects(
+      store.write(async (tx) => {
+        await tx.appendRecords([{ ledgerIndex: 6, id: 'r1', agent: 'AS-OLD-6', epoch: 1, seq: 7, kind: 'audit', type: 'a.b', at: 't', receivedAt: 'r', canonical: '{}', recordHash: 'h', leafHash: Buffer.alloc(32) }]);
+      }),
+    );
+    assert.deepEqual((await store.ledgerCounts()).byKind, { audit: 3, telemetry: 1, agent: 2 }, 'a refused append moves no counter');
+    await store.close();
+    assert.ok(!schemaOf(path).objects.includes('index records_by_kind'));
   });
 
   it('refuses to open a database newer than the code, naming both versions', () => {
