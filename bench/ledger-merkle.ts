@@ -17,6 +17,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { appendLeaves, inclusionProofFromSubtrees, rootFromSubtrees, verifyInclusion, type SubtreeReader } from '../shared/merkle.ts';
+import { INSERT_SUBTREE_RUN, writeSubtrees } from '../collector/store/sqlite/sqlite-store.ts';
 import type { Cleanup } from './lib/cleanup.ts';
 import { chunk, type RoundRunner } from './lib/rounds.ts';
 import { nowMs, summarise, type LatencySummary } from './lib/stats.ts';
@@ -50,6 +51,7 @@ class SubtreeTable {
   readonly db: Database.Database;
   readonly #read: Database.Statement;
   readonly #insert: Database.Statement;
+  readonly #insertRun: Database.Statement;
   size = 0;
   reads = 0;
   readonly reader: SubtreeReader;
@@ -58,6 +60,7 @@ class SubtreeTable {
     this.db = db;
     this.#read = db.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck();
     this.#insert = db.prepare(`INSERT INTO merkle_subtrees (level, idx, hash) VALUES (?, ?, ?)`);
+    this.#insertRun = db.prepare(INSERT_SUBTREE_RUN);
     this.reader = (level, index) => {
       this.reads++;
       const hash = this.#read.get(level, index) as Buffer | undefined;
@@ -71,7 +74,7 @@ class SubtreeTable {
     return this.db
       .transaction(() => {
         const nodes = appendLeaves(this.size, leaves, this.reader);
-        for (const node of nodes) this.#insert.run(node.level, node.index, node.hash);
+        writeSubtrees(nodes, this.#insert, this.#insertRun); // as the collector's store writes them
         this.size += leaves.length;
         return { root: rootFromSubtrees(this.size, this.reader), nodes: nodes.length };
       })
