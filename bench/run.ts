@@ -192,21 +192,19 @@ async function verifyRate(label: string) {
   return { ...rate, othersBusy: othersBusy(cpuBreakdown(before, cpuSnapshot(undefined), undefined)) };
 }
 
+/** Ingest runs per benchmark run: the verify rate is measured before, between and after them. */
+const INGEST_RUNS = quick ? 1 : 3;
+
 /**
- * The ingest with the verify rate measured just before and just after it: a shared or virtual
- * machine's speed drifts, and the ratio must compare like with like. The reference is the mean
- * of the measurements that other processes left undisturbed (of both, if neither was).
+ * The verify-rate reference for one ingest run, from the measurements just before and just after
+ * it: a shared or virtual machine's speed drifts, and the ratio must compare like with like. The
+ * reference is the mean of the measurements that other processes left undisturbed (of both, if
+ * neither was).
  */
-async function ingestAgainstVerifyRate(attempt: number) {
-  const suffix = attempt > 1 ? ` (attempt ${attempt})` : '';
-  const before = await verifyRate(`Ed25519 verify rate (1 core, all cores)${suffix}`);
-  const ingest = await phase(`collector ingest, end to end${suffix}`, () =>
-    benchCollectorIngest({ ...SIZES.ingest, idPrefix: `BN-IN${attempt}` }, cleanup),
-  );
-  const after = await verifyRate(`Ed25519 verify rate again${suffix}`);
+function verifyReference(before: Awaited<ReturnType<typeof verifyRate>>, after: Awaited<ReturnType<typeof verifyRate>>) {
   const clean = [before, after].filter((rate) => rate.othersBusy <= BUSY_MACHINE_SHARE);
   const used = clean.length > 0 ? clean : [before, after];
-  const verify = {
+  return {
     cores: before.cores,
     perCore: used.reduce((sum, rate) => sum + rate.perCore, 0) / used.length,
     allCores: used.reduce((sum, rate) => sum + rate.allCores, 0) / used.length,
@@ -219,7 +217,44 @@ async function ingestAgainstVerifyRate(attempt: number) {
     before,
     after,
   };
-  return { verify, ingest };
+}
+
+interface IngestRun {
+  verify: ReturnType<typeof verifyReference>;
+  ingest: IngestResult;
+  ratio: number;
+  disturbance: number;
+}
+
+/**
+ * INGEST_RUNS ingest runs taking turns with verify-rate measurements (verify, ingest, verify,
+ * ingest, …, verify; each ingest against the two around it). The reported run is the one with
+ * the median ratio among the undisturbed runs: on a virtual machine whose speed moves by a
+ * fifth within minutes, single runs of the same code gave 0.40–0.59×, and one run decides
+ * nothing. If every run was disturbed, one more is made once the machine is quiet.
+ */
+async function ingestRuns(): Promise<{ chosen: IngestRun; runs: IngestRun[] }> {
+  const runs: IngestRun[] = [];
+  const measure = async (before: Awaited<ReturnType<typeof verifyRate>>, label: string, idPrefix: string) => {
+    const ingest = await phase(`collector ingest, end to end${label}`, () => benchCollectorIngest({ ...SIZES.ingest, idPrefix }, cleanup));
+    const after = await verifyRate(`Ed25519 verify rate again${label}`);
+    const verify = verifyReference(before, after);
+    runs.push({ verify, ingest, ratio: ingest.recordsPerSecond / verify.allCores, disturbance: disturbance(verify, ingest) });
+    return after;
+  };
+  let before = await verifyRate('Ed25519 verify rate (1 core, all cores)');
+  for (let i = 1; i <= INGEST_RUNS; i++) before = await measure(before, INGEST_RUNS > 1 ? ` (run ${i} of ${INGEST_RUNS})` : '', `BN-IN${i}`);
+  if (runs.every((run) => run.disturbance > 0)) {
+    process.stderr.write('bench: the machine was busy or drifted during every ingest run; waiting for quiet and measuring once more\n');
+    await waitForQuietMachine();
+    await measure(await verifyRate('Ed25519 verify rate (extra run)'), ' (extra run)', 'BN-INX');
+  }
+  const clean = runs.filter((run) => run.disturbance === 0);
+  const candidates = (clean.length > 0 ? clean : runs).toSorted((a, b) => a.ratio - b.ratio);
+  const chosen = candidates[Math.floor((candidates.length - 1) / 2)]!;
+  // The other runs' records are not needed (the storage baselines replay the chosen run's).
+  for (const run of runs) if (run !== chosen) run.ingest.timedBatches = [];
+  return { chosen, runs };
 }
 
 /** bench/ingest-stages.ts in a Node process of its own: a clean heap, as in the collector. */
@@ -255,13 +290,8 @@ let measuredVerifyRate: { perCore: number; allCores: number; cores: number } | u
 
 /** Collector ingest, one real agent, the Merkle ledger on SQLite, stage costs, the profile. */
 async function ingestSection(): Promise<Section> {
-  let { verify, ingest } = await ingestAgainstVerifyRate(1);
-  if (disturbance(verify, ingest) > 0) {
-    process.stderr.write('bench: the machine was busy or drifted during the ingest; waiting for quiet and measuring again\n');
-    await waitForQuietMachine();
-    const second = await ingestAgainstVerifyRate(2);
-    if (disturbance(second.verify, second.ingest) < disturbance(verify, ingest)) ({ verify, ingest } = second);
-  }
+  const { chosen, runs } = await ingestRuns();
+  const { verify, ingest } = chosen;
   const agent = await phase('one real agent (local API, sync --once)', () => benchRealAgent(SIZES.realAgent, cleanup));
   const leaves = ingest.records;
   const ledger = await phase(`Merkle trees of ${formatNumber(SIZES.ledger.smallTree)} and ${formatNumber(SIZES.ledger.bigTree)} leaves on SQLite, inclusion proofs`, () =>
@@ -404,6 +434,13 @@ async function ingestSection(): Promise<Section> {
         `(${formatNumber(verify.before.allCores)} → ${formatNumber(verify.after.allCores)}/s): the machine's speed drifted, ratios are approximate.`,
     );
   }
+  if (runs.length > 1) {
+    const describe = (run: IngestRun) =>
+      `${run.ratio.toFixed(3)}× (${formatNumber(run.ingest.recordsPerSecond)} records/s against ${formatNumber(run.verify.allCores)} verifies/s, ` +
+      `${formatNumber(perRecordMicros(run.ingest.cpu.collectorTotal, run.ingest.records))} µs CPU/record${run.disturbance > 0 ? ', disturbed' : ''})${run === chosen ? ' ← reported' : ''}`;
+    out.push(`Ingest runs, each between two verify-rate measurements; the median undisturbed run is reported:`);
+    for (const [i, run] of runs.entries()) out.push(`  run ${i + 1}: ${describe(run)}`);
+  }
   out.push('');
   out.push(
     `Collector CPU during the timed ingest (${cpu.wallSeconds.toFixed(1)} s wall, ${cpu.cores} cores = ${(cpu.wallSeconds * cpu.cores).toFixed(1)} CPU-s available):`,
@@ -430,6 +467,14 @@ async function ingestSection(): Promise<Section> {
       verifyDrifted: drifted,
       verify,
       ingest: ingestDetails(ingest),
+      ingestRuns: runs.map((run) => ({
+        ratio: run.ratio,
+        recordsPerSecond: run.ingest.recordsPerSecond,
+        verifyAllCores: run.verify.allCores,
+        collectorCpuPerRecordUs: perRecordMicros(run.ingest.cpu.collectorTotal, run.ingest.records),
+        disturbance: run.disturbance,
+        reported: run === chosen,
+      })),
       sqliteBaseline: baseline,
       merkleAppend: { fromEmpty: append, onBigTree: appendOnBigTree },
       realAgent: agent,
