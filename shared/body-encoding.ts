@@ -15,6 +15,12 @@ import { ProblemError } from './problem.ts';
 export const BODY_ENCODINGS = ['identity', 'gzip'] as const;
 export type BodyEncoding = (typeof BODY_ENCODINGS)[number];
 
+/** A body as it came over the wire: not yet inflated. */
+export interface EncodedBody {
+  encoding: BodyEncoding;
+  bytes: Uint8Array;
+}
+
 export function isBodyEncoding(value: string): value is BodyEncoding {
   return (BODY_ENCODINGS as readonly string[]).includes(value);
 }

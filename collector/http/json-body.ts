@@ -18,7 +18,7 @@ import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { bodyTooLarge, isBodyEncoding, unreadableBody, type BodyEncoding } from '../../shared/body-encoding.ts';
+import { bodyTooLarge, isBodyEncoding, unreadableBody, type EncodedBody } from '../../shared/body-encoding.ts';
 import { MAX_JSON_DEPTH, parseJsonText } from '../../shared/json-text.ts';
 import { ProblemError } from '../../shared/problem.ts';
 
@@ -31,12 +31,6 @@ export interface JsonBodyLimits {
   compressedLimit?: number;
   /** Deepest nesting of arrays and objects; defaults to MAX_JSON_DEPTH. */
   maxDepth?: number;
-}
-
-/** A body as it came over the wire (`encodedJsonBody`): not yet inflated. */
-export interface EncodedBody {
-  encoding: BodyEncoding;
-  bytes: Buffer;
 }
 
 /** Counts bytes through it and fails as soon as more than `limit` passed. */

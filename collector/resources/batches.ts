@@ -1,7 +1,7 @@
 /**
  * `POST /api/v1/batches`: an agent delivers signed records (DESIGN "Wire protocol").
- * Authenticate → Idempotency-Key → JSON body as sent (≤ MAX_BATCH_DECODED_BYTES on the wire; inflated,
- * under the same limit, by ingest) → ingest →
+ * Authenticate → Idempotency-Key → JSON body as sent (≤ MAX_BATCH_DECODED_BYTES on the wire;
+ * inflated under the same limit by ingest) → ingest →
  * 200 `{ receipt, signature }`, sent only after the batch is committed.
  */
 import { Router, type Request, type Response } from 'express';
@@ -10,7 +10,8 @@ import { ProblemError } from '../../shared/problem.ts';
 import { MAX_BATCH_DECODED_BYTES } from '../../shared/protocol.ts';
 import { authenticatedAgent, requireAgent } from '../http/auth.ts';
 import { methodNotAllowed } from '../http/errors.ts';
-import { encodedJsonBody, type EncodedBody } from '../http/json-body.ts';
+import type { EncodedBody } from '../../shared/body-encoding.ts';
+import { encodedJsonBody } from '../http/json-body.ts';
 import { limitByPrincipal } from '../http/limits.ts';
 import { contextOf } from '../http/request-context.ts';
 import type { AgentAuthService } from '../services/agent-auth.ts';

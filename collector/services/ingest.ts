@@ -2,20 +2,20 @@
  * Batch ingest: the rules that turn an agent's batch into ledger entries and a signed receipt.
  *
  * A batch is all or nothing. Every check runs before anything is stored, in this order:
- * decoding (gzip inflated, at most MAX_BATCH_DECODED_BYTES) → JSON (nesting depth, then parse) → ownership (batch and record agents = token subject) →
- * schema → Idempotency-Key = batchId → a stored receipt for that batch → epoch current → ids
- * unique in the batch → record kid = the key valid at its seq (batch-keys.ts: the epoch's key
- * history, and any key.rotated record earlier in the batch) → canonical form and signature of
- * each record. All of that up to the receipt lookup, and the canonical forms, hashes and
- * signatures, run in a worker thread on the body bytes as sent (batch-check-worker.ts); the event
- * loop only looks up the receipt and then, inside ONE write
- * transaction: the key history is unchanged, the sequence against the stored chain head
- * (duplicate / equivocation / new, contiguous and chained), then records (a record id stored
- * already, for another record, is found by UNIQUE(id) as the rows go in: 400 batch.invalid, and
- * the transaction rolls back), Merkle nodes, chain head, the keys that new key.rotated records
- * introduce, agent contact, the chain's clock-skew counts (clock-skew.ts: `at` is judged and stored as sent, never used
- * for order), checkpoint and the signed receipt, committed together. The receipt is answered only after
- * COMMIT.
+ * decoding (gzip inflated, at most MAX_BATCH_DECODED_BYTES) → JSON (nesting depth, then
+ * parse) → ownership (batch and record agents = token subject) → schema → Idempotency-Key =
+ * batchId → a stored receipt for that batch → epoch current → ids unique in the batch → record
+ * kid = the key valid at its seq (batch-keys.ts: the epoch's key history, and any key.rotated
+ * record earlier in the batch) → canonical form and signature of each record. All of that up to
+ * the receipt lookup, and the canonical forms, hashes and signatures, run in a worker thread on
+ * the body bytes as sent (batch-check-worker.ts); the event loop only looks up the receipt and
+ * then, inside ONE write transaction: the key history is unchanged, the sequence against the
+ * stored chain head (duplicate / equivocation / new, contiguous and chained), then records (a
+ * record id stored already, for another record, is found by UNIQUE(id) as the rows go in: 400
+ * batch.invalid, and the transaction rolls back), Merkle nodes, chain head, the keys that new
+ * key.rotated records introduce, agent contact, the chain's clock-skew counts (clock-skew.ts:
+ * `at` is judged and stored as sent, never used for order), checkpoint and the signed receipt,
+ * committed together. The receipt is answered only after COMMIT.
  *
  * Key rotation (ADR 0006): a `key.rotated` record, signed with the key valid at its seq s,
  * makes its new key valid from s + 1; records after it in the same batch are checked with the
@@ -42,7 +42,7 @@
 import type { Logger } from '../../shared/logger.ts';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { sha256, toBase64Url, type SigningKey } from '../../shared/crypto.ts';
-import type { BodyEncoding } from '../../shared/body-encoding.ts';
+import type { EncodedBody } from '../../shared/body-encoding.ts';
 import { MAX_JSON_DEPTH } from '../../shared/json-text.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import { MAX_BATCH_DECODED_BYTES, type Receipt } from '../../shared/protocol.ts';
@@ -61,8 +61,8 @@ export interface IngestRequest {
   agent: AuthenticatedAgent;
   /** The Idempotency-Key header (already checked to be a UUID). */
   idempotencyKey: string;
-  /** The body as sent (gzip or identity), not yet inflated or parsed: its bytes are moved to a worker (unusable after the call). */
-  body: { encoding: BodyEncoding; bytes: Uint8Array };
+  /** The body as sent, not yet inflated or parsed: its bytes are moved to a worker (unusable after the call). */
+  body: EncodedBody;
   traceId: string;
   log: Logger;
 }
