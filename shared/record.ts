@@ -57,8 +57,10 @@ export interface RecordTexts {
 /**
  * Both canonical texts of a schema-valid v1 record, canonicalising only `body`.
  *
- * The hot ingest path needs both texts for every record; canonicalising the whole record twice
- * cost more than a third of a signature check. Every member but `body` has a fixed name and
+ * Canonicalising a whole record costs more than a third of a signature check, so the texts are
+ * assembled around the body's. (The collector's batch check needs only the canonical text,
+ * `canonicalRecordText`, and cuts the signed bytes out of it in place; this pair is the
+ * reference its property test holds both forms to.) Every member but `body` has a fixed name and
  * type in v1, so the rest is assembled here in RFC 8785 key order (UTF-16 code units: agent, at,
  * body, epoch, id, kid, kind, prev, seq, sig, type, v); RFC 8785 serialises strings exactly as
  * JSON.stringify does and these integers (≤ 2^53) as String() does. The caller MUST have

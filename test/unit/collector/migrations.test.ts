@@ -87,6 +87,15 @@ function fullSchemaOf(path: string): { objects: string[]; sql: string[]; columns
   }
 }
 
+/** A new database file migrated by the first `version` migrations only, left open for the test to fill. */
+function databaseAtVersion(version: number): { path: string; db: Database.Database } {
+  const path = join(makeTempDir(), 'collector.db');
+  const db = new Database(path);
+  for (const migration of SQLITE_MIGRATIONS.slice(0, version)) migration.up(db);
+  db.pragma(`user_version = ${version}`);
+  return { path, db };
+}
+
 describe('collector SQLite migrations', function () {
   this.timeout(30_000);
 
@@ -118,10 +127,7 @@ describe('collector SQLite migrations', function () {
     await freshStore.migrate();
     await freshStore.close();
     for (let version = 0; version < SQLITE_SCHEMA_VERSION; version++) {
-      const path = join(makeTempDir(), 'collector.db');
-      const db = new Database(path);
-      for (const migration of SQLITE_MIGRATIONS.slice(0, version)) migration.up(db);
-      db.pragma(`user_version = ${version}`);
+      const { path, db } = databaseAtVersion(version);
       db.close();
       const store = new SqliteStore({ path });
       await store.migrate();
@@ -156,10 +162,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0002 keeps every row of a version 1 database and starts every agent with no witness report', async () => {
-    const path = join(makeTempDir(), 'collector.db');
-    const db = new Database(path);
-    SQLITE_MIGRATIONS[0]!.up(db);
-    db.pragma('user_version = 1');
+    const { path, db } = databaseAtVersion(1);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-1', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-1', 1, '{}', 'k', 'then', 0, NULL)`);
     db.close();
@@ -182,10 +185,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0003 gives every existing epoch its enrolled key as its key history from seq 1', async () => {
-    const path = join(makeTempDir(), 'collector.db');
-    const db = new Database(path);
-    for (const migration of SQLITE_MIGRATIONS.slice(0, 2)) migration.up(db);
-    db.pragma('user_version = 2');
+    const { path, db } = databaseAtVersion(2);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-2', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-2', 1, '{"kty":"OKP"}', 'k1', 't1');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-2', 2, '{"kty":"OKP"}', 'k2', 't2')`);
@@ -204,10 +204,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0004 keeps every row of a version 3 database, adds an empty token table, and keeps revocation times', async () => {
-    const path = join(makeTempDir(), 'collector.db');
-    const db = new Database(path);
-    for (const migration of SQLITE_MIGRATIONS.slice(0, 3)) migration.up(db);
-    db.pragma('user_version = 3');
+    const { path, db } = databaseAtVersion(3);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-3', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, revoked_at) VALUES ('AS-OLD-3', 1, '{"kty":"OKP"}', 'k1', 't1', 't9')`);
     db.close();
@@ -221,10 +218,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0005 keeps every row of a version 4 database and adds report jobs whose status and outcome agree', async () => {
-    const path = join(makeTempDir(), 'collector.db');
-    const db = new Database(path);
-    for (const migration of SQLITE_MIGRATIONS.slice(0, 4)) migration.up(db);
-    db.pragma('user_version = 4');
+    const { path, db } = databaseAtVersion(4);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-4', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-4', 1, '{"kty":"OKP"}', 'k1', 't1')`);
     db.close();
@@ -250,10 +244,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0006 keeps every row of a version 5 database and starts each chain\'s clock from its stored head, with no counts', async () => {
-    const path = join(makeTempDir(), 'collector.db');
-    const db = new Database(path);
-    for (const migration of SQLITE_MIGRATIONS.slice(0, 5)) migration.up(db);
-    db.pragma('user_version = 5');
+    const { path, db } = databaseAtVersion(5);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-5', 'then');
              INSERT INTO agents VALUES ('AS-NEW-5', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-5', 1, '{"kty":"OKP"}', 'k1', 't1', 2, 'h2');
@@ -289,10 +280,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0007 counts the entries of a version 6 database per kind, drops the kind index, and the counters then follow every append', async () => {
-    const path = join(makeTempDir(), 'collector.db');
-    const db = new Database(path);
-    for (const migration of SQLITE_MIGRATIONS.slice(0, 6)) migration.up(db);
-    db.pragma('user_version = 6');
+    const { path, db } = databaseAtVersion(6);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-6', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-6', 1, '{"kty":"OKP"}', 'k1', 't1', 3, 'h3');`);
     const insert = db.prepare(
