@@ -19,6 +19,7 @@ export const PROBLEMS = {
   'method.not_allowed': { status: 405, title: 'Method not allowed on this resource' },
   'batch.out_of_order': { status: 409, title: 'The batch does not continue the stored chain' },
   'record.equivocation': { status: 409, title: 'A record conflicts with one already stored for the same sequence number' },
+  'enroll.agent_active': { status: 409, title: 'The agent id is enrolled and active; only a replacement token (--replace) may enroll it again' },
   'batch.epoch_stale': { status: 409, title: 'The batch is for an epoch that is not the agent\u2019s current one' },
   'report.not_ready': { status: 409, title: 'The report export has not finished, or it failed' },
   'idempotency.key_reused': { status: 422, title: 'The Idempotency-Key was already used for a different batch' },

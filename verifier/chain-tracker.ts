@@ -8,8 +8,10 @@
  * - a key rotation in keys.json (a key from seq s + 1) matches the `key.rotated` record at seq s
  *   when that record is in the bundle;
  * - the seqs missing between firstSeq and lastSeq are exactly the manifest's declared `gaps`;
- * - firstSeq, lastSeq, records, dropped (the telemetry.dropped records) and revokedAt agree with
- *   the records and with keys.json.
+ * - firstSeq, lastSeq, records, dropped (the telemetry.dropped records) and the revocation
+ *   (revokedAt, revokedIndex, supersededBy) agree with the records and with keys.json;
+ * - no record of a revoked epoch sits at a ledger index after its revocation record: the
+ *   collector accepted it after it had revoked the key (its revocation state was tampered with).
  */
 import type { KeysAgent, ManifestChain } from '../shared/report/bundle-format.ts';
 import { BUNDLE_FILES, type Gap } from '../shared/report/bundle-format.ts';
@@ -50,6 +52,12 @@ export interface ChainVerdict {
   dropped: DroppedTelemetry[];
   /** From keys.json. */
   revokedAt: string | null;
+  /** Ledger index of the revocation record (keys.json). */
+  revokedIndex: number | null;
+  /** The epoch that replaced this one, when a replacement enrollment revoked it (keys.json). */
+  supersededBy: number | null;
+  /** Records at a ledger index after the revocation. */
+  afterRevocation: number;
   /** Every seq from firstSeq to lastSeq is in the bundle and verified. */
   complete: boolean;
   /** Problems found in this chain's records or its manifest entry. */
@@ -69,6 +77,9 @@ interface ChainState {
   problems: number;
   /** kid of the key from seq s, for the rotations keys.json lists (s > 1). */
   rotations: Map<number, string>;
+  /** Ledger index of the epoch's revocation record (keys.json), null if not revoked. */
+  revokedIndex: number | null;
+  afterRevocation: number;
 }
 
 function chainKey(agent: string, epoch: number): string {
@@ -131,7 +142,8 @@ export class ChainTracker {
     if (!state) {
       const rotations = new Map<number, string>();
       for (const entry of this.#keysAgents.get(key)?.keys ?? []) if (entry.fromSeq > 1) rotations.set(entry.fromSeq, entry.kid);
-      state = { agent, epoch, firstSeq: null, lastSeq: null, lastHash: null, records: 0, failed: 0, missing: [], dropped: [], problems: 0, rotations };
+      const revokedIndex = this.#keysAgents.get(key)?.revokedIndex ?? null;
+      state = { agent, epoch, firstSeq: null, lastSeq: null, lastHash: null, records: 0, failed: 0, missing: [], dropped: [], problems: 0, rotations, revokedIndex, afterRevocation: 0 };
       this.#chains.set(key, state);
     }
     return state;
@@ -169,6 +181,16 @@ export class ChainTracker {
       report({ ...where, check: 'chain.rotation_mismatch', expected: rotatedKid, found: record.rotatedTo ?? null, message: `keys.json says a new key signs from seq ${seq + 1}, but this record is not a key.rotated record naming it` });
     }
     if (record.dropped) state.dropped.push({ seq, id: record.id!, ...record.dropped });
+    if (state.revokedIndex !== null && record.ledgerIndex !== undefined && record.ledgerIndex > state.revokedIndex) {
+      state.afterRevocation++;
+      report({
+        ...where,
+        check: 'chain.after_revocation',
+        expected: `ledger index < ${state.revokedIndex}`,
+        found: record.ledgerIndex,
+        message: `the record entered the ledger at index ${record.ledgerIndex}, after this epoch was revoked at index ${state.revokedIndex}: the collector accepted it from a revoked key`,
+      });
+    }
 
     state.problems += found;
     if (record.problems + found > 0) state.failed++;
@@ -223,20 +245,34 @@ export class ChainTracker {
       const revokedAt = keysEntry?.revokedAt ?? null;
       if (!keysEntry) {
         report({ ...at, file: BUNDLE_FILES.keys, check: 'keys.chain_missing', message: 'keys.json has no entry for this chain' });
-      } else if (declared.revokedAt !== revokedAt) {
-        report({ ...at, check: 'manifest.chain_revoked_at', expected: revokedAt, found: declared.revokedAt, message: "the manifest's revokedAt does not match keys.json" });
+      } else {
+        if (declared.revokedAt !== revokedAt) {
+          report({ ...at, check: 'manifest.chain_revoked_at', expected: revokedAt, found: declared.revokedAt, message: "the manifest's revokedAt does not match keys.json" });
+        }
+        if (declared.revokedIndex !== keysEntry.revokedIndex || declared.supersededBy !== keysEntry.supersededBy) {
+          report({
+            ...at,
+            check: 'manifest.chain_revocation',
+            expected: `revokedIndex ${keysEntry.revokedIndex}, supersededBy ${keysEntry.supersededBy}`,
+            found: `revokedIndex ${declared.revokedIndex}, supersededBy ${declared.supersededBy}`,
+            message: "the manifest's revocation index or replacing epoch does not match keys.json",
+          });
+        }
+        if ((keysEntry.revokedAt === null) !== (keysEntry.revokedIndex === null) || (keysEntry.supersededBy !== null && keysEntry.revokedIndex === null)) {
+          report({ ...at, file: BUNDLE_FILES.keys, check: 'keys.revocation_incomplete', message: 'keys.json gives a revocation time without its ledger index, or the other way round' });
+        }
       }
       if (state.records === 0) report({ ...at, check: 'manifest.chain_without_records', message: 'the manifest lists a chain that has no record in records.jsonl' });
 
       state.problems += problems;
-      verdicts.push(this.#verdict(state, declared.gaps, undeclared, revokedAt));
+      verdicts.push(this.#verdict(state, declared.gaps, undeclared, keysEntry ?? null));
     }
     for (const [key, state] of this.#chains) {
       if (seen.has(key)) continue;
       this.#problems.add({ file: MANIFEST, agent: state.agent, epoch: state.epoch, check: 'manifest.chain_missing', message: 'records.jsonl has records of this chain, but the manifest does not list it' });
       state.problems++;
       const undeclared = mergeRanges(state.missing);
-      verdicts.push(this.#verdict(state, [], undeclared, this.#keysAgents.get(key)?.revokedAt ?? null));
+      verdicts.push(this.#verdict(state, [], undeclared, this.#keysAgents.get(key) ?? null));
     }
     for (const [key, entry] of this.#keysAgents) {
       if (!this.#chains.has(key)) {
@@ -246,7 +282,7 @@ export class ChainTracker {
     return verdicts.sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : a.epoch - b.epoch));
   }
 
-  #verdict(state: ChainState, gaps: Gap[], undeclared: SeqRange[], revokedAt: string | null): ChainVerdict {
+  #verdict(state: ChainState, gaps: Gap[], undeclared: SeqRange[], keysEntry: KeysAgent | null): ChainVerdict {
     return {
       agent: state.agent,
       epoch: state.epoch,
@@ -258,7 +294,10 @@ export class ChainTracker {
       gaps,
       undeclaredGaps: undeclared,
       dropped: state.dropped,
-      revokedAt,
+      revokedAt: keysEntry?.revokedAt ?? null,
+      revokedIndex: keysEntry?.revokedIndex ?? null,
+      supersededBy: keysEntry?.supersededBy ?? null,
+      afterRevocation: state.afterRevocation,
       complete: state.problems === 0 && state.failed === 0 && gaps.length === 0 && undeclared.length === 0 && state.records > 0,
       problems: state.problems,
     };

@@ -7,7 +7,7 @@
  *   AS-KMR-001 epoch 1: seq 1–18,240 complete, 18,240 records verified
  *   AS-KMR-002 epoch 1: seq 1–500, 2 gaps (seq 101–110 outside the date range; seq 300 not in ledger), 489 records verified
  *     AS-KMR-002 epoch 1: 1,204 telemetry records dropped by the agent between <T1> and <T2> (telemetry.dropped record seq 77)
- *     AS-KMR-002 epoch 1: revoked at <T>
+ *     AS-KMR-002 epoch 1: revoked at <T>, ledger index <i>; no record of this epoch is after it
  *   VERIFIED: 18,729 records in 2 chains …
  * or, after the chain lines, `FAILED: n problems` and one line per problem.
  */
@@ -55,7 +55,11 @@ export function formatChain(chain: ChainVerdict): string[] {
   for (const drop of chain.dropped) {
     lines.push(`  ${name}: ${plural(drop.dropped, 'telemetry record')} dropped by the agent between ${drop.firstAt} and ${drop.lastAt} (telemetry.dropped record seq ${formatCount(drop.seq)})`);
   }
-  if (chain.revokedAt !== null) lines.push(`  ${name}: revoked at ${chain.revokedAt}; no record after the revocation can be accepted for this epoch`);
+  if (chain.revokedAt !== null) {
+    const how = chain.supersededBy === null ? 'revoked' : `superseded by epoch ${chain.supersededBy} (a replacement enrollment)`;
+    const after = chain.afterRevocation === 0 ? 'no record of this epoch is after it' : `${plural(chain.afterRevocation, 'record')} of this epoch AFTER it (FAILED)`;
+    lines.push(`  ${name}: ${how} at ${chain.revokedAt}, ledger index ${formatCount(chain.revokedIndex ?? 0)}; ${after}`);
+  }
   return lines;
 }
 

@@ -2,7 +2,7 @@
 /**
  * sakshya-collector: the state data centre's collector.
  *
- *   serve | migrate | agents enroll --agent ID [--ttl 24h] | agents list [--json]
+ *   serve | migrate | agents enroll --agent ID [--replace] [--ttl 24h] | agents list [--json]
  *   agents revoke --agent ID | tokens issue --role admin|auditor --name WHO [--ttl 90d]
  *   tokens revoke --id ID | --name WHO | tokens list [--json]
  *   checkpoint [--json] | ledger stats [--json] | ledger verify [--json]
@@ -29,6 +29,7 @@ import { describeConfig, loadCollectorConfig, type CollectorConfig, type Collect
 import { createContainer, databasePath, type Container } from '../container.ts';
 import { createApp } from '../http/app.ts';
 import { formatFinding } from '../services/ledger-audit.ts';
+import { ProblemError } from '../../shared/problem.ts';
 import { assertEnrollableAgentId, parseDurationSeconds } from '../services/enrollment.ts';
 import { cliActor } from '../services/access.ts';
 import { DEFAULT_API_TOKEN_TTL_SECONDS } from '../services/api-tokens.ts';
@@ -237,14 +238,20 @@ const agents = program.command('agents').description('enroll and list agents');
 withConfigFlags(agents.command('enroll').description('issue a one-time enrollment token for an agent id (printed on stdout)'))
   .requiredOption('--agent <id>', 'agent id, 3-64 of A-Z, 0-9 and -')
   .option('--ttl <duration>', 'how long the token is valid: 90s, 30m, 24h, 7d', '24h')
+  .option('--replace', "the agent's disk or key is lost: the token may enroll a new key over its active epoch, which is then revoked (docs/operations.md)")
   .action(
-    action(async (flags: ConfigFlags & { agent: string; ttl: string }) => {
+    action(async (flags: ConfigFlags & { agent: string; ttl: string; replace?: boolean }) => {
       assertEnrollableAgentId(flags.agent);
       const ttlSeconds = parseDurationSeconds(flags.ttl);
       await withContainer(flags, 'agents enroll', 'bootstrap', async (container) => {
         const by = operator();
-        const { token, expiresAt } = await container.enrollment.issueToken(flags.agent, ttlSeconds, by);
-        container.logger.info({ agent: flags.agent, expiresAt, by }, 'enrollment token issued');
+        const { token, expiresAt, replace } = await container.enrollment
+          .issueToken(flags.agent, ttlSeconds, by, { replace: flags.replace === true })
+          .catch((err: unknown) => {
+            if (err instanceof ProblemError) throw new CliInputError(err.message);
+            throw err;
+          });
+        container.logger.info({ agent: flags.agent, expiresAt, by, replace }, replace ? 'replacement enrollment token issued' : 'enrollment token issued');
         process.stdout.write(token + '\n');
       });
     }),
@@ -265,7 +272,8 @@ withConfigFlags(agents.command('list').description('list agents per epoch, with 
             `${a.agent}\tepoch ${a.epoch}\tseq ${a.highestSeq}\tentries ${a.ledgerEntries}\tgaps ${gaps}\tquarantined ${a.quarantined}\t` +
               `witnessed ${a.witnessedSize ?? '-'}\tkeys ${a.keys.length}\tbacklog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}` +
               `\tclock skew ${a.clockSkew.implausible}` +
-              `${a.revokedAt ? `\trevoked ${a.revokedAt}` : ''}\n`,
+              `\t${a.status}${a.revokedAt ? ` ${a.revokedAt} at ledger index ${a.revokedIndex ?? '?'}` : ''}` +
+              `${a.supersededBy !== null ? ` by epoch ${a.supersededBy}` : ''}\n`,
           );
         }
       });
@@ -281,12 +289,19 @@ withConfigFlags(agents.command('revoke').description("revoke an agent's current 
       await withContainer(flags, 'agents revoke', 'bootstrap', async (container) => {
         const by = operator();
         const result = await container.enrollment.revokeAgent(flags.agent, by).catch((err: unknown) => {
-          if (err instanceof Error && err.name === 'ProblemError') throw new CliInputError(err.message);
+          if (err instanceof ProblemError) throw new CliInputError(err.message);
           throw err;
         });
         container.logger.warn({ ...result, by }, result.alreadyRevoked ? 'agent was already revoked' : 'agent revoked');
         if (flags.json) printJson(result);
-        else process.stdout.write(`${result.alreadyRevoked ? 'already revoked' : 'revoked'} ${result.agent} epoch ${result.epoch} at ${result.revokedAt}\n`);
+        else {
+          const voided = result.voidedTokens === 0 ? '' : `; voided ${result.voidedTokens} unused enrollment token(s)`;
+          const what =
+            result.epoch === null
+              ? `${result.agent} was never enrolled`
+              : `${result.alreadyRevoked ? 'already revoked' : 'revoked'} ${result.agent} epoch ${result.epoch} at ${result.revokedAt} (ledger index ${result.revokedIndex ?? '?'})`;
+          process.stdout.write(`${what}${voided}\n`);
+        }
       });
     }),
   );

@@ -1,8 +1,9 @@
 /**
  * Admin actions on agents (roles: services/access.ts ROUTE_ACCESS):
  *
- *   POST /agents/<id>/enrollment-tokens   body {} or { ttlSeconds }  → 201 { agent, token, expiresAt }
- *   POST /agents/<id>/revoke              no body                    → 200 { agent, epoch, revokedAt, alreadyRevoked }
+ *   POST /agents/<id>/enrollment-tokens   body {} or { ttlSeconds?, replace? }  → 201 { agent, token, expiresAt, replace }
+ *                                         (409 enroll.agent_active for an active id without `replace: true`)
+ *   POST /agents/<id>/revoke              no body  → 200 { agent, epoch, revokedAt, revokedIndex, alreadyRevoked, voidedTokens }
  *
  * Each use is a record of the COLLECTOR chain naming the admin token (services/enrollment.ts).
  * The enrollment token is in this answer only: never logged, never stored (its hash is).
@@ -21,7 +22,11 @@ import { DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS, EnrollmentInputError, MAX_ENROLLM
 import type { RateLimiter } from '../services/rate-limiter.ts';
 
 const MAX_ADMIN_BODY_BYTES = 1024;
-const issueBodySchema = z.strictObject({ ttlSeconds: z.number().int().min(1).max(MAX_ENROLLMENT_TOKEN_TTL_SECONDS).optional() });
+const issueBodySchema = z.strictObject({
+  ttlSeconds: z.number().int().min(1).max(MAX_ENROLLMENT_TOKEN_TTL_SECONDS).optional(),
+  /** The agent's disk or key is lost: the token may enroll over its active epoch, revoking it. */
+  replace: z.boolean().optional(),
+});
 
 function agentParam(req: Request): string {
   const id = req.params.id as string;
@@ -46,9 +51,9 @@ export function agentsResource(deps: { authenticators: Authenticators; enrollmen
     if (!parsed.success) throw new ProblemError('request.invalid', describeZodError(parsed.error));
     const by = actorOf(principalOf(res) as HumanPrincipal);
     const ttl = parsed.data.ttlSeconds ?? DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS;
-    const { token, expiresAt } = await inputProblem(() => deps.enrollment.issueToken(agent, ttl, by));
-    contextOf(res).log.info({ agent, expiresAt, by }, 'enrollment token issued');
-    res.status(201).json({ agent, token, expiresAt });
+    const { token, expiresAt, replace } = await inputProblem(() => deps.enrollment.issueToken(agent, ttl, by, { replace: parsed.data.replace === true }));
+    contextOf(res).log.info({ agent, expiresAt, by, replace }, replace ? 'replacement enrollment token issued' : 'enrollment token issued');
+    res.status(201).json({ agent, token, expiresAt, replace });
   });
 
   router.post(

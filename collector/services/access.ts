@@ -87,11 +87,15 @@ export function rolesFor(route: RouteKey): readonly Role[] {
   return access;
 }
 
-/** MUST return true only if `principal` may read the records of `owner` (an agent id). */
-export function mayReadRecordsOf(principal: Principal, owner: string): boolean {
+/**
+ * MUST return true only if `principal` may read a record of `owner` (agent id and epoch). An
+ * agent reads only its own CURRENT epoch: a key enrolled with `--replace` cannot read what the
+ * replaced key wrote.
+ */
+export function mayReadRecordsOf(principal: Principal, owner: { agent: string; epoch: number }): boolean {
   switch (principal.role) {
     case 'agent':
-      return principal.agent === owner;
+      return principal.agent === owner.agent && principal.epoch === owner.epoch;
     case 'auditor':
       return true;
     case 'admin':

@@ -6,16 +6,23 @@
  * - Only sha256(token) is stored; the token itself exists only on the admin's stdout and in
  *   the agent's hands. It is never logged and never put in a record.
  * - A token works once, until it expires, and only for the agent id it was issued for.
+ * - An agent id whose current epoch is active is never enrolled over silently: an ordinary
+ *   token is refused (409 `enroll.agent_active`, at issue and at use) and nothing changes. Only
+ *   a replacement token (`--replace`, for an agent whose disk and key are lost) enrolls it, and
+ *   then the old epoch is revoked (`agent.revoked`, reason `replaced`, `supersededBy`) in the
+ *   same transaction that creates the new one (`agent.enrolled`, `replaces`).
  * - Enrolling an agent id again starts a new epoch (max + 1) with the new key; earlier epochs
  *   stay in the ledger and in `agent_epochs`, and only the newest one may send batches.
- * - Each issue and each enrollment is a record of the COLLECTOR chain, committed in the same
- *   transaction as the token or epoch row.
- * - Revocation (`revokeAgent`) sets `revoked_at` of the agent's CURRENT epoch and appends an
- *   `agent.revoked` record in the same transaction. From that commit on, the agent's tokens
- *   get 403 `agent.revoked` (services/agent-auth.ts): no batch, no read. Its records already in
- *   the ledger stay there, valid and verifiable (`ledger verify` checks them as before); the
- *   revocation time is part of its key history (`agents list`). Enrolling the id again (with a
- *   new token from an admin) starts a new, unrevoked epoch.
+ * - Each issue, enrollment, revocation and voiding is a record of the COLLECTOR chain,
+ *   committed in the same transaction as the row it explains; the records name the token by
+ *   its public id (enrollmentTokenId: a prefix of its stored hash, never the token), so
+ *   `ledger verify` can replay the chain against the tables (services/authority-replay.ts).
+ * - Revocation (`revokeAgent`) revokes the agent's CURRENT epoch, stores the ledger index of its
+ *   `agent.revoked` record, and voids every unused token of the id (`enrollment_token.voided`):
+ *   a token issued before the revocation no longer enrolls. From that commit on, the agent's
+ *   JWTs get 403 `agent.revoked` (services/agent-auth.ts): no batch, no read. Its records
+ *   already in the ledger stay there, valid and verifiable; an auditor sees the revocation's
+ *   ledger index, and a record of that epoch after it is a finding.
  */
 import { randomBytes } from 'node:crypto';
 import { fromBase64Url, jwkThumbprint, publicJwkOf, sha256, type SigningKey } from '../../shared/crypto.ts';
@@ -52,6 +59,12 @@ export interface AgentListing {
   kid: string;
   enrolledAt: string;
   revokedAt: string | null;
+  /** active, revoked (agents revoke) or superseded (replaced by a --replace enrollment). */
+  status: EpochStatus;
+  /** Ledger index of the epoch's `agent.revoked` record. */
+  revokedIndex: number | null;
+  /** The epoch that replaced this one. */
+  supersededBy: number | null;
   highestSeq: number;
   ledgerEntries: number;
   lastSeenAt: string | null;
@@ -103,6 +116,42 @@ function tokenHash(token: string): string {
   return sha256(token).toString('hex');
 }
 
+/**
+ * The public id of an enrollment token in COLLECTOR chain records: the first 16 hex digits of
+ * the sha256 the table stores. It names the row without revealing anything that enrolls.
+ */
+export function enrollmentTokenId(hash: string): string {
+  return hash.slice(0, 16);
+}
+
+/** What revokeAgent did. `epoch` is null when the id was never enrolled and only tokens were voided. */
+export interface RevocationResult {
+  agent: string;
+  epoch: number | null;
+  revokedAt: string | null;
+  /** Ledger index of the epoch's `agent.revoked` record. */
+  revokedIndex: number | null;
+  alreadyRevoked: boolean;
+  /** Unused enrollment tokens of the id voided by this revocation. */
+  voidedTokens: number;
+}
+
+/** The state of one epoch, as `agents list` shows it. */
+export type EpochStatus = 'active' | 'revoked' | 'superseded';
+
+export function epochStatus(epoch: { revokedAt: string | null; supersededBy: number | null }): EpochStatus {
+  if (epoch.revokedAt === null) return 'active';
+  return epoch.supersededBy === null ? 'revoked' : 'superseded';
+}
+
+function agentActiveProblem(agent: string, epoch: number): ProblemError {
+  return new ProblemError(
+    'enroll.agent_active',
+    `agent ${agent} is enrolled and active (epoch ${epoch}); to replace its key after a lost disk, issue a replacement token (agents enroll --agent ${agent} --replace), which revokes epoch ${epoch} when it is used`,
+    { agent, epoch },
+  );
+}
+
 export class EnrollmentService {
   readonly #store: CollectorStore;
   readonly #chain: CollectorChain;
@@ -136,7 +185,13 @@ export class EnrollmentService {
    * Issues a one-time enrollment token for `agent`, valid `ttlSeconds`. Resolves with the token
    * only after its hash and its `enrollment_token.issued` record are committed.
    */
-  async issueToken(agent: string, ttlSeconds = DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS, by: Actor = 'internal'): Promise<{ token: string; expiresAt: string }> {
+  async issueToken(
+    agent: string,
+    ttlSeconds = DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS,
+    by: Actor = 'internal',
+    options: { replace?: boolean } = {},
+  ): Promise<{ token: string; expiresAt: string; replace: boolean }> {
+    const replace = options.replace === true;
     assertEnrollableAgentId(agent);
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_ENROLLMENT_TOKEN_TTL_SECONDS) {
       throw new EnrollmentInputError(`token lifetime must be between 1 second and ${MAX_ENROLLMENT_TOKEN_TTL_SECONDS / 86400} days`);
@@ -144,17 +199,22 @@ export class EnrollmentService {
     const token = randomBytes(ENROLLMENT_TOKEN_BYTES).toString('base64url');
     const now = this.#now();
     const expiresAt = new Date(now.getTime() + ttlSeconds * 1000).toISOString();
+    const hash = tokenHash(token);
     await this.#store.write(async (tx) => {
-      await tx.putEnrollmentToken({ tokenHash: tokenHash(token), agent, createdAt: now.toISOString(), expiresAt, usedAt: null });
-      await this.#chain.append(tx, 'enrollment_token.issued', { agent, expiresAt, by });
+      const current = await tx.currentEpoch(agent);
+      if (!replace && current && current.revokedAt === null) throw agentActiveProblem(agent, current.epoch);
+      await tx.putEnrollmentToken({ tokenHash: hash, agent, createdAt: now.toISOString(), expiresAt, usedAt: null, forReplacement: replace, voidedAt: null });
+      await this.#chain.append(tx, 'enrollment_token.issued', { agent, expiresAt, by, token: enrollmentTokenId(hash), replace });
     });
-    return { token, expiresAt };
+    return { token, expiresAt, replace };
   }
 
   /**
    * Enrolls `request.agent` with `request.publicKey` if `request.token` is an unused, unexpired
    * token issued for that agent id; otherwise rejects with `enroll.token_invalid` (the same
-   * answer for every reason, so the endpoint tells a guesser nothing).
+   * answer for every reason, so the endpoint tells a guesser nothing). A valid ordinary token
+   * for an id whose current epoch is active rejects with `enroll.agent_active` and stays unused;
+   * a replacement token revokes that epoch in the same transaction.
    */
   async enroll(request: EnrollRequest): Promise<EnrollResponse> {
     const publicJwk = publicJwkOf(request.publicKey);
@@ -166,15 +226,33 @@ export class EnrollmentService {
       const valid =
         token !== undefined &&
         token.usedAt === null &&
+        token.voidedAt === null &&
         token.agent === request.agent &&
         Date.parse(token.expiresAt) > now.getTime() &&
         request.agent !== COLLECTOR_AGENT_ID;
       if (!valid || !(await tx.useEnrollmentToken(hash, now.toISOString()))) {
         throw new ProblemError('enroll.token_invalid', 'the enrollment token is unknown, used, expired or issued for another agent id');
       }
+      const current = await tx.currentEpoch(request.agent);
       const epoch = (await tx.highestEpoch(request.agent)) + 1;
+      const id = enrollmentTokenId(hash);
+      let replaces: number | null = null;
+      if (current && current.revokedAt === null) {
+        if (!token.forReplacement) throw agentActiveProblem(request.agent, current.epoch);
+        const revoked = await this.#chain.append(tx, 'agent.revoked', {
+          agent: request.agent,
+          epoch: current.epoch,
+          kid: current.kid,
+          by: `enrollment:${id}`,
+          reason: 'replaced',
+          supersededBy: epoch,
+        });
+        const revocation = { revokedAt: revoked.record.at, revokedIndex: revoked.ledger.first, supersededBy: epoch };
+        if (!(await tx.revokeAgentEpoch(request.agent, current.epoch, revocation))) throw new Error(`agent ${request.agent} epoch ${current.epoch} changed during replacement`);
+        replaces = current.epoch;
+      }
       await tx.createAgentEpoch({ agent: request.agent, epoch, publicJwk, kid, enrolledAt: now.toISOString() });
-      await this.#chain.append(tx, 'agent.enrolled', { agent: request.agent, epoch, kid });
+      await this.#chain.append(tx, 'agent.enrolled', { agent: request.agent, epoch, kid, token: id, replaces });
       return epoch;
     });
     return {
@@ -187,20 +265,28 @@ export class EnrollmentService {
   }
 
   /**
-   * Revokes the current epoch of `agent`. Resolves once `revoked_at` and the `agent.revoked`
-   * record are committed; `alreadyRevoked` if it was revoked before (nothing new is written).
-   * Rejects with `resource.not_found` for an agent that was never enrolled.
+   * Revokes the current epoch of `agent` and voids every unused enrollment token of the id.
+   * Resolves once the rows and their `agent.revoked` / `enrollment_token.voided` records are
+   * committed; `alreadyRevoked` if the epoch was revoked before. Rejects with
+   * `resource.not_found` for an id with neither an epoch nor an unused token.
    */
-  async revokeAgent(agent: string, by: Actor): Promise<{ agent: string; epoch: number; revokedAt: string; alreadyRevoked: boolean }> {
+  async revokeAgent(agent: string, by: Actor): Promise<RevocationResult> {
     assertEnrollableAgentId(agent);
     return this.#store.write(async (tx) => {
       const current = await tx.currentEpoch(agent);
-      if (!current) throw new ProblemError('resource.not_found', `agent ${agent} is not enrolled`);
-      if (current.revokedAt !== null) return { agent, epoch: current.epoch, revokedAt: current.revokedAt, alreadyRevoked: true };
-      const revokedAt = this.#now().toISOString();
-      if (!(await tx.revokeAgentEpoch(agent, current.epoch, revokedAt))) throw new Error(`agent ${agent} epoch ${current.epoch} changed during revocation`);
-      await this.#chain.append(tx, 'agent.revoked', { agent, epoch: current.epoch, kid: current.kid, by });
-      return { agent, epoch: current.epoch, revokedAt, alreadyRevoked: false };
+      const voided = await tx.voidEnrollmentTokens(agent, this.#now().toISOString());
+      if (voided.length > 0) await this.#chain.append(tx, 'enrollment_token.voided', { agent, tokens: voided.map(enrollmentTokenId).sort(), by });
+      if (!current) {
+        if (voided.length === 0) throw new ProblemError('resource.not_found', `agent ${agent} is not enrolled and has no unused enrollment token`);
+        return { agent, epoch: null, revokedAt: null, revokedIndex: null, alreadyRevoked: false, voidedTokens: voided.length };
+      }
+      if (current.revokedAt !== null) {
+        return { agent, epoch: current.epoch, revokedAt: current.revokedAt, revokedIndex: current.revokedIndex, alreadyRevoked: true, voidedTokens: voided.length };
+      }
+      const revoked = await this.#chain.append(tx, 'agent.revoked', { agent, epoch: current.epoch, kid: current.kid, by, reason: 'revoked' });
+      const revocation = { revokedAt: revoked.record.at, revokedIndex: revoked.ledger.first, supersededBy: null };
+      if (!(await tx.revokeAgentEpoch(agent, current.epoch, revocation))) throw new Error(`agent ${agent} epoch ${current.epoch} changed during revocation`);
+      return { agent, epoch: current.epoch, revokedAt: revocation.revokedAt, revokedIndex: revocation.revokedIndex, alreadyRevoked: false, voidedTokens: voided.length };
     });
   }
 
@@ -220,6 +306,9 @@ export class EnrollmentService {
       kid: row.kid,
       enrolledAt: row.enrolledAt,
       revokedAt: row.revokedAt,
+      status: epochStatus(row),
+      revokedIndex: row.revokedIndex,
+      supersededBy: row.supersededBy,
       highestSeq: row.highestSeq,
       ledgerEntries: row.ledgerEntries,
       lastSeenAt: row.lastSeenAt,

@@ -44,6 +44,9 @@
  *   of duplicates only names no entries: deleting one of those cannot be detected, and loses
  *   nothing — the agent holds the signed copy.)
  * - ledger_kind_counts: the per-kind counters equal the records counted per `kind` column.
+ * - who may write (services/authority-replay.ts): the COLLECTOR chain's enrollment, revocation
+ *   and token records, replayed, explain every row of agent_epochs, enrollment_tokens and
+ *   api_tokens; no agent record entered the ledger after its epoch's revocation record.
  * - schema: the append-only triggers are present. Their absence is not tampering with data,
  *   but it is how an intruder would start, so it is reported (the triggers are a guard, not
  *   the proof: ADR 0005).
@@ -75,6 +78,7 @@ import {
 } from '../../shared/record.ts';
 import { NoteError, type NoteVerifier } from '../../shared/signed-note.ts';
 import { checkKeyRotation, isKeyRotationRecord } from '../../shared/key-rotation.ts';
+import { AuthorityReplay } from './authority-replay.ts';
 import type {
   AuditCheckpointRow,
   AuditRecordRow,
@@ -103,7 +107,17 @@ export const APPEND_ONLY_TRIGGERS = [
   'records_no_update',
 ] as const;
 
-export type AuditTable = 'records' | 'merkle_subtrees' | 'checkpoints' | 'agent_epochs' | 'agent_keys' | 'receipts' | 'ledger_kind_counts' | 'schema';
+export type AuditTable =
+  | 'records'
+  | 'merkle_subtrees'
+  | 'checkpoints'
+  | 'agent_epochs'
+  | 'agent_keys'
+  | 'receipts'
+  | 'ledger_kind_counts'
+  | 'enrollment_tokens'
+  | 'api_tokens'
+  | 'schema';
 
 /** The row a finding is about, by its column names. */
 export interface AuditRow {
@@ -327,9 +341,11 @@ export class LedgerAudit {
     try {
       await this.#checkGuards(source, findings);
       const chains = await this.#loadChains(source, findings);
-      const ledger = await this.#checkLedger(source, chains, findings);
+      const authority = new AuthorityReplay((finding) => findings.add(finding));
+      const ledger = await this.#checkLedger(source, chains, authority, findings);
       await this.#checkKindCounts(source, ledger.kinds, findings);
       await this.#checkChainRows(source, chains, ledger.size, findings);
+      await authority.checkTables(source);
       const receipts = await this.#checkReceipts(source, chains, ledger, findings);
       return {
         intact: findings.total === 0,
@@ -412,6 +428,7 @@ export class LedgerAudit {
   async #checkLedger(
     source: LedgerAuditSource,
     chains: Map<string, ChainState>,
+    authority: AuthorityReplay,
     findings: Findings,
   ): Promise<LedgerPass> {
     const stored = new Peekable(source.subtrees());
@@ -492,7 +509,8 @@ export class LedgerAudit {
         }
         const at = tree.size;
         const before = findings.total;
-        const { leaf, chain } = this.#checkRecord(row, chains, orphans, findings);
+        const { leaf, chain, record } = this.#checkRecord(row, chains, orphans, findings);
+        authority.observe(row.ledgerIndex, record);
         kinds.set(row.kind, (kinds.get(row.kind) ?? 0) + 1);
 
         // Three witnesses of leaf `at`: the text (leaf), the records column and the stored node.
@@ -590,7 +608,7 @@ export class LedgerAudit {
     chains: Map<string, ChainState>,
     orphans: Map<string, { agent: string; epoch: number; count: number }>,
     findings: Findings,
-  ): { leaf: Buffer; chain: string } {
+  ): { leaf: Buffer; chain: string; record: SignedRecord | undefined } {
     const ref = recordRow(row);
     const add = (check: string, message: string, expected?: string, found?: string) =>
       findings.add({ table: 'records', row: ref, check, message, ...(expected !== undefined ? { expected, found: found ?? '' } : {}) });
@@ -646,7 +664,7 @@ export class LedgerAudit {
       const orphan = orphans.get(key) ?? { agent, epoch, count: 0 };
       orphan.count++;
       orphans.set(key, orphan);
-      return { leaf, chain: key };
+      return { leaf, chain: key, record };
     }
     if (record) {
       const signer = chain.keys.keyAt(seq);
@@ -675,7 +693,7 @@ export class LedgerAudit {
     chain.seq = seq;
     // A changed text is reported above; link the next record to the hash stored when it came in.
     chain.hash = row.recordHash !== hash && /^[A-Za-z0-9_-]{43}$/.test(row.recordHash) ? row.recordHash : hash;
-    return { leaf, chain: key };
+    return { leaf, chain: key, record };
   }
 
   async #matchSubtree(stored: Peekable<AuditSubtreeRow>, node: ComputedNode, findings: Findings): Promise<void> {

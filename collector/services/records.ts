@@ -1,7 +1,7 @@
 /**
  * Reading ledger records by id. Records are audit content, so unlike checkpoints and proofs
  * (hashes and signatures only) they are shown only to a principal the access rules allow
- * (services/access.ts): an agent sees its own records, of any of its epochs; an auditor sees
+ * (services/access.ts): an agent sees the records of its own current epoch; an auditor sees
  * any record, and each auditor read is a `record.read` record of the COLLECTOR chain (who read
  * which record), committed before the record is answered.
  */
@@ -34,8 +34,8 @@ export class RecordsService {
   async read(id: string, principal: Principal): Promise<RecordView> {
     const record = await this.#store.findLedgerRecord(id);
     if (!record) throw new ProblemError('resource.not_found', `there is no record ${id} in the ledger`);
-    if (!mayReadRecordsOf(principal, record.agent)) {
-      throw new ProblemError('auth.forbidden', `record ${id} belongs to another agent; an agent may read only its own records`);
+    if (!mayReadRecordsOf(principal, record)) {
+      throw new ProblemError('auth.forbidden', `record ${id} belongs to another agent or epoch; an agent may read only the records of its own current epoch`);
     }
     if (principal.role === 'auditor') {
       const by = actorOf(principal);

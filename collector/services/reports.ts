@@ -68,6 +68,7 @@ import {
   type ManifestChain,
   type ReportFilter,
 } from '../../shared/report/bundle-format.ts';
+import { revocationOfRecord, type LedgerRevocation } from '../../shared/collector-acts.ts';
 import type { CollectorPublicKeys } from '../keys.ts';
 import { StoreIntegrityError, type CollectorStore, type ReportJob, type ReportSource, type SeqRange } from '../store/store.ts';
 import type { Actor, HumanPrincipal } from './access.ts';
@@ -268,8 +269,13 @@ async function proveNext(prover: AscendingInclusionProver, index: number, leafHa
  * lacks is not in the ledger), consecutive seqs with one reason merged.
  */
 async function describeChains(source: ReportSource, filter: ReportFilter, states: Map<string, ChainState>): Promise<ManifestChain[]> {
-  const revoked = new Map<string, string>();
-  for (const r of await source.revokedInTree()) revoked.set(chainKey(r.agent, r.epoch), r.at);
+  const revoked = new Map<string, LedgerRevocation>();
+  for (const row of await source.revocationRecords()) {
+    const revocation = revocationOfRecord(row.ledgerIndex, row.canonical);
+    if (!revocation) throw new StoreIntegrityError(`the agent.revoked record at ledger index ${row.ledgerIndex} does not parse`);
+    const key = chainKey(revocation.agent, revocation.epoch);
+    if (!revoked.has(key)) revoked.set(key, revocation);
+  }
   const sorted = [...states.values()].sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : a.epoch - b.epoch));
   const chains: ManifestChain[] = [];
   for (const state of sorted) {
@@ -298,10 +304,14 @@ async function describeChains(source: ReportSource, filter: ReportFilter, states
       records: state.records,
       gaps,
       dropped: state.dropped,
-      revokedAt: revoked.get(chainKey(state.agent, state.epoch)) ?? null,
+      ...revocationOf(revoked.get(chainKey(state.agent, state.epoch))),
     });
   }
   return chains;
+}
+
+function revocationOf(revoked: LedgerRevocation | undefined): Pick<ManifestChain, 'revokedAt' | 'revokedIndex' | 'supersededBy'> {
+  return { revokedAt: revoked?.at ?? null, revokedIndex: revoked?.ledgerIndex ?? null, supersededBy: revoked?.supersededBy ?? null };
 }
 
 /** keys.json: the collector's public keys, and per chain its key history up to seq lastSeq + 1. */
@@ -313,7 +323,15 @@ async function keysFile(source: ReportSource, publicKeys: CollectorPublicKeys, c
     const keys = (await source.agentKeys(chain.agent, chain.epoch))
       .filter((key) => key.fromSeq <= chain.lastSeq + 1)
       .map((key) => ({ fromSeq: key.fromSeq, kid: key.kid, publicJwk: publicJwkOf(key.publicJwk), addedAt: key.addedAt, reason: key.reason }));
-    agents.push({ agent: chain.agent, epoch: chain.epoch, enrolledAt: epoch.enrolledAt, revokedAt: chain.revokedAt, keys });
+    agents.push({
+      agent: chain.agent,
+      epoch: chain.epoch,
+      enrolledAt: epoch.enrolledAt,
+      revokedAt: chain.revokedAt,
+      revokedIndex: chain.revokedIndex,
+      supersededBy: chain.supersededBy,
+      keys,
+    });
   }
   const reportKey = publicKeys.jwks.keys[0];
   if (!reportKey) throw new Error('the collector publishes no report key');

@@ -54,6 +54,18 @@ export interface AgentEpoch {
   kid: string;
   enrolledAt: string;
   revokedAt: string | null;
+  /** Ledger index of the COLLECTOR chain's `agent.revoked` record of this epoch (null: not revoked). */
+  revokedIndex: number | null;
+  /** The epoch that replaced this one through a `--replace` enrollment (null: none). */
+  supersededBy: number | null;
+}
+
+/** How an epoch is revoked: when, by which ledger entry, and whether a replacement did it. */
+export interface EpochRevocation {
+  /** The `at` of the `agent.revoked` record. */
+  revokedAt: string;
+  revokedIndex: number;
+  supersededBy: number | null;
 }
 
 /** Highest stored seq of an (agent, epoch) and that record's hash (null before seq 1). */
@@ -220,6 +232,10 @@ export interface EnrollmentToken {
   createdAt: string;
   expiresAt: string;
   usedAt: string | null;
+  /** Issued with `--replace`: may enroll over an active epoch, which it then revokes. */
+  forReplacement: boolean;
+  /** Set when `agents revoke` voided it unused. */
+  voidedAt: string | null;
 }
 
 /** A human bearer token (admin or auditor); only its sha256 is stored. */
@@ -326,10 +342,12 @@ export interface WriteTransaction {
   addAgentKey(key: AgentKey): Promise<void>;
   putEnrollmentToken(token: EnrollmentToken): Promise<void>;
   findEnrollmentToken(tokenHash: string): Promise<EnrollmentToken | undefined>;
-  /** Marks an unused token used; resolves false if it was already used. */
+  /** Marks an unused, unvoided token used; resolves false if it was already used or voided. */
   useEnrollmentToken(tokenHash: string, usedAt: string): Promise<boolean>;
-  /** Sets revoked_at of (agent, epoch) unless it is set; resolves false if it was already revoked. */
-  revokeAgentEpoch(agent: string, epoch: number, revokedAt: string): Promise<boolean>;
+  /** Voids every unused, unvoided token of `agent`; resolves with their hashes. */
+  voidEnrollmentTokens(agent: string, voidedAt: string): Promise<string[]>;
+  /** Revokes (agent, epoch) unless it is revoked; resolves false if it was already revoked. */
+  revokeAgentEpoch(agent: string, epoch: number, revocation: EpochRevocation): Promise<boolean>;
   putApiToken(token: ApiToken): Promise<void>;
   /** Revokes the unrevoked tokens with this id or name; resolves with the tokens it revoked. */
   revokeApiTokens(match: { id: string } | { name: string }, revokedAt: string): Promise<ApiToken[]>;
@@ -405,6 +423,29 @@ export interface AuditAgentEpochRow {
   highestSeq: number;
   highestHash: string | null;
   witnessedSize: number | null;
+  enrolledAt: string;
+  revokedAt: string | null;
+  revokedIndex: number | null;
+  supersededBy: number | null;
+}
+
+/** An enrollment token row, as stored (only its hash). */
+export interface AuditEnrollmentTokenRow {
+  tokenHash: string;
+  agent: string;
+  expiresAt: string;
+  usedAt: string | null;
+  forReplacement: boolean;
+  voidedAt: string | null;
+}
+
+/** A human token row, as stored (only its hash). */
+export interface AuditApiTokenRow {
+  id: string;
+  name: string;
+  role: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
 }
 
 export interface AuditAgentKeyRow {
@@ -469,6 +510,10 @@ export interface LedgerAuditSource {
   agentEpochs(): AsyncIterable<AuditAgentEpochRow>;
   /** The stored key histories, by agent, epoch and fromSeq. */
   agentKeys(): AsyncIterable<AuditAgentKeyRow>;
+  /** Every enrollment token row, by agent then creation. */
+  enrollmentTokens(): AsyncIterable<AuditEnrollmentTokenRow>;
+  /** Every human token row, by creation. */
+  apiTokens(): AsyncIterable<AuditApiTokenRow>;
   /** By ledger index. */
   records(): AsyncIterable<AuditRecordRow>;
   /**
@@ -552,10 +597,10 @@ export interface ReportSource {
   /** The key history of (agent, epoch), by fromSeq. */
   agentKeys(agent: string, epoch: number): Promise<AgentKey[]>;
   /**
-   * (agent, epoch) named by each `agent.revoked` record of the COLLECTOR chain with index < size,
-   * and that record's `at` (the revocation time, as the ledger holds it), by ledger index.
+   * The COLLECTOR chain's `agent.revoked` records with index < size, by ledger index. Read from
+   * the ledger, not from `agent_epochs`: a bundle states what the tamper-evident chain says.
    */
-  revokedInTree(): Promise<{ agent: string; epoch: number; at: string }[]>;
+  revocationRecords(): Promise<{ ledgerIndex: number; canonical: string }[]>;
   /** Stored hashes of `nodes`, in the same order; undefined where a node is not stored. */
   readSubtrees(nodes: readonly SubtreeRef[]): Promise<(Buffer | undefined)[]>;
   close(): Promise<void>;

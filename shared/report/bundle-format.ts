@@ -1,5 +1,5 @@
 /**
- * Report bundle format `sakshya-report/1`: the contract between the collector's exporter
+ * Report bundle format `sakshya-report/2`: the contract between the collector's exporter
  * (collector/services/reports.ts) and the standalone verifier (`sakshya-verify`). The published
  * description is docs/report-bundle.md; a change here MUST change that document in the same
  * commit.
@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { agentIdSchema, ed25519PublicJwkSchema, epochSchema, isoInstantSchema, seqSchema, sha256B64Schema } from '../protocol.ts';
 import { RECORD_KINDS, RECORD_TYPE_PATTERN, type RecordKind } from '../record.ts';
 
-export const BUNDLE_FORMAT = 'sakshya-report/1';
+export const BUNDLE_FORMAT = 'sakshya-report/2';
 /** `typ` of the protected header of manifest.jws. */
 export const MANIFEST_JWS_TYP = 'sakshya-manifest+jws';
 export const GENERATOR_NAME = 'sakshya';
@@ -112,6 +112,10 @@ export const manifestChainSchema = z.strictObject({
   gaps: z.array(gapSchema),
   dropped: z.array(droppedEntrySchema),
   revokedAt: isoInstantSchema.nullable(),
+  /** Ledger index of the `agent.revoked` record: no record of this epoch may sit after it. */
+  revokedIndex: countSchema.nullable(),
+  /** The epoch that replaced this one (`--replace` enrollment), when that revoked it. */
+  supersededBy: epochSchema.nullable(),
 });
 export type ManifestChain = z.infer<typeof manifestChainSchema>;
 
@@ -164,6 +168,8 @@ export const keysAgentSchema = z.strictObject({
   epoch: epochSchema,
   enrolledAt: isoInstantSchema,
   revokedAt: isoInstantSchema.nullable(),
+  revokedIndex: countSchema.nullable(),
+  supersededBy: epochSchema.nullable(),
   keys: z.array(keyHistoryEntrySchema).min(1),
 });
 export type KeysAgent = z.infer<typeof keysAgentSchema>;

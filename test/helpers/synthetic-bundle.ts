@@ -19,6 +19,7 @@ import { GENESIS_PREV, recordHash, signRecord, type RecordKind, type SignedRecor
 import { noteSignerFromSigningKey, verifierKeyString } from '../../shared/signed-note.ts';
 import {
   BUNDLE_FILES,
+  BUNDLE_FORMAT,
   MANIFEST_JWS_TYP,
   MANIFEST_LISTED_FILES,
   type GapReason,
@@ -60,6 +61,9 @@ export interface ChainSpec {
   /** A telemetry.dropped record at this seq. */
   droppedAt?: number;
   revokedAt?: string;
+  /** Ledger index of the revocation record (default: the last leaf of the tree, when revokedAt is set). */
+  revokedIndex?: number;
+  supersededBy?: number;
 }
 
 export interface SyntheticBundle {
@@ -161,11 +165,16 @@ export async function buildSyntheticBundle(dir: string, chains: ChainSpec[], ide
     included.map(({ record, index }) => () => canonicalJson({ id: record.id, ledgerIndex: index, leafHash: toBase64Url(leaves[index]!), path: inclusionProofFromSubtrees(index, size, read).map(toBase64Url) })),
   );
   writeFileSync(join(dir, BUNDLE_FILES.checkpoint), signCheckpoint({ origin: identity.origin, size, rootHash: root, extensions: [] }, noteSignerFromSigningKey(identity.origin, identity.log)));
+  const revocation = (spec: ChainSpec) => ({
+    revokedAt: spec.revokedAt ?? null,
+    revokedIndex: spec.revokedAt === undefined ? null : (spec.revokedIndex ?? size - 1),
+    supersededBy: spec.supersededBy ?? null,
+  });
   const published = publishedKeys(identity);
   const sorted = [...built].sort((a, b) => (a.spec.agent < b.spec.agent ? -1 : a.spec.agent > b.spec.agent ? 1 : (a.spec.epoch ?? 1) - (b.spec.epoch ?? 1)));
   const keys: KeysFile = {
     collector: { origin: identity.origin, logKey: published.logKey, reportKey: published.jwks.keys[0] as KeysFile['collector']['reportKey'] },
-    agents: sorted.map((chain) => ({ agent: chain.spec.agent, epoch: chain.spec.epoch ?? 1, enrolledAt: at(0), revokedAt: chain.spec.revokedAt ?? null, keys: chain.keys })),
+    agents: sorted.map((chain) => ({ agent: chain.spec.agent, epoch: chain.spec.epoch ?? 1, enrolledAt: at(0), ...revocation(chain.spec), keys: chain.keys })),
   };
   writeFileSync(join(dir, BUNDLE_FILES.keys), canonicalJson(keys));
   writeLines(join(dir, BUNDLE_FILES.csv), [() => '\uFEFFledger_index,id\r', ...included.map(({ record, index }) => () => `${index},${record.id}\r`)]);
@@ -187,12 +196,12 @@ export async function buildSyntheticBundle(dir: string, chains: ChainSpec[], ide
       dropped: mine
         .filter((record) => record.type === 'telemetry.dropped')
         .map((record) => ({ seq: record.seq, id: record.id, dropped: record.body.dropped as number, firstAt: record.body.firstAt as string, lastAt: record.body.lastAt as string })),
-      revokedAt: chain.spec.revokedAt ?? null,
+      ...revocation(chain.spec),
     };
   });
   const files = Object.fromEntries(MANIFEST_LISTED_FILES.map((name) => [name, digest(join(dir, name))])) as Manifest['files'];
   const manifest: Manifest = {
-    format: 'sakshya-report/1',
+    format: BUNDLE_FORMAT,
     generator: { name: 'sakshya', version: '0.0.0-test' },
     origin: identity.origin,
     filter: SYNTHETIC_FILTER,

@@ -48,6 +48,8 @@ import {
   type AgentKey,
   type ApiToken,
   type AuditAgentKeyRow,
+  type AuditApiTokenRow,
+  type AuditEnrollmentTokenRow,
   type AgentEpochSummary,
   type AuditAgentEpochRow,
   type AuditCheckpointRow,
@@ -85,12 +87,13 @@ import { migration as m0004 } from './migrations/0004-api-tokens.ts';
 import { migration as m0005 } from './migrations/0005-report-jobs.ts';
 import { migration as m0006 } from './migrations/0006-clock-skew.ts';
 import { migration as m0007 } from './migrations/0007-ledger-kind-counts.ts';
+import { migration as m0008 } from './migrations/0008-enrollment-authority.ts';
 
 type Db = Database.Database;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007];
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -139,6 +142,8 @@ interface AgentEpochRow {
   backlog_reported_at: string | null;
   witnessed_size: number | null;
   witnessed_at: string | null;
+  revoked_index: number | null;
+  superseded_by: number | null;
 }
 
 interface LedgerRecordRow {
@@ -174,6 +179,8 @@ interface TokenRow {
   created_at: string;
   expires_at: string;
   used_at: string | null;
+  for_replacement: number;
+  voided_at: string | null;
 }
 
 function toAgentEpoch(row: AgentEpochRow): AgentEpoch {
@@ -184,6 +191,8 @@ function toAgentEpoch(row: AgentEpochRow): AgentEpoch {
     kid: row.kid,
     enrolledAt: row.enrolled_at,
     revokedAt: row.revoked_at,
+    revokedIndex: row.revoked_index,
+    supersededBy: row.superseded_by,
   };
 }
 
@@ -430,11 +439,16 @@ function prepareStatements(writer: Db, reader: Db) {
     agentKeys: both(`SELECT * FROM agent_keys WHERE agent = ? AND epoch = ? ORDER BY from_seq`),
     listAgentKeys: reader.prepare(`SELECT * FROM agent_keys ORDER BY agent, epoch, from_seq`),
     insertToken: writer.prepare(
-      `INSERT INTO enrollment_tokens (token_hash, agent, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?)`,
+      `INSERT INTO enrollment_tokens (token_hash, agent, created_at, expires_at, used_at, for_replacement) VALUES (?, ?, ?, ?, ?, ?)`,
     ),
     findToken: writer.prepare(`SELECT * FROM enrollment_tokens WHERE token_hash = ?`),
-    useToken: writer.prepare(`UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL`),
-    revokeAgentEpoch: writer.prepare(`UPDATE agent_epochs SET revoked_at = ? WHERE agent = ? AND epoch = ? AND revoked_at IS NULL`),
+    useToken: writer.prepare(`UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND voided_at IS NULL`),
+    voidTokens: writer
+      .prepare(`UPDATE enrollment_tokens SET voided_at = ? WHERE agent = ? AND used_at IS NULL AND voided_at IS NULL RETURNING token_hash`)
+      .pluck(),
+    revokeAgentEpoch: writer.prepare(
+      `UPDATE agent_epochs SET revoked_at = ?, revoked_index = ?, superseded_by = ? WHERE agent = ? AND epoch = ? AND revoked_at IS NULL`,
+    ),
     insertApiToken: writer.prepare(
       `INSERT INTO api_tokens (id, name, role, token_hash, created_at, expires_at, revoked_at, created_by)
        VALUES (@id, @name, @role, @tokenHash, @createdAt, @expiresAt, @revokedAt, @createdBy)`,
@@ -787,7 +801,7 @@ export class SqliteStore implements CollectorStore {
       },
       putEnrollmentToken: async (token: EnrollmentToken) => {
         guard();
-        sql.insertToken.run(token.tokenHash, token.agent, token.createdAt, token.expiresAt, token.usedAt);
+        sql.insertToken.run(token.tokenHash, token.agent, token.createdAt, token.expiresAt, token.usedAt, token.forReplacement ? 1 : 0);
       },
       findEnrollmentToken: async (tokenHash) => {
         guard();
@@ -799,6 +813,8 @@ export class SqliteStore implements CollectorStore {
             createdAt: row.created_at,
             expiresAt: row.expires_at,
             usedAt: row.used_at,
+            forReplacement: row.for_replacement === 1,
+            voidedAt: row.voided_at,
           }
         );
       },
@@ -806,9 +822,13 @@ export class SqliteStore implements CollectorStore {
         guard();
         return sql.useToken.run(usedAt, tokenHash).changes === 1;
       },
-      revokeAgentEpoch: async (agent, epoch, revokedAt) => {
+      voidEnrollmentTokens: async (agent, voidedAt) => {
         guard();
-        return sql.revokeAgentEpoch.run(revokedAt, agent, epoch).changes === 1;
+        return sql.voidTokens.all(voidedAt, agent) as string[];
+      },
+      revokeAgentEpoch: async (agent, epoch, revocation) => {
+        guard();
+        return sql.revokeAgentEpoch.run(revocation.revokedAt, revocation.revokedIndex, revocation.supersededBy, agent, epoch).changes === 1;
       },
       putApiToken: async (token: ApiToken) => {
         guard();
@@ -1102,7 +1122,10 @@ class SqliteAuditSource implements LedgerAuditSource {
 
   agentEpochs(): AsyncIterable<AuditAgentEpochRow> {
     return streamRows(
-      this.#db.prepare(`SELECT agent, epoch, public_jwk, kid, highest_seq, highest_hash, witnessed_size FROM agent_epochs ORDER BY agent, epoch`),
+      this.#db.prepare(
+        `SELECT agent, epoch, public_jwk, kid, highest_seq, highest_hash, witnessed_size, enrolled_at, revoked_at, revoked_index, superseded_by
+         FROM agent_epochs ORDER BY agent, epoch`,
+      ),
       (row: AgentEpochRow): AuditAgentEpochRow => ({
         agent: row.agent,
         epoch: row.epoch,
@@ -1111,7 +1134,32 @@ class SqliteAuditSource implements LedgerAuditSource {
         highestSeq: row.highest_seq,
         highestHash: row.highest_hash,
         witnessedSize: row.witnessed_size,
+        enrolledAt: row.enrolled_at,
+        revokedAt: row.revoked_at,
+        revokedIndex: row.revoked_index,
+        supersededBy: row.superseded_by,
       }),
+    );
+  }
+
+  enrollmentTokens(): AsyncIterable<AuditEnrollmentTokenRow> {
+    return streamRows(
+      this.#db.prepare(`SELECT * FROM enrollment_tokens ORDER BY agent, created_at, token_hash`),
+      (row: TokenRow): AuditEnrollmentTokenRow => ({
+        tokenHash: row.token_hash,
+        agent: row.agent,
+        expiresAt: row.expires_at,
+        usedAt: row.used_at,
+        forReplacement: row.for_replacement === 1,
+        voidedAt: row.voided_at,
+      }),
+    );
+  }
+
+  apiTokens(): AsyncIterable<AuditApiTokenRow> {
+    return streamRows(
+      this.#db.prepare(`SELECT id, name, role, expires_at, revoked_at FROM api_tokens ORDER BY created_at, id`),
+      (row: ApiTokenRow): AuditApiTokenRow => ({ id: row.id, name: row.name, role: row.role, expiresAt: row.expires_at, revokedAt: row.revoked_at }),
     );
   }
 
@@ -1292,8 +1340,8 @@ class SqliteReportSource implements ReportSource {
     return (this.#lookups.agentKeys.all(agent, epoch) as AgentKeyRow[]).map(toAgentKey);
   }
 
-  async revokedInTree(): Promise<{ agent: string; epoch: number; at: string }[]> {
-    return this.#lookups.revokedInTree.all(this.#size) as { agent: string; epoch: number; at: string }[];
+  async revocationRecords(): Promise<{ ledgerIndex: number; canonical: string }[]> {
+    return this.#lookups.revocationRecords.all(this.#size) as { ledgerIndex: number; canonical: string }[];
   }
 
   async readSubtrees(nodes: readonly SubtreeRef[]): Promise<(Buffer | undefined)[]> {
@@ -1316,8 +1364,8 @@ function prepareReportLookups(db: Db) {
     checkpointOfSize: db.prepare(`SELECT * FROM checkpoints WHERE size = ?`),
     agentEpoch: db.prepare(`SELECT * FROM agent_epochs WHERE agent = ? AND epoch = ?`),
     agentKeys: db.prepare(`SELECT * FROM agent_keys WHERE agent = ? AND epoch = ? ORDER BY from_seq`),
-    revokedInTree: db.prepare(
-      `SELECT json_extract(canonical, '$.body.agent') AS agent, json_extract(canonical, '$.body.epoch') AS epoch, at FROM records
+    revocationRecords: db.prepare(
+      `SELECT ledger_index AS ledgerIndex, canonical FROM records
        WHERE agent = '${COLLECTOR_AGENT_ID}' AND type = 'agent.revoked' AND ledger_index < ? ORDER BY ledger_index`,
     ),
     subtree: db.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),

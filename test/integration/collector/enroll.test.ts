@@ -75,26 +75,26 @@ describe('POST /api/v1/enroll', function () {
     assert.ok(body.errors.length >= 3);
   });
 
-  it('starts a new epoch with the new key when an agent id enrolls again, and agents list shows both epochs', async () => {
+  it('starts a new epoch with the new key when an agent id enrolls again with a replacement token, and agents list shows both epochs', async () => {
     const agent = new TestAgent('AS-ENR-004', collector.url, collector.origin);
     assert.equal((await agent.enroll(await cliToken(agent.id))).status, 200);
     await agent.sendOk(agent.batch(agent.records(3)));
     const firstKid = agent.key.kid;
     agent.newKey();
-    const answer = await agent.enroll(await cliToken(agent.id));
+    const answer = await agent.enroll(await cliToken(agent.id, '--replace'));
     assert.equal(answer.status, 200);
     assert.equal(answer.body.epoch, 2);
     await agent.sendOk(agent.batch(agent.records(1), undefined));
 
     const list = await runCollectorCli(['agents', 'list', '--json'], { SAKSHYA_COLLECTOR_DIR: collector.dir });
     assert.equal(list.code, 0, list.stderr);
-    const rows = (JSON.parse(list.stdout) as { agent: string; epoch: number; kid: string; highestSeq: number; ledgerEntries: number; backlog: { pending: number } }[])
+    const rows = (JSON.parse(list.stdout) as { agent: string; epoch: number; kid: string; highestSeq: number; ledgerEntries: number; backlog: { pending: number }; status: string; supersededBy: number | null }[])
       .filter((row) => row.agent === agent.id);
     assert.deepEqual(
-      rows.map((row) => [row.epoch, row.kid, row.highestSeq, row.ledgerEntries, row.backlog.pending]),
+      rows.map((row) => [row.epoch, row.kid, row.highestSeq, row.ledgerEntries, row.backlog.pending, row.status, row.supersededBy]),
       [
-        [1, firstKid, 3, 3, 3],
-        [2, agent.key.kid, 1, 1, 1],
+        [1, firstKid, 3, 3, 3, 'superseded', 2],
+        [2, agent.key.kid, 1, 1, 1, 'active', null],
       ],
     );
   });
@@ -125,6 +125,9 @@ describe('POST /api/v1/enroll', function () {
     assert.ok(types.includes('enrollment_token.issued') && types.includes('agent.enrolled'));
     for (const token of tokens) assert.ok(!rows.some((row) => row.canonical.includes(token)), 'no token in the ledger');
     const enrolled = rows.map((row) => JSON.parse(row.canonical) as SignedRecord).filter((r) => r.type === 'agent.enrolled' && r.body.agent === 'AS-ENR-006');
-    assert.deepEqual(enrolled.map((r) => r.body), [{ agent: 'AS-ENR-006', epoch: 1, kid: agents[1]!.key.kid }]);
+    assert.deepEqual(
+      enrolled.map((r) => ({ ...r.body, token: typeof r.body.token })),
+      [{ agent: 'AS-ENR-006', epoch: 1, kid: agents[1]!.key.kid, token: 'string', replaces: null }],
+    );
   });
 });

@@ -65,7 +65,7 @@ describe('sakshya-verify on synthetic bundles', function () {
     // A declared gap verifies and the verdict shows it with its reason.
     assert.ok(out.includes(`${B} epoch 1: seq 1–40, 2 gaps (seq 11–13 not in ledger; seq 20 outside the date range), 36 records verified`), run.stdout);
     assert.ok(out.some((line) => line.startsWith(`  ${A} epoch 1: 1,204 telemetry records dropped by the agent between `) && line.includes('(telemetry.dropped record seq 30)')), run.stdout);
-    assert.ok(out.includes(`  ${B} epoch 1: revoked at 2026-11-22T06:00:00.000Z; no record after the revocation can be accepted for this epoch`), run.stdout);
+    assert.ok(out.includes(`  ${B} epoch 1: revoked at 2026-11-22T06:00:00.000Z, ledger index 99; no record of this epoch is after it`), run.stdout);
     assert.match(run.stdout, /^VERIFIED: 96 records in 2 chains; .* against checkpoint size 100\.$/m);
     assert.doesNotMatch(run.stdout, /WARNING/);
   });

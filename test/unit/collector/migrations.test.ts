@@ -34,7 +34,7 @@ const EXPECTED_OBJECTS = [
 const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   agent_epochs: [
     'agent', 'epoch', 'public_jwk', 'kid', 'enrolled_at', 'revoked_at', 'highest_seq', 'highest_hash', 'last_seen_at',
-    'backlog_pending', 'backlog_oldest_at', 'backlog_reported_at', 'witnessed_size', 'witnessed_at',
+    'backlog_pending', 'backlog_oldest_at', 'backlog_reported_at', 'witnessed_size', 'witnessed_at', 'revoked_index', 'superseded_by',
   ],
   agent_keys: ['agent', 'epoch', 'from_seq', 'kid', 'public_jwk', 'added_at', 'reason'],
   agents: ['agent', 'created_at'],
@@ -44,7 +44,7 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
     'agent', 'epoch', 'last_seq', 'last_at', 'caught_up_seq', 'caught_up_at', 'implausible', 'ahead', 'backwards', 'behind',
     'max_ahead_ms', 'max_backwards_ms', 'max_behind_ms', 'last_skew_json',
   ],
-  enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at'],
+  enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at', 'for_replacement', 'voided_at'],
   jti_replay: ['jti', 'agent', 'expires_at'],
   ledger_kind_counts: ['kind', 'records'],
   merkle_subtrees: ['level', 'idx', 'hash'],
