@@ -33,7 +33,8 @@ export class TestAgent {
   seq = 0;
   prev = GENESIS_PREV;
   enrollment: EnrollResponse | undefined;
-  readonly collectorUrl: string;
+  /** Where it sends; a test may point it at a restarted collector. */
+  collectorUrl: string;
   readonly origin: string;
 
   constructor(id: string, collectorUrl: string, origin: string) {

@@ -315,6 +315,37 @@ describe('collector SQLite migrations', function () {
     assert.ok(!schemaOf(path).objects.includes('index records_by_kind'));
   });
 
+  it('migration 0008 gives each revoked epoch the ledger index and time of its agent.revoked record, and leaves old tokens ordinary and unvoided', async () => {
+    const { path, db } = databaseAtVersion(7);
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-7', 'then'), ('COLLECTOR', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, revoked_at) VALUES
+               ('COLLECTOR', 1, '{"kty":"OKP"}', 'kc', 't0', NULL),
+               ('AS-OLD-7', 1, '{"kty":"OKP"}', 'k1', 't1', '2026-11-01T00:00:00.005Z'),
+               ('AS-OLD-7', 2, '{"kty":"OKP"}', 'k2', 't2', NULL);
+             INSERT INTO enrollment_tokens VALUES ('${'a'.repeat(64)}', 'AS-OLD-7', 't1', 't9', NULL);`);
+    const insert = db.prepare(
+      `INSERT INTO records (ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, record_hash, leaf_hash)
+       VALUES (?, ?, 'COLLECTOR', 1, ?, 'agent', ?, ?, 'r', ?, 'h', zeroblob(32))`,
+    );
+    insert.run(0, 'c1', 1, 'agent.enrolled', '2026-10-01T00:00:00.000Z', JSON.stringify({ type: 'agent.enrolled', body: { agent: 'AS-OLD-7', epoch: 1 } }));
+    insert.run(1, 'c2', 2, 'agent.revoked', '2026-11-01T00:00:00.004Z', JSON.stringify({ type: 'agent.revoked', body: { agent: 'AS-OLD-7', epoch: 1 } }));
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    const epochs = (await store.listAgentEpochs()).filter((e) => e.agent === 'AS-OLD-7');
+    await store.close();
+    assert.deepEqual(
+      epochs.map((e) => [e.epoch, e.revokedAt, e.revokedIndex, e.supersededBy]),
+      [
+        [1, '2026-11-01T00:00:00.004Z', 1, null],
+        [2, null, null, null],
+      ],
+    );
+    const check = new Database(path, { readonly: true });
+    assert.deepEqual(check.prepare('SELECT for_replacement, voided_at FROM enrollment_tokens').get(), { for_replacement: 0, voided_at: null });
+    check.close();
+  });
+
   it('refuses to open a database newer than the code, naming both versions', () => {
     const path = join(makeTempDir(), 'collector.db');
     const db = new Database(path);
