@@ -1,5 +1,5 @@
 /**
- * `verifyBundle(path, options)`: checks a report bundle (format `sakshya-report/1`, see
+ * `verifyBundle(path, options)`: checks a report bundle (format `sakshya-report/2`, see
  * docs/report-bundle.md) offline and returns a structured verdict. It is what `sakshya-verify`
  * prints, and what the demo and the benchmark call.
  *
@@ -18,7 +18,7 @@
  * - `maxListedProblems`: how many problems to list (all are counted; default 1000).
  *
  * Checks, in order (each stage reports and the next still runs where it can):
- * 1. manifest.jws over manifest.json's bytes; manifest.json is canonical `sakshya-report/1`;
+ * 1. manifest.jws over manifest.json's bytes; manifest.json is canonical `sakshya-report/2`;
  * 2. every listed file's sha256 and length, missing and unlisted files;
  * 3. the checkpoint's signed note (log key), origin, and size/root against the manifest;
  * 4. every record and proof line (record-check.ts, on every core);

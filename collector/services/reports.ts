@@ -1,5 +1,5 @@
 /**
- * Report export (issue 5): writes a `sakshya-report/1` bundle (docs/report-bundle.md,
+ * Report export (issue 5): writes a `sakshya-report/2` bundle (docs/report-bundle.md,
  * shared/report/bundle-format.ts) for a filter, against one checkpoint of the ledger.
  *
  * Public entry points

@@ -1,5 +1,5 @@
 /**
- * Builds a report bundle (sakshya-report/1, docs/report-bundle.md) from first principles: real
+ * Builds a report bundle (sakshya-report/2, docs/report-bundle.md) from first principles: real
  * Ed25519 keys, real hash chains, a real RFC 9162 tree over every record of a small "ledger", a
  * real signed checkpoint and a real JWS manifest. It exists for the verifier's edge cases that a
  * healthy collector cannot produce on demand (a `not-in-ledger` gap, a rotation with a wrong
