@@ -249,16 +249,18 @@ export class ChainTracker {
         if (declared.revokedAt !== revokedAt) {
           report({ ...at, check: 'manifest.chain_revoked_at', expected: revokedAt, found: declared.revokedAt, message: "the manifest's revokedAt does not match keys.json" });
         }
-        if (declared.revokedIndex !== keysEntry.revokedIndex || declared.supersededBy !== keysEntry.supersededBy) {
+        const keysIndex = keysEntry.revokedIndex ?? null;
+        const keysSuperseded = keysEntry.supersededBy ?? null;
+        if (declared.revokedIndex !== keysIndex || declared.supersededBy !== keysSuperseded) {
           report({
             ...at,
             check: 'manifest.chain_revocation',
-            expected: `revokedIndex ${keysEntry.revokedIndex}, supersededBy ${keysEntry.supersededBy}`,
+            expected: `revokedIndex ${keysIndex}, supersededBy ${keysSuperseded}`,
             found: `revokedIndex ${declared.revokedIndex}, supersededBy ${declared.supersededBy}`,
             message: "the manifest's revocation index or replacing epoch does not match keys.json",
           });
         }
-        if ((keysEntry.revokedAt === null) !== (keysEntry.revokedIndex === null) || (keysEntry.supersededBy !== null && keysEntry.revokedIndex === null)) {
+        if ((revokedAt === null) !== (keysIndex === null) || (keysSuperseded !== null && keysIndex === null)) {
           report({ ...at, file: BUNDLE_FILES.keys, check: 'keys.revocation_incomplete', message: 'keys.json gives a revocation time without its ledger index, or the other way round' });
         }
       }

@@ -222,15 +222,20 @@ describe('report export (CLI and HTTP)', function () {
         gaps: [{ from: 5, to: 5, reason: 'outside-date-range' }],
         dropped: [{ seq: 6, id: lines.map((l) => JSON.parse(l) as { id: string; agent: string; seq: number }).find((r) => r.agent === kmr1.id && r.seq === 6)!.id, dropped: 42, firstAt: at(5), lastAt: at(6) }],
         revokedAt: null,
+        revokedIndex: null,
+        supersededBy: null,
       },
     );
     assert.equal(c1!.revokedAt, null);
     assert.equal(c2!.agent, kmr2.id);
     assert.match(c2!.revokedAt ?? '', /^\d{4}-\d\d-\d\dT/, 'the revoked agent carries its revocation time');
+    assert.equal(c2!.revokedIndex, checkpointSize - 2, 'and the ledger index of its revocation record (the auditor token issued after it is the last entry)');
+    assert.equal(c2!.supersededBy, null);
 
     const keys = keysFileSchema.parse(JSON.parse(files.get(BUNDLE_FILES.keys)!.toString('utf8')));
     assert.deepEqual(keys.agents.map((a) => [a.agent, a.epoch]), [[kmr1.id, 1], [kmr2.id, 1]]);
     assert.equal(keys.agents[1]!.revokedAt, c2!.revokedAt);
+    assert.equal(keys.agents[1]!.revokedIndex, c2!.revokedIndex);
     assert.equal(keys.agents[0]!.revokedAt, null);
     assert.deepEqual(keys.agents[0]!.keys.map((k) => [k.fromSeq, k.kid, k.reason]), [[1, kmr1.key.kid, 'enrolled']]);
     assert.deepEqual(keys.collector, { origin: collector.origin, logKey: collector.container.publicKeys.logKey, reportKey: collector.container.publicKeys.jwks.keys[0] });

@@ -29,8 +29,8 @@ describe('verifier/chain-tracker', () => {
   it('finds the undeclared part of a gap and the declared gap that is not missing', () => {
     const problems = new ProblemList();
     const tracker = new ChainTracker(
-      [{ agent: 'AS-A-001', epoch: 1, firstSeq: 1, lastSeq: 10, records: 4, gaps: [{ from: 2, to: 3, reason: 'excluded-by-filter' }, { from: 9, to: 9, reason: 'not-in-ledger' }], dropped: [], revokedAt: null }],
-      [{ agent: 'AS-A-001', epoch: 1, enrolledAt: '2026-11-22T00:00:00.000Z', revokedAt: null, keys: [] }],
+      [{ agent: 'AS-A-001', epoch: 1, firstSeq: 1, lastSeq: 10, records: 4, gaps: [{ from: 2, to: 3, reason: 'excluded-by-filter' }, { from: 9, to: 9, reason: 'not-in-ledger' }], dropped: [], revokedAt: null, revokedIndex: null, supersededBy: null }],
+      [{ agent: 'AS-A-001', epoch: 1, enrolledAt: '2026-11-22T00:00:00.000Z', revokedAt: null, revokedIndex: null, supersededBy: null, keys: [] }],
       problems,
     );
     const record = (seq: number, line: number): RecordSummary => ({ line, parsed: true, id: `id-${seq}`, agent: 'AS-A-001', epoch: 1, seq, prev: `h${seq - 1}`, hash: `h${seq}`, kind: 'audit', problems: 0 });
