@@ -10,10 +10,14 @@
  *     AS-KMR-002 epoch 1: revoked at <T>
  *   VERIFIED: 18,729 records in 2 chains …
  * or, after the chain lines, `FAILED: n problems` and one line per problem.
+ *
+ * Every line goes through escapeForTerminal (terminal-text.ts) at the end, in formatVerdict:
+ * the fields come from the bundle, and no field, present or future, can forget it.
  */
 import { GAP_REASONS, type Gap } from '../shared/report/bundle-format.ts';
 import type { ChainVerdict } from './chain-tracker.ts';
 import { formatProblem } from './problems.ts';
+import { linesForTerminal } from './terminal-text.ts';
 import type { BundleVerification } from './verify-bundle.ts';
 
 export function formatCount(n: number): string {
@@ -87,7 +91,12 @@ function filterLine(result: BundleVerification): string | null {
   );
 }
 
+/** The verdict as text for a terminal: one line per fact, every line escaped. */
 export function formatVerdict(result: BundleVerification): string {
+  return linesForTerminal(verdictLines(result));
+}
+
+function verdictLines(result: BundleVerification): string[] {
   const lines = [...keyLine(result)];
   const filter = filterLine(result);
   if (filter) lines.push(filter);
@@ -104,5 +113,5 @@ export function formatVerdict(result: BundleVerification): string {
     if (result.problemsTruncated) lines.push(`  … and ${formatCount(result.problemCount - result.problems.length)} more problems`);
   }
   if (!result.key.pinned) lines.push('!! REMEMBER: no collector key was pinned; this says nothing about who made the bundle.');
-  return lines.join('\n') + '\n';
+  return lines;
 }

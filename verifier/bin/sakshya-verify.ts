@@ -11,10 +11,12 @@
  *      an unreadable or invalid --collector-key file. Nothing was verified.
  *
  * Standalone by design: it imports only shared/ and verifier/, needs no database and opens no
- * network connection. The verdict goes to stdout; an input error is one line on stderr.
+ * network connection. The verdict goes to stdout; an input error is one line on stderr. Every
+ * byte written goes through terminal-text.ts: the bundle's fields cannot drive the terminal.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CollectorKeyError, loadPinnedCollectorKey, type PinnedCollectorKey } from '../collector-key.ts';
+import { escapeForTerminal, jsonForTerminal, linesForTerminal } from '../terminal-text.ts';
 import { formatVerdict } from '../verdict.ts';
 import { BundleInputError, verifyBundle } from '../verify-bundle.ts';
 
@@ -36,14 +38,20 @@ const program = new Command()
   .addOption(new Option('--threads <n>', 'worker threads for the record checks (default: one per core; 0: none)').argParser(threadCount))
   .showSuggestionAfterError()
   .exitOverride()
-  .configureOutput({ outputError: (text, write) => write(text) })
+  // Commander echoes arguments in its errors: they go through the same escaping as everything else.
+  .configureOutput({ outputError: (text, write) => write(linesForTerminal(text.trimEnd().split('\n'))) })
   .action(async (bundle: string, opts: { collectorKey?: string; json?: boolean; threads?: number }) => {
     let collectorKey: PinnedCollectorKey | undefined;
     if (opts.collectorKey !== undefined) collectorKey = loadPinnedCollectorKey(opts.collectorKey);
     const result = await verifyBundle(bundle, { ...(collectorKey ? { collectorKey } : {}), ...(opts.threads !== undefined ? { threads: opts.threads } : {}) });
-    process.stdout.write(opts.json ? JSON.stringify(result, null, 2) + '\n' : formatVerdict(result));
+    process.stdout.write(opts.json ? jsonForTerminal(result) : formatVerdict(result));
     process.exitCode = result.ok ? EXIT_VERIFIED : EXIT_FAILED;
   });
+
+function fail(line: string): void {
+  process.stderr.write(`${escapeForTerminal(line)}\n`);
+  process.exitCode = EXIT_USAGE;
+}
 
 try {
   await program.parseAsync(process.argv);
@@ -52,11 +60,9 @@ try {
     // --help and --version exit 0; every other commander error is a usage error.
     process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
   } else if (err instanceof BundleInputError || err instanceof CollectorKeyError) {
-    process.stderr.write(`sakshya-verify: ${err.message}\n`);
-    process.exitCode = EXIT_USAGE;
+    fail(`sakshya-verify: ${err.message}`);
   } else {
     // A bug, not a verdict: say so plainly, and never exit 0.
-    process.stderr.write(`sakshya-verify: internal error: ${(err as Error).message}\n`);
-    process.exitCode = EXIT_USAGE;
+    fail(`sakshya-verify: internal error: ${(err as Error).message}`);
   }
 }
