@@ -9,7 +9,8 @@
  *     AS-KMR-002 epoch 1: 1,204 telemetry records dropped by the agent between <T1> and <T2> (telemetry.dropped record seq 77)
  *     AS-KMR-002 epoch 1: revoked at <T>
  *   VERIFIED: 18,729 records in 2 chains …
- * or, after the chain lines, `FAILED: n problems` and one line per problem.
+ * or, after the chain lines, `FAILED: n problems` and one line per problem, or, when every check
+ * passed but no collector key was pinned, `CONSISTENT, NOT AUTHENTICATED: …`.
  *
  * Every line goes through escapeForTerminal (terminal-text.ts) at the end, in formatVerdict:
  * the fields come from the bundle, and no field, present or future, can forget it.
@@ -101,10 +102,14 @@ function verdictLines(result: BundleVerification): string[] {
   const filter = filterLine(result);
   if (filter) lines.push(filter);
   for (const chain of result.chains) lines.push(...formatChain(chain));
-  if (result.ok) {
+  const checked = `${plural(result.records.total, 'record')} in ${plural(result.chains.length, 'chain')}; every file hash, signature, inclusion proof, chain link and gap checks out`;
+  const against = result.manifest ? ` against checkpoint size ${formatCount(result.manifest.checkpoint.size)}` : '';
+  if (result.verdict === 'VERIFIED') {
+    lines.push(`VERIFIED: ${checked}${against}.`);
+  } else if (result.verdict === 'CONSISTENT_NOT_AUTHENTICATED') {
     lines.push(
-      `VERIFIED: ${plural(result.records.total, 'record')} in ${plural(result.chains.length, 'chain')}; every file hash, signature, inclusion proof, chain link and gap checks out` +
-        (result.manifest ? ` against checkpoint size ${formatCount(result.manifest.checkpoint.size)}.` : '.'),
+      `CONSISTENT, NOT AUTHENTICATED: ${checked}${against}, but only against the keys inside the bundle, which anyone can make. ` +
+        'This is NOT a verification: run again with --collector-key and the collector keys obtained out of band.',
     );
   } else {
     lines.push(`FAILED: ${plural(result.problemCount, 'problem')}`);

@@ -4,7 +4,8 @@
  * prints, and what the demo and the benchmark call.
  *
  *   const result = await verifyBundle('/media/usb/report', { collectorKey: loadPinnedCollectorKey('collector-keys.json') });
- *   result.ok          // true only if every check passed
+ *   result.verdict     // 'VERIFIED' | 'CONSISTENT_NOT_AUTHENTICATED' | 'FAILED'
+ *   result.ok          // true only if VERIFIED: every check passed against a pinned collector key
  *   result.key         // which key the manifest was checked with (pinned, or the bundle's own)
  *   result.chains      // per (agent, epoch): seq range, gaps, dropped telemetry, revocation, counts
  *   result.problems    // the first `maxListedProblems` problems, each naming file, line / record, expected vs found
@@ -13,7 +14,8 @@
  * is removed afterwards; see tarball.ts). Options:
  * - `collectorKey`: the collector key pinned out of band (collector-key.ts). Without it the
  *   manifest is checked with the key the bundle itself carries, and `warnings` says that this
- *   proves nothing about who made the bundle.
+ *   proves nothing about who made the bundle: the best verdict is then
+ *   `CONSISTENT_NOT_AUTHENTICATED`, never `VERIFIED`.
  * - `limits`: size caps on what is read (bundle-file.ts `DEFAULT_INPUT_LIMITS`).
  * - `threads`: worker threads for the per-record checks (default: one per core; 0 = inline).
  * - `maxListedProblems`: how many problems to list (all are counted; default 1000).
@@ -70,8 +72,16 @@ export interface VerifyBundleOptions {
   limits?: Partial<InputLimits>;
 }
 
+/**
+ * VERIFIED: every check passed against a pinned collector key (exit 0). FAILED: a check failed
+ * (exit 1). CONSISTENT_NOT_AUTHENTICATED: every check passed, but against the keys the bundle
+ * carries itself, which anyone can make (exit 3).
+ */
+export type Verdict = 'VERIFIED' | 'FAILED' | 'CONSISTENT_NOT_AUTHENTICATED';
+
 export interface BundleVerification {
-  /** True only if every check passed. */
+  verdict: Verdict;
+  /** True only if the verdict is VERIFIED. */
   ok: boolean;
   /** The path given (directory or archive). */
   bundle: string;
@@ -327,8 +337,10 @@ async function verifyDirectory(dir: string, options: VerifyBundleOptions, limits
   );
 }
 
-function finish(result: Omit<BundleVerification, 'ok' | 'problemCount' | 'problems' | 'problemsTruncated'>, problems: ProblemList): BundleVerification {
-  return { ok: problems.count === 0, ...result, problemCount: problems.count, problems: problems.listed, problemsTruncated: problems.truncated };
+function finish(result: Omit<BundleVerification, 'verdict' | 'ok' | 'problemCount' | 'problems' | 'problemsTruncated'>, problems: ProblemList): BundleVerification {
+  // Checked only against the bundle's own keys, a bundle proves nothing about who made it.
+  const verdict: Verdict = problems.count > 0 ? 'FAILED' : result.key.pinned ? 'VERIFIED' : 'CONSISTENT_NOT_AUTHENTICATED';
+  return { verdict, ok: verdict === 'VERIFIED', ...result, problemCount: problems.count, problems: problems.listed, problemsTruncated: problems.truncated };
 }
 
 /** Returns the kid of the key that verified the JWS, or the header's kid when none did. */

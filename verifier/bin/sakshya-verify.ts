@@ -6,11 +6,13 @@
  *                  [--max-metadata-bytes N] [--max-member-bytes N] [--max-total-bytes N]
  *
  * Exit codes (EXIT_CODES_HELP):
- *   0  VERIFIED: every check passed
+ *   0  VERIFIED: every check passed, against the pinned collector key
  *   1  FAILED: the bundle failed at least one check (each problem is printed)
  *   2  unusable input: bad arguments, no such bundle path, a file that cannot be read, a bundle
  *      file that is not a regular file or is over its cap, an unsafe archive, an unreadable or
  *      invalid --collector-key file. Nothing was verified.
+ *   3  CONSISTENT, NOT AUTHENTICATED: every check passed, but no --collector-key was given, so
+ *      only against the bundle's own keys: that proves nothing about who made the bundle.
  *
  * Standalone by design: it imports only shared/ and verifier/, needs no database and opens no
  * network connection. The verdict goes to stdout; an input error is one line on stderr. Every
@@ -22,19 +24,28 @@ import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../bundle-file.ts';
 import { formatProblem } from '../problems.ts';
 import { escapeForTerminal, jsonForTerminal, linesForTerminal } from '../terminal-text.ts';
 import { formatVerdict } from '../verdict.ts';
-import { BundleInputError, verifyBundle } from '../verify-bundle.ts';
+import { BundleInputError, verifyBundle, type Verdict } from '../verify-bundle.ts';
 
 export const EXIT_VERIFIED = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_NOT_AUTHENTICATED = 3;
+
+const EXIT_CODES: { [verdict in Verdict]: number } = {
+  VERIFIED: EXIT_VERIFIED,
+  FAILED: EXIT_FAILED,
+  CONSISTENT_NOT_AUTHENTICATED: EXIT_NOT_AUTHENTICATED,
+};
 
 const EXIT_CODES_HELP = `
 Exit codes:
-  0  VERIFIED: every check passed
+  0  VERIFIED: every check passed, against the pinned --collector-key
   1  FAILED: the bundle failed at least one check (each problem is printed)
   2  unusable input, nothing was verified: bad arguments, no such bundle, a file that cannot be
      read, a bundle file that is not a regular file or is over its cap, an unsafe archive, or a
      --collector-key file that is not a key file (one line on stderr names the problem)
+  3  CONSISTENT, NOT AUTHENTICATED: every check passed, but without --collector-key only against
+     the keys inside the bundle, which anyone can make: this proves nothing about who made it
 `;
 
 function threadCount(value: string): number {
@@ -99,7 +110,7 @@ const program = new Command()
       limits: limitsOf(opts),
     });
     process.stdout.write(opts.json ? jsonForTerminal(result) : formatVerdict(result));
-    process.exitCode = result.ok ? EXIT_VERIFIED : EXIT_FAILED;
+    process.exitCode = EXIT_CODES[result.verdict];
   });
 
 function fail(line: string): void {

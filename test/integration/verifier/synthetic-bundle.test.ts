@@ -72,17 +72,23 @@ describe('sakshya-verify on synthetic bundles', function () {
     assert.doesNotMatch(run.stdout, /WARNING/);
   });
 
-  it('without a pinned key, verifies but warns loudly that this proves nothing about who made the bundle', async () => {
+  it('a bundle verified without a collector key exits 3, not VERIFIED', async () => {
     const run = await runVerifyCli([base.dir]);
-    assert.equal(run.code, 0, run.stdout);
+    assert.equal(run.code, 3, run.stdout + run.stderr);
     assert.match(run.stdout.split('\n')[0]!, /^Manifest checked with the report key INSIDE THE BUNDLE \(keys\.json, .*\): no collector key was pinned\.$/);
     assert.match(run.stdout, /!! WARNING: NO COLLECTOR KEY WAS PINNED/);
+    assert.match(run.stdout, /^CONSISTENT, NOT AUTHENTICATED: 96 records in 2 chains; .* but only against the keys inside the bundle, which anyone can make\. This is NOT a verification: /m);
+    assert.doesNotMatch(run.stdout, /^VERIFIED/m);
     assert.match(run.stdout, /REMEMBER: no collector key was pinned/);
+    const json = await verifyJson(base.dir, false);
+    assert.equal(json.code, 3);
+    assert.deepEqual([json.result.verdict, json.result.ok, json.result.problemCount, json.result.key.pinned], ['CONSISTENT_NOT_AUTHENTICATED', false, 0, false]);
   });
 
   it('--json gives the structured result', async () => {
     const { code, result } = await verifyJson(base.dir);
     assert.equal(code, 0);
+    assert.equal(result.verdict, 'VERIFIED');
     assert.equal(result.ok, true);
     assert.deepEqual(result.key, { pinned: true, source: keyFile, kid: base.identity.report.kid, logKeyPinned: true, logKeyId: publishedKeys(base.identity).logKey.split('+').slice(0, 2).join('+') });
     assert.deepEqual(result.records, { total: 96, verified: 96, failed: 0, byKind: { audit: 94, agent: 2 } });
@@ -209,7 +215,7 @@ describe('sakshya-verify on synthetic bundles', function () {
     const collectorKey = parsePinnedCollectorKey(publishedKeys(base.identity), 'published keys');
     const inline = await verifyBundle(base.dir, { threads: 0, collectorKey });
     const pooled = await verifyBundle(base.dir, { threads: 2, collectorKey });
-    assert.equal(inline.ok, true);
+    assert.equal(inline.verdict, 'VERIFIED');
     assert.deepEqual(inline, pooled);
   });
 
