@@ -4,8 +4,12 @@
  * Why not node:readline: it also ends lines at a lone `\r` and at `\r\n`, and says nothing of a
  * last line without `\n`. A bundle's lines are evidence byte for byte (the leaf hash is over
  * them), so a line ends only at `\n` and a missing final `\n` is reported.
+ *
+ * The file must be a regular file (bundle-file.ts): a symlink or a FIFO is a BundleInputError.
  */
-import { createReadStream } from 'node:fs';
+import { basename } from 'node:path';
+import { openRegularFile } from './bundle-file.ts';
+import { BundleInputError } from './problems.ts';
 
 export interface Line {
   /** The line's bytes without its `\n`. A view: valid until the next line is read, copy to keep it. */
@@ -36,7 +40,9 @@ export class LineTooLongError extends Error {
 export async function* readLines(path: string, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<Line> {
   let carry: Buffer = Buffer.alloc(0);
   let number = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+  const handle = await openRegularFile(path);
+  if (!handle) throw new BundleInputError('input.unreadable', basename(path), `cannot read ${path}: ENOENT`);
+  for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     const data = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
     let start = 0;
     for (let end = data.indexOf(NEWLINE, start); end >= 0; end = data.indexOf(NEWLINE, start)) {

@@ -3,7 +3,12 @@
  * number, record id, chain) when that is known, a stable check code, and expected vs found, so
  * an auditor can point at the exact evidence. The list is capped (a bundle whose every record is
  * damaged would otherwise print a million lines and hold them in memory); every problem is
- * counted.
+ * counted. Each text field of a listed problem is clipped to `MAX_PROBLEM_TEXT` characters: a
+ * record line may be 4 MiB, and a thousand invalid records with 4 MB ids must not become 4 GB
+ * of listed problems.
+ *
+ * Input that cannot be used at all (exit 2, nothing verified) is a BundleInputError carrying one
+ * problem, with one of the `INPUT_CHECKS` codes.
  */
 
 export interface BundleProblem {
@@ -25,6 +30,53 @@ export interface BundleProblem {
 
 export const DEFAULT_MAX_LISTED_PROBLEMS = 1000;
 
+/** Longest text kept in one field of a listed problem; longer text keeps its start and says how long it was. */
+export const MAX_PROBLEM_TEXT = 1000;
+
+function clip<T>(value: T): T {
+  if (typeof value !== 'string' || value.length <= MAX_PROBLEM_TEXT) return value;
+  return `${value.slice(0, MAX_PROBLEM_TEXT)}… (${value.length.toLocaleString('en-US')} characters in all)` as T;
+}
+
+function clipProblem(problem: BundleProblem): BundleProblem {
+  const clipped = { ...problem };
+  for (const key of Object.keys(clipped) as (keyof BundleProblem)[]) (clipped as { [key: string]: unknown })[key] = clip(clipped[key]);
+  return clipped;
+}
+
+/**
+ * Why an input was refused before anything was verified (exit code 2):
+ * - `input.unreadable`: the path does not exist or cannot be read;
+ * - `input.not_a_bundle`: neither a directory nor a `.tar.gz`;
+ * - `file.not_regular`: a bundle file is a symbolic link, FIFO, device, socket or directory;
+ * - `file.too_large`: manifest.json, manifest.jws, keys.json or checkpoint is over its cap;
+ * - `archive.refused`: the `.tar.gz` holds something a bundle never holds (a link, a path
+ *   outside its folder, a member twice, too many members);
+ * - `archive.too_large`: a member, all members, or the unpacked stream is over its cap;
+ * - `archive.unreadable`: not a readable `.tar.gz`.
+ */
+export const INPUT_CHECKS = [
+  'input.unreadable',
+  'input.not_a_bundle',
+  'file.not_regular',
+  'file.too_large',
+  'archive.refused',
+  'archive.too_large',
+  'archive.unreadable',
+] as const;
+export type InputCheck = (typeof INPUT_CHECKS)[number];
+
+/** The input cannot be used at all (exit code 2), as opposed to a bundle that fails its checks. */
+export class BundleInputError extends Error {
+  override name = 'BundleInputError';
+  readonly problem: BundleProblem & { check: InputCheck };
+
+  constructor(check: InputCheck, file: string, message: string) {
+    super(message);
+    this.problem = clipProblem({ check, file, message }) as BundleProblem & { check: InputCheck };
+  }
+}
+
 export class ProblemList {
   readonly #limit: number;
   readonly listed: BundleProblem[] = [];
@@ -36,7 +88,7 @@ export class ProblemList {
 
   add(problem: BundleProblem): void {
     this.count++;
-    if (this.listed.length < this.#limit) this.listed.push(problem);
+    if (this.listed.length < this.#limit) this.listed.push(clipProblem(problem));
   }
 
   get truncated(): boolean {

@@ -9,11 +9,16 @@
  *     AS-KMR-002 epoch 1: 1,204 telemetry records dropped by the agent between <T1> and <T2> (telemetry.dropped record seq 77)
  *     AS-KMR-002 epoch 1: revoked at <T>, ledger index <i>; no record of this epoch is after it
  *   VERIFIED: 18,729 records in 2 chains …
- * or, after the chain lines, `FAILED: n problems` and one line per problem.
+ * or, after the chain lines, `FAILED: n problems` and one line per problem, or, when every check
+ * passed but no collector key was pinned, `CONSISTENT, NOT AUTHENTICATED: …`.
+ *
+ * Every line goes through escapeForTerminal (terminal-text.ts) at the end, in formatVerdict:
+ * the fields come from the bundle, and no field, present or future, can forget it.
  */
 import { GAP_REASONS, type Gap } from '../shared/report/bundle-format.ts';
 import type { ChainVerdict } from './chain-tracker.ts';
 import { formatProblem } from './problems.ts';
+import { linesForTerminal } from './terminal-text.ts';
 import type { BundleVerification } from './verify-bundle.ts';
 
 export function formatCount(n: number): string {
@@ -91,15 +96,24 @@ function filterLine(result: BundleVerification): string | null {
   );
 }
 
+/** The verdict as text for a terminal: one line per fact, every line escaped. */
 export function formatVerdict(result: BundleVerification): string {
+  return linesForTerminal(verdictLines(result));
+}
+
+function verdictLines(result: BundleVerification): string[] {
   const lines = [...keyLine(result)];
   const filter = filterLine(result);
   if (filter) lines.push(filter);
   for (const chain of result.chains) lines.push(...formatChain(chain));
-  if (result.ok) {
+  const checked = `${plural(result.records.total, 'record')} in ${plural(result.chains.length, 'chain')}; every file hash, signature, inclusion proof, chain link and gap checks out`;
+  const against = result.manifest ? ` against checkpoint size ${formatCount(result.manifest.checkpoint.size)}` : '';
+  if (result.verdict === 'VERIFIED') {
+    lines.push(`VERIFIED: ${checked}${against}.`);
+  } else if (result.verdict === 'CONSISTENT_NOT_AUTHENTICATED') {
     lines.push(
-      `VERIFIED: ${plural(result.records.total, 'record')} in ${plural(result.chains.length, 'chain')}; every file hash, signature, inclusion proof, chain link and gap checks out` +
-        (result.manifest ? ` against checkpoint size ${formatCount(result.manifest.checkpoint.size)}.` : '.'),
+      `CONSISTENT, NOT AUTHENTICATED: ${checked}${against}, but only against the keys inside the bundle, which anyone can make. ` +
+        'This is NOT a verification: run again with --collector-key and the collector keys obtained out of band.',
     );
   } else {
     lines.push(`FAILED: ${plural(result.problemCount, 'problem')}`);
@@ -108,5 +122,5 @@ export function formatVerdict(result: BundleVerification): string {
     if (result.problemsTruncated) lines.push(`  … and ${formatCount(result.problemCount - result.problems.length)} more problems`);
   }
   if (!result.key.pinned) lines.push('!! REMEMBER: no collector key was pinned; this says nothing about who made the bundle.');
-  return lines.join('\n') + '\n';
+  return lines;
 }

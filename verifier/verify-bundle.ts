@@ -4,7 +4,8 @@
  * prints, and what the demo and the benchmark call.
  *
  *   const result = await verifyBundle('/media/usb/report', { collectorKey: loadPinnedCollectorKey('collector-keys.json') });
- *   result.ok          // true only if every check passed
+ *   result.verdict     // 'VERIFIED' | 'CONSISTENT_NOT_AUTHENTICATED' | 'FAILED'
+ *   result.ok          // true only if VERIFIED: every check passed against a pinned collector key
  *   result.key         // which key the manifest was checked with (pinned, or the bundle's own)
  *   result.chains      // per (agent, epoch): seq range, gaps, dropped telemetry, revocation, counts
  *   result.problems    // the first `maxListedProblems` problems, each naming file, line / record, expected vs found
@@ -13,7 +14,9 @@
  * is removed afterwards; see tarball.ts). Options:
  * - `collectorKey`: the collector key pinned out of band (collector-key.ts). Without it the
  *   manifest is checked with the key the bundle itself carries, and `warnings` says that this
- *   proves nothing about who made the bundle.
+ *   proves nothing about who made the bundle: the best verdict is then
+ *   `CONSISTENT_NOT_AUTHENTICATED`, never `VERIFIED`.
+ * - `limits`: size caps on what is read (bundle-file.ts `DEFAULT_INPUT_LIMITS`).
  * - `threads`: worker threads for the per-record checks (default: one per core; 0 = inline).
  * - `maxListedProblems`: how many problems to list (all are counted; default 1000).
  *
@@ -24,12 +27,14 @@
  * 4. every record and proof line (record-check.ts, on every core);
  * 5. chains and completeness (chain-tracker.ts), and the manifest's counts.
  *
- * Throws BundleInputError (exit code 2 in the CLI) when the input cannot be read at all: no such
- * path, not a directory or archive, a file that exists but cannot be read. Anything wrong with
- * the bundle's content is a problem in the result, never an exception.
+ * Throws BundleInputError (exit code 2 in the CLI, one named problem: problems.ts) when the input
+ * cannot be used at all: no such path, not a directory or archive, a file that exists but cannot
+ * be read, a bundle file that is not a regular file (symlink, FIFO, device), a metadata file or
+ * an archive over its cap, an unsafe or unreadable archive. Anything wrong with the content of
+ * a usable bundle is a problem in the result, never an exception.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { canonicalBytes } from '../shared/canonical-json.ts';
@@ -49,22 +54,34 @@ import {
   type Manifest,
   type ReportFilter,
 } from '../shared/report/bundle-format.ts';
+import { DEFAULT_INPUT_LIMITS, metadataCap, openRegularFile, readCappedFile, type InputLimits } from './bundle-file.ts';
 import { ChainTracker, type ChainVerdict } from './chain-tracker.ts';
 import { reportKeyFromJwk, type PinnedCollectorKey, type ReportKey } from './collector-key.ts';
-import { ProblemList, DEFAULT_MAX_LISTED_PROBLEMS, type BundleProblem } from './problems.ts';
+import { BundleInputError, ProblemList, DEFAULT_MAX_LISTED_PROBLEMS, type BundleProblem } from './problems.ts';
 import type { KeyPeriodData, RecordCheckContext } from './record-check.ts';
 import { defaultThreads, RecordPool } from './record-pool.ts';
 import { checkRecordFiles } from './records-check.ts';
 import { extractBundleArchive, isArchivePath } from './tarball.ts';
 
+export { BundleInputError };
+
 export interface VerifyBundleOptions {
   collectorKey?: PinnedCollectorKey;
   threads?: number;
   maxListedProblems?: number;
+  limits?: Partial<InputLimits>;
 }
 
+/**
+ * VERIFIED: every check passed against a pinned collector key (exit 0). FAILED: a check failed
+ * (exit 1). CONSISTENT_NOT_AUTHENTICATED: every check passed, but against the keys the bundle
+ * carries itself, which anyone can make (exit 3).
+ */
+export type Verdict = 'VERIFIED' | 'FAILED' | 'CONSISTENT_NOT_AUTHENTICATED';
+
 export interface BundleVerification {
-  /** True only if every check passed. */
+  verdict: Verdict;
+  /** True only if the verdict is VERIFIED. */
   ok: boolean;
   /** The path given (directory or archive). */
   bundle: string;
@@ -98,35 +115,30 @@ export interface BundleVerification {
   problemsTruncated: boolean;
 }
 
-/** The input cannot be read at all (exit code 2), as opposed to a bundle that fails its checks. */
-export class BundleInputError extends Error {
-  override name = 'BundleInputError';
-}
-
 function ioError(path: string, err: unknown): BundleInputError {
-  return new BundleInputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  return new BundleInputError('input.unreadable', path, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
 }
 
-/** Reads a bundle file; undefined if it does not exist (a problem), throws if it cannot be read. */
-function readBundleFile(dir: string, name: string): Buffer | undefined {
-  try {
-    return readFileSync(join(dir, name));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioError(join(dir, name), err);
-  }
+/** A metadata file, up to its cap; undefined if it does not exist (a problem), throws if it cannot be used. */
+function readBundleFile(dir: string, name: string, limits: InputLimits): Buffer | undefined {
+  return readCappedFile(join(dir, name), metadataCap(name, limits.maxMetadataBytes)!);
 }
 
-async function digestFile(path: string): Promise<{ sha256: string; bytes: number }> {
+/** sha256 and length of a regular file; undefined if it does not exist. */
+async function digestFile(path: string): Promise<{ sha256: string; bytes: number } | undefined> {
+  const handle = await openRegularFile(path);
+  if (!handle) return undefined;
   const hash = createHash('sha256');
   let bytes = 0;
   try {
-    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    for await (const chunk of handle.createReadStream() as AsyncIterable<Buffer>) {
       hash.update(chunk);
       bytes += chunk.length;
     }
   } catch (err) {
     throw ioError(path, err);
+  } finally {
+    await handle.close();
   }
   return { sha256: hash.digest('hex'), bytes };
 }
@@ -161,35 +173,19 @@ export async function verifyBundle(path: string, options: VerifyBundleOptions = 
   } catch (err) {
     throw ioError(path, err);
   }
+  const limits: InputLimits = { ...DEFAULT_INPUT_LIMITS, ...options.limits };
+  const problems = new ProblemList(options.maxListedProblems ?? DEFAULT_MAX_LISTED_PROBLEMS);
   if (stat.isFile() && isArchivePath(path)) {
-    const problems = new ProblemList(options.maxListedProblems ?? DEFAULT_MAX_LISTED_PROBLEMS);
-    const extracted = await extractBundleArchive(path, problems);
+    const extracted = await extractBundleArchive(path, limits);
     try {
-      if (!extracted.dir) return emptyResult(path, options, problems);
-      const result = await verifyDirectory(extracted.dir, options, problems);
+      const result = await verifyDirectory(extracted.dir, options, limits, problems);
       return { ...result, bundle: path };
     } finally {
       extracted.cleanup();
     }
   }
-  if (!stat.isDirectory()) throw new BundleInputError(`${path} is neither a bundle directory nor a .tar.gz bundle`);
-  return verifyDirectory(path, options, new ProblemList(options.maxListedProblems ?? DEFAULT_MAX_LISTED_PROBLEMS));
-}
-
-function emptyResult(path: string, options: VerifyBundleOptions, problems: ProblemList): BundleVerification {
-  return {
-    ok: false,
-    bundle: path,
-    key: { pinned: options.collectorKey !== undefined, source: options.collectorKey?.source ?? BUNDLE_FILES.keys, kid: null, logKeyPinned: options.collectorKey?.logVerifier != null, logKeyId: null },
-    warnings: options.collectorKey ? [] : [NO_PIN_WARNING],
-    manifest: null,
-    recordsChecked: false,
-    records: { total: 0, verified: 0, failed: 0, byKind: {} },
-    chains: [],
-    problemCount: problems.count,
-    problems: problems.listed,
-    problemsTruncated: problems.truncated,
-  };
+  if (!stat.isDirectory()) throw new BundleInputError('input.not_a_bundle', path, `${path} is neither a bundle directory nor a .tar.gz bundle`);
+  return verifyDirectory(path, options, limits, problems);
 }
 
 export const NO_PIN_WARNING =
@@ -197,12 +193,12 @@ export const NO_PIN_WARNING =
   'Anyone can make a bundle that passes that way, so this proves the bundle is consistent, NOT that the collector made it. ' +
   'Get the collector\'s keys out of band and run again with --collector-key.';
 
-async function verifyDirectory(dir: string, options: VerifyBundleOptions, problems: ProblemList): Promise<BundleVerification> {
+async function verifyDirectory(dir: string, options: VerifyBundleOptions, limits: InputLimits, problems: ProblemList): Promise<BundleVerification> {
   const pin = options.collectorKey;
   const warnings: string[] = pin ? [] : [NO_PIN_WARNING];
 
   // keys.json first: without a pin, the manifest is checked with its reportKey.
-  const keysBytes = readBundleFile(dir, BUNDLE_FILES.keys);
+  const keysBytes = readBundleFile(dir, BUNDLE_FILES.keys, limits);
   let keys: KeysFile | undefined;
   if (!keysBytes) missing(BUNDLE_FILES.keys, problems);
   else {
@@ -225,8 +221,8 @@ async function verifyDirectory(dir: string, options: VerifyBundleOptions, proble
       problems.add({ check: 'keys.bad_report_key', file: BUNDLE_FILES.keys, message: `collector.reportKey is not usable: ${(err as Error).message}` });
     }
   }
-  const manifestBytes = readBundleFile(dir, BUNDLE_FILES.manifest);
-  const jwsBytes = readBundleFile(dir, BUNDLE_FILES.manifestJws);
+  const manifestBytes = readBundleFile(dir, BUNDLE_FILES.manifest, limits);
+  const jwsBytes = readBundleFile(dir, BUNDLE_FILES.manifestJws, limits);
   const usedKid = await checkManifestSignature(manifestBytes, jwsBytes, reportKeys, problems);
   let logVerifier: NoteVerifier | null = pin?.logVerifier ?? null;
   if (!logVerifier && keys) {
@@ -279,19 +275,12 @@ async function verifyDirectory(dir: string, options: VerifyBundleOptions, proble
   const present = new Set<string>();
   for (const name of MANIFEST_LISTED_FILES) {
     const expected = manifest.files[name];
-    const filePath = join(dir, name);
-    let isFile = false;
-    try {
-      isFile = statSync(filePath).isFile();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(filePath, err);
-    }
-    if (!isFile) {
+    const found = await digestFile(join(dir, name));
+    if (!found) {
       missing(name, problems, 'the manifest lists this file, but the bundle has no such file');
       continue;
     }
     present.add(name);
-    const found = await digestFile(filePath);
     if (found.sha256 !== expected.sha256) {
       problems.add({ check: 'file.sha256_mismatch', file: name, expected: expected.sha256, found: found.sha256, message: 'the file is not the one the manifest was signed over: its content was changed' });
     }
@@ -307,7 +296,7 @@ async function verifyDirectory(dir: string, options: VerifyBundleOptions, proble
   }
 
   // 3. The checkpoint.
-  const checkpointBytes = readBundleFile(dir, BUNDLE_FILES.checkpoint);
+  const checkpointBytes = readBundleFile(dir, BUNDLE_FILES.checkpoint, limits);
   if (checkpointBytes) checkCheckpoint(checkpointBytes.toString('utf8'), manifest, logVerifier, problems);
 
   // 4 and 5. Records, proofs, chains.
@@ -348,8 +337,10 @@ async function verifyDirectory(dir: string, options: VerifyBundleOptions, proble
   );
 }
 
-function finish(result: Omit<BundleVerification, 'ok' | 'problemCount' | 'problems' | 'problemsTruncated'>, problems: ProblemList): BundleVerification {
-  return { ok: problems.count === 0, ...result, problemCount: problems.count, problems: problems.listed, problemsTruncated: problems.truncated };
+function finish(result: Omit<BundleVerification, 'verdict' | 'ok' | 'problemCount' | 'problems' | 'problemsTruncated'>, problems: ProblemList): BundleVerification {
+  // Checked only against the bundle's own keys, a bundle proves nothing about who made it.
+  const verdict: Verdict = problems.count > 0 ? 'FAILED' : result.key.pinned ? 'VERIFIED' : 'CONSISTENT_NOT_AUTHENTICATED';
+  return { verdict, ok: verdict === 'VERIFIED', ...result, problemCount: problems.count, problems: problems.listed, problemsTruncated: problems.truncated };
 }
 
 /** Returns the kid of the key that verified the JWS, or the header's kid when none did. */

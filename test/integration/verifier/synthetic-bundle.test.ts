@@ -3,7 +3,8 @@
  * the cases a healthy collector cannot be made to produce (a `not-in-ledger` gap, a key rotation
  * in the range, a dishonest operator re-signing a reordered bundle or a forged checkpoint with
  * the real key), unsafe archives, and the CLI's exit codes. The tampering list of issue 5 runs
- * against real exported bundles in exported-bundle.test.ts. Every CLI case runs the real bin.
+ * against real exported bundles in exported-bundle.test.ts, hostile input (terminal escapes,
+ * FIFOs, symlinks, size caps) in hostile-input.test.ts. Every CLI case runs the real bin.
  */
 import assert from 'node:assert/strict';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { pack as tarPack } from 'tar-stream';
 import { ALL_BUNDLE_FILES, BUNDLE_FILES } from '../../../shared/report/bundle-format.ts';
 import { buildSyntheticBundle, publishedKeys, resignBundle, type SyntheticBundle } from '../../helpers/synthetic-bundle.ts';
 import { copyBundle, runVerifyCli } from '../../helpers/verifier-process.ts';
+import { parsePinnedCollectorKey } from '../../../verifier/collector-key.ts';
 import { verifyBundle, type BundleVerification } from '../../../verifier/verify-bundle.ts';
 
 const A = 'AS-KMR-001';
@@ -70,17 +72,23 @@ describe('sakshya-verify on synthetic bundles', function () {
     assert.doesNotMatch(run.stdout, /WARNING/);
   });
 
-  it('without a pinned key, verifies but warns loudly that this proves nothing about who made the bundle', async () => {
+  it('a bundle verified without a collector key exits 3, not VERIFIED', async () => {
     const run = await runVerifyCli([base.dir]);
-    assert.equal(run.code, 0, run.stdout);
+    assert.equal(run.code, 3, run.stdout + run.stderr);
     assert.match(run.stdout.split('\n')[0]!, /^Manifest checked with the report key INSIDE THE BUNDLE \(keys\.json, .*\): no collector key was pinned\.$/);
     assert.match(run.stdout, /!! WARNING: NO COLLECTOR KEY WAS PINNED/);
+    assert.match(run.stdout, /^CONSISTENT, NOT AUTHENTICATED: 96 records in 2 chains; .* but only against the keys inside the bundle, which anyone can make\. This is NOT a verification: /m);
+    assert.doesNotMatch(run.stdout, /^VERIFIED/m);
     assert.match(run.stdout, /REMEMBER: no collector key was pinned/);
+    const json = await verifyJson(base.dir, false);
+    assert.equal(json.code, 3);
+    assert.deepEqual([json.result.verdict, json.result.ok, json.result.problemCount, json.result.key.pinned], ['CONSISTENT_NOT_AUTHENTICATED', false, 0, false]);
   });
 
   it('--json gives the structured result', async () => {
     const { code, result } = await verifyJson(base.dir);
     assert.equal(code, 0);
+    assert.equal(result.verdict, 'VERIFIED');
     assert.equal(result.ok, true);
     assert.deepEqual(result.key, { pinned: true, source: keyFile, kid: base.identity.report.kid, logKeyPinned: true, logKeyId: publishedKeys(base.identity).logKey.split('+').slice(0, 2).join('+') });
     assert.deepEqual(result.records, { total: 96, verified: 96, failed: 0, byKind: { audit: 94, agent: 2 } });
@@ -188,24 +196,26 @@ describe('sakshya-verify on synthetic bundles', function () {
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /^VERIFIED: 96 records in 2 chains/m);
 
+    // Refused archives are unusable input: exit 2, nothing verified, the named problem on stderr.
     const traversal = join(work, 'traversal.tar.gz');
     await writeArchive(traversal, [...files, { name: '../escaped', body: Buffer.from('x') }]);
-    const refused = await verifyJson(traversal);
-    assert.equal(refused.code, 1);
-    assert.equal(refused.result.problems[0]!.check, 'archive.refused');
-    assert.match(refused.result.problems[0]!.message, /leaves or walks its directory/);
+    const refused = await runVerifyCli([traversal, '--collector-key', keyFile, '--json']);
+    assert.equal(refused.code, 2);
+    assert.equal(refused.stdout, '');
+    assert.match(refused.stderr, /^sakshya-verify: nothing was verified: .*traversal\.tar\.gz: archive\.refused: .*leaves or walks its directory\n$/);
 
     const link = join(work, 'link.tar.gz');
     await writeArchive(link, [{ name: 'sakshya-report/records.jsonl', type: 'symlink', linkname: '/etc/passwd' }, ...files.slice(1)]);
-    const linked = await verifyJson(link);
-    assert.equal(linked.code, 1);
-    assert.match(linked.result.problems[0]!.message, /is a symlink, not a regular file/);
+    const linked = await runVerifyCli([link, '--collector-key', keyFile]);
+    assert.equal(linked.code, 2);
+    assert.match(linked.stderr, /archive\.refused: .*is a symlink, not a regular file/);
   });
 
   it('in-process verifyBundle gives the same verdict inline (threads 0) as with workers', async () => {
-    const inline = await verifyBundle(base.dir, { threads: 0 });
-    const pooled = await verifyBundle(base.dir, { threads: 2 });
-    assert.equal(inline.ok, true);
+    const collectorKey = parsePinnedCollectorKey(publishedKeys(base.identity), 'published keys');
+    const inline = await verifyBundle(base.dir, { threads: 0, collectorKey });
+    const pooled = await verifyBundle(base.dir, { threads: 2, collectorKey });
+    assert.equal(inline.verdict, 'VERIFIED');
     assert.deepEqual(inline, pooled);
   });
 
@@ -213,7 +223,7 @@ describe('sakshya-verify on synthetic bundles', function () {
     it('no such bundle', async () => {
       const run = await runVerifyCli([join(work, 'nope')]);
       assert.equal(run.code, 2);
-      assert.match(run.stderr, /^sakshya-verify: cannot read .*nope: ENOENT\n$/);
+      assert.match(run.stderr, /^sakshya-verify: nothing was verified: .*nope: input\.unreadable: cannot read .*nope: ENOENT\n$/);
       assert.equal(run.stdout, '');
     });
     it('a key file that is not a key', async () => {
@@ -230,7 +240,7 @@ describe('sakshya-verify on synthetic bundles', function () {
       mkdirSync(join(dir, BUNDLE_FILES.keys));
       const run = await runVerifyCli([dir]);
       assert.equal(run.code, 2);
-      assert.match(run.stderr, /^sakshya-verify: cannot read .*keys\.json: EISDIR\n$/);
+      assert.match(run.stderr, /^sakshya-verify: nothing was verified: keys\.json: file\.not_regular: .*keys\.json is a directory, not a regular file: a bundle holds only regular files\n$/);
     });
     it('bad usage', async () => {
       const run = await runVerifyCli([]);
