@@ -9,11 +9,12 @@
  *   it never blocks a retry and never leaves a directory that looks usable.
  * - An initialised directory is never re-initialised: `init` refuses.
  *
- * ## On-disk layout it creates (directory mode 0700)
+ * ## On-disk layout it creates (directory mode 0700; an existing directory that group or
+ * others can write to is refused)
  * - `agent-key.jwk`  private Ed25519 JWK, mode 0600
  * - `local-token`    local API bearer token, mode 0600
  * - `outbox.db`      the outbox, with the pins (collector, origin, log key, receipt key, agent,
- *                    epoch, kid)
+ *                    epoch, kid), mode 0600 like its -wal and -shm
  *
  * ## What a crash at each step leaves behind
  * - before or during the enrollment request: at most a key file; the next `init` removes it.
@@ -22,10 +23,11 @@
  *   operator needs a new one (enrolling again starts a new epoch at the collector).
  * - after the pins commit: an initialised agent.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import got, { RequestError } from 'got';
 import { publicKeyFromJwk } from '../shared/crypto.ts';
 import type { Logger } from '../shared/logger.ts';
+import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/private-files.ts';
 import { agentIdSchema, API_PREFIX, describeZodError, enrollResponseSchema, type EnrollResponse } from '../shared/protocol.ts';
 import { agentKeyPath, createAgentKey } from './keys.ts';
 import { createLocalToken, localTokenPath } from './local-api/local-token.ts';
@@ -131,9 +133,9 @@ export async function initAgentDir(options: InitOptions): Promise<InitResult> {
 function prepareDir(dir: string, logger: Logger): boolean {
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new EnrollError(`${dir} exists and is not a directory`);
+    assertPrivateDirectory(dir);
   } else {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return true;
+    return ensurePrivateDirectory(dir);
   }
   const outboxFile = outboxPath(dir);
   if (existsSync(outboxFile)) {

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
+import { assertPrivateDirectory } from '../../shared/private-files.ts';
 import { describeConfig, loadAgentConfig, type AgentConfig, type AgentConfigOverrides } from '../config.ts';
 import { BufferCapError, OutboxCorruptError, OutboxNotInitialisedError, outboxPath, SqliteOutbox, type IntegrityCheck } from '../outbox/sqlite-outbox.ts';
 import type { AgentStatus } from '../status.ts';
@@ -37,9 +38,11 @@ interface DirOption {
  * Opens the outbox with the configured buffer cap, after SQLite's integrity check: `run` (long
  * lived, started rarely) pays for the full `integrity_check`, the short commands for
  * `quick_check` (costs: agent/outbox/sqlite-outbox.ts, checkOutboxIntegrity). A corrupt outbox
- * is refused, never repaired or recreated.
+ * is refused, never repaired or recreated; so is an agent directory that group or others can
+ * write to (shared/private-files.ts).
  */
 function openOutbox(config: AgentConfig, integrity: IntegrityCheck = 'quick'): SqliteOutbox {
+  assertPrivateDirectory(config.dir);
   return SqliteOutbox.open(outboxPath(config.dir), { cap: config.bufferCap, integrity });
 }
 
@@ -323,6 +326,7 @@ program
         import('../verify/outbox-verifier.ts'),
         import('../verify/verify-report.ts'),
       ]);
+      assertPrivateDirectory(config.dir);
       const path = outboxPath(config.dir);
       if (!existsSync(path)) throw new OutboxNotInitialisedError(`no outbox at ${path}: run \`sakshya-agent init\` first`);
       const report = await verifyOutbox({ path, agentKey: readEnrolledPublicKey(config.dir) });

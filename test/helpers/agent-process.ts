@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withUmask } from './umask.ts';
 
 export const AGENT_BIN = fileURLToPath(new URL('../../agent/bin/sakshya-agent.ts', import.meta.url));
 
@@ -16,9 +17,11 @@ export const AGENT_BIN = fileURLToPath(new URL('../../agent/bin/sakshya-agent.ts
  * docs/operations.md, "Memory while draining a long backlog"). `env` finds `node` on PATH; this
  * process's own Node is put first there.
  */
-export function spawnAgentBin(args: string[], options: SpawnOptions & { env: NodeJS.ProcessEnv }): ChildProcess {
+export function spawnAgentBin(args: string[], options: SpawnOptions & { env: NodeJS.ProcessEnv; umask?: string }): ChildProcess {
+  const { umask, ...spawnOptions } = options;
   const path = options.env.PATH ?? process.env.PATH;
-  return spawn(AGENT_BIN, args, { ...options, env: { ...options.env, PATH: [dirname(process.execPath), path].filter(Boolean).join(delimiter) } });
+  const env = { ...options.env, PATH: [dirname(process.execPath), path].filter(Boolean).join(delimiter) };
+  return spawn(...withUmask(umask, AGENT_BIN, args), { ...spawnOptions, env });
 }
 
 /** Environment every test agent gets unless the test overrides it: quiet, fast, no cron. */
@@ -47,9 +50,13 @@ function childEnv(env: { [name: string]: string | undefined }): NodeJS.ProcessEn
 }
 
 /** Runs one `sakshya-agent` command to completion. */
-export function runAgentCli(args: string[], env: { [name: string]: string | undefined } = {}, options: { timeoutMs?: number } = {}): Promise<CliResult> {
+export function runAgentCli(
+  args: string[],
+  env: { [name: string]: string | undefined } = {},
+  options: { timeoutMs?: number; umask?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnAgentBin(args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnAgentBin(args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], ...(options.umask !== undefined ? { umask: options.umask } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -107,10 +114,11 @@ export interface AgentProcess {
 }
 
 /** Starts `sakshya-agent run` and resolves once its local API listens. */
-export function startAgentProcess(options: { dir: string; env?: { [name: string]: string }; startTimeoutMs?: number }): Promise<AgentProcess> {
+export function startAgentProcess(options: { dir: string; env?: { [name: string]: string }; startTimeoutMs?: number; umask?: string }): Promise<AgentProcess> {
   const child = spawnAgentBin(['run'], {
     env: childEnv({ SAKSHYA_AGENT_DIR: options.dir, ...options.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.umask !== undefined ? { umask: options.umask } : {}),
   });
   const logs: Array<{ [key: string]: unknown }> = [];
   const waiters: Array<{ predicate: (line: { [key: string]: unknown }) => boolean; resolve: (line: { [key: string]: unknown }) => void }> = [];
