@@ -38,9 +38,36 @@ export class EnrollError extends Error {
   override name = 'EnrollError';
 }
 
+/** A plain http:// collector URL that is not loopback, without --insecure-http. */
+export class InsecureCollectorUrlError extends EnrollError {
+  override name = 'InsecureCollectorUrlError';
+}
+
+/**
+ * The collector URL `init` pins MUST be https://, or http:// to this host's loopback
+ * (127.0.0.0/8, ::1, localhost), unless the operator passes --insecure-http. Over plain http on
+ * a network, whoever is on the path reads the enrollment token and answers in the collector's
+ * place: the log and receipt keys the agent pins would be theirs, and every receipt after that.
+ */
+export function assertSecureCollectorUrl(collectorUrl: string, insecureHttp: boolean): void {
+  const url = new URL(collectorUrl);
+  if (url.protocol !== 'http:' || insecureHttp || isLoopbackHost(url.hostname)) return;
+  throw new InsecureCollectorUrlError(
+    `refusing plain http to ${url.host}, which is not loopback: the enrollment token, the keys the agent pins and every record would cross the network ` +
+      'unprotected. Use an https:// collector URL (docs/security.md), or pass --insecure-http if the path to it is a private network you trust',
+  );
+}
+
+/** `hostname` as WHATWG URL normalises it: IPv4 in dotted decimal, IPv6 in brackets. */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
 export interface InitOptions {
   dir: string;
   collectorUrl: string;
+  /** Accept a plain http:// collector URL that is not loopback (assertSecureCollectorUrl). */
+  insecureHttp?: boolean;
   agent: string;
   token: string;
   timeouts: ClientTimeouts;
@@ -66,7 +93,11 @@ export async function initAgentDir(options: InitOptions): Promise<InitResult> {
   const { dir, collectorUrl, logger } = options;
   const agent = agentIdSchema.safeParse(options.agent);
   if (!agent.success) throw new EnrollError(`--agent ${JSON.stringify(options.agent)}: ${describeZodError(agent.error)}`);
-  if (options.token.length < 16 || options.token.length > 256) throw new EnrollError('--token: an enrollment token is 16 to 256 characters');
+  if (options.token.length < 16 || options.token.length > 256) throw new EnrollError('the enrollment token is not one: an enrollment token is 16 to 256 characters');
+  assertSecureCollectorUrl(collectorUrl, options.insecureHttp === true);
+  if (options.insecureHttp === true && new URL(collectorUrl).protocol === 'http:') {
+    logger.warn({ collector: collectorUrl }, '--insecure-http: enrolling over plain http; the token and the pinned keys are only as safe as the network path');
+  }
 
   const created = prepareDir(dir, logger);
   const cleanUp = () => {

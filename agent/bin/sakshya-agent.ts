@@ -150,19 +150,23 @@ program
   .command('init')
   .description('enroll with the collector and initialise the agent directory')
   .addOption(dirOption())
-  .option('--collector <url>', 'collector URL (default: $SAKSHYA_COLLECTOR_URL)')
+  .option('--collector <url>', 'collector URL (default: $SAKSHYA_COLLECTOR_URL); https://, or http:// to loopback')
   .requiredOption('--agent <id>', 'agent id the enrollment token was issued for')
-  .requiredOption('--token <token>', 'one-time enrollment token')
+  .option('--token-file <path>', 'file holding the one-time enrollment token (default: $SAKSHYA_ENROLL_TOKEN_FILE); /dev/stdin to pipe it')
+  .option('--token <token>', 'the token itself (visible in `ps` and shell history: prefer --token-file)')
+  .option('--insecure-http', 'allow a plain http:// collector URL that is not loopback (a private network you trust)')
   .action(
-    action(async (opts: DirOption & { collector?: string; agent: string; token: string }) => {
+    action(async (opts: DirOption & { collector?: string; agent: string; token?: string; tokenFile?: string; insecureHttp?: boolean }) => {
       const { config, logger } = setUp({ dir: opts.dir, collectorUrl: opts.collector }, 'info');
-      const { initAgentDir } = await import('../enroll.ts');
+      const [{ initAgentDir }, { readEnrollToken }] = await Promise.all([import('../enroll.ts'), import('../enroll-token.ts')]);
       if (config.collectorUrl === undefined) throw new UsageError('no collector: pass --collector URL or set SAKSHYA_COLLECTOR_URL');
+      const token = readEnrollToken({ token: opts.token, tokenFile: opts.tokenFile, envTokenFile: config.enrollTokenFile }, logger);
       const result = await initAgentDir({
         dir: config.dir,
         collectorUrl: config.collectorUrl,
+        insecureHttp: opts.insecureHttp === true,
         agent: opts.agent,
-        token: opts.token,
+        token,
         timeouts: config.timeouts,
         logger,
       });

@@ -3,7 +3,7 @@
  * `sakshya-agent run` on a free port (port 0, found from its "local api listening" log line).
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,11 +89,22 @@ export interface InitializedAgent {
   result: CliResult;
 }
 
-/** `sakshya-agent init`; throws with the CLI's stderr if it fails. */
+/**
+ * `sakshya-agent init`, given the token the way the docs recommend: in a file of mode 0600
+ * (`--token-file`), removed afterwards. Throws with the CLI's stderr if it fails.
+ */
 export async function initAgent(options: InitAgentOptions): Promise<InitializedAgent> {
   const dir = options.dir ?? join(mkdtempSync(join(tmpdir(), 'sakshya-agent-')), 'agent');
   const env = { SAKSHYA_AGENT_DIR: dir, ...options.env };
-  const result = await runAgentCli(['init', '--collector', options.collectorUrl, '--agent', options.agentId, '--token', options.token], env);
+  const tokenDir = mkdtempSync(join(tmpdir(), 'sakshya-enroll-token-'));
+  const tokenFile = join(tokenDir, 'token');
+  writeFileSync(tokenFile, `${options.token}\n`, { mode: 0o600 });
+  let result: CliResult;
+  try {
+    result = await runAgentCli(['init', '--collector', options.collectorUrl, '--agent', options.agentId, '--token-file', tokenFile], env);
+  } finally {
+    rmSync(tokenDir, { recursive: true, force: true });
+  }
   if (result.code !== 0) throw new Error(`sakshya-agent init failed (${result.code}): ${result.stderr.trim()}`);
   return { dir, agentId: options.agentId, env, result };
 }
