@@ -1,8 +1,9 @@
 /**
  * Where `init` gets the one-time enrollment token: exactly one of
  * - a file: `--token-file F`, or `SAKSHYA_ENROLL_TOKEN_FILE` (the flag wins over the variable, as
- *   flags do); read whole, surrounding whitespace trimmed, and it MUST NOT be empty. `/dev/stdin`
- *   works too, so the token can be piped from `sakshya-collector agents enroll`;
+ *   flags do); read whole, surrounding whitespace trimmed, and it MUST NOT be empty. Standard
+ *   input (`--token-file /dev/stdin` or `-`, a pipe) works too, so the token can go straight from
+ *   `sakshya-collector agents enroll` to `init` without touching a disk or a command line;
  * - `--token T`, kept for compatibility: the token is then in the process list (`ps`) of every
  *   user and in the shell's history, so it is accepted with a warning.
  *
@@ -46,18 +47,25 @@ export function readEnrollToken(sources: EnrollTokenSources, logger: Logger): st
   return readTokenFile(file, fileSource);
 }
 
+/** Names that mean this process's standard input, read through fd 0 (Node's spawn gives children a socket there, which cannot be reopened). */
+const STDIN_NAMES = new Set(['-', '/dev/stdin']);
+
 function readTokenFile(path: string, source: string): string {
+  const stdin = STDIN_NAMES.has(path);
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = stdin ? 0 : openSync(path, 'r');
   } catch (err) {
     throw new EnrollTokenError(`${source}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile() && !stat.isFIFO()) throw new EnrollTokenError(`${source}: ${path} is not a file`);
+    if (!stat.isFile() && !(stdin && (stat.isFIFO() || stat.isSocket()))) {
+      throw new EnrollTokenError(`${source}: ${path} is not a file${stdin ? ' or a pipe' : ''}`);
+    }
     const mode = stat.mode & 0o777;
-    if ((mode & 0o044) !== 0) {
+    // Only a file's mode says who could read it: a pipe's bytes are read once, here.
+    if (stat.isFile() && (mode & 0o044) !== 0) {
       throw new EnrollTokenError(
         `${source}: ${path} has mode ${mode.toString(8).padStart(4, '0')}; an enrollment token must not be readable by group or others (chmod 600 ${path})`,
       );
@@ -67,6 +75,6 @@ function readTokenFile(path: string, source: string): string {
     if (token === '') throw new EnrollTokenError(`${source}: ${path} is empty`);
     return token;
   } finally {
-    closeSync(fd);
+    if (!stdin) closeSync(fd);
   }
 }

@@ -53,10 +53,15 @@ function childEnv(env: { [name: string]: string | undefined }): NodeJS.ProcessEn
 export function runAgentCli(
   args: string[],
   env: { [name: string]: string | undefined } = {},
-  options: { timeoutMs?: number; umask?: string } = {},
+  options: { timeoutMs?: number; umask?: string; stdin?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnAgentBin(args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], ...(options.umask !== undefined ? { umask: options.umask } : {}) });
+    const child = spawnAgentBin(args, {
+      env: childEnv(env),
+      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      ...(options.umask !== undefined ? { umask: options.umask } : {}),
+    });
+    if (options.stdin !== undefined) child.stdin!.end(options.stdin);
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

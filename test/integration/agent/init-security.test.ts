@@ -107,6 +107,14 @@ describe('sakshya-agent init: collector transport and enrollment token', functio
     assert.doesNotMatch(fromFlag.stderr + fromEnv.stderr, /--token:|process list/, 'no warning for a token file');
   });
 
+  it('init reads the enrollment token piped to --token-file /dev/stdin', async () => {
+    const piped = await runAgentCli(['init', '--collector', collector.url, '--agent', AGENT, '--token-file', '/dev/stdin', '--dir', join(root, 'agent')], {}, {
+      stdin: `${collector.issueToken(AGENT)}\n`,
+    });
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(JSON.parse(piped.stdout).agent, AGENT);
+  });
+
   it('an enrollment token file readable by other users is refused, and the token is not spent', async () => {
     const token = collector.issueToken(AGENT);
     const dir = join(root, 'agent');

@@ -186,7 +186,7 @@ describe('POST /api/v1/batches', function () {
     assert.deepEqual([receipt.accepted, receipt.highestSeq], [2, 4]);
   });
 
-  it('a batch reusing another agent\u2019s record id learns nothing about that agent', async () => {
+  it('a batch reusing a record id of another agent learns nothing about that agent', async () => {
     const owner = await enrolledAgent();
     const records = owner.records(3) as [SignedRecord, SignedRecord, SignedRecord];
     await owner.sendOk(owner.batch(records));
