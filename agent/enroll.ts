@@ -50,12 +50,16 @@ export class InsecureCollectorUrlError extends EnrollError {
  * place: the log and receipt keys the agent pins would be theirs, and every receipt after that.
  */
 export function assertSecureCollectorUrl(collectorUrl: string, insecureHttp: boolean): void {
-  const url = new URL(collectorUrl);
-  if (url.protocol !== 'http:' || insecureHttp || isLoopbackHost(url.hostname)) return;
+  if (insecureHttp || !isPlainHttpOverNetwork(collectorUrl)) return;
   throw new InsecureCollectorUrlError(
-    `refusing plain http to ${url.host}, which is not loopback: the enrollment token, the keys the agent pins and every record would cross the network ` +
+    `refusing plain http to ${new URL(collectorUrl).host}, which is not loopback: the enrollment token, the keys the agent pins and every record would cross the network ` +
       'unprotected. Use an https:// collector URL (docs/security.md), or pass --insecure-http if the path to it is a private network you trust',
   );
+}
+
+function isPlainHttpOverNetwork(collectorUrl: string): boolean {
+  const url = new URL(collectorUrl);
+  return url.protocol === 'http:' && !isLoopbackHost(url.hostname);
 }
 
 /** `hostname` as WHATWG URL normalises it: IPv4 in dotted decimal, IPv6 in brackets. */
@@ -93,9 +97,9 @@ export async function initAgentDir(options: InitOptions): Promise<InitResult> {
   const { dir, collectorUrl, logger } = options;
   const agent = agentIdSchema.safeParse(options.agent);
   if (!agent.success) throw new EnrollError(`--agent ${JSON.stringify(options.agent)}: ${describeZodError(agent.error)}`);
-  if (options.token.length < 16 || options.token.length > 256) throw new EnrollError('the enrollment token is not one: an enrollment token is 16 to 256 characters');
+  if (options.token.length < 16 || options.token.length > 256) throw new EnrollError('the enrollment token must be 16 to 256 characters');
   assertSecureCollectorUrl(collectorUrl, options.insecureHttp === true);
-  if (options.insecureHttp === true && new URL(collectorUrl).protocol === 'http:') {
+  if (isPlainHttpOverNetwork(collectorUrl)) {
     logger.warn({ collector: collectorUrl }, '--insecure-http: enrolling over plain http; the token and the pinned keys are only as safe as the network path');
   }
 
