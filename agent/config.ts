@@ -2,7 +2,7 @@
  * Agent configuration: read once at start from the environment, validated by one strict zod
  * schema, every problem listed at once (shared/config.ts). Command-line flags override the
  * environment. The effective configuration is logged once; it holds no secrets (the enrollment
- * token is a flag of `init` only and never part of it).
+ * token is never part of it: only the path of the file `init` reads it from, agent/enroll-token.ts).
  */
 import { resolve } from 'node:path';
 import cron from 'node-cron';
@@ -54,6 +54,7 @@ export const AGENT_ENV_NAMES = [
   'SAKSHYA_AGENT_REFUSED_RETRY_MS',
   'SAKSHYA_AGENT_SOFT_CAP_BYTES',
   'SAKSHYA_AGENT_HARD_CAP_BYTES',
+  'SAKSHYA_ENROLL_TOKEN_FILE',
 ] as const;
 
 const integer = (min: number, max: number, fallback: number) =>
@@ -95,6 +96,8 @@ const agentEnvSchema = z
     SAKSHYA_AGENT_REFUSED_RETRY_MS: integer(1, 7 * 24 * 3_600_000, DEFAULT_REFUSED_RETRY_MS),
     SAKSHYA_AGENT_SOFT_CAP_BYTES: integer(MIN_CAP_BYTES, Number.MAX_SAFE_INTEGER, DEFAULT_SOFT_CAP_BYTES),
     SAKSHYA_AGENT_HARD_CAP_BYTES: integer(MIN_CAP_BYTES, Number.MAX_SAFE_INTEGER, DEFAULT_HARD_CAP_BYTES),
+    /** For `init`: a file holding the one-time enrollment token (a path, not the token). */
+    SAKSHYA_ENROLL_TOKEN_FILE: z.string().min(1).optional(),
   })
   .superRefine((env, ctx) => {
     if (env.SAKSHYA_AGENT_BACKOFF_BASE_MS > env.SAKSHYA_AGENT_BACKOFF_MAX_MS) {
@@ -117,6 +120,7 @@ const agentEnvSchema = z
     circuit: { failureThreshold: env.SAKSHYA_AGENT_CIRCUIT_FAILURES, cooldownMs: env.SAKSHYA_AGENT_CIRCUIT_COOLDOWN_MS },
     refusedRetryMs: env.SAKSHYA_AGENT_REFUSED_RETRY_MS,
     bufferCap: { softBytes: env.SAKSHYA_AGENT_SOFT_CAP_BYTES, hardBytes: env.SAKSHYA_AGENT_HARD_CAP_BYTES },
+    enrollTokenFile: env.SAKSHYA_ENROLL_TOKEN_FILE === undefined ? undefined : resolve(env.SAKSHYA_ENROLL_TOKEN_FILE),
   }));
 
 export type AgentConfig = z.infer<typeof agentEnvSchema>;
@@ -126,6 +130,7 @@ export interface AgentConfigOverrides {
   dir?: string | undefined;
   collectorUrl?: string | undefined;
   port?: string | undefined;
+  enrollTokenFile?: string | undefined;
 }
 
 /**
@@ -137,6 +142,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, overrides: AgentConfigOv
   if (overrides.dir !== undefined) values.SAKSHYA_AGENT_DIR = overrides.dir;
   if (overrides.collectorUrl !== undefined) values.SAKSHYA_COLLECTOR_URL = overrides.collectorUrl;
   if (overrides.port !== undefined) values.SAKSHYA_AGENT_PORT = overrides.port;
+  if (overrides.enrollTokenFile !== undefined) values.SAKSHYA_ENROLL_TOKEN_FILE = overrides.enrollTokenFile;
   return parseConfig(agentEnvSchema, values, problems);
 }
 

@@ -9,11 +9,12 @@
  *   it never blocks a retry and never leaves a directory that looks usable.
  * - An initialised directory is never re-initialised: `init` refuses.
  *
- * ## On-disk layout it creates (directory mode 0700)
+ * ## On-disk layout it creates (directory mode 0700; an existing directory that group or
+ * others can write to is refused)
  * - `agent-key.jwk`  private Ed25519 JWK, mode 0600
  * - `local-token`    local API bearer token, mode 0600
  * - `outbox.db`      the outbox, with the pins (collector, origin, log key, receipt key, agent,
- *                    epoch, kid)
+ *                    epoch, kid), mode 0600 like its -wal and -shm
  *
  * ## What a crash at each step leaves behind
  * - before or during the enrollment request: at most a key file; the next `init` removes it.
@@ -22,10 +23,11 @@
  *   operator needs a new one (enrolling again starts a new epoch at the collector).
  * - after the pins commit: an initialised agent.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import got, { RequestError } from 'got';
 import { publicKeyFromJwk } from '../shared/crypto.ts';
 import type { Logger } from '../shared/logger.ts';
+import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/private-files.ts';
 import { agentIdSchema, API_PREFIX, describeZodError, enrollResponseSchema, type EnrollResponse } from '../shared/protocol.ts';
 import { agentKeyPath, createAgentKey } from './keys.ts';
 import { createLocalToken, localTokenPath } from './local-api/local-token.ts';
@@ -36,9 +38,40 @@ export class EnrollError extends Error {
   override name = 'EnrollError';
 }
 
+/** A plain http:// collector URL that is not loopback, without --insecure-http. */
+export class InsecureCollectorUrlError extends EnrollError {
+  override name = 'InsecureCollectorUrlError';
+}
+
+/**
+ * The collector URL `init` pins MUST be https://, or http:// to this host's loopback
+ * (127.0.0.0/8, ::1, localhost), unless the operator passes --insecure-http. Over plain http on
+ * a network, whoever is on the path reads the enrollment token and answers in the collector's
+ * place: the log and receipt keys the agent pins would be theirs, and every receipt after that.
+ */
+export function assertSecureCollectorUrl(collectorUrl: string, insecureHttp: boolean): void {
+  if (insecureHttp || !isPlainHttpOverNetwork(collectorUrl)) return;
+  throw new InsecureCollectorUrlError(
+    `refusing plain http to ${new URL(collectorUrl).host}, which is not loopback: the enrollment token, the keys the agent pins and every record would cross the network ` +
+      'unprotected. Use an https:// collector URL (docs/security.md), or pass --insecure-http if the path to it is a private network you trust',
+  );
+}
+
+function isPlainHttpOverNetwork(collectorUrl: string): boolean {
+  const url = new URL(collectorUrl);
+  return url.protocol === 'http:' && !isLoopbackHost(url.hostname);
+}
+
+/** `hostname` as WHATWG URL normalises it: IPv4 in dotted decimal, IPv6 in brackets. */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
 export interface InitOptions {
   dir: string;
   collectorUrl: string;
+  /** Accept a plain http:// collector URL that is not loopback (assertSecureCollectorUrl). */
+  insecureHttp?: boolean;
   agent: string;
   token: string;
   timeouts: ClientTimeouts;
@@ -64,7 +97,11 @@ export async function initAgentDir(options: InitOptions): Promise<InitResult> {
   const { dir, collectorUrl, logger } = options;
   const agent = agentIdSchema.safeParse(options.agent);
   if (!agent.success) throw new EnrollError(`--agent ${JSON.stringify(options.agent)}: ${describeZodError(agent.error)}`);
-  if (options.token.length < 16 || options.token.length > 256) throw new EnrollError('--token: an enrollment token is 16 to 256 characters');
+  if (options.token.length < 16 || options.token.length > 256) throw new EnrollError('the enrollment token must be 16 to 256 characters');
+  assertSecureCollectorUrl(collectorUrl, options.insecureHttp === true);
+  if (isPlainHttpOverNetwork(collectorUrl)) {
+    logger.warn({ collector: collectorUrl }, '--insecure-http: enrolling over plain http; the token and the pinned keys are only as safe as the network path');
+  }
 
   const created = prepareDir(dir, logger);
   const cleanUp = () => {
@@ -131,9 +168,9 @@ export async function initAgentDir(options: InitOptions): Promise<InitResult> {
 function prepareDir(dir: string, logger: Logger): boolean {
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new EnrollError(`${dir} exists and is not a directory`);
+    assertPrivateDirectory(dir);
   } else {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return true;
+    return ensurePrivateDirectory(dir);
   }
   const outboxFile = outboxPath(dir);
   if (existsSync(outboxFile)) {

@@ -4,14 +4,17 @@
  *
  * Two ways to start:
  * - `bootstrap` (serve, migrate, agents enroll): creates the data directory (0700), migrates
- *   the database, creates missing keys (0600) and the COLLECTOR chain row. Safe to repeat.
+ *   the database (0600, with its -wal and -shm), creates missing keys (0600) and the COLLECTOR
+ *   chain row. Safe to repeat.
  * - `existing` (read-only commands): requires a database at the current schema version and
  *   the keys; creates nothing.
- * Either way, a database newer than this code is refused (schema-version gate).
+ * Either way, a database newer than this code is refused (schema-version gate), and so is a data
+ * directory that group or others can write to (shared/private-files.ts).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.ts';
+import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/private-files.ts';
 import { fromBase64Url } from '../shared/crypto.ts';
 import { noteSignerFromSigningKey, noteVerifierFromPublicKey } from '../shared/signed-note.ts';
 import type { CollectorConfig } from './config.ts';
@@ -81,7 +84,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
   let keys: CollectorKeys;
   let store: CollectorStore;
   if (options.mode === 'bootstrap') {
-    mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDirectory(config.dir);
     store = openSqliteStore(dbPath);
     try {
       const report = await store.migrate();
@@ -94,6 +97,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
       throw err;
     }
   } else {
+    assertPrivateDirectory(config.dir);
     if (!existsSync(dbPath)) {
       throw new CollectorSetupError(`there is no collector database at ${dbPath}; run \`sakshya-collector migrate\` or \`serve\` first`);
     }

@@ -6,7 +6,8 @@
  *   receipts (and later report manifests), `collector-chain-key` signs the records of the
  *   collector's own chain (agent `COLLECTOR`, epoch 1). A leak of one does not forge the others.
  * - Private keys are JWK files of mode 0600 in a directory of mode 0700; a key file that group
- *   or others can read is refused at start (shared/crypto.ts readPrivateKeyFile).
+ *   or others can read is refused at start (shared/crypto.ts readPrivateKeyFile), and so is a
+ *   keys directory they can write to (shared/private-files.ts).
  * - A key is never overwritten: once a checkpoint or receipt is signed, its key is the identity
  *   that agents and auditors pinned.
  *
@@ -20,9 +21,10 @@
  *   it with a clear error (an operator must remove it), because silently replacing a key that
  *   may already have signed something would break pinned identities.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBase64Url, generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type Ed25519PublicJwk, type SigningKey } from '../shared/crypto.ts';
+import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/private-files.ts';
 import { verifierKeyString } from '../shared/signed-note.ts';
 
 export const KEYS_DIR_NAME = 'keys';
@@ -48,7 +50,7 @@ export function keysDirectory(collectorDir: string): string {
 /** Creates every missing key file (mode 0600, never overwriting one), then loads all three. */
 export function ensureCollectorKeys(collectorDir: string): { keys: CollectorKeys; created: string[] } {
   const dir = keysDirectory(collectorDir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  ensurePrivateDirectory(dir);
   const created: string[] = [];
   for (const file of Object.values(KEY_FILES)) {
     const path = join(dir, file);
@@ -62,6 +64,7 @@ export function ensureCollectorKeys(collectorDir: string): { keys: CollectorKeys
 /** Loads the three keys; throws KeyFileError naming the file if one is missing or unsafe. */
 export function loadCollectorKeys(collectorDir: string): CollectorKeys {
   const dir = keysDirectory(collectorDir);
+  assertPrivateDirectory(dir);
   return {
     log: readPrivateKeyFile(join(dir, KEY_FILES.log)),
     receipt: readPrivateKeyFile(join(dir, KEY_FILES.receipt)),

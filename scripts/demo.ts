@@ -116,7 +116,7 @@ async function main(): Promise<void> {
       const agentProcess = await startAgentProcess({ dir });
       agents.push({ id, dir, process: agentProcess, written: { audit: 0, telemetry: 0 } });
     }
-    say(`2. Enrolled and started ${agents.length} agents: ${AGENTS.join(', ')}`);
+    say(`2. Enrolled and started ${agents.length} agents: ${AGENTS.join(', ')} (each one-time token handed to init in a 0600 file, never on a command line)`);
 
     await Promise.all(agents.map((a) => writeRecords(a, RECORDS_BEFORE_OUTAGE, 'online')));
     await waitForDrain(agents);

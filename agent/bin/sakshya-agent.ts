@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
+import { assertPrivateDirectory } from '../../shared/private-files.ts';
 import { describeConfig, loadAgentConfig, type AgentConfig, type AgentConfigOverrides } from '../config.ts';
 import { BufferCapError, OutboxCorruptError, OutboxNotInitialisedError, outboxPath, SqliteOutbox, type IntegrityCheck } from '../outbox/sqlite-outbox.ts';
 import type { AgentStatus } from '../status.ts';
@@ -37,9 +38,11 @@ interface DirOption {
  * Opens the outbox with the configured buffer cap, after SQLite's integrity check: `run` (long
  * lived, started rarely) pays for the full `integrity_check`, the short commands for
  * `quick_check` (costs: agent/outbox/sqlite-outbox.ts, checkOutboxIntegrity). A corrupt outbox
- * is refused, never repaired or recreated.
+ * is refused, never repaired or recreated; so is an agent directory that group or others can
+ * write to (shared/private-files.ts).
  */
 function openOutbox(config: AgentConfig, integrity: IntegrityCheck = 'quick'): SqliteOutbox {
+  assertPrivateDirectory(config.dir);
   return SqliteOutbox.open(outboxPath(config.dir), { cap: config.bufferCap, integrity });
 }
 
@@ -147,19 +150,23 @@ program
   .command('init')
   .description('enroll with the collector and initialise the agent directory')
   .addOption(dirOption())
-  .option('--collector <url>', 'collector URL (default: $SAKSHYA_COLLECTOR_URL)')
+  .option('--collector <url>', 'collector URL (default: $SAKSHYA_COLLECTOR_URL); https://, or http:// to loopback')
   .requiredOption('--agent <id>', 'agent id the enrollment token was issued for')
-  .requiredOption('--token <token>', 'one-time enrollment token')
+  .option('--token-file <path>', 'file holding the one-time enrollment token (default: $SAKSHYA_ENROLL_TOKEN_FILE); /dev/stdin to pipe it')
+  .option('--token <token>', 'the token itself (visible in `ps` and shell history: prefer --token-file)')
+  .option('--insecure-http', 'allow a plain http:// collector URL that is not loopback (a private network you trust)')
   .action(
-    action(async (opts: DirOption & { collector?: string; agent: string; token: string }) => {
+    action(async (opts: DirOption & { collector?: string; agent: string; token?: string; tokenFile?: string; insecureHttp?: boolean }) => {
       const { config, logger } = setUp({ dir: opts.dir, collectorUrl: opts.collector }, 'info');
-      const { initAgentDir } = await import('../enroll.ts');
+      const [{ initAgentDir }, { readEnrollToken }] = await Promise.all([import('../enroll.ts'), import('../enroll-token.ts')]);
       if (config.collectorUrl === undefined) throw new UsageError('no collector: pass --collector URL or set SAKSHYA_COLLECTOR_URL');
+      const token = readEnrollToken({ token: opts.token, tokenFile: opts.tokenFile, envTokenFile: config.enrollTokenFile }, logger);
       const result = await initAgentDir({
         dir: config.dir,
         collectorUrl: config.collectorUrl,
+        insecureHttp: opts.insecureHttp === true,
         agent: opts.agent,
-        token: opts.token,
+        token,
         timeouts: config.timeouts,
         logger,
       });
@@ -323,6 +330,7 @@ program
         import('../verify/outbox-verifier.ts'),
         import('../verify/verify-report.ts'),
       ]);
+      assertPrivateDirectory(config.dir);
       const path = outboxPath(config.dir);
       if (!existsSync(path)) throw new OutboxNotInitialisedError(`no outbox at ${path}: run \`sakshya-agent init\` first`);
       const report = await verifyOutbox({ path, agentKey: readEnrolledPublicKey(config.dir) });

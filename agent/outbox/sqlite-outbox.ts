@@ -34,7 +34,7 @@
  *    moves forward: `setWitnessCheckpoint` refuses a size not larger than the stored one. Only
  *    `witness clear --reset-trust` removes it (agent/witness/witness-alarm.ts).
  *
- * ## On-disk layout (`<agent dir>/outbox.db`, SQLite, WAL)
+ * ## On-disk layout (`<agent dir>/outbox.db`, SQLite, WAL; the file and its -wal/-shm mode 0600)
  * - `records (epoch, seq) PK, id UNIQUE, kind, at, hash, canonical, bytes, stored_at, acked_batch`
  * - `chains (epoch PK, head_seq, head_hash, acked_seq, pending_bytes)`: one row per epoch, the
  *   chain head, the acknowledged prefix and the bytes above it (schema 4); pending =
@@ -81,6 +81,7 @@ import { z } from 'zod';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import type { Ed25519PublicJwk, SigningKey } from '../../shared/crypto.ts';
 import { newId } from '../../shared/ids.ts';
+import { preparePrivateDatabase } from '../../shared/private-files.ts';
 import { describeZodError, recordSchema, type Backlog, type SignedReceipt } from '../../shared/protocol.ts';
 import { KEY_ROTATED_TYPE } from '../../shared/key-rotation.ts';
 import { GENESIS_PREV, recordHashOfCanonical, signRecord, type RecordKind, type SignedRecord, type UnsignedRecord } from '../../shared/record.ts';
@@ -365,6 +366,8 @@ export class SqliteOutbox {
     if (options.create !== true && !existsSync(path)) {
       throw new OutboxNotInitialisedError(`no outbox at ${path}: run \`sakshya-agent init\` first`);
     }
+    // 0600 before SQLite opens it, so that its -wal and -shm are 0600 too (shared/private-files.ts).
+    preparePrivateDatabase(path, { create: options.create === true });
     if (options.integrity !== undefined && options.integrity !== 'none' && existsSync(path)) checkOutboxIntegrity(path, options.integrity);
     const db: SqliteDatabase = new Database(path, { fileMustExist: options.create !== true });
     try {

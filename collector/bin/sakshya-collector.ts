@@ -14,7 +14,7 @@
  * stderr; stdout carries only command output (a token, JSON). Errors are one line on stderr and
  * a non-zero exit, never a stack trace.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { userInfo } from 'node:os';
@@ -25,6 +25,7 @@ import { Command } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
 import { toBase64Url } from '../../shared/crypto.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
+import { ensurePrivateDirectory } from '../../shared/private-files.ts';
 import { describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
 import { createContainer, databasePath, type Container } from '../container.ts';
 import { createApp } from '../http/app.ts';
@@ -189,7 +190,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
 async function migrate(flags: ConfigFlags): Promise<void> {
   const config = configFrom(flags);
   const logger = loggerFor(config, 'migrate');
-  mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+  ensurePrivateDirectory(config.dir);
   const store = openSqliteStore(databasePath(config));
   try {
     const report = await store.migrate();

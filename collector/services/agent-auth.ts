@@ -8,8 +8,9 @@
  *   used; the header `kid` MUST equal the thumbprint of the epoch's CURRENT key: the enrolled
  *   key, or after a key rotation (ADR 0006) the newest key of its history; a retired key → 401.
  * - `alg` MUST be EdDSA and `typ` MUST be `sakshya-agent+jwt`; `aud` MUST be this collector's
- *   origin; `iss` = `sub` = the agent; `jti`, `iat` and `exp` are required, and the token MUST
- *   NOT live longer than MAX_AGENT_JWT_LIFETIME_SECONDS.
+ *   origin, as a string (an array, even one naming only this origin, is refused); `iss` = `sub`
+ *   = the agent; `jti`, `iat` and `exp` are required, and the token MUST NOT live longer than
+ *   MAX_AGENT_JWT_LIFETIME_SECONDS.
  * - A `jti` is accepted once: it is remembered (durably) until the token could no longer be
  *   accepted anyway, so a captured token cannot be replayed, not even after a restart.
  * - Every failure is 401 `auth.invalid_token`, except a valid token of a revoked agent: 403
@@ -86,6 +87,9 @@ export class AgentAuthService {
     }
     if (header.alg !== 'EdDSA') throw invalid('the token must be signed with alg EdDSA');
     if (header.typ !== AGENT_JWT_TYP) throw invalid(`the token typ must be ${AGENT_JWT_TYP}`);
+    // jwtVerify's `audience` check also passes an aud ARRAY that contains the origin: a token made
+    // for several collectors would then be good at each. The protocol's aud is one string.
+    if (unverified.aud !== this.#origin) throw invalid("the token aud must be exactly this collector's origin, as a string");
     const agent = unverified.sub;
     if (typeof agent !== 'string' || !AGENT_ID_PATTERN.test(agent) || unverified.iss !== agent || agent === COLLECTOR_AGENT_ID) {
       throw invalid('the token must name an agent id as both iss and sub');

@@ -12,7 +12,7 @@
  * then, inside ONE write transaction: the key history is unchanged, the sequence against the
  * stored chain head (duplicate / equivocation / new, contiguous and chained), then records (a
  * record id stored already, for another record, is found by UNIQUE(id) as the rows go in: 400
- * batch.invalid, and the transaction rolls back), Merkle nodes, chain head, the keys that new
+ * batch.invalid, not naming whose record holds it, and the transaction rolls back), Merkle nodes, chain head, the keys that new
  * key.rotated records introduce, agent contact, the chain's clock-skew counts (clock-skew.ts:
  * `at` is judged and stored as sent, never used for order), checkpoint and the signed receipt,
  * committed together. The receipt is answered only after COMMIT.
@@ -293,7 +293,7 @@ export class IngestService {
       try {
         appended = fresh.length > 0 ? await this.#ledger.append(tx, { agent, epoch, head }, fresh, receivedAt) : undefined;
       } catch (err) {
-        if (err instanceof DuplicateRecordIdError) throw await this.#idClash(tx, agent, epoch, fresh);
+        if (err instanceof DuplicateRecordIdError) throw await this.#idClash(tx, agent, epoch, fresh, request.log);
         throw err;
       }
       for (const rotation of keys.rotations) {
@@ -343,13 +343,19 @@ export class IngestService {
    * The refusal for a batch one of whose record ids is stored already, for another record. Read
    * inside the batch's transaction, which holds the rows inserted before the clash: those are
    * the batch's own (same chain and seq) and are passed over.
+   * The answer MUST NOT say whose record holds the id: that would tell an agent which agent (and
+   * epoch and seq) wrote a record it only knows the id of. Only the collector's log names it.
    */
-  async #idClash(tx: WriteTransaction, agent: string, epoch: number, fresh: readonly PreparedRecord[]): Promise<Error> {
+  async #idClash(tx: WriteTransaction, agent: string, epoch: number, fresh: readonly PreparedRecord[], log: Logger): Promise<Error> {
     const bySeq = new Map(fresh.map((entry) => [entry.record.id, entry.record.seq]));
     const other = (await tx.findRecordsById([...bySeq.keys()])).find((row) => !(row.agent === agent && row.epoch === epoch && row.seq === bySeq.get(row.id)));
     if (!other) return new StoreIntegrityError(`records.id refused a record of ${agent} epoch ${epoch}, but no other record holds any of its ids`);
     const record = fresh.find((entry) => entry.record.id === other.id)!.record;
-    return new ProblemError('batch.invalid', `${recordLabel(record)}: the id is already stored for ${other.agent} epoch ${other.epoch} seq ${other.seq}`, {
+    log.warn(
+      { agent, epoch, recordId: record.id, seq: record.seq, heldBy: { agent: other.agent, epoch: other.epoch, seq: other.seq } },
+      'batch refused: a record id is already used by another stored record',
+    );
+    return new ProblemError('batch.invalid', `${recordLabel(record)}: the id is already used by another record; every record needs a new id`, {
       recordId: record.id,
       seq: record.seq,
     });

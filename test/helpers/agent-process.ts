@@ -3,10 +3,11 @@
  * `sakshya-agent run` on a free port (port 0, found from its "local api listening" log line).
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withUmask } from './umask.ts';
 
 export const AGENT_BIN = fileURLToPath(new URL('../../agent/bin/sakshya-agent.ts', import.meta.url));
 
@@ -16,9 +17,11 @@ export const AGENT_BIN = fileURLToPath(new URL('../../agent/bin/sakshya-agent.ts
  * docs/operations.md, "Memory while draining a long backlog"). `env` finds `node` on PATH; this
  * process's own Node is put first there.
  */
-export function spawnAgentBin(args: string[], options: SpawnOptions & { env: NodeJS.ProcessEnv }): ChildProcess {
+export function spawnAgentBin(args: string[], options: SpawnOptions & { env: NodeJS.ProcessEnv; umask?: string }): ChildProcess {
+  const { umask, ...spawnOptions } = options;
   const path = options.env.PATH ?? process.env.PATH;
-  return spawn(AGENT_BIN, args, { ...options, env: { ...options.env, PATH: [dirname(process.execPath), path].filter(Boolean).join(delimiter) } });
+  const env = { ...options.env, PATH: [dirname(process.execPath), path].filter(Boolean).join(delimiter) };
+  return spawn(...withUmask(umask, AGENT_BIN, args), { ...spawnOptions, env });
 }
 
 /** Environment every test agent gets unless the test overrides it: quiet, fast, no cron. */
@@ -47,9 +50,18 @@ function childEnv(env: { [name: string]: string | undefined }): NodeJS.ProcessEn
 }
 
 /** Runs one `sakshya-agent` command to completion. */
-export function runAgentCli(args: string[], env: { [name: string]: string | undefined } = {}, options: { timeoutMs?: number } = {}): Promise<CliResult> {
+export function runAgentCli(
+  args: string[],
+  env: { [name: string]: string | undefined } = {},
+  options: { timeoutMs?: number; umask?: string; stdin?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnAgentBin(args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnAgentBin(args, {
+      env: childEnv(env),
+      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      ...(options.umask !== undefined ? { umask: options.umask } : {}),
+    });
+    if (options.stdin !== undefined) child.stdin!.end(options.stdin);
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -82,11 +94,22 @@ export interface InitializedAgent {
   result: CliResult;
 }
 
-/** `sakshya-agent init`; throws with the CLI's stderr if it fails. */
+/**
+ * `sakshya-agent init`, given the token the way the docs recommend: in a file of mode 0600
+ * (`--token-file`), removed afterwards. Throws with the CLI's stderr if it fails.
+ */
 export async function initAgent(options: InitAgentOptions): Promise<InitializedAgent> {
   const dir = options.dir ?? join(mkdtempSync(join(tmpdir(), 'sakshya-agent-')), 'agent');
   const env = { SAKSHYA_AGENT_DIR: dir, ...options.env };
-  const result = await runAgentCli(['init', '--collector', options.collectorUrl, '--agent', options.agentId, '--token', options.token], env);
+  const tokenDir = mkdtempSync(join(tmpdir(), 'sakshya-enroll-token-'));
+  const tokenFile = join(tokenDir, 'token');
+  writeFileSync(tokenFile, `${options.token}\n`, { mode: 0o600 });
+  let result: CliResult;
+  try {
+    result = await runAgentCli(['init', '--collector', options.collectorUrl, '--agent', options.agentId, '--token-file', tokenFile], env);
+  } finally {
+    rmSync(tokenDir, { recursive: true, force: true });
+  }
   if (result.code !== 0) throw new Error(`sakshya-agent init failed (${result.code}): ${result.stderr.trim()}`);
   return { dir, agentId: options.agentId, env, result };
 }
@@ -107,10 +130,11 @@ export interface AgentProcess {
 }
 
 /** Starts `sakshya-agent run` and resolves once its local API listens. */
-export function startAgentProcess(options: { dir: string; env?: { [name: string]: string }; startTimeoutMs?: number }): Promise<AgentProcess> {
+export function startAgentProcess(options: { dir: string; env?: { [name: string]: string }; startTimeoutMs?: number; umask?: string }): Promise<AgentProcess> {
   const child = spawnAgentBin(['run'], {
     env: childEnv({ SAKSHYA_AGENT_DIR: options.dir, ...options.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.umask !== undefined ? { umask: options.umask } : {}),
   });
   const logs: Array<{ [key: string]: unknown }> = [];
   const waiters: Array<{ predicate: (line: { [key: string]: unknown }) => boolean; resolve: (line: { [key: string]: unknown }) => void }> = [];

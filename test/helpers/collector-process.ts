@@ -14,6 +14,7 @@ import { createLogger } from '../../shared/logger.ts';
 import { loadCollectorConfig, type CollectorConfigOverrides } from '../../collector/config.ts';
 import { createContainer, type Container } from '../../collector/container.ts';
 import { createApp } from '../../collector/http/app.ts';
+import { withUmask } from './umask.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const COLLECTOR_BIN = fileURLToPath(new URL('../../collector/bin/sakshya-collector.ts', import.meta.url));
@@ -24,10 +25,13 @@ export const COLLECTOR_BIN = fileURLToPath(new URL('../../collector/bin/sakshya-
  * collector's memory settings"). `env` finds `node` on PATH; this process's own Node is put
  * first there.
  */
-export function spawnCollectorBin(args: readonly string[], options: SpawnOptions & { env: NodeJS.ProcessEnv }): ChildProcess {
+export function spawnCollectorBin(args: readonly string[], options: SpawnOptions & { env: NodeJS.ProcessEnv; umask?: string }): ChildProcess {
+  const { umask, ...spawnOptions } = options;
   const path = options.env.PATH ?? process.env.PATH;
-  return spawn(COLLECTOR_BIN, args, { ...options, env: { ...options.env, PATH: [dirname(process.execPath), path].filter(Boolean).join(delimiter) } });
+  const env = { ...options.env, PATH: [dirname(process.execPath), path].filter(Boolean).join(delimiter) };
+  return spawn(...withUmask(umask, COLLECTOR_BIN, args), { ...spawnOptions, env });
 }
+
 export const TEST_ORIGIN = 'test.sakshya.local/collector';
 
 /**
@@ -67,7 +71,7 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 /** Starts `sakshya-collector serve` on a free port and waits for its `listening` log line. */
-export async function startCollectorProcess(options: { dir?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CollectorProcess> {
+export async function startCollectorProcess(options: { dir?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; umask?: string } = {}): Promise<CollectorProcess> {
   const dir = options.dir ?? makeTempDir();
   const env = isolatedEnv({
     SAKSHYA_COLLECTOR_DIR: dir,
@@ -78,7 +82,7 @@ export async function startCollectorProcess(options: { dir?: string; env?: NodeJ
     ...options.env,
   });
   const origin = env.SAKSHYA_COLLECTOR_ORIGIN!;
-  const child = spawnCollectorBin(['serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCollectorBin(['serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], ...(options.umask !== undefined ? { umask: options.umask } : {}) });
   const logs: string[] = [];
   const stdout: string[] = [];
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => stdout.push(chunk));

@@ -35,6 +35,7 @@
 import Database from 'better-sqlite3';
 import type { Ed25519PublicJwk } from '../../../shared/crypto.ts';
 import type { SubtreeNode, SubtreeReader } from '../../../shared/merkle.ts';
+import { preparePrivateDatabase } from '../../../shared/private-files.ts';
 import { COLLECTOR_AGENT_ID, RECORD_KINDS, type RecordKind } from '../../../shared/record.ts';
 import { assertCurrent, assertNotNewer, latestVersion, pendingMigrations, type Migration, type MigrationReport } from '../migrate.ts';
 import {
@@ -1375,5 +1376,7 @@ function prepareReportLookups(db: Db) {
 
 /** Opens the store at `path`; see SqliteStore. */
 export function openSqliteStore(path: string): SqliteStore {
+  // Made 0600 before SQLite opens it, so that its -wal and -shm are 0600 too (shared/private-files.ts).
+  preparePrivateDatabase(path, { create: true });
   return new SqliteStore({ path });
 }

@@ -179,11 +179,36 @@ describe('POST /api/v1/batches', function () {
       const problem = assertProblem(await agent.send(agent.batch([fresh, reusing])), 400, 'batch.invalid');
       assert.equal(problem.recordId, stored.id);
       assert.equal(problem.seq, 4);
-      assert.match(problem.detail as string, new RegExp(`already stored for ${owner.id} epoch 1 seq 1`));
+      assert.match(problem.detail as string, /the id is already used by another record/);
     });
     // The chain is where it was: the same two records, the second with its own id, are accepted.
     const { receipt } = await agent.sendOk(agent.batch([fresh, next]));
     assert.deepEqual([receipt.accepted, receipt.highestSeq], [2, 4]);
+  });
+
+  it('a batch reusing a record id of another agent learns nothing about that agent', async () => {
+    const owner = await enrolledAgent();
+    const records = owner.records(3) as [SignedRecord, SignedRecord, SignedRecord];
+    await owner.sendOk(owner.batch(records));
+    const agent = await enrolledAgent();
+    const [first] = agent.records(1) as [SignedRecord];
+    const { sig: _sig, ...unsigned } = first;
+    const reusing = signRecord({ ...unsigned, id: records[2].id }, agent.key.privateKey);
+    const logged = collector.logs.length;
+    const answer = await agent.send(agent.batch([reusing]));
+    // Refused as before: same status, code and extras (which name only the batch's own record).
+    const problem = assertProblem(answer, 400, 'batch.invalid');
+    assert.deepEqual([problem.recordId, problem.seq], [records[2].id, 1]);
+    // Nothing in the answer names the owner, its epoch or where its record sits in its chain.
+    assert.doesNotMatch(answer.text, new RegExp(owner.id));
+    assert.doesNotMatch(problem.detail, /epoch|seq 3|AS-/);
+    assert.deepEqual(Object.keys(problem).sort(), ['code', 'detail', 'recordId', 'seq', 'status', 'title', 'type']);
+    // The collector's own log names it, for its operators.
+    const line = collector.logs
+      .slice(logged)
+      .map((text) => JSON.parse(text) as { msg: string; heldBy?: unknown })
+      .find((entry) => entry.msg === 'batch refused: a record id is already used by another stored record');
+    assert.deepEqual(line?.heldBy, { agent: owner.id, epoch: 1, seq: 3 });
   });
 
   it('quarantines an equivocating record, answers 409 record.equivocation, and keeps it out of the ledger', async () => {

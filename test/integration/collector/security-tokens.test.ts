@@ -103,6 +103,23 @@ describe('collector security: agent token attacks', function () {
     await refused(token);
   });
 
+  it('a JWT whose aud array also names another collector is refused', async () => {
+    // Such a token would be accepted by both collectors: one captured by the other is replayable here.
+    const sign = (aud: unknown) =>
+      new SignJWT(claims({ aud })).setProtectedHeader({ alg: 'EdDSA', typ: AGENT_JWT_TYP, kid: agent.key.kid }).sign(agent.key.privateKey);
+    await refused(await sign([collector.origin, 'other.example/collector']), /aud/);
+    await refused(await sign(['other.example/collector', collector.origin]), /aud/);
+  });
+
+  it('a JWT whose aud is an array, even one naming only this collector, is refused', async () => {
+    const token = await new SignJWT(claims({ aud: [collector.origin] }))
+      .setProtectedHeader({ alg: 'EdDSA', typ: AGENT_JWT_TYP, kid: agent.key.kid })
+      .sign(agent.key.privateKey);
+    await refused(token, /aud/);
+    // The same claims with aud as the string the protocol names are accepted.
+    await agent.sendOk(agent.batch([agent.next()]));
+  });
+
   it('refuses a token of the wrong typ with 401 auth.invalid_token', async () => {
     const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: agent.key.kid }).sign(agent.key.privateKey);
     await refused(token, /typ/);
