@@ -293,7 +293,7 @@ export class IngestService {
       try {
         appended = fresh.length > 0 ? await this.#ledger.append(tx, { agent, epoch, head }, fresh, receivedAt) : undefined;
       } catch (err) {
-        if (err instanceof DuplicateRecordIdError) throw await this.#idClash(tx, agent, epoch, fresh, request.log);
+        if (err instanceof DuplicateRecordIdError) throw await this.#idClash(tx, agent, epoch, fresh, err.id, request.log);
         throw err;
       }
       for (const rotation of keys.rotations) {
@@ -340,17 +340,15 @@ export class IngestService {
   }
 
   /**
-   * The refusal for a batch one of whose record ids is stored already, for another record. Read
-   * inside the batch's transaction, which holds the rows inserted before the clash: those are
-   * the batch's own (same chain and seq) and are passed over.
+   * The refusal for a batch one of whose record ids (`id`) is stored already, for another record.
+   * Read inside the batch's transaction, which the store left usable; the rejection rolls it back.
    * The answer MUST NOT say whose record holds the id: that would tell an agent which agent (and
    * epoch and seq) wrote a record it only knows the id of. Only the collector's log names it.
    */
-  async #idClash(tx: WriteTransaction, agent: string, epoch: number, fresh: readonly PreparedRecord[], log: Logger): Promise<Error> {
-    const bySeq = new Map(fresh.map((entry) => [entry.record.id, entry.record.seq]));
-    const other = (await tx.findRecordsById([...bySeq.keys()])).find((row) => !(row.agent === agent && row.epoch === epoch && row.seq === bySeq.get(row.id)));
-    if (!other) return new StoreIntegrityError(`records.id refused a record of ${agent} epoch ${epoch}, but no other record holds any of its ids`);
-    const record = fresh.find((entry) => entry.record.id === other.id)!.record;
+  async #idClash(tx: WriteTransaction, agent: string, epoch: number, fresh: readonly PreparedRecord[], id: string, log: Logger): Promise<Error> {
+    const other = (await tx.findRecordsById([id]))[0];
+    const record = fresh.find((entry) => entry.record.id === id)?.record;
+    if (!other || !record) return new StoreIntegrityError(`records.id refused record ${id} of ${agent} epoch ${epoch}, but no other record holds it`);
     log.warn(
       { agent, epoch, recordId: record.id, seq: record.seq, heldBy: { agent: other.agent, epoch: other.epoch, seq: other.seq } },
       'batch refused: a record id is already used by another stored record',

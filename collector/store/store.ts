@@ -39,12 +39,20 @@ export class StoreIntegrityError extends Error {
 }
 
 /**
- * `appendRecords` met a record id that is already stored (UNIQUE(id)). The transaction is still
- * open (nothing of the failed row was written) and the caller decides: `findRecordsById` says
- * which record holds the id.
+ * `appendRecords` met a record id that is already stored (UNIQUE(id)). A backend MUST detect it
+ * by the insert's own outcome (e.g. `ON CONFLICT (id) DO NOTHING` and no row inserted), never by
+ * catching a constraint error: PostgreSQL aborts a transaction on one. The transaction is still
+ * usable for reads (nothing of that row was written) until the caller's rejection rolls it back;
+ * `findRecordsById` says which record holds the id.
  */
 export class DuplicateRecordIdError extends Error {
   override name = 'DuplicateRecordIdError';
+  /** The id of the entry that was not inserted. */
+  readonly id: string;
+  constructor(id: string) {
+    super(`record id ${id} is already stored`);
+    this.id = id;
+  }
 }
 
 export interface AgentEpoch {

@@ -108,12 +108,6 @@ function translateError(err: unknown): unknown {
   return err;
 }
 
-/** SQLite's "UNIQUE constraint failed: <table>.<column>" for exactly that column. */
-function isUniqueViolation(err: unknown, column: string): boolean {
-  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  return code === 'SQLITE_CONSTRAINT_UNIQUE' && message === `UNIQUE constraint failed: ${column}`;
-}
-
 /** Serialises async critical sections in this process. */
 class AsyncMutex {
   #tail: Promise<void> = Promise.resolve();
@@ -401,7 +395,7 @@ function prepareStatements(writer: Db, reader: Db) {
     insertRecord: writer.prepare(
       // CAST: canonical may come as UTF-8 bytes (a BLOB to SQLite), and the column is TEXT.
       `INSERT INTO records (ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, record_hash, leaf_hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?) ON CONFLICT (id) DO NOTHING`,
     ),
     addKindCount: writer.prepare(
       `INSERT INTO ledger_kind_counts (kind, records) VALUES (?, ?) ON CONFLICT (kind) DO UPDATE SET records = records + excluded.records`,
@@ -710,15 +704,12 @@ export class SqliteStore implements CollectorStore {
         guard();
         // Positional parameters: binding by name costs a property lookup per column per row.
         const perKind: { [K in RecordKind]: number } = { audit: 0, telemetry: 0, agent: 0 };
-        try {
-          for (const e of entries) {
-            sql.insertRecord.run(e.ledgerIndex, e.id, e.agent, e.epoch, e.seq, e.kind, e.type, e.at, e.receivedAt, e.canonical, e.recordHash, e.leafHash);
-            perKind[e.kind]++;
-          }
-        } catch (err) {
-          // UNIQUE(id) answers "is this id new?" for every row it inserts anyway: asking first cost a lookup per record.
-          if (isUniqueViolation(err, 'records.id')) throw new DuplicateRecordIdError((err as Error).message);
-          throw err;
+        // UNIQUE(id) answers "is this id new?" for every row it inserts anyway (asking first cost a
+        // lookup per record); the answer is the statement's outcome, so the transaction stays usable.
+        for (const e of entries) {
+          const inserted = sql.insertRecord.run(e.ledgerIndex, e.id, e.agent, e.epoch, e.seq, e.kind, e.type, e.at, e.receivedAt, e.canonical, e.recordHash, e.leafHash);
+          if (inserted.changes !== 1) throw new DuplicateRecordIdError(e.id);
+          perKind[e.kind]++;
         }
         for (const kind of RECORD_KINDS) if (perKind[kind] > 0) sql.addKindCount.run(kind, perKind[kind]);
       },

@@ -363,12 +363,12 @@ describe('POST /api/v1/batches', function () {
     });
   });
 
-  it('refuses a batch for an earlier epoch after the agent enrolled again with 409 batch.epoch_stale and currentEpoch', async () => {
+  it('refuses a batch for an earlier epoch after the agent was re-enrolled with a replacement token, with 409 batch.epoch_stale and currentEpoch', async () => {
     const agent = await enrolledAgent();
     await agent.sendOk(agent.batch(agent.records(1)));
     const oldChain = agent.batch(agent.records(1));
     agent.newKey();
-    const { token } = await collector.container.enrollment.issueToken(agent.id);
+    const { token } = await collector.container.enrollment.issueToken(agent.id, 600, 'cli:test', { replace: true });
     assert.equal((await agent.enroll(token)).status, 200);
     assert.equal(agent.epoch, 2);
     const stale = { ...oldChain, epoch: 1 };
