@@ -97,16 +97,6 @@ export const MAX_FINDINGS = 500;
 /** Findings listed per (table, check): one broken thing can cause thousands of the same kind. */
 export const MAX_FINDINGS_PER_CHECK = 25;
 
-/** The triggers that make the ledger tables append-only (migration 0001). */
-export const APPEND_ONLY_TRIGGERS = [
-  'checkpoints_no_delete',
-  'checkpoints_no_update',
-  'merkle_subtrees_no_delete',
-  'merkle_subtrees_no_update',
-  'records_no_delete',
-  'records_no_update',
-] as const;
-
 export type AuditTable =
   | 'records'
   | 'merkle_subtrees'
@@ -380,11 +370,8 @@ export class LedgerAudit {
   }
 
   async #checkGuards(source: LedgerAuditSource, findings: Findings): Promise<void> {
-    const present = new Set(await source.triggerNames());
-    for (const name of APPEND_ONLY_TRIGGERS) {
-      if (!present.has(name)) {
-        findings.add({ table: 'schema', row: { name }, check: 'guard_missing', message: `the append-only trigger ${name} is missing (dropped?)` });
-      }
+    for (const name of await source.missingAppendOnlyGuards()) {
+      findings.add({ table: 'schema', row: { name }, check: 'guard_missing', message: `the append-only guard ${name} is missing (dropped?)` });
     }
   }
 

@@ -512,8 +512,12 @@ export interface LedgerRangeCount {
  * however large the table); several may be open at once.
  */
 export interface LedgerAuditSource {
-  /** Names of the triggers present on the ledger tables. */
-  triggerNames(): Promise<string[]>;
+  /**
+   * The names of the database guards (triggers, rules) that make the ledger tables append-only
+   * and are missing now. Their absence is not tampering with data, but it is how an intruder
+   * would start (ADR 0005).
+   */
+  missingAppendOnlyGuards(): Promise<string[]>;
   /** By agent, then epoch. */
   agentEpochs(): AsyncIterable<AuditAgentEpochRow>;
   /** The stored key histories, by agent, epoch and fromSeq. */

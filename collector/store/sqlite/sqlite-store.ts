@@ -92,6 +92,16 @@ import { migration as m0008 } from './migrations/0008-enrollment-authority.ts';
 
 type Db = Database.Database;
 
+/** The triggers that make the ledger tables append-only (migration 0001). */
+export const APPEND_ONLY_TRIGGERS = [
+  'checkpoints_no_delete',
+  'checkpoints_no_update',
+  'merkle_subtrees_no_delete',
+  'merkle_subtrees_no_update',
+  'records_no_delete',
+  'records_no_update',
+] as const;
+
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
 export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
@@ -1108,8 +1118,9 @@ class SqliteAuditSource implements LedgerAuditSource {
     }
   }
 
-  async triggerNames(): Promise<string[]> {
-    return this.#db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name`).pluck().all() as string[];
+  async missingAppendOnlyGuards(): Promise<string[]> {
+    const present = new Set(this.#db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger'`).pluck().all() as string[]);
+    return APPEND_ONLY_TRIGGERS.filter((name) => !present.has(name));
   }
 
   agentEpochs(): AsyncIterable<AuditAgentEpochRow> {
