@@ -8,12 +8,57 @@
  * forbids, so the collector MUST refuse, naming both versions.
  */
 
-export interface Migration<Db> {
+/**
+ * What a migration runs its SQL on: the backend's connection inside the migration's own
+ * transaction. Each backend has its own migration list (its SQL dialect); the runner and the
+ * version bookkeeping are the contract.
+ */
+export interface MigrationRunner {
+  /** Runs one or more statements; MUST NOT commit or roll back. */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Migration {
   /** 1, 2, 3 … without gaps; the file is named `NNNN-name.ts` after it. */
   version: number;
   name: string;
   /** Runs inside the migration's transaction; MUST NOT commit or roll back itself. */
-  up(db: Db): void;
+  up(db: MigrationRunner): Promise<void>;
+}
+
+/** A backend's side of migrating: its schema version, and one transaction per migration. */
+export interface MigrationTarget {
+  /** Where the database is, for messages (a path or a URL without its password). */
+  readonly where: string;
+  /**
+   * Runs `step` in ONE write transaction that excludes other migrators (the backend's write
+   * lock), committing if it resolves and rolling back if it rejects. `step` gets the runner and
+   * the schema version read inside that transaction, and may set a new one.
+   */
+  transaction<T>(step: (db: MigrationRunner, version: { read(): Promise<number>; write(version: number): Promise<void> }) => Promise<T>): Promise<T>;
+}
+
+/**
+ * Applies every pending migration of `migrations` to `target`, one transaction each (a crash
+ * leaves the database at the previous version, and the next run applies it again). The version
+ * is re-read under the lock before each step: another process may have migrated meanwhile.
+ */
+export async function runMigrations(target: MigrationTarget, migrations: readonly Migration[]): Promise<MigrationReport> {
+  let from: number | undefined;
+  const applied: string[] = [];
+  for (;;) {
+    const done = await target.transaction(async (db, version) => {
+      const current = await version.read();
+      from ??= current;
+      const [next] = pendingMigrations(migrations, current, target.where);
+      if (!next) return { to: current };
+      await next.up(db);
+      await version.write(next.version);
+      applied.push(next.name);
+      return undefined;
+    });
+    if (done) return { from: from ?? done.to, to: done.to, applied };
+  }
 }
 
 export interface MigrationReport {
@@ -34,7 +79,7 @@ export class SchemaVersionError extends Error {
 }
 
 /** Throws unless `migrations` are numbered 1…n in order (a packaging mistake, caught at start). */
-export function latestVersion<Db>(migrations: readonly Migration<Db>[]): number {
+export function latestVersion(migrations: readonly Migration[]): number {
   migrations.forEach((migration, i) => {
     if (migration.version !== i + 1) {
       throw new Error(`migration list is broken: position ${i + 1} holds version ${migration.version} (${migration.name})`);
@@ -68,7 +113,7 @@ export function assertCurrent(databaseVersion: number, codeVersion: number, wher
 }
 
 /** Migrations still to apply to a database at `databaseVersion`, in order. */
-export function pendingMigrations<Db>(migrations: readonly Migration<Db>[], databaseVersion: number, where: string): Migration<Db>[] {
+export function pendingMigrations(migrations: readonly Migration[], databaseVersion: number, where: string): Migration[] {
   assertNotNewer(databaseVersion, latestVersion(migrations), where);
   return migrations.slice(databaseVersion);
 }

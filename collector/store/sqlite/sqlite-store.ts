@@ -37,7 +37,8 @@ import type { Ed25519PublicJwk } from '../../../shared/crypto.ts';
 import type { SubtreeNode, SubtreeReader } from '../../../shared/merkle.ts';
 import { preparePrivateDatabase } from '../../../shared/private-files.ts';
 import { COLLECTOR_AGENT_ID, RECORD_KINDS, type RecordKind } from '../../../shared/record.ts';
-import { assertCurrent, assertNotNewer, latestVersion, pendingMigrations, type Migration, type MigrationReport } from '../migrate.ts';
+import { assertCurrent, assertNotNewer, latestVersion, runMigrations, type Migration, type MigrationReport } from '../migrate.ts';
+import { sqliteMigrationTarget } from './migration-target.ts';
 import {
   DuplicateRecordIdError,
   MAX_LISTED_GAPS,
@@ -104,7 +105,7 @@ export const APPEND_ONLY_TRIGGERS = [
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
+export const SQLITE_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -560,33 +561,7 @@ export class SqliteStore implements CollectorStore {
   }
 
   async migrate(): Promise<MigrationReport> {
-    return this.#mutex.run(async () => {
-      const from = this.#schemaVersion();
-      const applied: string[] = [];
-      for (;;) {
-        // Re-read the version under the write lock: another process may have migrated meanwhile.
-        try {
-          this.#writer.exec('BEGIN IMMEDIATE');
-        } catch (err) {
-          throw translateError(err);
-        }
-        try {
-          const [next] = pendingMigrations(SQLITE_MIGRATIONS, this.#schemaVersion(), this.path);
-          if (!next) {
-            this.#writer.exec('COMMIT');
-            break;
-          }
-          next.up(this.#writer);
-          this.#writer.pragma(`user_version = ${next.version}`);
-          this.#writer.exec('COMMIT');
-          applied.push(next.name);
-        } catch (err) {
-          if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK');
-          throw translateError(err);
-        }
-      }
-      return { from, to: this.#schemaVersion(), applied };
-    });
+    return this.#mutex.run(() => runMigrations(sqliteMigrationTarget(this.#writer, this.path, translateError), SQLITE_MIGRATIONS));
   }
 
   async assertSchemaCurrent(): Promise<void> {

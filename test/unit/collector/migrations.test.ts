@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION, SqliteStore } from '../../../collector/store/sqlite/sqlite-store.ts';
 import { SchemaVersionError } from '../../../collector/store/migrate.ts';
+import { sqliteMigrationRunner } from '../../../collector/store/sqlite/migration-target.ts';
 import { makeTempDir, runCollectorCli } from '../../helpers/collector-process.ts';
 
 /** The schema the code expects after every migration: objects and the columns of each table. */
@@ -88,10 +89,10 @@ function fullSchemaOf(path: string): { objects: string[]; sql: string[]; columns
 }
 
 /** A new database file migrated by the first `version` migrations only, left open for the test to fill. */
-function databaseAtVersion(version: number): { path: string; db: Database.Database } {
+async function databaseAtVersion(version: number): Promise<{ path: string; db: Database.Database }> {
   const path = join(makeTempDir(), 'collector.db');
   const db = new Database(path);
-  for (const migration of SQLITE_MIGRATIONS.slice(0, version)) migration.up(db);
+  for (const migration of SQLITE_MIGRATIONS.slice(0, version)) await migration.up(sqliteMigrationRunner(db));
   db.pragma(`user_version = ${version}`);
   return { path, db };
 }
@@ -127,7 +128,7 @@ describe('collector SQLite migrations', function () {
     await freshStore.migrate();
     await freshStore.close();
     for (let version = 0; version < SQLITE_SCHEMA_VERSION; version++) {
-      const { path, db } = databaseAtVersion(version);
+      const { path, db } = await databaseAtVersion(version);
       db.close();
       const store = new SqliteStore({ path });
       await store.migrate();
@@ -162,7 +163,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0002 keeps every row of a version 1 database and starts every agent with no witness report', async () => {
-    const { path, db } = databaseAtVersion(1);
+    const { path, db } = await databaseAtVersion(1);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-1', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-1', 1, '{}', 'k', 'then', 0, NULL)`);
     db.close();
@@ -185,7 +186,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0003 gives every existing epoch its enrolled key as its key history from seq 1', async () => {
-    const { path, db } = databaseAtVersion(2);
+    const { path, db } = await databaseAtVersion(2);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-2', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-2', 1, '{"kty":"OKP"}', 'k1', 't1');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-2', 2, '{"kty":"OKP"}', 'k2', 't2')`);
@@ -204,7 +205,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0004 keeps every row of a version 3 database, adds an empty token table, and keeps revocation times', async () => {
-    const { path, db } = databaseAtVersion(3);
+    const { path, db } = await databaseAtVersion(3);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-3', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, revoked_at) VALUES ('AS-OLD-3', 1, '{"kty":"OKP"}', 'k1', 't1', 't9')`);
     db.close();
@@ -218,7 +219,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0005 keeps every row of a version 4 database and adds report jobs whose status and outcome agree', async () => {
-    const { path, db } = databaseAtVersion(4);
+    const { path, db } = await databaseAtVersion(4);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-4', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at) VALUES ('AS-OLD-4', 1, '{"kty":"OKP"}', 'k1', 't1')`);
     db.close();
@@ -244,7 +245,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0006 keeps every row of a version 5 database and starts each chain\'s clock from its stored head, with no counts', async () => {
-    const { path, db } = databaseAtVersion(5);
+    const { path, db } = await databaseAtVersion(5);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-5', 'then');
              INSERT INTO agents VALUES ('AS-NEW-5', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-5', 1, '{"kty":"OKP"}', 'k1', 't1', 2, 'h2');
@@ -280,7 +281,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0007 counts the entries of a version 6 database per kind, drops the kind index, and the counters then follow every append', async () => {
-    const { path, db } = databaseAtVersion(6);
+    const { path, db } = await databaseAtVersion(6);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-6', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, highest_seq, highest_hash) VALUES ('AS-OLD-6', 1, '{"kty":"OKP"}', 'k1', 't1', 3, 'h3');`);
     const insert = db.prepare(
@@ -316,7 +317,7 @@ describe('collector SQLite migrations', function () {
   });
 
   it('migration 0008 gives each revoked epoch the ledger index and time of its agent.revoked record, and leaves old tokens ordinary and unvoided', async () => {
-    const { path, db } = databaseAtVersion(7);
+    const { path, db } = await databaseAtVersion(7);
     db.exec(`INSERT INTO agents VALUES ('AS-OLD-7', 'then'), ('COLLECTOR', 'then');
              INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, revoked_at) VALUES
                ('COLLECTOR', 1, '{"kty":"OKP"}', 'kc', 't0', NULL),

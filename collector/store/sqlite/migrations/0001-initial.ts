@@ -11,14 +11,13 @@
  * - `checkpoints`, `receipts`, `quarantine`, `enrollment_tokens`, `jti_replay`.
  * - Triggers make the ledger tables append-only: an UPDATE or DELETE is refused by the database.
  */
-import type { Database } from 'better-sqlite3';
 import type { Migration } from '../../migrate.ts';
 
-export const migration: Migration<Database> = {
+export const migration: Migration = {
   version: 1,
   name: '0001-initial',
-  up(db) {
-    db.exec(`
+  async up(db) {
+    await db.exec(`
       CREATE TABLE agents (
         agent TEXT PRIMARY KEY,
         created_at TEXT NOT NULL

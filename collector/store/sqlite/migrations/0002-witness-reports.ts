@@ -14,14 +14,13 @@
  *
  * Forward-only and additive: existing rows get NULLs, which mean "no report yet".
  */
-import type { Database } from 'better-sqlite3';
 import type { Migration } from '../../migrate.ts';
 
-export const migration: Migration<Database> = {
+export const migration: Migration = {
   version: 2,
   name: '0002-witness-reports',
-  up(db) {
-    db.exec(`
+  async up(db) {
+    await db.exec(`
       ALTER TABLE agent_epochs ADD COLUMN witnessed_size INTEGER CHECK (witnessed_size IS NULL OR witnessed_size >= 0);
       ALTER TABLE agent_epochs ADD COLUMN witnessed_at TEXT;
     `);

@@ -12,14 +12,13 @@
  *
  * Forward-only: existing epochs get their enrolled key as the row from seq 1.
  */
-import type { Database } from 'better-sqlite3';
 import type { Migration } from '../../migrate.ts';
 
-export const migration: Migration<Database> = {
+export const migration: Migration = {
   version: 3,
   name: '0003-agent-keys',
-  up(db) {
-    db.exec(`
+  async up(db) {
+    await db.exec(`
       CREATE TABLE agent_keys (
         agent TEXT NOT NULL,
         epoch INTEGER NOT NULL,

@@ -8,14 +8,13 @@
  *
  * Revocation of agents needs no schema change: `agent_epochs.revoked_at` exists since 0001.
  */
-import type { Database } from 'better-sqlite3';
 import type { Migration } from '../../migrate.ts';
 
-export const migration: Migration<Database> = {
+export const migration: Migration = {
   version: 4,
   name: '0004-api-tokens',
-  up(db) {
-    db.exec(`
+  async up(db) {
+    await db.exec(`
       CREATE TABLE api_tokens (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,

@@ -15,14 +15,13 @@
  * No ledger table changes: exports read the ledger through indexes that exist since 0001
  * (ledger_index order, UNIQUE(agent, epoch, seq)).
  */
-import type { Database } from 'better-sqlite3';
 import type { Migration } from '../../migrate.ts';
 
-export const migration: Migration<Database> = {
+export const migration: Migration = {
   version: 5,
   name: '0005-report-jobs',
-  up(db) {
-    db.exec(`
+  async up(db) {
+    await db.exec(`
       CREATE TABLE report_jobs (
         id TEXT PRIMARY KEY,
         status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),

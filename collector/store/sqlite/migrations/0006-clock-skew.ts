@@ -11,14 +11,13 @@
  * Existing chains start from their stored head: its seq and `at` (one indexed read per chain),
  * no counts, and no caught-up batch yet.
  */
-import type { Database } from 'better-sqlite3';
 import type { Migration } from '../../migrate.ts';
 
-export const migration: Migration<Database> = {
+export const migration: Migration = {
   version: 6,
   name: '0006-clock-skew',
-  up(db) {
-    db.exec(`
+  async up(db) {
+    await db.exec(`
       CREATE TABLE clock_skew (
         agent TEXT NOT NULL,
         epoch INTEGER NOT NULL,

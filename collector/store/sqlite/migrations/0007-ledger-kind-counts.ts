@@ -11,14 +11,13 @@
  * Existing ledgers: the counts are filled from the records (using the index, before it is
  * dropped). Report queries never used the index: they scan by ledger index.
  */
-import type { Database } from 'better-sqlite3';
 import type { Migration } from '../../migrate.ts';
 
-export const migration: Migration<Database> = {
+export const migration: Migration = {
   version: 7,
   name: '0007-ledger-kind-counts',
-  up(db) {
-    db.exec(`
+  async up(db) {
+    await db.exec(`
       CREATE TABLE ledger_kind_counts (
         kind TEXT PRIMARY KEY CHECK (kind IN ('audit', 'telemetry', 'agent')),
         records INTEGER NOT NULL CHECK (records >= 0)

@@ -15,14 +15,13 @@
  * that record's `at`, so that the table and the ledger state the same instant (they differed by
  * the milliseconds between two clock reads).
  */
-import type { Database } from 'better-sqlite3';
 import type { Migration } from '../../migrate.ts';
 
-export const migration: Migration<Database> = {
+export const migration: Migration = {
   version: 8,
   name: '0008-enrollment-authority',
-  up(db) {
-    db.exec(`
+  async up(db) {
+    await db.exec(`
       ALTER TABLE enrollment_tokens ADD COLUMN for_replacement INTEGER NOT NULL DEFAULT 0 CHECK (for_replacement IN (0, 1));
       ALTER TABLE enrollment_tokens ADD COLUMN voided_at TEXT;
       ALTER TABLE agent_epochs ADD COLUMN revoked_index INTEGER CHECK (revoked_index >= 0);
