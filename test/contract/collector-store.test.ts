@@ -1,0 +1,313 @@
+/**
+ * The collector's storage contract (collector/store/store.ts), held by one suite that every
+ * backend runs. A backend is a factory: a fresh, migrated store, and a way to make its
+ * database refuse writes for a while (to prove StoreUnavailableError). The suite talks only to
+ * the contract — no SQL, no file paths — so a second backend passes it or is wrong.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openSqliteStore } from '../../collector/store/sqlite/sqlite-store.ts';
+import {
+  DuplicateRecordIdError,
+  StoreUnavailableError,
+  type CollectorStore,
+  type LedgerEntry,
+  type WriteTransaction,
+} from '../../collector/store/store.ts';
+import type { RecordKind } from '../../shared/record.ts';
+import { makeTempDir } from '../helpers/collector-process.ts';
+
+interface StoreBackend {
+  name: string;
+  /** A new, empty, migrated store. */
+  open(): Promise<{ store: CollectorStore; location: string }>;
+  /** Holds the database's write lock from outside the store until the returned release is called. */
+  blockWrites(location: string): Promise<() => void>;
+}
+
+const sqliteBackend: StoreBackend = {
+  name: 'SQLite',
+  async open() {
+    const location = join(makeTempDir('sakshya-contract-'), 'collector.db');
+    const store = openSqliteStore(location);
+    await store.migrate();
+    return { store, location };
+  },
+  async blockWrites(location) {
+    const db = new Database(location);
+    db.exec('BEGIN EXCLUSIVE');
+    return () => {
+      db.exec('ROLLBACK');
+      db.close();
+    };
+  },
+};
+
+const BACKENDS: StoreBackend[] = [sqliteBackend];
+
+const AT = '2026-11-22T04:00:00.000Z';
+const JWK = { kty: 'OKP', crv: 'Ed25519', x: 'A'.repeat(43) } as const;
+
+function entry(ledgerIndex: number, seq: number, options: { id?: string; agent?: string; kind?: RecordKind } = {}): LedgerEntry {
+  return {
+    ledgerIndex,
+    id: options.id ?? `rec-${ledgerIndex}`,
+    agent: options.agent ?? 'AS-CON-001',
+    epoch: 1,
+    seq,
+    kind: options.kind ?? 'audit',
+    type: 'certificate.issued',
+    at: AT,
+    receivedAt: AT,
+    canonical: `{"n":${ledgerIndex}}`,
+    recordHash: `hash-${ledgerIndex}`,
+    leafHash: Buffer.alloc(32, ledgerIndex),
+  };
+}
+
+async function enroll(tx: WriteTransaction, agent = 'AS-CON-001', epoch = 1): Promise<void> {
+  await tx.createAgentEpoch({ agent, epoch, publicJwk: JWK, kid: `kid-${agent}-${epoch}`, enrolledAt: AT });
+}
+
+for (const backend of BACKENDS) {
+  describe(`collector store contract: ${backend.name}`, function () {
+    this.timeout(60_000);
+    let store: CollectorStore;
+    let location: string;
+
+    beforeEach(async () => {
+      ({ store, location } = await backend.open());
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it('migrates to the current schema once; a second migrate applies nothing', async () => {
+      await store.assertSchemaCurrent();
+      const again = await store.migrate();
+      assert.deepEqual(again.applied, []);
+      assert.equal(again.from, again.to);
+    });
+
+    it('creates an epoch with an empty chain and its enrolled key from seq 1, and answers the current epoch', async () => {
+      await store.write(async (tx) => {
+        await enroll(tx);
+        await enroll(tx, 'AS-CON-001', 2);
+        assert.equal(await tx.highestEpoch('AS-CON-001'), 2);
+        assert.deepEqual(await tx.chainHead('AS-CON-001', 2), { highestSeq: 0, highestHash: null });
+      });
+      const current = await store.currentEpoch('AS-CON-001');
+      assert.equal(current?.epoch, 2);
+      assert.equal(current?.revokedAt, null);
+      assert.deepEqual((await store.agentKeys('AS-CON-001', 1)).map((k) => [k.fromSeq, k.kid, k.reason]), [[1, 'kid-AS-CON-001-1', 'enrolled']]);
+      assert.equal(await store.currentEpoch('AS-NONE-01'), undefined);
+    });
+
+    it('appends entries, moves the chain head only from the stored head, and counts them by kind', async () => {
+      await store.write(async (tx) => {
+        await enroll(tx);
+        await tx.appendRecords([entry(0, 1), entry(1, 2, { kind: 'telemetry' })]);
+        await tx.advanceChainHead('AS-CON-001', 1, { highestSeq: 0, highestHash: null }, { highestSeq: 2, highestHash: 'hash-1' });
+        assert.deepEqual([...(await tx.recordHashes('AS-CON-001', 1, 1, 2))], [[1, 'hash-0'], [2, 'hash-1']]);
+        assert.equal(await tx.ledgerSize(), 2);
+      });
+      await assert.rejects(
+        store.write((tx) => tx.advanceChainHead('AS-CON-001', 1, { highestSeq: 1, highestHash: 'hash-0' }, { highestSeq: 3, highestHash: 'x' })),
+        'a head moved from a stale value is refused',
+      );
+      const counts = await store.ledgerCounts();
+      assert.equal(counts.size, 2);
+      assert.deepEqual(counts.byKind, { audit: 1, telemetry: 1, agent: 0 });
+      const found = await store.findLedgerRecord('rec-1');
+      assert.equal(found?.ledgerIndex, 1);
+      assert.equal(found?.canonical, '{"n":1}');
+    });
+
+    it('finds a stored record id by the insert itself, leaves the transaction usable, and stores nothing of the refused batch', async () => {
+      await store.write(async (tx) => {
+        await enroll(tx);
+        await enroll(tx, 'AS-CON-002');
+        await tx.appendRecords([entry(0, 1)]);
+      });
+      const before = await store.ledgerCounts();
+      const refusal = new Error('refused');
+      await assert.rejects(
+        store.write(async (tx) => {
+          const clash = await tx.appendRecords([entry(1, 1, { agent: 'AS-CON-002', id: 'fresh' }), entry(2, 2, { agent: 'AS-CON-002', id: 'rec-0' })]).then(
+            () => undefined,
+            (err: unknown) => err,
+          );
+          assert.ok(clash instanceof DuplicateRecordIdError);
+          assert.equal(clash.id, 'rec-0');
+          // Still usable for reads, as the ingest's answer needs.
+          assert.deepEqual((await tx.findRecordsById(['rec-0'])).map((r) => [r.agent, r.seq]), [['AS-CON-001', 1]]);
+          throw refusal;
+        }),
+        refusal,
+      );
+      assert.deepEqual(await store.ledgerCounts(), before);
+      assert.equal(await store.findLedgerRecord('fresh'), undefined);
+    });
+
+    it('refuses a second entry for the same (agent, epoch, seq) in the database itself', async () => {
+      await assert.rejects(
+        store.write(async (tx) => {
+          await enroll(tx);
+          await tx.appendRecords([entry(0, 1), entry(1, 1, { id: 'other' })]);
+        }),
+      );
+      assert.equal((await store.ledgerCounts()).size, 0, 'the whole transaction rolled back');
+    });
+
+    it('stores subtrees and checkpoints, reads them committed, and serves the subtree reader inside a write', async () => {
+      const node = (level: number, index: number) => ({ level, index, hash: Buffer.alloc(32, level * 16 + index) });
+      await store.write(async (tx) => {
+        await tx.putSubtrees([node(0, 0), node(0, 1), node(1, 0)]);
+        const read = await tx.subtreeReader(2);
+        assert.deepEqual(read(1, 0), node(1, 0).hash);
+        await tx.putCheckpoint({ size: 2, root: node(1, 0).hash, note: 'note-2', createdAt: AT });
+      });
+      assert.deepEqual(await store.readSubtrees([{ level: 0, index: 1 }, { level: 2, index: 0 }]), [node(0, 1).hash, undefined]);
+      assert.equal((await store.latestCheckpoint())?.size, 2);
+      assert.equal((await store.checkpointOfSize(2))?.note, 'note-2');
+      assert.equal(await store.checkpointOfSize(3), undefined);
+    });
+
+    it('keeps a receipt per batch id and a quarantined conflict once', async () => {
+      const receipt = { batchId: 'b-1', agent: 'AS-CON-001', recordsDigest: 'd', receiptJson: '{"r":1}', signature: 's', createdAt: AT };
+      const conflict = { agent: 'AS-CON-001', epoch: 1, seq: 1, recordId: 'r', recordHash: 'x', storedHash: 'y', canonical: '{}', batchId: 'b', traceId: 't', receivedAt: AT };
+      await store.write(async (tx) => {
+        await enroll(tx);
+        await tx.putReceipt(receipt);
+        await tx.quarantine(conflict);
+        await tx.quarantine(conflict);
+      });
+      assert.deepEqual(await store.findReceipt('b-1'), receipt);
+      assert.equal(await store.findReceipt('b-2'), undefined);
+      assert.equal((await store.ledgerCounts()).quarantined, 1);
+    });
+
+    it('rolls back everything a write did when its function rejects', async () => {
+      await assert.rejects(
+        store.write(async (tx) => {
+          await enroll(tx);
+          await tx.appendRecords([entry(0, 1)]);
+          throw new Error('changed my mind');
+        }),
+        /changed my mind/,
+      );
+      assert.equal(await store.currentEpoch('AS-CON-001'), undefined);
+      assert.equal((await store.ledgerCounts()).size, 0);
+    });
+
+    it('remembers a JWT id once until it expires, and forgets expired ones', async () => {
+      assert.equal(await store.rememberJti('j-1', 'AS-CON-001', 100, 50), true);
+      assert.equal(await store.rememberJti('j-1', 'AS-CON-001', 100, 60), false);
+      assert.equal(await store.rememberJti('j-2', 'AS-CON-001', 200, 150), true, 'forgets j-1 past its expiry');
+      assert.equal(await store.rememberJti('j-1', 'AS-CON-001', 300, 150), true);
+    });
+
+    it('uses an enrollment token once, never after it is voided, and revokes an epoch once with its ledger index', async () => {
+      const token = { tokenHash: 'a'.repeat(64), agent: 'AS-CON-001', createdAt: AT, expiresAt: AT, usedAt: null, forReplacement: false, voidedAt: null };
+      await store.write(async (tx) => {
+        await tx.putEnrollmentToken(token);
+        await tx.putEnrollmentToken({ ...token, tokenHash: 'b'.repeat(64), forReplacement: true });
+        assert.equal(await tx.useEnrollmentToken(token.tokenHash, AT), true);
+        assert.equal(await tx.useEnrollmentToken(token.tokenHash, AT), false);
+        assert.deepEqual(await tx.voidEnrollmentTokens('AS-CON-001', AT), ['b'.repeat(64)]);
+        assert.equal(await tx.useEnrollmentToken('b'.repeat(64), AT), false);
+        assert.equal((await tx.findEnrollmentToken('b'.repeat(64)))?.forReplacement, true);
+        await enroll(tx);
+        const revocation = { revokedAt: AT, revokedIndex: 7, supersededBy: null };
+        assert.equal(await tx.revokeAgentEpoch('AS-CON-001', 1, revocation), true);
+        assert.equal(await tx.revokeAgentEpoch('AS-CON-001', 1, revocation), false);
+      });
+      const epoch = await store.currentEpoch('AS-CON-001');
+      assert.deepEqual([epoch?.revokedAt, epoch?.revokedIndex, epoch?.supersededBy], [AT, 7, null]);
+    });
+
+    it('keeps human tokens by hash, lists them, and revokes by id or name', async () => {
+      const base = { role: 'auditor' as const, createdAt: AT, expiresAt: null, revokedAt: null, createdBy: 'cli:test' };
+      await store.write(async (tx) => {
+        await tx.putApiToken({ ...base, id: 'tok_1', name: 'Ravi', tokenHash: '1'.repeat(64) });
+        await tx.putApiToken({ ...base, id: 'tok_2', name: 'Ravi', tokenHash: '2'.repeat(64) });
+        await tx.putApiToken({ ...base, id: 'tok_3', name: 'Asha', tokenHash: '3'.repeat(64) });
+      });
+      assert.equal((await store.findApiToken('3'.repeat(64)))?.id, 'tok_3');
+      assert.deepEqual((await store.write((tx) => tx.revokeApiTokens({ name: 'Ravi' }, AT))).map((t) => t.id).sort(), ['tok_1', 'tok_2']);
+      assert.deepEqual(await store.write((tx) => tx.revokeApiTokens({ id: 'tok_1' }, AT)), []);
+      assert.deepEqual((await store.listApiTokens()).map((t) => [t.id, t.revokedAt]), [['tok_1', AT], ['tok_2', AT], ['tok_3', null]]);
+    });
+
+    it('ends a report job once, and fails every running job at start', async () => {
+      const job = { id: 'job-1', status: 'running' as const, owner: 'tok_1', actor: 'auditor:x', filterJson: '{}', checkpointSize: 1, createdAt: AT, finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null };
+      await store.write(async (tx) => {
+        await tx.putReportJob(job);
+        await tx.putReportJob({ ...job, id: 'job-2' });
+      });
+      const done = { status: 'done' as const, finishedAt: AT, countsJson: '{}', manifestSha256: 'ab', bundleBytes: 10 };
+      assert.equal(await store.write((tx) => tx.finishReportJob('job-1', done)), true);
+      assert.equal(await store.write((tx) => tx.finishReportJob('job-1', done)), false);
+      assert.deepEqual(await store.write((tx) => tx.failRunningReportJobs({ status: 'failed', finishedAt: AT, problemJson: '{}' })), ['job-2']);
+      assert.equal((await store.findReportJob('job-2'))?.status, 'failed');
+    });
+
+    it('gives a report one snapshot bound to its checkpoint size, and none for a size with no checkpoint', async () => {
+      await store.write(async (tx) => {
+        await enroll(tx);
+        await tx.appendRecords([entry(0, 1), entry(1, 2), entry(2, 3)]);
+        await tx.putCheckpoint({ size: 2, root: Buffer.alloc(32), note: 'n2', createdAt: AT });
+        await tx.putCheckpoint({ size: 3, root: Buffer.alloc(32), note: 'n3', createdAt: AT });
+      });
+      assert.equal(await store.openReport(5), undefined);
+      const report = (await store.openReport(2))!;
+      try {
+        await store.write((tx) => tx.appendRecords([entry(3, 4)]));
+        const rows = [];
+        for await (const row of report.records({ from: '2026-11-22T00:00:00.000Z', to: '2026-11-23T00:00:00.000Z', agent: null, kind: null, type: null })) rows.push(row.ledgerIndex);
+        assert.deepEqual(rows, [0, 1]);
+        assert.equal(report.checkpoint.size, 2);
+      } finally {
+        await report.close();
+      }
+    });
+
+    it('gives an audit one read-only snapshot, streamed, however long it runs', async () => {
+      await store.write(async (tx) => {
+        await enroll(tx);
+        await tx.appendRecords([entry(0, 1), entry(1, 2)]);
+      });
+      const audit = await store.openAudit();
+      try {
+        await store.write((tx) => tx.appendRecords([entry(2, 3)]));
+        const seen = [];
+        for await (const row of audit.records()) seen.push(row.ledgerIndex);
+        assert.deepEqual(seen, [0, 1]);
+        assert.deepEqual(await audit.missingAppendOnlyGuards(), []);
+        const epochs = [];
+        for await (const row of audit.agentEpochs()) epochs.push([row.agent, row.epoch]);
+        assert.deepEqual(epochs, [['AS-CON-001', 1]]);
+      } finally {
+        await audit.close();
+      }
+    });
+
+    it('answers StoreUnavailableError while its database refuses writes, commits nothing, and is ready again after', async () => {
+      await store.write((tx) => enroll(tx));
+      const release = await backend.blockWrites(location);
+      try {
+        await assert.rejects(
+          store.write((tx) => tx.appendRecords([entry(0, 1)])),
+          (err: unknown) => err instanceof StoreUnavailableError,
+        );
+      } finally {
+        release();
+      }
+      await store.ping();
+      assert.equal((await store.ledgerCounts()).size, 0);
+      await store.write((tx) => tx.appendRecords([entry(0, 1)]));
+      assert.equal((await store.ledgerCounts()).size, 1);
+    });
+  });
+}
