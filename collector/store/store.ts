@@ -159,7 +159,11 @@ export interface NewAgentEpoch {
   enrolledAt: string;
 }
 
-export interface LedgerEntry {
+/**
+ * One ledger entry, as the ledger stores it: the one row type every read and write of records
+ * is cut from (a backend maps its column names to these once, e.g. with SQL aliases).
+ */
+export interface LedgerRow {
   ledgerIndex: number;
   id: string;
   agent: string;
@@ -169,26 +173,19 @@ export interface LedgerEntry {
   type: string;
   at: string;
   receivedAt: string;
-  /** The record's RFC 8785 text (or its UTF-8 bytes), stored byte for byte as hashed, as TEXT. */
-  canonical: string | Uint8Array;
+  /** The record's RFC 8785 text, byte for byte as hashed. */
+  canonical: string;
   /** base64url sha256 of `canonical`. */
   recordHash: string;
   /** RFC 9162 leaf hash of `canonical`. */
   leafHash: Buffer;
 }
 
+/** A ledger entry to append: its text may come as UTF-8 bytes, stored as TEXT. */
+export type LedgerEntry = Omit<LedgerRow, 'canonical'> & { canonical: string | Uint8Array };
+
 /** A ledger entry as the records and proofs APIs read it. */
-export interface LedgerRecord {
-  ledgerIndex: number;
-  id: string;
-  agent: string;
-  epoch: number;
-  seq: number;
-  receivedAt: string;
-  /** The record's RFC 8785 text, byte for byte as hashed. */
-  canonical: string;
-  leafHash: Buffer;
-}
+export type LedgerRecord = Pick<LedgerRow, 'ledgerIndex' | 'id' | 'agent' | 'epoch' | 'seq' | 'receivedAt' | 'canonical' | 'leafHash'>;
 
 /** A complete Merkle subtree's coordinates: leaves [index·2^level, (index+1)·2^level). */
 export interface SubtreeRef {
@@ -466,20 +463,8 @@ export interface AuditAgentKeyRow {
   reason: string;
 }
 
-export interface AuditRecordRow {
-  ledgerIndex: number;
-  id: string;
-  agent: string;
-  epoch: number;
-  seq: number;
-  kind: string;
-  type: string;
-  at: string;
-  receivedAt: string;
-  canonical: string;
-  recordHash: string;
-  leafHash: Buffer;
-}
+/** A ledger row as stored, `kind` unchecked (the audit names a bad value instead of trusting it). */
+export type AuditRecordRow = Omit<LedgerRow, 'kind'> & { kind: string };
 
 export interface AuditSubtreeRow {
   level: number;
@@ -556,20 +541,7 @@ export interface LedgerAuditSource {
 // A report export's view of the store (collector/services/reports.ts).
 
 /** A ledger entry as an export reads it. */
-export interface ReportRecordRow {
-  ledgerIndex: number;
-  id: string;
-  agent: string;
-  epoch: number;
-  seq: number;
-  kind: RecordKind;
-  type: string;
-  at: string;
-  receivedAt: string;
-  /** The record's RFC 8785 text, byte for byte as hashed. */
-  canonical: string;
-  leafHash: Buffer;
-}
+export type ReportRecordRow = Omit<LedgerRow, 'recordHash'>;
 
 /** What an export asks of the ledger: the filter's fields (see shared/report/bundle-format.ts). */
 export interface ReportRecordQuery {

@@ -66,6 +66,7 @@ import {
   type LedgerEntry,
   type LedgerRangeCount,
   type LedgerRecord,
+  type LedgerRow,
   type NewAgentEpoch,
   type QuarantinedRecord,
   type ReportChainSeqRow,
@@ -152,16 +153,9 @@ interface AgentEpochRow {
   superseded_by: number | null;
 }
 
-interface LedgerRecordRow {
-  ledger_index: number;
-  id: string;
-  agent: string;
-  epoch: number;
-  seq: number;
-  received_at: string;
-  canonical: string;
-  leaf_hash: Buffer;
-}
+/** The records columns under the contract's names (LedgerRow): the one snake_case → camelCase mapping. */
+const LEDGER_ROW_COLUMNS =
+  'ledger_index AS ledgerIndex, id, agent, epoch, seq, kind, type, at, received_at AS receivedAt, canonical, record_hash AS recordHash, leaf_hash AS leafHash';
 
 interface CheckpointRow {
   size: number;
@@ -495,7 +489,7 @@ function prepareStatements(writer: Db, reader: Db) {
     highestStoredSeq: reader.prepare(`SELECT coalesce(max(seq), 0) FROM records WHERE agent = ? AND epoch = ? AND seq <= ?`).pluck(),
     readSubtreeCommitted: reader.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
     findLedgerRecord: reader.prepare(
-      `SELECT ledger_index, id, agent, epoch, seq, received_at, canonical, leaf_hash FROM records WHERE id = ?`,
+      `SELECT ${LEDGER_ROW_COLUMNS} FROM records WHERE id = ?`,
     ),
     ledgerSizeCommitted: reader.prepare(`SELECT coalesce(max(ledger_index) + 1, 0) FROM records`).pluck(),
     countByKind: reader.prepare(`SELECT kind, records AS n FROM ledger_kind_counts`),
@@ -941,19 +935,7 @@ export class SqliteStore implements CollectorStore {
 
   async findLedgerRecord(id: string): Promise<LedgerRecord | undefined> {
     try {
-      const row = this.#sql.findLedgerRecord.get(id) as LedgerRecordRow | undefined;
-      return (
-        row && {
-          ledgerIndex: row.ledger_index,
-          id: row.id,
-          agent: row.agent,
-          epoch: row.epoch,
-          seq: row.seq,
-          receivedAt: row.received_at,
-          canonical: row.canonical,
-          leafHash: row.leaf_hash,
-        }
-      );
+      return this.#sql.findLedgerRecord.get(id) as LedgerRow | undefined;
     } catch (err) {
       throw translateError(err);
     }
@@ -1157,21 +1139,8 @@ class SqliteAuditSource implements LedgerAuditSource {
 
   records(): AsyncIterable<AuditRecordRow> {
     return streamRows(
-      this.#db.prepare(`SELECT * FROM records ORDER BY ledger_index`),
-      (row: LedgerRecordRow & { kind: string; type: string; at: string; record_hash: string }): AuditRecordRow => ({
-        ledgerIndex: row.ledger_index,
-        id: row.id,
-        agent: row.agent,
-        epoch: row.epoch,
-        seq: row.seq,
-        kind: row.kind,
-        type: row.type,
-        at: row.at,
-        receivedAt: row.received_at,
-        canonical: row.canonical,
-        recordHash: row.record_hash,
-        leafHash: row.leaf_hash,
-      }),
+      this.#db.prepare(`SELECT ${LEDGER_ROW_COLUMNS} FROM records ORDER BY ledger_index`),
+      (row: AuditRecordRow): AuditRecordRow => row,
     );
   }
 
@@ -1269,7 +1238,7 @@ class SqliteReportSource implements ReportSource {
 
   records(query: ReportRecordQuery): AsyncIterable<ReportRecordRow> {
     const statement = this.#db.prepare(
-      `SELECT ledger_index, id, agent, epoch, seq, kind, type, at, received_at, canonical, leaf_hash FROM records
+      `SELECT ${LEDGER_ROW_COLUMNS} FROM records
        WHERE ledger_index < @size AND at >= @atLow AND at < @atHigh
          AND (@agent IS NULL OR agent GLOB @agent) AND (@kind IS NULL OR kind = @kind) AND (@type IS NULL OR type = @type)
        ORDER BY ledger_index`,
@@ -1284,19 +1253,7 @@ class SqliteReportSource implements ReportSource {
     };
     return streamRows(
       statement.bind(params),
-      (row: LedgerRecordRow & { kind: RecordKind; type: string; at: string }): ReportRecordRow => ({
-        ledgerIndex: row.ledger_index,
-        id: row.id,
-        agent: row.agent,
-        epoch: row.epoch,
-        seq: row.seq,
-        kind: row.kind,
-        type: row.type,
-        at: row.at,
-        receivedAt: row.received_at,
-        canonical: row.canonical,
-        leafHash: row.leaf_hash,
-      }),
+      (row: ReportRecordRow): ReportRecordRow => row,
     );
   }
 
