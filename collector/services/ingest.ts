@@ -9,7 +9,8 @@
  * record earlier in the batch) → canonical form and signature of each record. All of that up to
  * the receipt lookup, and the canonical forms, hashes and signatures, run in a worker thread on
  * the body bytes as sent (batch-check-worker.ts); the event loop only looks up the receipt and
- * then, inside ONE write transaction: the key history is unchanged, the sequence against the
+ * then, inside ONE write transaction (read with one `batchState` call, written with one
+ * `commitBatch` call, so a batch costs a few round trips on a server database): the key history is unchanged, the sequence against the
  * stored chain head (duplicate / equivocation / new, contiguous and chained), then records (a
  * record id stored already, for another record, is found by UNIQUE(id) as the rows go in: 400
  * batch.invalid, not naming whose record holds it, and the transaction rolls back), Merkle nodes, chain head, the keys that new
@@ -215,18 +216,19 @@ export class IngestService {
     const digest = recordsDigest(prepared.map((entry) => entry.recordHash));
     const { agent, epoch } = batch;
     return this.#store.write(async (tx): Promise<CommitOutcome> => {
+      // One read of everything the checks below need (one round trip on a server database).
+      const state = await tx.batchState(agent, epoch, batch.batchId, batch.witness?.size);
       // The same batch may have committed while this one waited for the write lock.
-      const raced = await tx.findReceipt(batch.batchId);
-      if (raced) return { kind: 'accepted', reply: this.#replay(raced, batch, agent, prepared.map((entry) => entry.recordHash)) };
+      if (state.receipt) return { kind: 'accepted', reply: this.#replay(state.receipt, batch, agent, prepared.map((entry) => entry.recordHash)) };
 
-      const current = await tx.currentEpoch(agent);
+      const current = state.currentEpoch;
       if (!current || current.epoch !== epoch) {
         throw new ProblemError('batch.epoch_stale', `epoch ${epoch} is no longer the current epoch of ${agent}`, { currentEpoch: current?.epoch ?? null });
       }
       if (current.revokedAt !== null) throw new ProblemError('agent.revoked', `agent ${agent} was revoked at ${current.revokedAt}`);
-      const head = (await tx.chainHead(agent, epoch))!;
+      const head = state.head!;
       const receivedAt = this.#now().toISOString();
-      if ((await tx.agentKeys(agent, epoch)).length !== keys.historyLength) {
+      if (state.keyCount !== keys.historyLength) {
         // Another batch of this agent rotated the key meanwhile: the signatures were checked against an old history.
         throw new ProblemError('batch.out_of_order', `the key history of ${agent} epoch ${epoch} changed while the batch was checked; resend`, {
           expectedSeq: head.highestSeq + 1,
@@ -289,30 +291,23 @@ export class IngestService {
         }
         prev = entry.recordHash;
       }
-      let appended: AppendResult | undefined;
-      try {
-        appended = fresh.length > 0 ? await this.#ledger.append(tx, { agent, epoch, head }, fresh, receivedAt) : undefined;
-      } catch (err) {
-        if (err instanceof DuplicateRecordIdError) throw await this.#idClash(tx, agent, epoch, fresh, err.id, request.log);
-        throw err;
-      }
-      for (const rotation of keys.rotations) {
-        if (rotation.rotationSeq <= head.highestSeq) continue; // stored before, with its key
-        await tx.addAgentKey({ agent, epoch, ...rotation.key, addedAt: receivedAt, reason: 'rotated' });
-      }
-      await tx.recordAgentContact(agent, epoch, { lastSeenAt: receivedAt, backlog: batch.backlog });
+      const planned = fresh.length > 0 ? await this.#ledger.planAppend(tx, state.ledgerSize, { agent, epoch, head }, fresh, receivedAt) : undefined;
+      const appended: AppendResult | undefined = planned?.result;
+      const rotatedKeys = keys.rotations
+        .filter((rotation) => rotation.rotationSeq > head.highestSeq) // earlier ones were stored with their records
+        .map((rotation) => ({ agent, epoch, ...rotation.key, addedAt: receivedAt, reason: 'rotated' as const }));
       let clock: ClockAssessment | undefined;
       if (fresh.length > 0) {
         // `at` is judged, never used: stored as sent, ordered by seq (services/clock-skew.ts).
         clock = assessClock(
-          await tx.clockSkew(agent, epoch),
+          state.clockSkew,
           fresh.map((entry) => ({ seq: entry.record.seq, at: entry.record.at })),
           { receivedAt, backlogPending: batch.backlog.pending, recordCount: prepared.length, lastSeq: prepared[prepared.length - 1]!.record.seq },
           this.#clockSkewToleranceMs,
         );
-        await tx.putClockSkew(agent, epoch, clock.state);
       }
-      const witness = batch.witness ? await this.#recordWitness(tx, agent, epoch, batch.witness, receivedAt) : undefined;
+      // A witness report counts only for a checkpoint this collector signed, size AND root.
+      const witnessKnown = batch.witness !== undefined && state.witnessCheckpoint !== undefined && toBase64Url(state.witnessCheckpoint.root) === batch.witness.root;
 
       const receipt: Receipt = {
         v: 1,
@@ -329,7 +324,23 @@ export class IngestService {
       };
       const receiptJson = canonicalJson(receipt);
       const { signature } = await signReceipt(receipt, this.#receiptKey.privateKey, this.#receiptKey.kid);
-      await tx.putReceipt({ batchId: batch.batchId, agent, recordsDigest: digest, receiptJson, signature, createdAt: receivedAt });
+      let committed: { witnessRecorded: boolean };
+      try {
+        committed = await tx.commitBatch({
+          agent,
+          epoch,
+          append: planned?.append,
+          rotatedKeys,
+          contact: { lastSeenAt: receivedAt, backlog: batch.backlog },
+          clockSkew: clock?.state,
+          witness: witnessKnown ? { size: batch.witness!.size, at: receivedAt } : undefined,
+          receipt: { batchId: batch.batchId, agent, recordsDigest: digest, receiptJson, signature, createdAt: receivedAt },
+        });
+      } catch (err) {
+        if (err instanceof DuplicateRecordIdError) throw await this.#idClash(tx, agent, epoch, fresh, err.id, request.log);
+        throw err;
+      }
+      const witness: WitnessOutcome | undefined = batch.witness === undefined ? undefined : !witnessKnown ? 'unknown_checkpoint' : committed.witnessRecorded ? 'recorded' : 'older';
       return {
         kind: 'accepted',
         reply: { json: replyJson(receiptJson, signature), receipt, replayed: false },
@@ -357,11 +368,5 @@ export class IngestService {
       recordId: record.id,
       seq: record.seq,
     });
-  }
-
-  async #recordWitness(tx: WriteTransaction, agent: string, epoch: number, witness: CheckpointRef, receivedAt: string): Promise<WitnessOutcome> {
-    const stored = await tx.checkpointOfSize(witness.size);
-    if (!stored || toBase64Url(stored.root) !== witness.root) return 'unknown_checkpoint';
-    return (await tx.recordWitness(agent, epoch, { size: witness.size, at: receivedAt })) ? 'recorded' : 'older';
   }
 }

@@ -45,6 +45,7 @@ import {
   StoreIntegrityError,
   type ChainHead,
   type CollectorStore,
+  type LedgerAppend,
   type LedgerEntry,
   type StoredCheckpoint,
   type SubtreeRef,
@@ -165,6 +166,24 @@ export class LedgerService {
     records: readonly PreparedRecord[],
     receivedAt: string,
   ): Promise<AppendResult> {
+    const { append, result } = await this.planAppend(tx, await tx.ledgerSize(), chain, records, receivedAt);
+    await tx.appendLedger(append);
+    return result;
+  }
+
+  /**
+   * Plans appending `records` to the tree of `size` leaves, writing nothing: the ledger entries,
+   * the new Merkle nodes, the signed checkpoint of the new size and the chain's new head, for
+   * one `appendLedger` or `commitBatch` call. MUST be called inside the `store.write` that then
+   * writes the plan, with `size` read in it.
+   */
+  async planAppend(
+    tx: WriteTransaction,
+    size: number,
+    chain: { agent: string; epoch: number; head: ChainHead },
+    records: readonly PreparedRecord[],
+    receivedAt: string,
+  ): Promise<{ append: LedgerAppend; result: AppendResult }> {
     if (records.length === 0) throw new RangeError('nothing to append');
     let seq = chain.head.highestSeq;
     let prev = chain.head.highestHash ?? GENESIS_PREV;
@@ -178,7 +197,6 @@ export class LedgerService {
       prev = recordHash;
     }
 
-    const size = await tx.ledgerSize();
     const entries: LedgerEntry[] = records.map(({ record, canonical, recordHash, leafHash }, i) => ({
       ledgerIndex: size + i,
       id: record.id,
@@ -193,18 +211,26 @@ export class LedgerService {
       recordHash,
       leafHash,
     }));
-    await tx.appendRecords(entries);
 
-    const read = await tx.subtreeReader(size);
-    await tx.putSubtrees(appendLeaves(size, entries.map((entry) => entry.leafHash), read));
+    const stored = await tx.subtreeReader(size);
+    const subtrees = appendLeaves(size, entries.map((entry) => entry.leafHash), stored);
+    // The new root reads nodes this append makes; they are not stored yet.
+    const made = new Map<string, Buffer>();
+    for (const node of subtrees) made.set(`${node.level}/${node.index}`, node.hash);
     const newSize = size + entries.length;
-    const root = rootFromSubtrees(newSize, read);
+    const root = rootFromSubtrees(newSize, (level, index) => made.get(`${level}/${index}`) ?? stored(level, index));
     const note = signCheckpoint({ origin: this.origin, size: newSize, rootHash: root, extensions: [] }, this.#signer);
-    await tx.putCheckpoint({ size: newSize, root, note, createdAt: receivedAt });
 
     const head: ChainHead = { highestSeq: seq, highestHash: prev };
-    await tx.advanceChainHead(chain.agent, chain.epoch, chain.head, head);
-    return { first: size, last: newSize - 1, head, checkpoint: { size: newSize, root: toBase64Url(root) } };
+    return {
+      append: {
+        entries,
+        subtrees,
+        checkpoint: { size: newSize, root, note, createdAt: receivedAt },
+        chain: { agent: chain.agent, epoch: chain.epoch, from: chain.head, to: head },
+      },
+      result: { first: size, last: newSize - 1, head, checkpoint: { size: newSize, root: toBase64Url(root) } },
+    };
   }
 
   /**

@@ -300,8 +300,61 @@ export type ReportJobOutcome =
   | { status: 'done'; finishedAt: string; countsJson: string; manifestSha256: string; bundleBytes: number }
   | { status: 'failed'; finishedAt: string; problemJson: string };
 
+/** What a batch's sequence checks read from the store: one call (one round trip on a server database). */
+export interface BatchState {
+  /** A receipt stored for this batch id already: the same batch committed while this one waited. */
+  receipt: StoredReceipt | undefined;
+  currentEpoch: AgentEpoch | undefined;
+  /** The chain head of the batch's (agent, epoch); undefined if that epoch does not exist. */
+  head: ChainHead | undefined;
+  /** Keys in the epoch's key history (a rotation meanwhile changes it). */
+  keyCount: number;
+  clockSkew: ClockSkewState | undefined;
+  ledgerSize: number;
+  /** The stored checkpoint of the size the batch's witness report names (when one is named). */
+  witnessCheckpoint: StoredCheckpoint | undefined;
+}
+
+/** Everything one append to the ledger writes: entries, Merkle nodes, the signed checkpoint, the chain head move. */
+export interface LedgerAppend {
+  entries: readonly LedgerEntry[];
+  subtrees: readonly SubtreeNode[];
+  checkpoint: StoredCheckpoint;
+  chain: { agent: string; epoch: number; from: ChainHead; to: ChainHead };
+}
+
+/** Everything an accepted batch writes, in one call. */
+export interface BatchCommit {
+  agent: string;
+  epoch: number;
+  /** Undefined for a batch of duplicates only. */
+  append: LedgerAppend | undefined;
+  /** Keys that `key.rotated` records of the batch introduce. */
+  rotatedKeys: readonly AgentKey[];
+  contact: AgentContact;
+  clockSkew: ClockSkewState | undefined;
+  /** The witness report, if its checkpoint is stored (the caller checked). */
+  witness: WitnessReport | undefined;
+  receipt: StoredReceipt;
+}
+
 /** What `fn` sees inside `CollectorStore.write`. Reads see this transaction's own writes. */
 export interface WriteTransaction {
+  /**
+   * Coarse operations, for the hot path: a batch is read with `batchState` and written with
+   * `commitBatch`, an act of the COLLECTOR chain with `appendLedger` — each one call, so that a
+   * batch costs a few round trips on a server database, not one per row kind. The fine-grained
+   * methods below stay for the rarer paths (enrollment, tokens, quarantine).
+   */
+  batchState(agent: string, epoch: number, batchId: string, witnessSize?: number): Promise<BatchState>;
+  /**
+   * Writes `append` (entries first). Rejects with DuplicateRecordIdError (the transaction still
+   * usable) if an entry's id is stored already, and with StoreIntegrityError if the chain head
+   * is not `append.chain.from`.
+   */
+  appendLedger(append: LedgerAppend): Promise<void>;
+  /** Writes an accepted batch; resolves whether the witness report moved forward. Rejects as appendLedger. */
+  commitBatch(commit: BatchCommit): Promise<{ witnessRecorded: boolean }>;
   currentEpoch(agent: string): Promise<AgentEpoch | undefined>;
   chainHead(agent: string, epoch: number): Promise<ChainHead | undefined>;
   /** Stored record hashes of (agent, epoch) with fromSeq ≤ seq ≤ toSeq, by seq. */

@@ -150,6 +150,68 @@ for (const backend of BACKENDS) {
       assert.equal(await store.findLedgerRecord('fresh'), undefined);
     });
 
+    it('reads what a batch needs in one call and writes an accepted batch in one call', async () => {
+      const checkpoint = (size: number) => ({ size, root: Buffer.alloc(32, size), note: `n${size}`, createdAt: AT });
+      await store.write(async (tx) => {
+        await enroll(tx);
+        await tx.putCheckpoint(checkpoint(0));
+      });
+      const receipt = { batchId: 'b-1', agent: 'AS-CON-001', recordsDigest: 'd', receiptJson: '{}', signature: 's', createdAt: AT };
+      const committed = await store.write(async (tx) => {
+        const state = await tx.batchState('AS-CON-001', 1, 'b-1', 0);
+        assert.equal(state.receipt, undefined);
+        assert.equal(state.currentEpoch?.epoch, 1);
+        assert.deepEqual(state.head, { highestSeq: 0, highestHash: null });
+        assert.equal(state.keyCount, 1);
+        assert.equal(state.clockSkew, undefined);
+        assert.equal(state.ledgerSize, 0);
+        assert.equal(state.witnessCheckpoint?.note, 'n0');
+        return tx.commitBatch({
+          agent: 'AS-CON-001',
+          epoch: 1,
+          append: {
+            entries: [entry(0, 1), entry(1, 2)],
+            subtrees: [{ level: 0, index: 0, hash: Buffer.alloc(32, 1) }],
+            checkpoint: checkpoint(2),
+            chain: { agent: 'AS-CON-001', epoch: 1, from: { highestSeq: 0, highestHash: null }, to: { highestSeq: 2, highestHash: 'hash-1' } },
+          },
+          rotatedKeys: [{ agent: 'AS-CON-001', epoch: 1, fromSeq: 3, kid: 'kid-2', publicJwk: JWK, addedAt: AT, reason: 'rotated' }],
+          contact: { lastSeenAt: AT, backlog: { pending: 5, oldestAt: AT } },
+          clockSkew: undefined,
+          witness: { size: 0, at: AT },
+          receipt,
+        });
+      });
+      assert.deepEqual(committed, { witnessRecorded: true });
+      const after = await store.write((tx) => tx.batchState('AS-CON-001', 1, 'b-1'));
+      assert.deepEqual(after.receipt, receipt);
+      assert.deepEqual(after.head, { highestSeq: 2, highestHash: 'hash-1' });
+      assert.equal(after.keyCount, 2);
+      assert.equal(after.ledgerSize, 2);
+      assert.equal((await store.latestCheckpoint())?.size, 2);
+      const [listed] = await store.listAgentEpochs();
+      assert.deepEqual([listed?.backlog.pending, listed?.witnessedSize], [5, 0]);
+    });
+
+    it('refuses to write an append whose chain head moved, and stores nothing of it', async () => {
+      await store.write(async (tx) => {
+        await enroll(tx);
+        await tx.appendRecords([entry(0, 1)]);
+        await tx.advanceChainHead('AS-CON-001', 1, { highestSeq: 0, highestHash: null }, { highestSeq: 1, highestHash: 'hash-0' });
+      });
+      await assert.rejects(
+        store.write((tx) =>
+          tx.appendLedger({
+            entries: [entry(1, 2)],
+            subtrees: [],
+            checkpoint: { size: 2, root: Buffer.alloc(32), note: 'n', createdAt: AT },
+            chain: { agent: 'AS-CON-001', epoch: 1, from: { highestSeq: 0, highestHash: null }, to: { highestSeq: 2, highestHash: 'hash-1' } },
+          }),
+        ),
+      );
+      assert.equal((await store.ledgerCounts()).size, 1);
+    });
+
     it('refuses a second entry for the same (agent, epoch, seq) in the database itself', async () => {
       await assert.rejects(
         store.write(async (tx) => {

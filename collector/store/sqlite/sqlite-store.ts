@@ -437,6 +437,7 @@ function prepareStatements(writer: Db, reader: Db) {
       `INSERT INTO agent_keys (agent, epoch, from_seq, kid, public_jwk, added_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     agentKeys: both(`SELECT * FROM agent_keys WHERE agent = ? AND epoch = ? ORDER BY from_seq`),
+    agentKeyCount: writer.prepare(`SELECT count(*) FROM agent_keys WHERE agent = ? AND epoch = ?`).pluck(),
     listAgentKeys: reader.prepare(`SELECT * FROM agent_keys ORDER BY agent, epoch, from_seq`),
     insertToken: writer.prepare(
       `INSERT INTO enrollment_tokens (token_hash, agent, created_at, expires_at, used_at, for_replacement) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -635,7 +636,32 @@ export class SqliteStore implements CollectorStore {
     const guard = () => {
       if (!isOpen()) throw new Error('write transaction used after it ended');
     };
-    return {
+    // SQLite answers in-process, so the coarse operations are the fine ones in sequence.
+    const tx: WriteTransaction = {
+      batchState: async (agent, epoch, batchId, witnessSize) => ({
+        receipt: await tx.findReceipt(batchId),
+        currentEpoch: await tx.currentEpoch(agent),
+        head: await tx.chainHead(agent, epoch),
+        keyCount: (sql.agentKeyCount.get(agent, epoch) as number | undefined) ?? 0,
+        clockSkew: await tx.clockSkew(agent, epoch),
+        ledgerSize: await tx.ledgerSize(),
+        witnessCheckpoint: witnessSize === undefined ? undefined : await tx.checkpointOfSize(witnessSize),
+      }),
+      appendLedger: async (append) => {
+        await tx.appendRecords(append.entries);
+        await tx.putSubtrees(append.subtrees);
+        await tx.putCheckpoint(append.checkpoint);
+        await tx.advanceChainHead(append.chain.agent, append.chain.epoch, append.chain.from, append.chain.to);
+      },
+      commitBatch: async (commit) => {
+        if (commit.append) await tx.appendLedger(commit.append);
+        for (const key of commit.rotatedKeys) await tx.addAgentKey(key);
+        await tx.recordAgentContact(commit.agent, commit.epoch, commit.contact);
+        if (commit.clockSkew) await tx.putClockSkew(commit.agent, commit.epoch, commit.clockSkew);
+        const witnessRecorded = commit.witness ? await tx.recordWitness(commit.agent, commit.epoch, commit.witness) : false;
+        await tx.putReceipt(commit.receipt);
+        return { witnessRecorded };
+      },
       currentEpoch: async (agent) => {
         guard();
         const row = sql.currentEpoch.w.get(agent) as AgentEpochRow | undefined;
@@ -834,6 +860,7 @@ export class SqliteStore implements CollectorStore {
         return sql.failRunningReportJobs.all(outcome.finishedAt, outcome.problemJson) as string[];
       },
     };
+    return tx;
   }
 
   async currentEpoch(agent: string): Promise<AgentEpoch | undefined> {
