@@ -28,7 +28,7 @@ import {
   type Manifest,
 } from '../../../shared/report/bundle-format.ts';
 import { UTF8_BOM } from '../../../collector/services/report/records-csv.ts';
-import { exportReport } from '../../../collector/services/reports.ts';
+import { exportReport } from '../../../collector/services/report/export-report.ts';
 import { makeTempDir, REPO_ROOT, runCollectorCli, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
 import { assertProblem } from './http-assertions.ts';
 import { collectorChain, enrolledAgent, humanToken } from './security-support.ts';
