@@ -9,14 +9,15 @@
  * of (filter, checkpoint, ledger) only, so the same request gives byte-identical files every time.
  *
  * Invariants
- * - Flat memory: records are streamed once from one read-only snapshot of the store, in ledger
- *   order, into records.jsonl and proofs.jsonl, each parsed and flattened once, its CSV cells
- *   spooled to a temporary file (report/csv-spool.ts) that becomes records.csv once the columns
- *   are known; what is kept per record is
- *   O(1) per chain (seq bounds and counters), plus the manifest's gap and dropped lists, the
- *   set of body paths (the CSV columns) and a count per day. Inclusion proofs come from an
- *   AscendingInclusionProver (O(log n) memory): consecutive leaves share most of their path,
- *   so a proof costs about two stored-subtree reads.
+ * - Flat memory, whatever the records hold: records are streamed once from one read-only
+ *   snapshot of the store, in ledger order, into records.jsonl and proofs.jsonl, each parsed
+ *   once; its fixed CSV cells and body text are spooled to a temporary file
+ *   (report/csv-spool.ts) that becomes records.csv once the field columns are chosen. What is
+ *   kept is O(1) per chain (seq bounds and counters), the manifest's gap and dropped lists, a
+ *   count per day and a bounded count of body fields (records-csv.ts: at most FIELD_CANDIDATES
+ *   pointers of bounded length, however many distinct fields the bodies carry). Inclusion
+ *   proofs come from an AscendingInclusionProver (O(log n) memory): consecutive leaves share
+ *   most of their path, so a proof costs about two stored-subtree reads.
  * - Every file is hashed while it is written; manifest.json lists them; manifest.jws signs the
  *   exact bytes of manifest.json with the collector's report (receipt) key.
  * - The snapshot sees only ledger entries below the checkpoint's size, and key history,
@@ -26,7 +27,7 @@
 import { join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { CompactSign } from 'jose';
-import { canonicalBytes, canonicalJson } from '../../../shared/canonical-json.ts';
+import { canonicalBytes, canonicalJson, canonicalJsonOfParsed } from '../../../shared/canonical-json.ts';
 import { publicJwkOf, toBase64Url, type SigningKey } from '../../../shared/crypto.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import { AscendingInclusionProver } from '../../../shared/merkle.ts';
@@ -55,15 +56,17 @@ import {
 import type { CollectorPublicKeys } from '../../keys.ts';
 import { StoreIntegrityError, type CollectorStore, type ReportSource, type SeqRange } from '../../store/store.ts';
 import { HashedFileWriter, writeHashedFile } from './hashed-file.ts';
-import { CSV_SPOOL_FILE, CsvSpoolWriter, spooledCsvRows } from './csv-spool.ts';
-import { bodyColumns, csvHeader, csvRows, fixedCells, flattenBody } from './records-csv.ts';
+import { CSV_SPOOL_FILE, CsvSpoolWriter, spooledRows } from './csv-spool.ts';
+import { CsvRowBuilder, csvHeader, csvRows, FieldColumnChooser, fixedCells } from './records-csv.ts';
 import { silentProgress, type ProgressReporter } from './progress.ts';
 import { renderSummaryHtml } from './summary-html.ts';
 
 /** Rows between progress updates and event-loop yields (a server keeps answering during an export). */
 const YIELD_EVERY_ROWS = 512;
-/** CSV rows stringified per csv-stringify call. */
+/** CSV rows stringified per csv-stringify call, unless CSV_CHUNK_CHARS come first. */
 const CSV_ROWS_PER_CHUNK = 512;
+/** Body text per csv-stringify call: a chunk of 64 KiB bodies stays a few MiB, not 512 of them. */
+const CSV_CHUNK_CHARS = 1 << 20;
 
 export interface ReportExportDeps {
   store: CollectorStore;
@@ -72,6 +75,14 @@ export interface ReportExportDeps {
   reportKey: SigningKey;
   publicKeys: CollectorPublicKeys;
   logger: Logger;
+}
+
+export interface ExportRequest {
+  filter: ReportFilter;
+  checkpointSize: number;
+  /** An existing, empty directory. */
+  dir: string;
+  progress?: ProgressReporter;
 }
 
 export interface ExportResult {
@@ -104,7 +115,7 @@ function chainKey(agent: string, epoch: number): string {
  */
 export async function exportReport(
   deps: ReportExportDeps,
-  request: { filter: ReportFilter; checkpointSize: number; dir: string; progress?: ProgressReporter },
+  request: ExportRequest,
 ): Promise<ExportResult> {
   const { filter, checkpointSize, dir } = request;
   const progress = request.progress ?? silentProgress;
@@ -121,7 +132,7 @@ export async function exportReport(
     const chains = await describeChains(source, filter, pass.chains);
     const keys = await keysFile(source, deps.publicKeys, chains);
     files['keys.json'] = await writeHashedFile(join(dir, BUNDLE_FILES.keys), canonicalBytes(keys));
-    files['records.csv'] = await writeCsv(spool, dir, pass.count, source.checkpoint.size, pass.records.bytes > 0 ? progress : silentProgress);
+    files['records.csv'] = await writeCsv(spool, pass.fieldColumns, dir, pass.count, source.checkpoint.size, pass.records.bytes > 0 ? progress : silentProgress);
 
     const manifestWithoutFiles: Omit<Manifest, 'files'> = {
       format: BUNDLE_FORMAT,
@@ -156,13 +167,21 @@ interface RecordsPass {
   byKind: { [K in RecordKind]: number };
   chains: Map<string, ChainState>;
   perDay: Map<string, number>;
+  /** records.csv's field columns, chosen from the bodies seen. */
+  fieldColumns: string[];
 }
 
 /**
  * The one pass over the store: records.jsonl and proofs.jsonl, every record's CSV cells into the
- * spool, and everything the manifest needs. Each record is parsed and flattened once.
+ * spool, and everything the manifest needs. Each record is parsed once.
  */
-async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter, dir: string, spool: CsvSpoolWriter, progress: ProgressReporter): Promise<RecordsPass> {
+async function writeRecordsAndProofs(
+  source: ReportSource,
+  filter: ReportFilter,
+  dir: string,
+  spool: CsvSpoolWriter,
+  progress: ProgressReporter,
+): Promise<RecordsPass> {
   const size = source.checkpoint.size;
   const records = new HashedFileWriter(join(dir, BUNDLE_FILES.records));
   const proofs = new HashedFileWriter(join(dir, BUNDLE_FILES.proofs));
@@ -170,6 +189,7 @@ async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter,
   const chains = new Map<string, ChainState>();
   const perDay = new Map<string, number>();
   const byKind: { [K in RecordKind]: number } = { audit: 0, telemetry: 0, agent: 0 };
+  const fields = new FieldColumnChooser();
   let count = 0;
   let rows = 0;
   progress.start('records', size);
@@ -185,7 +205,8 @@ async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter,
       const day = row.at.slice(0, 10);
       perDay.set(day, (perDay.get(day) ?? 0) + 1);
       const body = (JSON.parse(row.canonical) as { body: { [key: string]: unknown } }).body;
-      await spool.add(fixedCells(row), flattenBody(body));
+      fields.add(body);
+      await spool.add(fixedCells(row), canonicalJsonOfParsed(body));
 
       const key = chainKey(row.agent, row.epoch);
       let chain = chains.get(key);
@@ -212,7 +233,7 @@ async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter,
     }
     progress.update(size, count);
     await spool.close();
-    return { records: await records.close(), proofs: await proofs.close(), count, byKind, chains, perDay };
+    return { records: await records.close(), proofs: await proofs.close(), count, byKind, chains, perDay, fieldColumns: fields.columns() };
   } catch (err) {
     records.destroy();
     proofs.destroy();
@@ -296,21 +317,32 @@ async function keysFile(source: ReportSource, publicKeys: CollectorPublicKeys, c
   return { collector: { origin: publicKeys.origin, logKey: publicKeys.logKey, reportKey }, agents };
 }
 
-/** records.csv from the spool, now that the body columns are known. */
-async function writeCsv(spool: CsvSpoolWriter, dir: string, total: number, ledgerSize: number, progress: ProgressReporter): Promise<FileDigest> {
+/** records.csv from the spool, now that the field columns are chosen. */
+async function writeCsv(
+  spool: CsvSpoolWriter,
+  fieldColumns: readonly string[],
+  dir: string,
+  total: number,
+  ledgerSize: number,
+  progress: ProgressReporter,
+): Promise<FileDigest> {
   const csv = new HashedFileWriter(join(dir, BUNDLE_FILES.csv));
-  const columns = bodyColumns(spool.bodyPaths);
+  const rows = new CsvRowBuilder(fieldColumns);
   let pending: string[][] = [];
+  let pendingChars = 0;
   let count = 0;
   progress.start('csv', ledgerSize);
   try {
-    await csv.write(csvHeader(columns));
-    for await (const cells of spooledCsvRows(spool.path, spool.bodyPaths, columns)) {
-      pending.push(cells);
-      if (++count % CSV_ROWS_PER_CHUNK === 0) {
+    await csv.write(csvHeader(fieldColumns));
+    for await (const { fixed, bodyText } of spooledRows(spool.path)) {
+      pending.push(rows.cells(fixed, bodyText));
+      pendingChars += bodyText.length;
+      count++;
+      if (pending.length >= CSV_ROWS_PER_CHUNK || pendingChars >= CSV_CHUNK_CHARS) {
         await csv.write(csvRows(pending));
         pending = [];
-        progress.update(Number(cells[0]) + 1, count); // cells[0]: the ledger index, the unit progress counts in
+        pendingChars = 0;
+        progress.update(Number(fixed[0]) + 1, count); // fixed[0]: the ledger index, the unit progress counts in
         await yieldToEventLoop();
       }
     }

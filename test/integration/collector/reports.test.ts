@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { compactVerify } from 'jose';
 import tar from 'tar-stream';
+import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { fromBase64Url, generateSigningKey } from '../../../shared/crypto.ts';
 import { verifyInclusion } from '../../../shared/merkle.ts';
 import { leafHashOfCanonical } from '../../../shared/record.ts';
@@ -275,7 +276,7 @@ describe('report export (CLI and HTTP)', function () {
     assert.deepEqual(otherKeys.map((k) => [k.fromSeq, k.kid, k.reason]), [[1, rotatedKids[0], 'enrolled'], [3, rotatedKids[1], 'rotated']], 'the key history carries the rotation');
   });
 
-  it('writes RFC 4180 CSV with a BOM, CRLF, flattened body columns and the injection guard, which a CSV parser reads back', async () => {
+  it('writes RFC 4180 CSV with a BOM, CRLF, JSON Pointer field columns, the body as canonical JSON and the injection guard, which a CSV parser reads back', async () => {
     const out = join(makeTempDir(), 'b');
     assert.equal((await cliExport(out, ['--from', DAY, '--to', '2026-11-23', '--agent', kmr1.id, '--checkpoint-size', String(checkpointSize)])).code, 0);
     const raw = readFileSync(join(out, BUNDLE_FILES.csv), 'utf8');
@@ -285,21 +286,23 @@ describe('report export (CLI and HTTP)', function () {
     const [header, ...data] = rows;
     assert.deepEqual(header, [
       'ledger_index', 'id', 'agent', 'epoch', 'seq', 'kind', 'type', 'at', 'received_at',
-      'body.byType.system.disk', 'body.byType.system.load', 'body.cert.no', 'body.cert.office', 'body.dropped', 'body.firstAt', 'body.formula',
-      'body.lastAt', 'body.list', 'body.load', 'body.neg', 'body.none', 'body.note', 'body.reason', 'body.user',
+      '/body/byType/system.disk', '/body/byType/system.load', '/body/cert/no', '/body/cert/office', '/body/dropped', '/body/firstAt', '/body/formula',
+      '/body/lastAt', '/body/list', '/body/load', '/body/neg', '/body/none', '/body/note', '/body/reason', '/body/user', 'body',
     ]);
     assert.equal(data.length, 7);
     const first = Object.fromEntries(header!.map((h, i) => [h, data[0]![i]]));
     assert.equal(first.agent, kmr1.id);
     assert.equal(first.seq, '1');
-    assert.equal(first['body.user'], 'Ram, "the" clerk');
-    assert.equal(first['body.cert.no'], 'C-1');
-    assert.equal(first['body.formula'], "'=SUM(A1)");
-    assert.equal(first['body.neg'], "'-5");
-    assert.equal(first['body.list'], '[1,2]');
-    assert.equal(first['body.note'], 'line1\nline2');
-    assert.equal(first['body.none'], '');
-    assert.equal(first['body.load'], '');
+    assert.equal(first['/body/user'], 'Ram, "the" clerk');
+    assert.equal(first['/body/cert/no'], 'C-1');
+    assert.equal(first['/body/formula'], "'=SUM(A1)");
+    assert.equal(first['/body/neg'], "'-5");
+    assert.equal(first['/body/list'], '[1,2]');
+    assert.equal(first['/body/note'], 'line1\nline2');
+    assert.equal(first['/body/none'], '');
+    assert.equal(first['/body/load'], '');
+    const records = readFileSync(join(out, BUNDLE_FILES.records), 'utf8').trimEnd().split('\n');
+    data.forEach((row, i) => assert.equal(row.at(-1), canonicalJson((JSON.parse(records[i]!) as { body: unknown }).body), 'the body column is the body\'s RFC 8785 text'));
     // Outside quoted fields, every line break is CRLF.
     assert.doesNotMatch(raw.replace(/"(?:[^"]|"")*"/g, ''), /[^\r]\n/);
   });
