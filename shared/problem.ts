@@ -29,6 +29,7 @@ export const PROBLEMS = {
   'internal.error': { status: 500, title: 'Internal error' },
   'service.unavailable': { status: 503, title: 'The service cannot accept this request now' },
   'storage.full': { status: 507, title: 'The local buffer is full' },
+  'report.storage_full': { status: 507, title: 'The collector\u2019s disk is below the free space kept for it: no report export now' },
   'buffer.telemetry_refused': { status: 507, title: 'The agent buffer is above its soft cap: telemetry is refused, audit records are still accepted' },
   'buffer.full': { status: 507, title: 'The agent buffer is at its hard cap: the record was refused' },
 } as const satisfies { [code: string]: { status: number; title: string } };

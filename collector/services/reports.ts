@@ -1,8 +1,12 @@
 /**
  * Recorded report exports (issue 5): the CLI's into a directory, the HTTP API's as jobs. Both
- * run `exportReport` (report/export-report.ts) into a temporary directory next to the target,
- * renamed into place only when complete, then append a `report.exported` record to the
- * COLLECTOR chain (who, filter, checkpoint size, manifest hash).
+ * run `exportReport` (report/export-report.ts) in a worker thread (report/export-pool.ts) into
+ * a temporary directory next to the target, renamed into place only when complete, then append
+ * a `report.exported` record to the COLLECTOR chain (who, filter, checkpoint size, manifest hash).
+ *
+ * Limits (docs/operations.md): one export at a time (429 `report.busy`); none that would start
+ * below the disk floor, SAKSHYA_REPORT_MIN_FREE_BYTES (507 `report.storage_full`, nothing
+ * created), and a running one stops if it reaches the floor.
  *
  * On-disk layout (HTTP jobs): `<collector dir>/reports/<id>/sakshya-report/<files>` and
  * `<collector dir>/reports/<id>/bundle.tar.gz`, written under `reports/<id>.partial/` first.
@@ -20,26 +24,37 @@ import { canonicalJson } from '../../shared/canonical-json.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { ProblemError, problemBody } from '../../shared/problem.ts';
-import { ALL_BUNDLE_FILES, type Manifest, type ReportFilter } from '../../shared/report/bundle-format.ts';
-import type { ReportJob } from '../store/store.ts';
+import type { Manifest, ReportFilter } from '../../shared/report/bundle-format.ts';
+import type { CollectorStore, ReportJob } from '../store/store.ts';
 import type { Actor, HumanPrincipal } from './access.ts';
 import { actorOf } from './access.ts';
 import type { CollectorChain } from './collector-chain.ts';
-import { exportReport, type ExportResult, type ReportExportDeps } from './report/export-report.ts';
+import { DiskFloor } from './report/disk-floor.ts';
+import type { ReportExportPool } from './report/export-pool.ts';
+import type { ExportResult } from './report/export-report.ts';
 import { progressReporter, type ProgressReporter } from './report/progress.ts';
-import { TAR_ROOT, writeDeterministicTarGz } from './report/tar-gz.ts';
+import { TAR_ROOT } from './report/tar-gz.ts';
 import type { ReportRequest } from './report/filter-input.ts';
 
 export const REPORT_EXPORTED_TYPE = 'report.exported';
 export const REPORTS_DIR_NAME = 'reports';
 export const BUNDLE_TAR_GZ = 'bundle.tar.gz';
 
-export interface ReportServiceOptions extends ReportExportDeps {
+export interface ReportServiceOptions {
+  store: CollectorStore;
   chain: CollectorChain;
+  /** Runs the exports (in a worker thread). */
+  exporter: Pick<ReportExportPool, 'run' | 'close'>;
   /** The collector's data directory; job bundles live in `<dir>/reports/<id>/`. */
   collectorDir: string;
+  /** SAKSHYA_REPORT_MIN_FREE_BYTES: the free space no export takes the disk below. */
+  minFreeBytes: number;
+  logger: Logger;
   now: () => Date;
 }
+
+/** How a disk-floor problem names the reports directory to an HTTP caller (who is not told server paths). */
+const REPORTS_FLOOR_LABEL = "the collector's reports directory";
 
 /** A job as the HTTP API shows it. */
 export interface ReportJobView {
@@ -57,11 +72,13 @@ export interface ReportJobView {
 
 export class ReportService {
   readonly #deps: ReportServiceOptions;
+  readonly #floor: DiskFloor;
   /** The one export job this process runs at a time (see start). */
   #running: Promise<void> | undefined;
 
   constructor(options: ReportServiceOptions) {
     this.#deps = options;
+    this.#floor = new DiskFloor(options.minFreeBytes);
   }
 
   get reportsDir(): string {
@@ -88,12 +105,13 @@ export class ReportService {
     }
     const checkpointSize = await this.resolveCheckpointSize(request.checkpointSize);
     const parent = dirname(outDir);
+    await this.#floor.check(parent, parent);
     mkdirSync(parent, { recursive: true });
     const temp = join(parent, `.${basename(outDir)}.partial-${randomBytes(6).toString('hex')}`);
     mkdirSync(temp, { mode: 0o755 });
     let result: ExportResult;
     try {
-      result = await exportReport(this.#deps, { filter: request.filter, checkpointSize, dir: temp, progress });
+      result = await this.#deps.exporter.run({ filter: request.filter, checkpointSize, dir: temp, floorLabel: parent }, progress);
       if (existsSync(outDir)) rmdirSync(outDir); // empty, checked above
       renameSync(temp, outDir);
     } catch (err) {
@@ -117,14 +135,21 @@ export class ReportService {
     return ids;
   }
 
+  /** Stops the export worker; a running export is abandoned (its job fails at the next start). */
+  async close(): Promise<void> {
+    await this.#deps.exporter.close();
+  }
+
   /**
    * Starts an export job for `principal` and resolves as soon as it is recorded as running.
    * One export runs at a time per process: another start meanwhile is refused with 429
    * `report.busy` (Retry-After), because an export is long, I/O-heavy work on a small server.
+   * Below the disk floor it is refused with 507 `report.storage_full`, and nothing is created.
    */
   async start(request: ReportRequest, principal: HumanPrincipal): Promise<ReportJobView> {
     if (this.#running) throw new ProblemError('report.busy', 'another report export is running; one runs at a time', {}, 30);
     const checkpointSize = await this.resolveCheckpointSize(request.checkpointSize);
+    await this.#floor.check(this.reportsDir, REPORTS_FLOOR_LABEL);
     if (this.#running) throw new ProblemError('report.busy', 'another report export is running; one runs at a time', {}, 30);
     const job: ReportJob = {
       id: newId(),
@@ -169,10 +194,9 @@ export class ReportService {
       const bundleDir = join(partial, TAR_ROOT);
       mkdirSync(bundleDir, { recursive: true, mode: 0o700 });
       const started = Date.now();
-      const result = await exportReport(this.#deps, { filter, checkpointSize: job.checkpointSize, dir: bundleDir, progress: progressFor(log) });
-      const tarPath = join(partial, BUNDLE_TAR_GZ);
-      await writeDeterministicTarGz(bundleDir, ALL_BUNDLE_FILES, tarPath);
-      const bundleBytes = statSync(tarPath).size;
+      const tarGzPath = join(partial, BUNDLE_TAR_GZ);
+      const result = await this.#deps.exporter.run({ filter, checkpointSize: job.checkpointSize, dir: bundleDir, tarGzPath, floorLabel: REPORTS_FLOOR_LABEL }, progressFor(log));
+      const bundleBytes = result.bundleBytes ?? statSync(tarGzPath).size;
       renameSync(partial, join(this.reportsDir, job.id));
       await this.#deps.store.write(async (tx) => {
         const finishedAt = this.#deps.now().toISOString();

@@ -22,9 +22,9 @@ try {
   const checkpoint = await container.store.latestCheckpoint();
   if (!checkpoint) throw new Error(`${dir} has no checkpoint`);
   mkdirSync(out);
-  const { store, publicKeys, keys, logger } = container;
+  const { store, publicKeys, keys } = container;
   const { manifest } = await exportReport(
-    { store, origin: config.origin, reportKey: keys.receipt, publicKeys, logger },
+    { store, origin: config.origin, reportKey: keys.receipt, publicKeys },
     { filter: JSON.parse(filterJson) as ReportFilter, checkpointSize: checkpoint.size, dir: out },
   );
   process.stdout.write(`${JSON.stringify(manifest.counts)}\n`);

@@ -29,7 +29,6 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { CompactSign } from 'jose';
 import { canonicalBytes, canonicalJson, canonicalJsonOfParsed } from '../../../shared/canonical-json.ts';
 import { publicJwkOf, toBase64Url, type SigningKey } from '../../../shared/crypto.ts';
-import type { Logger } from '../../../shared/logger.ts';
 import { AscendingInclusionProver } from '../../../shared/merkle.ts';
 import { packageVersion } from '../../../shared/package-version.ts';
 import { ProblemError } from '../../../shared/problem.ts';
@@ -55,6 +54,7 @@ import {
 } from '../../../shared/report/bundle-format.ts';
 import type { CollectorPublicKeys } from '../../keys.ts';
 import { StoreIntegrityError, type CollectorStore, type ReportSource, type SeqRange } from '../../store/store.ts';
+import type { DiskFloor } from './disk-floor.ts';
 import { HashedFileWriter, writeHashedFile } from './hashed-file.ts';
 import { CSV_SPOOL_FILE, CsvSpoolWriter, spooledRows } from './csv-spool.ts';
 import { CsvRowBuilder, csvHeader, csvRows, FieldColumnChooser, fixedCells } from './records-csv.ts';
@@ -69,12 +69,11 @@ const CSV_ROWS_PER_CHUNK = 512;
 const CSV_CHUNK_CHARS = 1 << 20;
 
 export interface ReportExportDeps {
-  store: CollectorStore;
+  store: Pick<CollectorStore, 'openReport'>;
   origin: string;
   /** The report (receipt) key: signs manifest.jws. */
-  reportKey: SigningKey;
+  reportKey: Pick<SigningKey, 'kid' | 'privateKey'>;
   publicKeys: CollectorPublicKeys;
-  logger: Logger;
 }
 
 export interface ExportRequest {
@@ -83,6 +82,11 @@ export interface ExportRequest {
   /** An existing, empty directory. */
   dir: string;
   progress?: ProgressReporter;
+  /**
+   * Checked at the start, every YIELD_EVERY_ROWS records, before records.csv and every CSV chunk:
+   * below it the export stops with 507 `report.storage_full` (the caller removes its files).
+   */
+  diskFloor?: { floor: DiskFloor; label: string };
 }
 
 export interface ExportResult {
@@ -119,12 +123,15 @@ export async function exportReport(
 ): Promise<ExportResult> {
   const { filter, checkpointSize, dir } = request;
   const progress = request.progress ?? silentProgress;
+  const floor = request.diskFloor;
+  const checkRoom = floor ? () => floor.floor.check(dir, floor.label) : async () => {};
   const source = await deps.store.openReport(checkpointSize);
   if (!source) throw new ProblemError('request.invalid', `there is no checkpoint of size ${checkpointSize}`, { checkpointSize });
   const spool = new CsvSpoolWriter(join(dir, CSV_SPOOL_FILE));
   try {
     const files: Partial<Record<keyof Manifest['files'], FileDigest>> = {};
-    const pass = await writeRecordsAndProofs(source, filter, dir, spool, progress);
+    await checkRoom();
+    const pass = await writeRecordsAndProofs(source, filter, dir, spool, progress, checkRoom);
     files['records.jsonl'] = pass.records;
     files['proofs.jsonl'] = pass.proofs;
     files.checkpoint = await writeHashedFile(join(dir, BUNDLE_FILES.checkpoint), source.checkpoint.note);
@@ -132,7 +139,8 @@ export async function exportReport(
     const chains = await describeChains(source, filter, pass.chains);
     const keys = await keysFile(source, deps.publicKeys, chains);
     files['keys.json'] = await writeHashedFile(join(dir, BUNDLE_FILES.keys), canonicalBytes(keys));
-    files['records.csv'] = await writeCsv(spool, pass.fieldColumns, dir, pass.count, source.checkpoint.size, pass.records.bytes > 0 ? progress : silentProgress);
+    await checkRoom();
+    files['records.csv'] = await writeCsv(spool, pass.fieldColumns, dir, pass.count, source.checkpoint.size, pass.records.bytes > 0 ? progress : silentProgress, checkRoom);
 
     const manifestWithoutFiles: Omit<Manifest, 'files'> = {
       format: BUNDLE_FORMAT,
@@ -181,6 +189,7 @@ async function writeRecordsAndProofs(
   dir: string,
   spool: CsvSpoolWriter,
   progress: ProgressReporter,
+  checkRoom: () => Promise<void>,
 ): Promise<RecordsPass> {
   const size = source.checkpoint.size;
   const records = new HashedFileWriter(join(dir, BUNDLE_FILES.records));
@@ -197,6 +206,7 @@ async function writeRecordsAndProofs(
     for await (const row of source.records(filter)) {
       if (++rows % YIELD_EVERY_ROWS === 0) {
         progress.update(row.ledgerIndex + 1, count);
+        await checkRoom();
         await yieldToEventLoop();
       }
       if (!recordMatchesFilter(row, filter)) continue;
@@ -325,6 +335,7 @@ async function writeCsv(
   total: number,
   ledgerSize: number,
   progress: ProgressReporter,
+  checkRoom: () => Promise<void>,
 ): Promise<FileDigest> {
   const csv = new HashedFileWriter(join(dir, BUNDLE_FILES.csv));
   const rows = new CsvRowBuilder(fieldColumns);
@@ -343,6 +354,7 @@ async function writeCsv(
         pending = [];
         pendingChars = 0;
         progress.update(Number(fixed[0]) + 1, count); // fixed[0]: the ledger index, the unit progress counts in
+        await checkRoom();
         await yieldToEventLoop();
       }
     }

@@ -1027,16 +1027,7 @@ export class SqliteStore implements CollectorStore {
 
   async openReport(size: number): Promise<ReportSource | undefined> {
     this.#sql; // the schema must be current
-    let source: SqliteReportSource | undefined;
-    try {
-      source = new SqliteReportSource(this.path, size);
-      if (source.checkpoint) return source;
-      await source.close();
-      return undefined;
-    } catch (err) {
-      await source?.close();
-      throw translateError(err);
-    }
+    return openSqliteReportSource(this.path, size);
   }
 
   async close(): Promise<void> {
@@ -1323,6 +1314,24 @@ function prepareReportLookups(db: Db) {
     subtree: db.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
     chainSeqs: db.prepare(`SELECT seq, kind, type, at FROM records WHERE agent = ? AND epoch = ? AND seq BETWEEN ? AND ? AND ledger_index < ? ORDER BY seq`),
   };
+}
+
+/**
+ * A report snapshot (see CollectorStore.openReport) of the database at `path`, without a store
+ * around it: what an export in a worker thread opens (it needs no writer). The caller MUST have
+ * checked the schema version (the store it got `path` from did).
+ */
+export async function openSqliteReportSource(path: string, size: number): Promise<ReportSource | undefined> {
+  let source: SqliteReportSource | undefined;
+  try {
+    source = new SqliteReportSource(path, size);
+    if (source.checkpoint) return source;
+    await source.close();
+    return undefined;
+  } catch (err) {
+    await source?.close();
+    throw translateError(err);
+  }
 }
 
 /** Opens the store at `path`; see SqliteStore. */

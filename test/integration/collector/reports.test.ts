@@ -441,9 +441,9 @@ describe('report export gap reasons from a damaged ledger', function () {
       db.exec(`DROP TRIGGER records_no_delete; DELETE FROM records WHERE agent = '${agent.id}' AND seq IN (2, 3)`);
       db.close();
       const dir = makeTempDir();
-      const { keys, publicKeys, store, logger } = collector.container;
+      const { keys, publicKeys, store } = collector.container;
       const { manifest } = await exportReport(
-        { store, origin: collector.origin, reportKey: keys.receipt, publicKeys, logger },
+        { store, origin: collector.origin, reportKey: keys.receipt, publicKeys },
         { filter: { from: `${DAY}T00:00:00.000Z`, to: '2026-11-23T00:00:00.000Z', agent: agent.id, kind: null, type: null }, checkpointSize: size, dir },
       );
       assert.deepEqual(manifest.chains.map((c) => [c.firstSeq, c.lastSeq, c.records, c.gaps]), [[1, 4, 2, [{ from: 2, to: 3, reason: 'not-in-ledger' }]]]);

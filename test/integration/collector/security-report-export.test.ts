@@ -1,20 +1,23 @@
 /**
  * What one agent's records can do to the collector through a report export (docs/security.md,
  * "Findings closed"): the bodies are the agent's to choose — thousands of distinct keys, keys
- * that look alike, line separators — and none of it may grow the exporter's memory or the CSV
- * without bound, or break the export.
+ * that look alike, line separators — and none of it may freeze the collector, grow its memory or
+ * its CSV without bound, or break the export. And an export cannot take the disk's last bytes.
  * Real SQLite, real HTTP on 127.0.0.1, the real CLI as a child process.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { BUNDLE_FILES, CSV_FIXED_COLUMNS } from '../../../shared/report/bundle-format.ts';
 import { makeTempDir, REPO_ROOT, runCollectorCli, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
-import { enrolledAgent } from './security-support.ts';
-import type { TestAgent } from './test-agent.ts';
+import { assertProblem } from './http-assertions.ts';
+import { collectorChain, enrolledAgent, humanToken } from './security-support.ts';
+import { request, type TestAgent } from './test-agent.ts';
 
 const DAY = '2026-11-22';
 const NEXT_DAY = '2026-11-23';
@@ -56,6 +59,8 @@ describe('report exports of hostile record bodies', function () {
   this.timeout(300_000);
   let collector: InProcessCollector;
   let hostile: TestAgent;
+  let auditor: { token: string; id: string };
+  const filterOf = (agent: string) => ({ from: DAY, to: NEXT_DAY, agent });
 
   async function cliExport(agent: string, env: NodeJS.ProcessEnv = {}): Promise<{ out: string; code: number | null; stdout: string; stderr: string }> {
     const out = join(makeTempDir(), 'bundle');
@@ -73,6 +78,7 @@ describe('report exports of hostile record bodies', function () {
       const records = Array.from({ length: 100 }, (_, i) => hostile.next(hostileBody(first + i), 'audit', 'certificate.issued', at(first + i)));
       await hostile.sendOk(hostile.batch(records));
     }
+    auditor = await humanToken(collector, 'auditor', 'cag-audit-cell');
   });
   after(async () => {
     await collector?.stop();
@@ -129,5 +135,77 @@ describe('report exports of hostile record bodies', function () {
     assert.equal(child.code, 0, `exit ${child.code} ${child.signal ?? ''}: ${child.stderr.slice(-2000)}`);
     assert.equal((JSON.parse(child.stdout) as { records: number }).records, HOSTILE_RECORDS);
     assert.equal(readCsv(out)[0]!.length, CSV_FIXED_COLUMNS.length + FIELD_COLUMNS + 1);
+  });
+
+  it('an agent whose bodies carry thousands of distinct keys cannot stall /healthz: the event loop stays mostly idle while their records are exported, and /healthz answers during the export', async () => {
+    const started = await request(`${collector.url}/api/v1/reports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${auditor.token}` },
+      body: JSON.stringify(filterOf(hostile.id)),
+    });
+    assert.equal(started.status, 202, started.text);
+    const since = performance.eventLoopUtilization();
+    let finished = false;
+    const idle = collector.container.reports.idle().then(() => (finished = true));
+    let answeredDuringExport = 0;
+    while (!finished) {
+      const health = await fetch(`${collector.url}/healthz`);
+      assert.equal(health.status, 200);
+      await health.text();
+      if (!finished) answeredDuringExport++;
+      await delay(50);
+    }
+    await idle;
+    const { utilization } = performance.eventLoopUtilization(since);
+    const job = await request(`${collector.url}/api/v1/reports/${(started.body as { id: string }).id}`, { headers: { authorization: `Bearer ${auditor.token}` } });
+    assert.equal((job.body as { status: string }).status, 'done', job.text);
+    assert.ok(answeredDuringExport >= 1, 'a /healthz request issued during the export was answered before it finished');
+    // The loop's busy share over the export, not a time: the work runs elsewhere, the loop waits.
+    assert.ok(utilization < 0.5, `the event loop was busy ${(utilization * 100).toFixed(0)} % of the export`);
+  });
+});
+
+describe('report exports and the disk floor', function () {
+  this.timeout(120_000);
+  let collector: InProcessCollector;
+  let auditor: { token: string; id: string };
+  /** More free space than any disk has: every export is below the floor. */
+  const UNREACHABLE_FLOOR = String(Number.MAX_SAFE_INTEGER);
+
+  before(async () => {
+    collector = await startCollectorInProcess({ env: { SAKSHYA_REPORT_MIN_FREE_BYTES: UNREACHABLE_FLOOR } });
+    const agent = await enrolledAgent(collector, 'AS-DISK');
+    await agent.sendOk(agent.batch([agent.next({ n: 1 }, 'audit', 'certificate.issued', at(1))]));
+    auditor = await humanToken(collector, 'auditor');
+  });
+  after(async () => {
+    await collector?.stop();
+  });
+
+  it('an auditor cannot take the collector\'s disk below SAKSHYA_REPORT_MIN_FREE_BYTES with an export: a new job is 507 report.storage_full and nothing is created', async () => {
+    const chainBefore = collectorChain(collector.dir).length;
+    const answer = await request(`${collector.url}/api/v1/reports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${auditor.token}` },
+      body: JSON.stringify({ from: DAY, to: NEXT_DAY }),
+    });
+    const problem = assertProblem(answer, 507, 'report.storage_full');
+    assert.equal(problem.minFreeBytes, Number.MAX_SAFE_INTEGER);
+    assert.equal(typeof problem.freeBytes, 'number');
+    await collector.container.reports.idle();
+    assert.equal(existsSync(collector.container.reports.reportsDir) ? readdirSync(collector.container.reports.reportsDir).length : 0, 0, 'no job directory');
+    assert.equal(collectorChain(collector.dir).length, chainBefore, 'no report.exported record');
+  });
+
+  it('an operator cannot fill the disk with `report export` either: below the floor the CLI refuses with one clear line and writes nothing', async () => {
+    const parent = makeTempDir();
+    const result = await runCollectorCli(['report', 'export', '--dir', collector.dir, '--out', join(parent, 'bundle'), '--from', DAY, '--to', NEXT_DAY], {
+      SAKSHYA_LOG_LEVEL: 'warn',
+      SAKSHYA_REPORT_MIN_FREE_BYTES: UNREACHABLE_FLOOR,
+    });
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /free.*below.*SAKSHYA_REPORT_MIN_FREE_BYTES/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
+    assert.deepEqual(readdirSync(parent), []);
   });
 });

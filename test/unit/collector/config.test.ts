@@ -55,6 +55,18 @@ describe('collector configuration', () => {
     assert.equal(config.port, 0);
   });
 
+  it('keeps 1 GiB of disk free from report exports by default, and reads the floor from the environment', () => {
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }).reportMinFreeBytes, 1024 ** 3);
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_REPORT_MIN_FREE_BYTES: '0' }).reportMinFreeBytes, 0);
+    for (const bad of ['1GiB', '-1']) {
+      assert.throws(
+        () => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_REPORT_MIN_FREE_BYTES: bad }),
+        (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.startsWith('SAKSHYA_REPORT_MIN_FREE_BYTES:')),
+        bad,
+      );
+    }
+  });
+
   it('reads the clock-skew tolerance as a duration (default 5 minutes) and refuses anything else', () => {
     assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }).clockSkewToleranceMs, 5 * 60_000);
     assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_CLOCK_SKEW_TOLERANCE: '90s' }).clockSkewToleranceMs, 90_000);
