@@ -59,7 +59,7 @@ export interface Container {
   reports: ReportService;
   /** A new audit of the whole store (`ledger verify`), against this collector's own keys. */
   ledgerAudit(): LedgerAudit;
-  /** Stops the worker pools and closes the database. */
+  /** Stops the worker pools and the report sweeps, and closes the database. */
   close(): Promise<void>;
 }
 
@@ -152,6 +152,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
       minFreeBytes: config.reportMinFreeBytes,
     }),
     collectorDir: config.dir,
+    retentionMs: config.reportRetentionMs,
     minFreeBytes: config.reportMinFreeBytes,
     logger,
     now,

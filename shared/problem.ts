@@ -21,6 +21,7 @@ export const PROBLEMS = {
   'record.equivocation': { status: 409, title: 'A record conflicts with one already stored for the same sequence number' },
   'batch.epoch_stale': { status: 409, title: 'The batch is for an epoch that is not the agent\u2019s current one' },
   'report.not_ready': { status: 409, title: 'The report export has not finished, or it failed' },
+  'report.expired': { status: 410, title: 'The report bundle was kept for the retention period and has been deleted; export it again' },
   'idempotency.key_reused': { status: 422, title: 'The Idempotency-Key was already used for a different batch' },
   'batch.too_large': { status: 413, title: 'The request body is too large' },
   'request.unsupported_media_type': { status: 415, title: 'Unsupported content type or encoding' },

@@ -6,7 +6,8 @@
  *
  * Limits (docs/operations.md): one export at a time (429 `report.busy`); none that would start
  * below the disk floor, SAKSHYA_REPORT_MIN_FREE_BYTES (507 `report.storage_full`, nothing
- * created), and a running one stops if it reaches the floor.
+ * created), and a running one stops if it reaches the floor; job bundles are deleted
+ * SAKSHYA_REPORT_RETENTION after they were made (report/retention.ts, 410 `report.expired`).
  *
  * On-disk layout (HTTP jobs): `<collector dir>/reports/<id>/sakshya-report/<files>` and
  * `<collector dir>/reports/<id>/bundle.tar.gz`, written under `reports/<id>.partial/` first.
@@ -20,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import cron, { type ScheduledTask } from 'node-cron';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -33,6 +35,7 @@ import { DiskFloor } from './report/disk-floor.ts';
 import type { ReportExportPool } from './report/export-pool.ts';
 import type { ExportResult } from './report/export-report.ts';
 import { progressReporter, type ProgressReporter } from './report/progress.ts';
+import { REPORT_SWEEP_CRON, sweepReports, type SweepResult } from './report/retention.ts';
 import { TAR_ROOT } from './report/tar-gz.ts';
 import type { ReportRequest } from './report/filter-input.ts';
 
@@ -47,6 +50,8 @@ export interface ReportServiceOptions {
   exporter: Pick<ReportExportPool, 'run' | 'close'>;
   /** The collector's data directory; job bundles live in `<dir>/reports/<id>/`. */
   collectorDir: string;
+  /** SAKSHYA_REPORT_RETENTION: how long a job's bundle is kept after it finished. */
+  retentionMs: number;
   /** SAKSHYA_REPORT_MIN_FREE_BYTES: the free space no export takes the disk below. */
   minFreeBytes: number;
   logger: Logger;
@@ -64,6 +69,8 @@ export interface ReportJobView {
   checkpointSize: number;
   createdAt: string;
   finishedAt: string | null;
+  /** When the bundle was deleted (status `expired`). */
+  expiredAt?: string;
   counts?: Manifest['counts'];
   manifestSha256?: string;
   bundleBytes?: number;
@@ -75,6 +82,7 @@ export class ReportService {
   readonly #floor: DiskFloor;
   /** The one export job this process runs at a time (see start). */
   #running: Promise<void> | undefined;
+  #sweeps: ScheduledTask | undefined;
 
   constructor(options: ReportServiceOptions) {
     this.#deps = options;
@@ -135,8 +143,34 @@ export class ReportService {
     return ids;
   }
 
-  /** Stops the export worker; a running export is abandoned (its job fails at the next start). */
+  /**
+   * Deletes the bundles of jobs that finished more than the retention period ago, and what
+   * crashes left in `reports/` (report/retention.ts). The server runs it at start and every
+   * few minutes (`scheduleSweeps`).
+   */
+  async sweep(): Promise<SweepResult> {
+    return sweepReports({ store: this.#deps.store, reportsDir: this.reportsDir, retentionMs: this.#deps.retentionMs, now: this.#deps.now, logger: this.#deps.logger });
+  }
+
+  /** Runs `sweep` on REPORT_SWEEP_CRON until `close`. For the server only: it owns `reports/`. */
+  scheduleSweeps(): void {
+    this.#sweeps ??= cron.schedule(
+      REPORT_SWEEP_CRON,
+      async () => {
+        try {
+          await this.sweep();
+        } catch (err) {
+          this.#deps.logger.error({ err }, 'the report retention sweep failed; the next one tries again');
+        }
+      },
+      { name: 'report-retention', noOverlap: true },
+    );
+  }
+
+  /** Stops the sweeps and the export worker; a running export is abandoned (its job fails at the next start). */
   async close(): Promise<void> {
+    await this.#sweeps?.stop();
+    this.#sweeps = undefined;
     await this.#deps.exporter.close();
   }
 
@@ -164,6 +198,7 @@ export class ReportService {
       manifestSha256: null,
       bundleBytes: null,
       problemJson: null,
+      expiredAt: null,
     };
     // Claim the slot before the first await so two concurrent starts cannot both pass.
     let release!: () => void;
@@ -232,9 +267,12 @@ export class ReportService {
     return viewOf(await this.#ownedJob(id, principal));
   }
 
-  /** The finished bundle's tar.gz; `report.not_ready` while running or after a failure. */
+  /** The finished bundle's tar.gz; `report.not_ready` while running or after a failure, `report.expired` once deleted. */
   async bundle(id: string, principal: HumanPrincipal): Promise<{ path: string; bytes: number; fileName: string }> {
     const job = await this.#ownedJob(id, principal);
+    if (job.status === 'expired') {
+      throw new ProblemError('report.expired', `the bundle of report ${id} was deleted at ${job.expiredAt}, after the collector's retention period; export it again`, { expiredAt: job.expiredAt });
+    }
     if (job.status !== 'done') throw new ProblemError('report.not_ready', `report ${id} is ${job.status}`, { status: job.status });
     const path = join(this.reportsDir, id, BUNDLE_TAR_GZ);
     if (!existsSync(path)) throw new ProblemError('resource.not_found', `the bundle of report ${id} is no longer on the collector`);
@@ -262,11 +300,12 @@ function viewOf(job: ReportJob): ReportJobView {
     createdAt: job.createdAt,
     finishedAt: job.finishedAt,
   };
-  if (job.status === 'done') {
+  if (job.status === 'done' || job.status === 'expired') {
     view.counts = JSON.parse(job.countsJson!) as Manifest['counts'];
     view.manifestSha256 = job.manifestSha256!;
     view.bundleBytes = job.bundleBytes!;
   }
+  if (job.status === 'expired') view.expiredAt = job.expiredAt!;
   if (job.status === 'failed') view.problem = JSON.parse(job.problemJson!);
   return view;
 }

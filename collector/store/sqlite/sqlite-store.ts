@@ -85,12 +85,13 @@ import { migration as m0004 } from './migrations/0004-api-tokens.ts';
 import { migration as m0005 } from './migrations/0005-report-jobs.ts';
 import { migration as m0006 } from './migrations/0006-clock-skew.ts';
 import { migration as m0007 } from './migrations/0007-ledger-kind-counts.ts';
+import { migration as m0008 } from './migrations/0008-report-retention.ts';
 
 type Db = Database.Database;
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007];
+export const SQLITE_MIGRATIONS: readonly Migration<Db>[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -293,6 +294,7 @@ interface ReportJobRow {
   manifest_sha256: string | null;
   bundle_bytes: number | null;
   problem_json: string | null;
+  expired_at: string | null;
 }
 
 function toReportJob(row: ReportJobRow): ReportJob {
@@ -309,6 +311,7 @@ function toReportJob(row: ReportJobRow): ReportJob {
     manifestSha256: row.manifest_sha256,
     bundleBytes: row.bundle_bytes,
     problemJson: row.problem_json,
+    expiredAt: row.expired_at,
   };
 }
 
@@ -444,8 +447,8 @@ function prepareStatements(writer: Db, reader: Db) {
     findApiToken: reader.prepare(`SELECT * FROM api_tokens WHERE token_hash = ?`),
     listApiTokens: reader.prepare(`SELECT * FROM api_tokens ORDER BY created_at, id`),
     insertReportJob: writer.prepare(
-      `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json)
-       VALUES (@id, @status, @owner, @actor, @filterJson, @checkpointSize, @createdAt, @finishedAt, @countsJson, @manifestSha256, @bundleBytes, @problemJson)`,
+      `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json, expired_at)
+       VALUES (@id, @status, @owner, @actor, @filterJson, @checkpointSize, @createdAt, @finishedAt, @countsJson, @manifestSha256, @bundleBytes, @problemJson, @expiredAt)`,
     ),
     finishReportJob: writer.prepare(
       `UPDATE report_jobs SET status = @status, finished_at = @finishedAt, counts_json = @countsJson, manifest_sha256 = @manifestSha256,
@@ -455,6 +458,10 @@ function prepareStatements(writer: Db, reader: Db) {
     failRunningReportJobs: writer.prepare(
       `UPDATE report_jobs SET status = 'failed', finished_at = ?, problem_json = ? WHERE status = 'running' RETURNING id`,
     ).pluck(),
+    expireReportJobs: writer.prepare(
+      `UPDATE report_jobs SET status = 'expired', expired_at = ? WHERE status = 'done' AND finished_at < ? RETURNING id`,
+    ).pluck(),
+    forgetFailedReportJobs: writer.prepare(`DELETE FROM report_jobs WHERE status = 'failed' AND finished_at < ?`),
     findReportJob: reader.prepare(`SELECT * FROM report_jobs WHERE id = ?`),
     forgetExpiredJtis: writer.prepare(`DELETE FROM jti_replay WHERE expires_at < ?`),
     rememberJti: writer.prepare(
@@ -841,6 +848,14 @@ export class SqliteStore implements CollectorStore {
       failRunningReportJobs: async (outcome) => {
         guard();
         return sql.failRunningReportJobs.all(outcome.finishedAt, outcome.problemJson) as string[];
+      },
+      expireReportJobs: async (finishedBefore, expiredAt) => {
+        guard();
+        return sql.expireReportJobs.all(expiredAt, finishedBefore) as string[];
+      },
+      forgetFailedReportJobs: async (finishedBefore) => {
+        guard();
+        return sql.forgetFailedReportJobs.run(finishedBefore).changes;
       },
     };
   }

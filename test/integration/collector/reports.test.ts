@@ -409,7 +409,7 @@ describe('report export (CLI and HTTP)', function () {
     await collector.container.store.write((tx) =>
       tx.putReportJob({
         id: interrupted, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: '{}', checkpointSize, createdAt: at(1),
-        finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null,
+        finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null,
       }),
     );
     mkdirSync(join(collector.container.reports.reportsDir, `${interrupted}.partial`), { recursive: true });
