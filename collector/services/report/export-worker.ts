@@ -10,6 +10,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { statSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import type { MessagePort } from 'node:worker_threads';
 import { ProblemError, type ProblemCode } from '../../../shared/problem.ts';
 import { ALL_BUNDLE_FILES, type ReportFilter } from '../../../shared/report/bundle-format.ts';
@@ -48,6 +49,20 @@ export type TransportedError =
   | { kind: 'error'; name: string; message: string; stack: string | undefined; code: string | undefined };
 
 export type ExportOutcome = { ok: true; result: ExportResult; bundleBytes: number | null } | { ok: false; error: TransportedError };
+
+/**
+ * The worker thread's nice value: an export is background work, and on a small, busy server the
+ * thread answering requests must win the CPU. Only on Linux, where the nice value is per thread
+ * (elsewhere it would lower the whole collector).
+ */
+export const EXPORT_WORKER_NICE = 10;
+if (process.platform === 'linux') {
+  try {
+    setPriority(EXPORT_WORKER_NICE);
+  } catch {
+    // Refused (a sandbox): the export runs at the normal priority.
+  }
+}
 
 /** Progress updates sent at most this often (the last of a stage always): the event loop has better things to do. */
 const PROGRESS_INTERVAL_MS = 200;
