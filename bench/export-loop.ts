@@ -1,5 +1,5 @@
 /**
- * The collector's event loop while a report export runs (issue 13 §2): does an export stall the
+ * The collector's event loop while a report export runs: does an export stall the
  * requests the collector serves meanwhile?
  *
  * 1. Fill a collector data directory with N signed, chained workload records

@@ -693,7 +693,7 @@ async function exportVerifySection(): Promise<Section> {
 }
 
 /**
- * Issue 13 §2: the collector's event loop and /healthz while a 10^5-record export runs, against
+ * The collector's event loop and /healthz while a 10^5-record export runs, against
  * the same collector idle; and, for comparison, with the export on the event loop itself.
  */
 async function exportLoopSection(): Promise<Section> {

@@ -1,5 +1,5 @@
 /**
- * Recorded report exports (issue 5): the CLI's into a directory, the HTTP API's as jobs. Both
+ * Recorded report exports: the CLI's into a directory, the HTTP API's as jobs. Both
  * run `exportReport` (report/export-report.ts) in a worker thread (report/export-pool.ts) into
  * a temporary directory next to the target, renamed into place only when complete, then append
  * a `report.exported` record to the COLLECTOR chain (who, filter, checkpoint size, manifest hash).

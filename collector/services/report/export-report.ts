@@ -1,5 +1,5 @@
 /**
- * The report export (issue 5): writes a `sakshya-report/1` bundle (docs/report-bundle.md,
+ * The report export: writes a `sakshya-report/1` bundle (docs/report-bundle.md,
  * shared/report/bundle-format.ts) for a filter, against one checkpoint of the ledger.
  *
  * `exportReport(deps, { filter, checkpointSize, dir })` writes the bundle's files into an
