@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCollectorConfig } from '../collector/config.ts';
 import { createContainer } from '../collector/container.ts';
-import { exportReport } from '../collector/services/reports.ts';
+import { exportReport } from '../collector/services/report/export-report.ts';
 import { DATABASE_FILE_NAME, openSqliteStore } from '../collector/store/sqlite/sqlite-store.ts';
 import type { PreparedRecord as LedgerRecord } from '../collector/services/ledger.ts';
 import { createLogger } from '../shared/logger.ts';

@@ -11,7 +11,7 @@
  *                  less; a peak that grows with the work done then goes unseen)
  * --only        run only these benchmarks (default: all): ingest (collector ingest, one real
  *               agent, Merkle ledger, stage costs, profile), catch-up, agent-memory, rsyslog,
- *               export-verify
+ *               export-verify, export-loop (the collector's event loop and /healthz during an export)
  *
  * The run first waits (up to 45 s) for the machine to be quiet, and reports how much CPU
  * other processes took during the timed ingest, so disturbed figures are visible as such; if
@@ -31,6 +31,7 @@ import { benchCatchUp, type CatchUpResult } from './catch-up.ts';
 import { benchCollectorIngest, type IngestResult } from './collector-ingest.ts';
 import type { StageCostResult, StageOptions } from './ingest-stages.ts';
 import { measureEd25519VerifyRate } from './ed25519-verify-rate.ts';
+import { benchExportLoop, exportLoopReport } from './export-loop.ts';
 import { benchExportVerify } from './export-verify.ts';
 import { prepareLedger } from './ledger-merkle.ts';
 import { Cleanup } from './lib/cleanup.ts';
@@ -45,7 +46,7 @@ import { benchRealAgent } from './real-agent.ts';
 import { prepareSqliteInsertBaseline } from './sqlite-insert-baseline.ts';
 import { benchRsyslogRelp } from './rsyslog-relp.ts';
 
-const BENCH_NAMES = ['ingest', 'catch-up', 'agent-memory', 'rsyslog', 'export-verify'] as const;
+const BENCH_NAMES = ['ingest', 'catch-up', 'agent-memory', 'rsyslog', 'export-verify', 'export-loop'] as const;
 type BenchName = (typeof BENCH_NAMES)[number];
 const USAGE = `usage: node bench/run.ts [--quick] [--no-profile] [--partial-drain] [--only ${BENCH_NAMES.join(',')}]`;
 
@@ -89,6 +90,7 @@ const SIZES = quick
       agentMemory: { backlogs: [1_000, 10_000], timeoutMs: 300_000 },
       rsyslog: { records: 200, bytesPerSecond: LINK_BYTES_PER_SECOND, timeoutMs: 300_000 },
       exportVerify: { records: 5_000, timeoutMs: 300_000 },
+      exportLoop: { records: 5_000, idleSeconds: 3, timeoutMs: 300_000 },
     }
   : {
       verifyMillis: 2000,
@@ -102,6 +104,7 @@ const SIZES = quick
       agentMemory: { backlogs: [10_000, 1_000_000], drainLimit: partialDrain ? 100_000 : undefined, timeoutMs: 1_800_000 },
       rsyslog: { records: 2_000, bytesPerSecond: LINK_BYTES_PER_SECOND, timeoutMs: 600_000 },
       exportVerify: { records: 100_000, timeoutMs: 600_000 },
+      exportLoop: { records: 100_000, idleSeconds: 10, timeoutMs: 600_000 },
     };
 
 const RESULTS_JSON = fileURLToPath(new URL('./results/latest.json', import.meta.url));
@@ -689,12 +692,32 @@ async function exportVerifySection(): Promise<Section> {
   };
 }
 
+/**
+ * The collector's event loop and /healthz while a 10^5-record export runs, against
+ * the same collector idle; and, for comparison, with the export on the event loop itself.
+ */
+async function exportLoopSection(): Promise<Section> {
+  const { records } = SIZES.exportLoop;
+  const load = cpuSnapshot(undefined);
+  const result = await phase(`the collector's event loop and /healthz during an export of ${formatNumber(records)} records`, () => benchExportLoop(SIZES.exportLoop, cleanup));
+  const busy = othersBusy(cpuBreakdown(load, cpuSnapshot(undefined), undefined));
+  const { rows, notes } = exportLoopReport(result);
+  if (busy > BUSY_MACHINE_SHARE) notes.push(`  Other processes took ${(busy * 100).toFixed(0)} % of the CPU meanwhile.`);
+  return {
+    rows,
+    notes,
+    details: { ...result, othersBusy: busy },
+    disturbed: busy > BUSY_MACHINE_SHARE,
+  };
+}
+
 const SECTIONS: { [name in BenchName]: () => Promise<Section> } = {
   ingest: ingestSection,
   'catch-up': catchUpSection,
   'agent-memory': agentMemorySection,
   rsyslog: rsyslogSection,
   'export-verify': exportVerifySection,
+  'export-loop': exportLoopSection,
 };
 
 async function main(): Promise<void> {

@@ -30,6 +30,13 @@ export const DEFAULT_RATE_AGENT_PER_SECOND = 50;
 export const DEFAULT_RATE_AGENT_BURST = 200;
 export const DEFAULT_RATE_ENROLL_PER_MINUTE = 10;
 export const DEFAULT_RATE_ENROLL_BURST = 10;
+/** Finished report bundles (reports/<id>/) are deleted this long after they were made. */
+export const DEFAULT_REPORT_RETENTION_MS = 7 * 86_400_000;
+/**
+ * Free space an export never takes the disk below (services/report/disk-floor.ts): 1 GiB, about
+ * a million more records for the collector's database, which usually shares the disk.
+ */
+export const DEFAULT_REPORT_MIN_FREE_BYTES = 1024 ** 3;
 
 export const COLLECTOR_ENV = {
   dir: 'SAKSHYA_COLLECTOR_DIR',
@@ -52,6 +59,10 @@ export const COLLECTOR_ENV = {
   tlsKey: 'SAKSHYA_COLLECTOR_TLS_KEY',
   /** How far a record's `at` may be off before it counts as clock skew (services/clock-skew.ts). */
   clockSkewToleranceMs: 'SAKSHYA_CLOCK_SKEW_TOLERANCE',
+  /** How long finished report bundles are kept (services/report/retention.ts). */
+  reportRetentionMs: 'SAKSHYA_REPORT_RETENTION',
+  /** Free disk space report exports leave (services/report/disk-floor.ts); 0: no floor. */
+  reportMinFreeBytes: 'SAKSHYA_REPORT_MIN_FREE_BYTES',
 } as const;
 
 type ConfigKey = keyof typeof COLLECTOR_ENV;
@@ -111,6 +122,8 @@ export const collectorConfigSchema = z
   tlsCert: pemText('CERTIFICATE').optional(),
   tlsKey: pemText('PRIVATE KEY').optional(),
   clockSkewToleranceMs: durationMsText(1000, 30 * 86_400_000).default(DEFAULT_CLOCK_SKEW_TOLERANCE_MS),
+  reportRetentionMs: durationMsText(60_000, 3650 * 86_400_000).default(DEFAULT_REPORT_RETENTION_MS),
+  reportMinFreeBytes: integerText(0, Number.MAX_SAFE_INTEGER).default(DEFAULT_REPORT_MIN_FREE_BYTES),
   })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
     message: 'set both SAKSHYA_COLLECTOR_TLS_CERT_FILE and SAKSHYA_COLLECTOR_TLS_KEY_FILE, or neither',

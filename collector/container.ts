@@ -30,6 +30,7 @@ import { LedgerAudit } from './services/ledger-audit.ts';
 import { LedgerService } from './services/ledger.ts';
 import { RecordsService } from './services/records.ts';
 import { ReportService } from './services/reports.ts';
+import { ReportExportPool } from './services/report/export-pool.ts';
 import { BatchCheckPool } from './services/batch-check-pool.ts';
 import { DATABASE_FILE_NAME, openSqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { CollectorStore } from './store/store.ts';
@@ -61,7 +62,7 @@ export interface Container {
   reports: ReportService;
   /** A new audit of the whole store (`ledger verify`), against this collector's own keys. */
   ledgerAudit(): LedgerAudit;
-  /** Stops the worker pool and closes the database. */
+  /** Stops the worker pools and the report sweeps, and closes the database. */
   close(): Promise<void>;
 }
 
@@ -144,6 +145,23 @@ export async function createContainer(config: CollectorConfig, options: Containe
     clockSkewToleranceMs: config.clockSkewToleranceMs,
   });
 
+  const reports = new ReportService({
+    store,
+    chain: collectorChain,
+    exporter: new ReportExportPool({
+      databasePath: dbPath,
+      origin: config.origin,
+      reportKey: keys.receipt,
+      publicKeys: publicKeysOf(config.origin, keys),
+      minFreeBytes: config.reportMinFreeBytes,
+    }),
+    collectorDir: config.dir,
+    retentionMs: config.reportRetentionMs,
+    minFreeBytes: config.reportMinFreeBytes,
+    logger,
+    now,
+  });
+
   return {
     config,
     logger,
@@ -168,16 +186,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     },
     ingest,
     records: new RecordsService({ store, chain: collectorChain }),
-    reports: new ReportService({
-      store,
-      origin: config.origin,
-      reportKey: keys.receipt,
-      publicKeys: publicKeysOf(config.origin, keys),
-      logger,
-      chain: collectorChain,
-      collectorDir: config.dir,
-      now,
-    }),
+    reports,
     ledgerAudit: () =>
       new LedgerAudit({
         store,
@@ -186,6 +195,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
         receiptKey: keys.receipt.publicKey,
       }),
     async close() {
+      await reports.close();
       await pool?.close();
       await store.close();
     },

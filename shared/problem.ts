@@ -22,6 +22,7 @@ export const PROBLEMS = {
   'enroll.agent_active': { status: 409, title: 'The agent id is enrolled and active; only a replacement token (--replace) may enroll it again' },
   'batch.epoch_stale': { status: 409, title: 'The batch is for an epoch that is not the agent\u2019s current one' },
   'report.not_ready': { status: 409, title: 'The report export has not finished, or it failed' },
+  'report.expired': { status: 410, title: 'The report bundle was kept for the retention period and has been deleted; export it again' },
   'idempotency.key_reused': { status: 422, title: 'The Idempotency-Key was already used for a different batch' },
   'batch.too_large': { status: 413, title: 'The request body is too large' },
   'request.unsupported_media_type': { status: 415, title: 'Unsupported content type or encoding' },
@@ -30,6 +31,7 @@ export const PROBLEMS = {
   'internal.error': { status: 500, title: 'Internal error' },
   'service.unavailable': { status: 503, title: 'The service cannot accept this request now' },
   'storage.full': { status: 507, title: 'The local buffer is full' },
+  'report.storage_full': { status: 507, title: 'The collector\u2019s disk is below the free space kept for it: no report export now' },
   'buffer.telemetry_refused': { status: 507, title: 'The agent buffer is above its soft cap: telemetry is refused, audit records are still accepted' },
   'buffer.full': { status: 507, title: 'The agent buffer is at its hard cap: the record was refused' },
 } as const satisfies { [code: string]: { status: number; title: string } };

@@ -141,6 +141,9 @@ async function serve(flags: ConfigFlags): Promise<void> {
   const container = await createContainer(config, { logger, mode: 'bootstrap' });
   // Only the server owns export jobs: a CLI command next to it must not fail its running job.
   await container.reports.recoverInterrupted();
+  // Nor delete bundles: the retention sweep runs here, at start and then on its schedule.
+  await container.reports.sweep().catch((err: unknown) => logger.error({ err }, 'the report retention sweep failed; the next one tries again'));
+  container.reports.scheduleSweeps();
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const app = createApp(container);
   const server: Server = tls ? createTlsServer({ cert: config.tlsCert, key: config.tlsKey, minVersion: 'TLSv1.2' }, app) : createServer(app);

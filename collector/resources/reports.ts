@@ -3,14 +3,16 @@
  *
  *   POST /reports                        { from, to, agent?, kind?, type?, checkpointSize? }
  *                                        → 202 { id, status: "running", …, links } + Location
- *   GET  /reports/<id>                   → 200 { id, status: running|done|failed, filter, checkpointSize,
- *                                            createdAt, finishedAt, counts?, manifestSha256?, bundleBytes?,
- *                                            problem?, links }
- *   GET  /reports/<id>/bundle.tar.gz     → 200 application/gzip (the bundle, docs/report-bundle.md)
+ *   GET  /reports/<id>                   → 200 { id, status: running|done|failed|expired, filter, checkpointSize,
+ *                                            createdAt, finishedAt, expiredAt?, counts?, manifestSha256?,
+ *                                            bundleBytes?, problem?, links }
+ *   GET  /reports/<id>/bundle.tar.gz     → 200 application/gzip (the bundle, docs/report-bundle.md);
+ *                                            410 `report.expired` once the retention has deleted it
  *
  * A job is visible only to the auditor token that started it (another token gets 404). One
- * export runs at a time: a second POST meanwhile is 429 `report.busy` with Retry-After. A bad
- * filter is 400 and starts nothing.
+ * export runs at a time: a second POST meanwhile is 429 `report.busy` with Retry-After. Below
+ * the disk floor a POST is 507 `report.storage_full`. Either way, and for a bad filter (400),
+ * nothing is started.
  */
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';

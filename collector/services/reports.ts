@@ -1,30 +1,13 @@
 /**
- * Report export (issue 5): writes a `sakshya-report/2` bundle (docs/report-bundle.md,
- * shared/report/bundle-format.ts) for a filter, against one checkpoint of the ledger.
+ * Recorded report exports: the CLI's into a directory, the HTTP API's as jobs. Both
+ * run `exportReport` (report/export-report.ts) in a worker thread (report/export-pool.ts) into
+ * a temporary directory next to the target, renamed into place only when complete, then append
+ * a `report.exported` record to the COLLECTOR chain (who, filter, checkpoint size, manifest hash).
  *
- * Public entry points
- * - `exportReport(deps, { filter, checkpointSize, dir })` writes the bundle's files into an
- *   existing empty directory and returns the manifest and its sha256. It records nothing: it is
- *   the pure export, the one the benchmark (bench/) calls. Its result is a function of (filter,
- *   checkpoint, ledger) only, so the same request gives byte-identical files every time.
- * - `ReportService.exportToDirectory` (CLI) and `ReportService.start` (HTTP jobs) wrap it: a
- *   temporary directory next to the target, renamed into place only when complete, and a
- *   `report.exported` record in the COLLECTOR chain (who, filter, checkpoint size, manifest hash).
- *
- * Invariants
- * - Flat memory: records are streamed once from one read-only snapshot of the store, in ledger
- *   order, into records.jsonl and proofs.jsonl, each parsed and flattened once, its CSV cells
- *   spooled to a temporary file (report/csv-spool.ts) that becomes records.csv once the columns
- *   are known; what is kept per record is
- *   O(1) per chain (seq bounds and counters), plus the manifest's gap and dropped lists, the
- *   set of body paths (the CSV columns) and a count per day. Inclusion proofs come from an
- *   AscendingInclusionProver (O(log n) memory): consecutive leaves share most of their path,
- *   so a proof costs about two stored-subtree reads.
- * - Every file is hashed while it is written; manifest.json lists them; manifest.jws signs the
- *   exact bytes of manifest.json with the collector's report (receipt) key.
- * - The snapshot sees only ledger entries below the checkpoint's size, and key history,
- *   revocations and gaps are derived from that tree (see ReportSource), so appends made during
- *   or after the export change nothing in it.
+ * Limits (docs/operations.md): one export at a time (429 `report.busy`); none that would start
+ * below the disk floor, SAKSHYA_REPORT_MIN_FREE_BYTES (507 `report.storage_full`, nothing
+ * created), and a running one stops if it reaches the floor; job bundles are deleted
+ * SAKSHYA_REPORT_RETENTION after they were made (report/retention.ts, 410 `report.expired`).
  *
  * On-disk layout (HTTP jobs): `<collector dir>/reports/<id>/sakshya-report/<files>` and
  * `<collector dir>/reports/<id>/bundle.tar.gz`, written under `reports/<id>.partial/` first.
@@ -38,343 +21,45 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { CompactSign } from 'jose';
-import { canonicalBytes, canonicalJson } from '../../shared/canonical-json.ts';
-import { publicJwkOf, toBase64Url, type SigningKey } from '../../shared/crypto.ts';
+import cron, { type ScheduledTask } from 'node-cron';
+import { canonicalJson } from '../../shared/canonical-json.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { AscendingInclusionProver } from '../../shared/merkle.ts';
-import { packageVersion } from '../../shared/package-version.ts';
 import { ProblemError, problemBody } from '../../shared/problem.ts';
-import type { RecordKind } from '../../shared/record.ts';
-import {
-  ALL_BUNDLE_FILES,
-  atInRange,
-  BUNDLE_FILES,
-  BUNDLE_FORMAT,
-  GAP_REASONS,
-  GENERATOR_NAME,
-  MANIFEST_JWS_TYP,
-  recordMatchesFilter,
-  TELEMETRY_DROPPED,
-  telemetryDroppedBodySchema,
-  type DroppedEntry,
-  type FileDigest,
-  type Gap,
-  type GapReason,
-  type KeysFile,
-  type Manifest,
-  type ManifestChain,
-  type ReportFilter,
-} from '../../shared/report/bundle-format.ts';
-import { revocationOfRecord, type LedgerRevocation } from '../../shared/collector-acts.ts';
-import type { CollectorPublicKeys } from '../keys.ts';
-import { StoreIntegrityError, type CollectorStore, type ReportJob, type ReportSource, type SeqRange } from '../store/store.ts';
+import type { Manifest, ReportFilter } from '../../shared/report/bundle-format.ts';
+import type { CollectorStore, ReportJob } from '../store/store.ts';
 import type { Actor, HumanPrincipal } from './access.ts';
 import { actorOf } from './access.ts';
 import type { CollectorChain } from './collector-chain.ts';
-import { HashedFileWriter, writeHashedFile } from './report/hashed-file.ts';
-import { CSV_SPOOL_FILE, CsvSpoolWriter, spooledCsvRows } from './report/csv-spool.ts';
-import { bodyColumns, csvHeader, csvRows, fixedCells, flattenBody } from './report/records-csv.ts';
-import { progressReporter, silentProgress, type ProgressReporter } from './report/progress.ts';
-import { renderSummaryHtml } from './report/summary-html.ts';
-import { TAR_ROOT, writeDeterministicTarGz } from './report/tar-gz.ts';
+import { DiskFloor } from './report/disk-floor.ts';
+import type { ReportExportPool } from './report/export-pool.ts';
+import type { ExportResult } from './report/export-report.ts';
+import { progressReporter, type ProgressReporter } from './report/progress.ts';
+import { REPORT_SWEEP_CRON, sweepReports, type SweepResult } from './report/retention.ts';
+import { TAR_ROOT } from './report/tar-gz.ts';
 import type { ReportRequest } from './report/filter-input.ts';
 
 export const REPORT_EXPORTED_TYPE = 'report.exported';
 export const REPORTS_DIR_NAME = 'reports';
 export const BUNDLE_TAR_GZ = 'bundle.tar.gz';
-/** Rows between progress updates and event-loop yields (a server keeps answering during an export). */
-const YIELD_EVERY_ROWS = 512;
-/** CSV rows stringified per csv-stringify call. */
-const CSV_ROWS_PER_CHUNK = 512;
 
-export interface ReportExportDeps {
+export interface ReportServiceOptions {
   store: CollectorStore;
-  origin: string;
-  /** The report (receipt) key: signs manifest.jws. */
-  reportKey: SigningKey;
-  publicKeys: CollectorPublicKeys;
-  logger: Logger;
-}
-
-export interface ExportResult {
-  manifest: Manifest;
-  /** hex sha256 of manifest.json. */
-  manifestSha256: string;
-}
-
-/** Per (agent, epoch), what the streaming pass keeps. */
-interface ChainState {
-  agent: string;
-  epoch: number;
-  firstSeq: number;
-  lastSeq: number;
-  records: number;
-  /** Seq ranges between bundle records that are not in the bundle, ascending. */
-  holes: SeqRange[];
-  dropped: DroppedEntry[];
-}
-
-function chainKey(agent: string, epoch: number): string {
-  return `${agent}\u0000${epoch}`;
-}
-
-/**
- * Writes the bundle of `filter` against the stored checkpoint of `checkpointSize` leaves into
- * `dir` (which MUST exist and be empty). Rejects with ProblemError `request.invalid` if no
- * checkpoint of that size is stored. Records nothing in the COLLECTOR chain (callers do).
- * Used by ReportService and by the export benchmark.
- */
-export async function exportReport(
-  deps: ReportExportDeps,
-  request: { filter: ReportFilter; checkpointSize: number; dir: string; progress?: ProgressReporter },
-): Promise<ExportResult> {
-  const { filter, checkpointSize, dir } = request;
-  const progress = request.progress ?? silentProgress;
-  const source = await deps.store.openReport(checkpointSize);
-  if (!source) throw new ProblemError('request.invalid', `there is no checkpoint of size ${checkpointSize}`, { checkpointSize });
-  const spool = new CsvSpoolWriter(join(dir, CSV_SPOOL_FILE));
-  try {
-    const files: Partial<Record<keyof Manifest['files'], FileDigest>> = {};
-    const pass = await writeRecordsAndProofs(source, filter, dir, spool, progress);
-    files['records.jsonl'] = pass.records;
-    files['proofs.jsonl'] = pass.proofs;
-    files.checkpoint = await writeHashedFile(join(dir, BUNDLE_FILES.checkpoint), source.checkpoint.note);
-
-    const chains = await describeChains(source, filter, pass.chains);
-    const keys = await keysFile(source, deps.publicKeys, chains);
-    files['keys.json'] = await writeHashedFile(join(dir, BUNDLE_FILES.keys), canonicalBytes(keys));
-    files['records.csv'] = await writeCsv(spool, dir, pass.count, source.checkpoint.size, pass.records.bytes > 0 ? progress : silentProgress);
-
-    const manifestWithoutFiles: Omit<Manifest, 'files'> = {
-      format: BUNDLE_FORMAT,
-      generator: { name: GENERATOR_NAME, version: packageVersion() },
-      origin: deps.origin,
-      filter,
-      checkpoint: { size: source.checkpoint.size, root: toBase64Url(source.checkpoint.root) },
-      counts: { records: pass.count, byKind: pass.byKind, chains: chains.length },
-      chains,
-    };
-    files['summary.html'] = await writeHashedFile(join(dir, BUNDLE_FILES.summary), renderSummaryHtml({ manifest: manifestWithoutFiles, perDay: pass.perDay }));
-
-    const manifest: Manifest = { ...manifestWithoutFiles, files: files as Manifest['files'] };
-    const manifestBytes = canonicalBytes(manifest);
-    const manifestDigest = await writeHashedFile(join(dir, BUNDLE_FILES.manifest), manifestBytes);
-    const jws = await new CompactSign(manifestBytes)
-      .setProtectedHeader({ alg: 'EdDSA', kid: deps.reportKey.kid, typ: MANIFEST_JWS_TYP })
-      .sign(deps.reportKey.privateKey);
-    await writeHashedFile(join(dir, BUNDLE_FILES.manifestJws), jws);
-    return { manifest, manifestSha256: manifestDigest.sha256 };
-  } finally {
-    progress.stop();
-    spool.discard();
-    await source.close();
-  }
-}
-
-interface RecordsPass {
-  records: FileDigest;
-  proofs: FileDigest;
-  count: number;
-  byKind: { [K in RecordKind]: number };
-  chains: Map<string, ChainState>;
-  perDay: Map<string, number>;
-}
-
-/**
- * The one pass over the store: records.jsonl and proofs.jsonl, every record's CSV cells into the
- * spool, and everything the manifest needs. Each record is parsed and flattened once.
- */
-async function writeRecordsAndProofs(source: ReportSource, filter: ReportFilter, dir: string, spool: CsvSpoolWriter, progress: ProgressReporter): Promise<RecordsPass> {
-  const size = source.checkpoint.size;
-  const records = new HashedFileWriter(join(dir, BUNDLE_FILES.records));
-  const proofs = new HashedFileWriter(join(dir, BUNDLE_FILES.proofs));
-  const prover = new AscendingInclusionProver(size);
-  const chains = new Map<string, ChainState>();
-  const perDay = new Map<string, number>();
-  const byKind: { [K in RecordKind]: number } = { audit: 0, telemetry: 0, agent: 0 };
-  let count = 0;
-  let rows = 0;
-  progress.start('records', size);
-  try {
-    for await (const row of source.records(filter)) {
-      if (++rows % YIELD_EVERY_ROWS === 0) {
-        progress.update(row.ledgerIndex + 1, count);
-        await yieldToEventLoop();
-      }
-      if (!recordMatchesFilter(row, filter)) continue;
-      count++;
-      byKind[row.kind]++;
-      const day = row.at.slice(0, 10);
-      perDay.set(day, (perDay.get(day) ?? 0) + 1);
-      const body = (JSON.parse(row.canonical) as { body: { [key: string]: unknown } }).body;
-      await spool.add(fixedCells(row), flattenBody(body));
-
-      const key = chainKey(row.agent, row.epoch);
-      let chain = chains.get(key);
-      if (!chain) {
-        chain = { agent: row.agent, epoch: row.epoch, firstSeq: row.seq, lastSeq: row.seq, records: 0, holes: [], dropped: [] };
-        chains.set(key, chain);
-      } else {
-        // A chain enters the ledger in seq order, so its records arrive here in ascending seq.
-        if (row.seq <= chain.lastSeq) throw new StoreIntegrityError(`${row.agent} epoch ${row.epoch} seq ${row.seq} is in the ledger after seq ${chain.lastSeq}`);
-        if (row.seq > chain.lastSeq + 1) chain.holes.push({ from: chain.lastSeq + 1, to: row.seq - 1 });
-        chain.lastSeq = row.seq;
-      }
-      chain.records++;
-      if (row.kind === TELEMETRY_DROPPED.kind && row.type === TELEMETRY_DROPPED.type) {
-        const summary = telemetryDroppedBodySchema.safeParse(body);
-        if (summary.success) chain.dropped.push({ seq: row.seq, id: row.id, dropped: summary.data.dropped, firstAt: summary.data.firstAt, lastAt: summary.data.lastAt });
-      }
-
-      const path = await proveNext(prover, row.ledgerIndex, row.leafHash, source);
-      await records.write(`${row.canonical}\n`);
-      await proofs.write(
-        `${canonicalJson({ id: row.id, ledgerIndex: row.ledgerIndex, leafHash: toBase64Url(row.leafHash), path: path.map(toBase64Url) })}\n`,
-      );
-    }
-    progress.update(size, count);
-    await spool.close();
-    return { records: await records.close(), proofs: await proofs.close(), count, byKind, chains, perDay };
-  } catch (err) {
-    records.destroy();
-    proofs.destroy();
-    throw err;
-  }
-}
-
-/** The inclusion proof of the next exported leaf: fetches the few subtrees the prover lacks in one read. */
-async function proveNext(prover: AscendingInclusionProver, index: number, leafHash: Buffer, source: ReportSource): Promise<Buffer[]> {
-  const wanted = prover.missing(index);
-  const hashes = wanted.length > 0 ? await source.readSubtrees(wanted) : [];
-  let next = 0;
-  return prover.proof(
-    index,
-    (level, at) => {
-      const ref = wanted[next];
-      const hash = hashes[next++];
-      if (!ref || ref.level !== level || ref.index !== at) throw new Error(`proof read node (${level}, ${at}) it did not plan`);
-      if (!hash) throw new StoreIntegrityError(`Merkle subtree (level ${level}, index ${at}) is missing from the store`);
-      return hash;
-    },
-    leafHash,
-  );
-}
-
-/**
- * The manifest's chains: sorted by agent then epoch, each hole classified by reading which seqs
- * the tree holds (a seq the tree has is outside the date range or excluded by kind/type; one it
- * lacks is not in the ledger), consecutive seqs with one reason merged.
- */
-async function describeChains(source: ReportSource, filter: ReportFilter, states: Map<string, ChainState>): Promise<ManifestChain[]> {
-  const revoked = new Map<string, LedgerRevocation>();
-  for (const row of await source.revocationRecords()) {
-    const revocation = revocationOfRecord(row.ledgerIndex, row.canonical);
-    if (!revocation) throw new StoreIntegrityError(`the agent.revoked record at ledger index ${row.ledgerIndex} does not parse`);
-    const key = chainKey(revocation.agent, revocation.epoch);
-    if (!revoked.has(key)) revoked.set(key, revocation);
-  }
-  const sorted = [...states.values()].sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : a.epoch - b.epoch));
-  const chains: ManifestChain[] = [];
-  for (const state of sorted) {
-    const gaps: Gap[] = [];
-    const add = (from: number, to: number, reason: GapReason) => {
-      const last = gaps[gaps.length - 1];
-      if (last && last.reason === reason && last.to + 1 === from) last.to = to;
-      else gaps.push({ from, to, reason });
-    };
-    for (const hole of state.holes) {
-      let expected = hole.from;
-      for await (const row of source.chainSeqs(state.agent, state.epoch, hole.from, hole.to)) {
-        if (row.seq > expected) add(expected, row.seq - 1, GAP_REASONS.notInLedger);
-        if (!atInRange(row.at, filter)) add(row.seq, row.seq, GAP_REASONS.outsideDateRange);
-        else if ((filter.kind !== null && row.kind !== filter.kind) || (filter.type !== null && row.type !== filter.type)) add(row.seq, row.seq, GAP_REASONS.excludedByFilter);
-        else throw new StoreIntegrityError(`${state.agent} epoch ${state.epoch} seq ${row.seq} matches the filter but the export did not read it`);
-        expected = row.seq + 1;
-      }
-      if (expected <= hole.to) add(expected, hole.to, GAP_REASONS.notInLedger);
-    }
-    chains.push({
-      agent: state.agent,
-      epoch: state.epoch,
-      firstSeq: state.firstSeq,
-      lastSeq: state.lastSeq,
-      records: state.records,
-      gaps,
-      dropped: state.dropped,
-      ...revocationOf(revoked.get(chainKey(state.agent, state.epoch))),
-    });
-  }
-  return chains;
-}
-
-function revocationOf(revoked: LedgerRevocation | undefined): Pick<ManifestChain, 'revokedAt' | 'revokedIndex' | 'supersededBy'> {
-  return { revokedAt: revoked?.at ?? null, revokedIndex: revoked?.ledgerIndex ?? null, supersededBy: revoked?.supersededBy ?? null };
-}
-
-/** keys.json: the collector's public keys, and per chain its key history up to seq lastSeq + 1. */
-async function keysFile(source: ReportSource, publicKeys: CollectorPublicKeys, chains: readonly ManifestChain[]): Promise<KeysFile> {
-  const agents: KeysFile['agents'] = [];
-  for (const chain of chains) {
-    const epoch = await source.agentEpoch(chain.agent, chain.epoch);
-    if (!epoch) throw new StoreIntegrityError(`${chain.agent} epoch ${chain.epoch} has records but no enrollment`);
-    const keys = (await source.agentKeys(chain.agent, chain.epoch))
-      .filter((key) => key.fromSeq <= chain.lastSeq + 1)
-      .map((key) => ({ fromSeq: key.fromSeq, kid: key.kid, publicJwk: publicJwkOf(key.publicJwk), addedAt: key.addedAt, reason: key.reason }));
-    agents.push({
-      agent: chain.agent,
-      epoch: chain.epoch,
-      enrolledAt: epoch.enrolledAt,
-      revokedAt: chain.revokedAt,
-      revokedIndex: chain.revokedIndex,
-      supersededBy: chain.supersededBy,
-      keys,
-    });
-  }
-  const reportKey = publicKeys.jwks.keys[0];
-  if (!reportKey) throw new Error('the collector publishes no report key');
-  return { collector: { origin: publicKeys.origin, logKey: publicKeys.logKey, reportKey }, agents };
-}
-
-/** records.csv from the spool, now that the body columns are known. */
-async function writeCsv(spool: CsvSpoolWriter, dir: string, total: number, ledgerSize: number, progress: ProgressReporter): Promise<FileDigest> {
-  const csv = new HashedFileWriter(join(dir, BUNDLE_FILES.csv));
-  const columns = bodyColumns(spool.bodyPaths);
-  let pending: string[][] = [];
-  let count = 0;
-  progress.start('csv', ledgerSize);
-  try {
-    await csv.write(csvHeader(columns));
-    for await (const cells of spooledCsvRows(spool.path, spool.bodyPaths, columns)) {
-      pending.push(cells);
-      if (++count % CSV_ROWS_PER_CHUNK === 0) {
-        await csv.write(csvRows(pending));
-        pending = [];
-        progress.update(Number(cells[0]) + 1, count); // cells[0]: the ledger index, the unit progress counts in
-        await yieldToEventLoop();
-      }
-    }
-    if (pending.length > 0) await csv.write(csvRows(pending));
-    if (count !== total) throw new Error(`the CSV spool held ${count} rows, the records pass wrote ${total}`);
-    progress.update(ledgerSize, count);
-    return await csv.close();
-  } catch (err) {
-    csv.destroy();
-    throw err;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Recorded exports: CLI into a directory, HTTP as jobs.
-
-export interface ReportServiceOptions extends ReportExportDeps {
   chain: CollectorChain;
+  /** Runs the exports (in a worker thread). */
+  exporter: Pick<ReportExportPool, 'run' | 'close'>;
   /** The collector's data directory; job bundles live in `<dir>/reports/<id>/`. */
   collectorDir: string;
+  /** SAKSHYA_REPORT_RETENTION: how long a job's bundle is kept after it finished. */
+  retentionMs: number;
+  /** SAKSHYA_REPORT_MIN_FREE_BYTES: the free space no export takes the disk below. */
+  minFreeBytes: number;
+  logger: Logger;
   now: () => Date;
 }
+
+/** How a disk-floor problem names the reports directory to an HTTP caller (who is not told server paths). */
+const REPORTS_FLOOR_LABEL = "the collector's reports directory";
 
 /** A job as the HTTP API shows it. */
 export interface ReportJobView {
@@ -384,6 +69,8 @@ export interface ReportJobView {
   checkpointSize: number;
   createdAt: string;
   finishedAt: string | null;
+  /** When the bundle was deleted (status `expired`). */
+  expiredAt?: string;
   counts?: Manifest['counts'];
   manifestSha256?: string;
   bundleBytes?: number;
@@ -392,11 +79,14 @@ export interface ReportJobView {
 
 export class ReportService {
   readonly #deps: ReportServiceOptions;
+  readonly #floor: DiskFloor;
   /** The one export job this process runs at a time (see start). */
   #running: Promise<void> | undefined;
+  #sweeps: ScheduledTask | undefined;
 
   constructor(options: ReportServiceOptions) {
     this.#deps = options;
+    this.#floor = new DiskFloor(options.minFreeBytes);
   }
 
   get reportsDir(): string {
@@ -423,12 +113,13 @@ export class ReportService {
     }
     const checkpointSize = await this.resolveCheckpointSize(request.checkpointSize);
     const parent = dirname(outDir);
+    await this.#floor.check(parent, parent);
     mkdirSync(parent, { recursive: true });
     const temp = join(parent, `.${basename(outDir)}.partial-${randomBytes(6).toString('hex')}`);
     mkdirSync(temp, { mode: 0o755 });
     let result: ExportResult;
     try {
-      result = await exportReport(this.#deps, { filter: request.filter, checkpointSize, dir: temp, progress });
+      result = await this.#deps.exporter.run({ filter: request.filter, checkpointSize, dir: temp, floorLabel: parent }, progress);
       if (existsSync(outDir)) rmdirSync(outDir); // empty, checked above
       renameSync(temp, outDir);
     } catch (err) {
@@ -453,13 +144,46 @@ export class ReportService {
   }
 
   /**
+   * Deletes the bundles of jobs that finished more than the retention period ago, and what
+   * crashes left in `reports/` (report/retention.ts). The server runs it at start and every
+   * few minutes (`scheduleSweeps`).
+   */
+  async sweep(): Promise<SweepResult> {
+    return sweepReports({ store: this.#deps.store, reportsDir: this.reportsDir, retentionMs: this.#deps.retentionMs, now: this.#deps.now, logger: this.#deps.logger });
+  }
+
+  /** Runs `sweep` on REPORT_SWEEP_CRON until `close`. For the server only: it owns `reports/`. */
+  scheduleSweeps(): void {
+    this.#sweeps ??= cron.schedule(
+      REPORT_SWEEP_CRON,
+      async () => {
+        try {
+          await this.sweep();
+        } catch (err) {
+          this.#deps.logger.error({ err }, 'the report retention sweep failed; the next one tries again');
+        }
+      },
+      { name: 'report-retention', noOverlap: true },
+    );
+  }
+
+  /** Stops the sweeps and the export worker; a running export is abandoned (its job fails at the next start). */
+  async close(): Promise<void> {
+    await this.#sweeps?.stop();
+    this.#sweeps = undefined;
+    await this.#deps.exporter.close();
+  }
+
+  /**
    * Starts an export job for `principal` and resolves as soon as it is recorded as running.
    * One export runs at a time per process: another start meanwhile is refused with 429
    * `report.busy` (Retry-After), because an export is long, I/O-heavy work on a small server.
+   * Below the disk floor it is refused with 507 `report.storage_full`, and nothing is created.
    */
   async start(request: ReportRequest, principal: HumanPrincipal): Promise<ReportJobView> {
     if (this.#running) throw new ProblemError('report.busy', 'another report export is running; one runs at a time', {}, 30);
     const checkpointSize = await this.resolveCheckpointSize(request.checkpointSize);
+    await this.#floor.check(this.reportsDir, REPORTS_FLOOR_LABEL);
     if (this.#running) throw new ProblemError('report.busy', 'another report export is running; one runs at a time', {}, 30);
     const job: ReportJob = {
       id: newId(),
@@ -474,6 +198,7 @@ export class ReportService {
       manifestSha256: null,
       bundleBytes: null,
       problemJson: null,
+      expiredAt: null,
     };
     // Claim the slot before the first await so two concurrent starts cannot both pass.
     let release!: () => void;
@@ -504,10 +229,9 @@ export class ReportService {
       const bundleDir = join(partial, TAR_ROOT);
       mkdirSync(bundleDir, { recursive: true, mode: 0o700 });
       const started = Date.now();
-      const result = await exportReport(this.#deps, { filter, checkpointSize: job.checkpointSize, dir: bundleDir, progress: progressFor(log) });
-      const tarPath = join(partial, BUNDLE_TAR_GZ);
-      await writeDeterministicTarGz(bundleDir, ALL_BUNDLE_FILES, tarPath);
-      const bundleBytes = statSync(tarPath).size;
+      const tarGzPath = join(partial, BUNDLE_TAR_GZ);
+      const result = await this.#deps.exporter.run({ filter, checkpointSize: job.checkpointSize, dir: bundleDir, tarGzPath, floorLabel: REPORTS_FLOOR_LABEL }, progressFor(log));
+      const bundleBytes = result.bundleBytes ?? statSync(tarGzPath).size;
       renameSync(partial, join(this.reportsDir, job.id));
       await this.#deps.store.write(async (tx) => {
         const finishedAt = this.#deps.now().toISOString();
@@ -543,9 +267,12 @@ export class ReportService {
     return viewOf(await this.#ownedJob(id, principal));
   }
 
-  /** The finished bundle's tar.gz; `report.not_ready` while running or after a failure. */
+  /** The finished bundle's tar.gz; `report.not_ready` while running or after a failure, `report.expired` once deleted. */
   async bundle(id: string, principal: HumanPrincipal): Promise<{ path: string; bytes: number; fileName: string }> {
     const job = await this.#ownedJob(id, principal);
+    if (job.status === 'expired') {
+      throw new ProblemError('report.expired', `the bundle of report ${id} was deleted at ${job.expiredAt}, after the collector's retention period; export it again`, { expiredAt: job.expiredAt });
+    }
     if (job.status !== 'done') throw new ProblemError('report.not_ready', `report ${id} is ${job.status}`, { status: job.status });
     const path = join(this.reportsDir, id, BUNDLE_TAR_GZ);
     if (!existsSync(path)) throw new ProblemError('resource.not_found', `the bundle of report ${id} is no longer on the collector`);
@@ -573,11 +300,12 @@ function viewOf(job: ReportJob): ReportJobView {
     createdAt: job.createdAt,
     finishedAt: job.finishedAt,
   };
-  if (job.status === 'done') {
+  if (job.status === 'done' || job.status === 'expired') {
     view.counts = JSON.parse(job.countsJson!) as Manifest['counts'];
     view.manifestSha256 = job.manifestSha256!;
     view.bundleBytes = job.bundleBytes!;
   }
+  if (job.status === 'expired') view.expiredAt = job.expiredAt!;
   if (job.status === 'failed') view.problem = JSON.parse(job.problemJson!);
   return view;
 }

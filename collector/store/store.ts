@@ -274,10 +274,11 @@ export interface LedgerCounts {
   checkpoint: StoredCheckpoint | undefined;
 }
 
-/** A report export started over HTTP (migration 0005). */
+/** A report export started over HTTP (migrations 0005, 0008). */
 export interface ReportJob {
   id: string;
-  status: 'running' | 'done' | 'failed';
+  /** `expired`: was done; its bundle was deleted after the retention period (services/report/retention.ts). */
+  status: 'running' | 'done' | 'failed' | 'expired';
   /** Public id of the auditor token that started it: the only one that may read it. */
   owner: string;
   /** Who the COLLECTOR chain records as the exporter (an Actor). */
@@ -293,6 +294,8 @@ export interface ReportJob {
   bundleBytes: number | null;
   /** JSON of the RFC 9457 problem, when failed. */
   problemJson: string | null;
+  /** When the bundle was deleted, when expired. */
+  expiredAt: string | null;
 }
 
 /** How a running job ends. */
@@ -414,6 +417,10 @@ export interface WriteTransaction {
   finishReportJob(id: string, outcome: ReportJobOutcome): Promise<boolean>;
   /** Marks every running job failed with `outcome` (at start: a restart interrupted them); resolves with their ids. */
   failRunningReportJobs(outcome: Extract<ReportJobOutcome, { status: 'failed' }>): Promise<string[]>;
+  /** Marks the done jobs that finished before `finishedBefore` expired at `expiredAt`; resolves with their ids. */
+  expireReportJobs(finishedBefore: string, expiredAt: string): Promise<string[]>;
+  /** Deletes the failed jobs that finished before `finishedBefore`; resolves with how many. */
+  forgetFailedReportJobs(finishedBefore: string): Promise<number>;
 }
 
 export interface CollectorStore {

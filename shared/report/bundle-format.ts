@@ -61,8 +61,15 @@ export type GapReason = (typeof GAP_REASON_VALUES)[number];
 /** The summary record an agent writes into its own chain when it sheds telemetry at its buffer cap. */
 export const TELEMETRY_DROPPED = { kind: 'agent', type: 'telemetry.dropped' } as const;
 
-/** Fixed leading columns of records.csv; body columns (`body.<dotted path>`, sorted) follow. */
+/**
+ * records.csv's columns: CSV_FIXED_COLUMNS, then at most CSV_MAX_FIELD_COLUMNS body fields (each
+ * headed by its RFC 6901 JSON Pointer into the record, `/body/…`, sorted), then CSV_BODY_COLUMN,
+ * the whole body as RFC 8785 text. The field columns are the bundle's most common body fields,
+ * so the file's width does not grow with how many distinct fields the records carry.
+ */
 export const CSV_FIXED_COLUMNS = ['ledger_index', 'id', 'agent', 'epoch', 'seq', 'kind', 'type', 'at', 'received_at'] as const;
+export const CSV_MAX_FIELD_COLUMNS = 64;
+export const CSV_BODY_COLUMN = 'body';
 
 const sha256HexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'lower-case hex sha256');
 const countSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);

@@ -303,7 +303,7 @@ for (const backend of BACKENDS) {
     });
 
     it('ends a report job once, and fails every running job at start', async () => {
-      const job = { id: 'job-1', status: 'running' as const, owner: 'tok_1', actor: 'auditor:x', filterJson: '{}', checkpointSize: 1, createdAt: AT, finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null };
+      const job = { id: 'job-1', status: 'running' as const, owner: 'tok_1', actor: 'auditor:x', filterJson: '{}', checkpointSize: 1, createdAt: AT, finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null };
       await store.write(async (tx) => {
         await tx.putReportJob(job);
         await tx.putReportJob({ ...job, id: 'job-2' });

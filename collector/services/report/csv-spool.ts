@@ -1,22 +1,21 @@
 /**
- * The CSV spool: lets records.csv be written from ONE scan of the store and ONE parse of each
- * record. records.csv's header is the union of every body path in the bundle, known only after
- * the last record; so the records pass flattens each record's body once and appends its cells
- * here, and the CSV pass reads them back in order once the columns are known.
+ * The CSV spool: lets records.csv be written from ONE scan of the store. Its field columns are
+ * the bundle's most common body fields, known only after the last record; so the records pass
+ * appends each record's fixed cells and body text here, and the CSV pass reads them back in
+ * order once the columns are chosen.
  *
- * - Format (internal, never part of a bundle): one JSON array per line,
- *   `[<the CSV_FIXED_COLUMNS cells>, pathNo, text, pathNo, text, …]`, `pathNo` indexing the
- *   body paths in first-seen order (so a path's name is stored once, not once per record).
- * - Memory: O(distinct body paths) plus one write chunk; the file is read back line by line.
+ * - Format (internal, never part of a bundle): one line per record,
+ *   `<JSON array of the CSV_FIXED_COLUMNS cells>` TAB `<the body's RFC 8785 text>`. Neither part
+ *   can hold a raw tab or line break (JSON escapes them), so a line splits at its first tab.
+ * - Memory: one write chunk; the file is read back line by line. Not with node:readline: it also
+ *   ends lines at U+2028 and U+2029, which RFC 8785 text holds unescaped — one agent's body
+ *   with such a character would break every export that includes it.
  * - The file lives in the bundle's own (temporary) directory under a dot-name, on the same disk
  *   as the bundle (not the system temp dir, which may be RAM), and the exporter removes it
  *   before the bundle is complete, also on failure.
  */
 import { createReadStream, rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { CSV_FIXED_COLUMNS } from '../../../shared/report/bundle-format.ts';
 import { HashedFileWriter } from './hashed-file.ts';
-import { guardCell } from './records-csv.ts';
 
 export const CSV_SPOOL_FILE = '.records.csv.spool';
 /** Lines buffered before a write: few large writes instead of one per record. */
@@ -25,7 +24,6 @@ const SPOOL_CHUNK_CHARS = 1 << 16;
 export class CsvSpoolWriter {
   readonly path: string;
   readonly #file: HashedFileWriter;
-  readonly #pathNo = new Map<string, number>();
   #pending = '';
 
   constructor(path: string) {
@@ -33,21 +31,10 @@ export class CsvSpoolWriter {
     this.#file = new HashedFileWriter(path);
   }
 
-  /** Appends one row: its fixed cells (CSV_FIXED_COLUMNS order) and its flattened body. */
-  async add(fixed: readonly string[], flatBody: ReadonlyMap<string, string>): Promise<void> {
-    const line: (string | number)[] = [...fixed];
-    for (const [path, text] of flatBody) {
-      let no = this.#pathNo.get(path);
-      if (no === undefined) this.#pathNo.set(path, (no = this.#pathNo.size));
-      line.push(no, text);
-    }
-    this.#pending += `${JSON.stringify(line)}\n`;
+  /** Appends one row: its fixed cells (CSV_FIXED_COLUMNS order) and its body's canonical text. */
+  async add(fixed: readonly string[], bodyText: string): Promise<void> {
+    this.#pending += `${JSON.stringify(fixed)}\t${bodyText}\n`;
     if (this.#pending.length >= SPOOL_CHUNK_CHARS) await this.#flush();
-  }
-
-  /** Every body path seen, in first-seen order (pathNo order). */
-  get bodyPaths(): string[] {
-    return [...this.#pathNo.keys()];
   }
 
   async close(): Promise<void> {
@@ -69,24 +56,19 @@ export class CsvSpoolWriter {
   }
 }
 
-/**
- * The spooled rows as records.csv cells, guarded, in `columns` order (CSV_FIXED_COLUMNS, then
- * the body columns). `bodyPaths` is the writer's list (pathNo order).
- */
-export async function* spooledCsvRows(path: string, bodyPaths: readonly string[], columns: readonly string[]): AsyncIterable<string[]> {
-  const columnOf = new Map(columns.map((column, i) => [column, i]));
-  const columnOfPathNo = bodyPaths.map((bodyPath) => {
-    const at = columnOf.get(bodyPath);
-    if (at === undefined) throw new Error(`the spool's body path ${bodyPath} is not a CSV column`);
-    return CSV_FIXED_COLUMNS.length + at;
-  });
-  const width = CSV_FIXED_COLUMNS.length + columns.length;
-  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
-  for await (const text of lines) {
-    const line = JSON.parse(text) as (string | number)[];
-    const cells: string[] = new Array<string>(width).fill('');
-    for (let i = 0; i < CSV_FIXED_COLUMNS.length; i++) cells[i] = line[i] as string;
-    for (let i = CSV_FIXED_COLUMNS.length; i < line.length; i += 2) cells[columnOfPathNo[line[i] as number]!] = line[i + 1] as string;
-    yield cells.map(guardCell);
+/** The spooled rows, in order: fixed cells and body text. */
+export async function* spooledRows(path: string): AsyncIterable<{ fixed: string[]; bodyText: string }> {
+  let carry = '';
+  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: SPOOL_CHUNK_CHARS }) as AsyncIterable<string>) {
+    const data = carry + chunk;
+    let start = 0;
+    for (let end = data.indexOf('\n'); end >= 0; end = data.indexOf('\n', start)) {
+      const tab = data.indexOf('\t', start);
+      if (tab < 0 || tab > end) throw new Error('a CSV spool line has no tab');
+      yield { fixed: JSON.parse(data.slice(start, tab)) as string[], bodyText: data.slice(tab + 1, end) };
+      start = end + 1;
+    }
+    carry = data.slice(start);
   }
+  if (carry.length > 0) throw new Error('the CSV spool ends inside a line');
 }

@@ -91,6 +91,7 @@ import { migration as m0005 } from './migrations/0005-report-jobs.ts';
 import { migration as m0006 } from './migrations/0006-clock-skew.ts';
 import { migration as m0007 } from './migrations/0007-ledger-kind-counts.ts';
 import { migration as m0008 } from './migrations/0008-enrollment-authority.ts';
+import { migration as m0009 } from './migrations/0009-report-retention.ts';
 
 type Db = Database.Database;
 
@@ -106,7 +107,7 @@ export const APPEND_ONLY_TRIGGERS = [
 
 export const DATABASE_FILE_NAME = 'collector.db';
 export const BUSY_TIMEOUT_MS = 5000;
-export const SQLITE_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
+export const SQLITE_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);
 
 /** SQLite result codes that mean "the database cannot take this now", not "the request is bad". */
@@ -302,6 +303,7 @@ interface ReportJobRow {
   manifest_sha256: string | null;
   bundle_bytes: number | null;
   problem_json: string | null;
+  expired_at: string | null;
 }
 
 function toReportJob(row: ReportJobRow): ReportJob {
@@ -318,6 +320,7 @@ function toReportJob(row: ReportJobRow): ReportJob {
     manifestSha256: row.manifest_sha256,
     bundleBytes: row.bundle_bytes,
     problemJson: row.problem_json,
+    expiredAt: row.expired_at,
   };
 }
 
@@ -459,8 +462,8 @@ function prepareStatements(writer: Db, reader: Db) {
     findApiToken: reader.prepare(`SELECT * FROM api_tokens WHERE token_hash = ?`),
     listApiTokens: reader.prepare(`SELECT * FROM api_tokens ORDER BY created_at, id`),
     insertReportJob: writer.prepare(
-      `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json)
-       VALUES (@id, @status, @owner, @actor, @filterJson, @checkpointSize, @createdAt, @finishedAt, @countsJson, @manifestSha256, @bundleBytes, @problemJson)`,
+      `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json, expired_at)
+       VALUES (@id, @status, @owner, @actor, @filterJson, @checkpointSize, @createdAt, @finishedAt, @countsJson, @manifestSha256, @bundleBytes, @problemJson, @expiredAt)`,
     ),
     finishReportJob: writer.prepare(
       `UPDATE report_jobs SET status = @status, finished_at = @finishedAt, counts_json = @countsJson, manifest_sha256 = @manifestSha256,
@@ -470,6 +473,10 @@ function prepareStatements(writer: Db, reader: Db) {
     failRunningReportJobs: writer.prepare(
       `UPDATE report_jobs SET status = 'failed', finished_at = ?, problem_json = ? WHERE status = 'running' RETURNING id`,
     ).pluck(),
+    expireReportJobs: writer.prepare(
+      `UPDATE report_jobs SET status = 'expired', expired_at = ? WHERE status = 'done' AND finished_at < ? RETURNING id`,
+    ).pluck(),
+    forgetFailedReportJobs: writer.prepare(`DELETE FROM report_jobs WHERE status = 'failed' AND finished_at < ?`),
     findReportJob: reader.prepare(`SELECT * FROM report_jobs WHERE id = ?`),
     forgetExpiredJtis: writer.prepare(`DELETE FROM jti_replay WHERE expires_at < ?`),
     rememberJti: writer.prepare(
@@ -859,6 +866,14 @@ export class SqliteStore implements CollectorStore {
         guard();
         return sql.failRunningReportJobs.all(outcome.finishedAt, outcome.problemJson) as string[];
       },
+      expireReportJobs: async (finishedBefore, expiredAt) => {
+        guard();
+        return sql.expireReportJobs.all(expiredAt, finishedBefore) as string[];
+      },
+      forgetFailedReportJobs: async (finishedBefore) => {
+        guard();
+        return sql.forgetFailedReportJobs.run(finishedBefore).changes;
+      },
     };
     return tx;
   }
@@ -1033,16 +1048,7 @@ export class SqliteStore implements CollectorStore {
 
   async openReport(size: number): Promise<ReportSource | undefined> {
     this.#sql; // the schema must be current
-    let source: SqliteReportSource | undefined;
-    try {
-      source = new SqliteReportSource(this.path, size);
-      if (source.checkpoint) return source;
-      await source.close();
-      return undefined;
-    } catch (err) {
-      await source?.close();
-      throw translateError(err);
-    }
+    return openSqliteReportSource(this.path, size);
   }
 
   async close(): Promise<void> {
@@ -1333,6 +1339,24 @@ function prepareReportLookups(db: Db) {
     subtree: db.prepare(`SELECT hash FROM merkle_subtrees WHERE level = ? AND idx = ?`).pluck(),
     chainSeqs: db.prepare(`SELECT seq, kind, type, at FROM records WHERE agent = ? AND epoch = ? AND seq BETWEEN ? AND ? AND ledger_index < ? ORDER BY seq`),
   };
+}
+
+/**
+ * A report snapshot (see CollectorStore.openReport) of the database at `path`, without a store
+ * around it: what an export in a worker thread opens (it needs no writer). The caller MUST have
+ * checked the schema version (the store it got `path` from did).
+ */
+export async function openSqliteReportSource(path: string, size: number): Promise<ReportSource | undefined> {
+  let source: SqliteReportSource | undefined;
+  try {
+    source = new SqliteReportSource(path, size);
+    if (source.checkpoint) return source;
+    await source.close();
+    return undefined;
+  } catch (err) {
+    await source?.close();
+    throw translateError(err);
+  }
 }
 
 /** Opens the store at `path`; see SqliteStore. */

@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { compactVerify } from 'jose';
 import tar from 'tar-stream';
+import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { fromBase64Url, generateSigningKey } from '../../../shared/crypto.ts';
 import { verifyInclusion } from '../../../shared/merkle.ts';
 import { leafHashOfCanonical } from '../../../shared/record.ts';
@@ -28,7 +29,7 @@ import {
   type Manifest,
 } from '../../../shared/report/bundle-format.ts';
 import { UTF8_BOM } from '../../../collector/services/report/records-csv.ts';
-import { exportReport } from '../../../collector/services/reports.ts';
+import { exportReport } from '../../../collector/services/report/export-report.ts';
 import { makeTempDir, REPO_ROOT, runCollectorCli, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
 import { assertProblem } from './http-assertions.ts';
 import { collectorChain, enrolledAgent, humanToken } from './security-support.ts';
@@ -280,7 +281,7 @@ describe('report export (CLI and HTTP)', function () {
     assert.deepEqual(otherKeys.map((k) => [k.fromSeq, k.kid, k.reason]), [[1, rotatedKids[0], 'enrolled'], [3, rotatedKids[1], 'rotated']], 'the key history carries the rotation');
   });
 
-  it('writes RFC 4180 CSV with a BOM, CRLF, flattened body columns and the injection guard, which a CSV parser reads back', async () => {
+  it('writes RFC 4180 CSV with a BOM, CRLF, JSON Pointer field columns, the body as canonical JSON and the injection guard, which a CSV parser reads back', async () => {
     const out = join(makeTempDir(), 'b');
     assert.equal((await cliExport(out, ['--from', DAY, '--to', '2026-11-23', '--agent', kmr1.id, '--checkpoint-size', String(checkpointSize)])).code, 0);
     const raw = readFileSync(join(out, BUNDLE_FILES.csv), 'utf8');
@@ -290,21 +291,23 @@ describe('report export (CLI and HTTP)', function () {
     const [header, ...data] = rows;
     assert.deepEqual(header, [
       'ledger_index', 'id', 'agent', 'epoch', 'seq', 'kind', 'type', 'at', 'received_at',
-      'body.byType.system.disk', 'body.byType.system.load', 'body.cert.no', 'body.cert.office', 'body.dropped', 'body.firstAt', 'body.formula',
-      'body.lastAt', 'body.list', 'body.load', 'body.neg', 'body.none', 'body.note', 'body.reason', 'body.user',
+      '/body/byType/system.disk', '/body/byType/system.load', '/body/cert/no', '/body/cert/office', '/body/dropped', '/body/firstAt', '/body/formula',
+      '/body/lastAt', '/body/list', '/body/load', '/body/neg', '/body/none', '/body/note', '/body/reason', '/body/user', 'body',
     ]);
     assert.equal(data.length, 7);
     const first = Object.fromEntries(header!.map((h, i) => [h, data[0]![i]]));
     assert.equal(first.agent, kmr1.id);
     assert.equal(first.seq, '1');
-    assert.equal(first['body.user'], 'Ram, "the" clerk');
-    assert.equal(first['body.cert.no'], 'C-1');
-    assert.equal(first['body.formula'], "'=SUM(A1)");
-    assert.equal(first['body.neg'], "'-5");
-    assert.equal(first['body.list'], '[1,2]');
-    assert.equal(first['body.note'], 'line1\nline2');
-    assert.equal(first['body.none'], '');
-    assert.equal(first['body.load'], '');
+    assert.equal(first['/body/user'], 'Ram, "the" clerk');
+    assert.equal(first['/body/cert/no'], 'C-1');
+    assert.equal(first['/body/formula'], "'=SUM(A1)");
+    assert.equal(first['/body/neg'], "'-5");
+    assert.equal(first['/body/list'], '[1,2]');
+    assert.equal(first['/body/note'], 'line1\nline2');
+    assert.equal(first['/body/none'], '');
+    assert.equal(first['/body/load'], '');
+    const records = readFileSync(join(out, BUNDLE_FILES.records), 'utf8').trimEnd().split('\n');
+    data.forEach((row, i) => assert.equal(row.at(-1), canonicalJson((JSON.parse(records[i]!) as { body: unknown }).body), 'the body column is the body\'s RFC 8785 text'));
     // Outside quoted fields, every line break is CRLF.
     assert.doesNotMatch(raw.replace(/"(?:[^"]|"")*"/g, ''), /[^\r]\n/);
   });
@@ -411,7 +414,7 @@ describe('report export (CLI and HTTP)', function () {
     await collector.container.store.write((tx) =>
       tx.putReportJob({
         id: interrupted, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: '{}', checkpointSize, createdAt: at(1),
-        finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null,
+        finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null,
       }),
     );
     mkdirSync(join(collector.container.reports.reportsDir, `${interrupted}.partial`), { recursive: true });
@@ -443,9 +446,9 @@ describe('report export gap reasons from a damaged ledger', function () {
       db.exec(`DROP TRIGGER records_no_delete; DELETE FROM records WHERE agent = '${agent.id}' AND seq IN (2, 3)`);
       db.close();
       const dir = makeTempDir();
-      const { keys, publicKeys, store, logger } = collector.container;
+      const { keys, publicKeys, store } = collector.container;
       const { manifest } = await exportReport(
-        { store, origin: collector.origin, reportKey: keys.receipt, publicKeys, logger },
+        { store, origin: collector.origin, reportKey: keys.receipt, publicKeys },
         { filter: { from: `${DAY}T00:00:00.000Z`, to: '2026-11-23T00:00:00.000Z', agent: agent.id, kind: null, type: null }, checkpointSize: size, dir },
       );
       assert.deepEqual(manifest.chains.map((c) => [c.firstSeq, c.lastSeq, c.records, c.gaps]), [[1, 4, 2, [{ from: 2, to: 3, reason: 'not-in-ledger' }]]]);

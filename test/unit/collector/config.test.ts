@@ -55,6 +55,20 @@ describe('collector configuration', () => {
     assert.equal(config.port, 0);
   });
 
+  it('keeps report bundles 7 days and 1 GiB of disk free by default, and reads both from the environment', () => {
+    const defaults = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' });
+    assert.deepEqual([defaults.reportRetentionMs, defaults.reportMinFreeBytes], [7 * 86_400_000, 1024 ** 3]);
+    const set = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_REPORT_RETENTION: '36h', SAKSHYA_REPORT_MIN_FREE_BYTES: '0' });
+    assert.deepEqual([set.reportRetentionMs, set.reportMinFreeBytes], [36 * 3_600_000, 0]);
+    for (const [name, bad] of [['SAKSHYA_REPORT_RETENTION', '7'], ['SAKSHYA_REPORT_RETENTION', '30s'], ['SAKSHYA_REPORT_MIN_FREE_BYTES', '1GiB'], ['SAKSHYA_REPORT_MIN_FREE_BYTES', '-1']] as const) {
+      assert.throws(
+        () => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', [name]: bad }),
+        (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.startsWith(`${name}:`)),
+        `${name}=${bad}`,
+      );
+    }
+  });
+
   it('reads the clock-skew tolerance as a duration (default 5 minutes) and refuses anything else', () => {
     assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }).clockSkewToleranceMs, 5 * 60_000);
     assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_CLOCK_SKEW_TOLERANCE: '90s' }).clockSkewToleranceMs, 90_000);

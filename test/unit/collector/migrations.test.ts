@@ -53,7 +53,7 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   receipts: ['batch_id', 'agent', 'records_digest', 'receipt_json', 'signature', 'created_at'],
   report_jobs: [
     'id', 'status', 'owner', 'actor', 'filter_json', 'checkpoint_size', 'created_at', 'finished_at', 'counts_json',
-    'manifest_sha256', 'bundle_bytes', 'problem_json',
+    'manifest_sha256', 'bundle_bytes', 'problem_json', 'expired_at',
   ],
   records: ['ledger_index', 'id', 'agent', 'epoch', 'seq', 'kind', 'type', 'at', 'received_at', 'canonical', 'record_hash', 'leaf_hash'],
 };
@@ -345,6 +345,37 @@ describe('collector SQLite migrations', function () {
     const check = new Database(path, { readonly: true });
     assert.deepEqual(check.prepare('SELECT for_replacement, voided_at FROM enrollment_tokens').get(), { for_replacement: 0, voided_at: null });
     check.close();
+  });
+
+  it('migration 0009 keeps every report job of a version 8 database and lets a done job become expired, keeping what it exported', async () => {
+    const { path, db } = await databaseAtVersion(8);
+    const insert = db.prepare(
+      `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json)
+       VALUES (?, ?, 'o', 'a', '{}', 1, 't', ?, ?, ?, ?, ?)`,
+    );
+    insert.run('j1', 'running', null, null, null, null, null);
+    insert.run('j2', 'done', '2026-01-01T00:00:00.000Z', '{"records":1}', 'ab', 10, null);
+    insert.run('j3', 'failed', '2026-01-01T00:00:00.000Z', null, null, null, '{"detail":"x"}');
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    assert.deepEqual(
+      await Promise.all(['j1', 'j2', 'j3'].map(async (id) => [(await store.findReportJob(id))?.status, (await store.findReportJob(id))?.expiredAt])),
+      [['running', null], ['done', null], ['failed', null]],
+    );
+    assert.deepEqual(await store.write((tx) => tx.expireReportJobs('2026-02-01T00:00:00.000Z', '2026-02-02T00:00:00.000Z')), ['j2']);
+    assert.equal(await store.write((tx) => tx.forgetFailedReportJobs('2026-02-01T00:00:00.000Z')), 1);
+    const expired = await store.findReportJob('j2');
+    assert.deepEqual([expired?.status, expired?.expiredAt, expired?.manifestSha256, expired?.bundleBytes], ['expired', '2026-02-02T00:00:00.000Z', 'ab', 10]);
+    assert.equal(await store.findReportJob('j3'), undefined);
+    await store.close();
+    const check = new Database(path);
+    try {
+      assert.throws(() => check.exec(`UPDATE report_jobs SET status = 'expired' WHERE id = 'j1'`), /CHECK/);
+      assert.throws(() => check.exec(`UPDATE report_jobs SET expired_at = NULL WHERE id = 'j2'`), /CHECK/);
+    } finally {
+      check.close();
+    }
   });
 
   it('refuses to open a database newer than the code, naming both versions', () => {

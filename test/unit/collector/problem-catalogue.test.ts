@@ -16,7 +16,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** Codes that describe a server-side condition; everything else is the caller's problem. */
-const SERVER_CODES = new Set(['internal.error', 'service.unavailable']);
+const SERVER_CODES = new Set(['internal.error', 'service.unavailable', 'report.storage_full']);
 /** The agent's local 507 answers (agent/outbox/buffer-cap.ts). */
 const AGENT_BUFFER_CODES = new Set(['storage.full', 'buffer.telemetry_refused', 'buffer.full']);
 
