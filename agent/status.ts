@@ -40,7 +40,7 @@ const CLOSED: CircuitSnapshot = { state: 'closed', consecutiveFailures: 0, openU
 
 export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
   // One read transaction, so the numbers agree with each other.
-  return outbox.db.transaction((): AgentStatus => {
+  return outbox.snapshot((): AgentStatus => {
     const pins = outbox.pins();
     const chain = outbox.chain();
     const backlog = outbox.backlog();
@@ -65,5 +65,5 @@ export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
       },
       buffer: outbox.bufferStatus(),
     };
-  })();
+  });
 }

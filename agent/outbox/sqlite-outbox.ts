@@ -388,6 +388,19 @@ export class SqliteOutbox {
     return this.db.pragma('user_version', { simple: true }) as number;
   }
 
+  /**
+   * Runs `work` in one IMMEDIATE transaction: the outbox calls it makes commit together or, if
+   * it throws, not at all. Inside another transaction it nests (a savepoint). Durable on return.
+   */
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work).immediate();
+  }
+
+  /** Runs `read` in one read transaction, so everything it reads comes from one committed state. */
+  snapshot<T>(read: () => T): T {
+    return this.db.transaction(read)();
+  }
+
   // ---- state and pins -------------------------------------------------------------------
 
   getState<T>(key: string): T | undefined {

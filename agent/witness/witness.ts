@@ -231,17 +231,15 @@ export class Witness {
     }
 
     const verifiedAt = new Date(this.#now()).toISOString();
-    const stored = outbox.db
-      .transaction(() => {
-        // Another process (`sync --once` beside `run`) may have moved the checkpoint meanwhile;
-        // then this proof was from a checkpoint that is no longer the last: check again.
-        const now = refOf(outbox.witnessCheckpoint());
-        if (now?.size !== verified?.size || now?.root !== verified?.root) return false;
-        outbox.setWitnessCheckpoint({ size: offered.size, root: offered.root, note, verifiedAt });
-        outbox.setState(STATE_WITNESS_LAST_ERROR, undefined);
-        return true;
-      })
-      .immediate();
+    const stored = outbox.transaction(() => {
+      // Another process (`sync --once` beside `run`) may have moved the checkpoint meanwhile;
+      // then this proof was from a checkpoint that is no longer the last: check again.
+      const now = refOf(outbox.witnessCheckpoint());
+      if (now?.size !== verified?.size || now?.root !== verified?.root) return false;
+      outbox.setWitnessCheckpoint({ size: offered.size, root: offered.root, note, verifiedAt });
+      outbox.setState(STATE_WITNESS_LAST_ERROR, undefined);
+      return true;
+    });
     if (!stored) return { kind: 'raced' };
     this.#attempt = 0;
     logger.info({ traceId: target.traceId, batchId: target.batchId, size: offered.size, root: offered.root, from: verified?.size ?? null }, 'witness: checkpoint verified');
