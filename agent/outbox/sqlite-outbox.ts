@@ -84,14 +84,12 @@ import { newId } from '../../shared/ids.ts';
 import { describeZodError, recordSchema, type Backlog, type SignedReceipt } from '../../shared/protocol.ts';
 import { KEY_ROTATED_TYPE } from '../../shared/key-rotation.ts';
 import { GENESIS_PREV, recordHashOfCanonical, signRecord, type RecordKind, type SignedRecord, type UnsignedRecord } from '../../shared/record.ts';
-import { STATE_LAST_RECEIPT } from '../sync/sync-state.ts';
 import {
   capRefusing,
   capState,
   countRefusal,
   DEFAULT_BUFFER_CAP,
   resumeMarkBytes,
-  STATE_DROPPED,
   summaryBody,
   TELEMETRY_DROPPED_TYPE,
   type BufferCap,
@@ -100,24 +98,16 @@ import {
   type DropCounter,
 } from './buffer-cap.ts';
 import { CURRENT_SCHEMA_VERSION, MIGRATIONS } from './migrations/migration-list.ts';
+import { StateTable } from './state-table.ts';
+import type { Pins } from './state-values.ts';
+
+export type { Pins };
 
 export const OUTBOX_FILE = 'outbox.db';
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 
 export function outboxPath(dir: string): string {
   return join(dir, OUTBOX_FILE);
-}
-
-/** Collector facts pinned at enrollment. */
-export interface Pins {
-  collector: string;
-  origin: string;
-  logKey: string;
-  receiptKey: Ed25519PublicJwk;
-  agent: string;
-  epoch: number;
-  kid: string;
-  enrolledAt: string;
 }
 
 export interface NewRecord {
@@ -294,11 +284,10 @@ export class SqliteOutbox {
   readonly path: string;
   readonly db: SqliteDatabase;
   readonly cap: BufferCap;
+  /** The `state` table, one typed accessor per key. */
+  readonly state: StateTable;
   #pins: Pins | undefined;
   readonly #stmts: {
-    getState: Statement<[string], { value: string }>;
-    setState: Statement<[string, string]>;
-    deleteState: Statement<[string]>;
     chain: Statement<[number], { epoch: number; head_seq: number; head_hash: string; acked_seq: number }>;
     allChains: Statement<[], { epoch: number; head_seq: number; acked_seq: number }>;
     insertChain: Statement<[number, string]>;
@@ -323,10 +312,8 @@ export class SqliteOutbox {
     this.path = path;
     this.db = db;
     this.cap = cap;
+    this.state = new StateTable(db);
     this.#stmts = {
-      getState: db.prepare('SELECT value FROM state WHERE key = ?'),
-      setState: db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-      deleteState: db.prepare('DELETE FROM state WHERE key = ?'),
       chain: db.prepare('SELECT epoch, head_seq, head_hash, acked_seq FROM chains WHERE epoch = ?'),
       allChains: db.prepare('SELECT epoch, head_seq, acked_seq FROM chains'),
       insertChain: db.prepare('INSERT INTO chains (epoch, head_seq, head_hash, acked_seq) VALUES (?, 0, ?, 0)'),
@@ -401,25 +388,14 @@ export class SqliteOutbox {
     return this.db.transaction(read)();
   }
 
-  // ---- state and pins -------------------------------------------------------------------
-
-  getState<T>(key: string): T | undefined {
-    const row = this.#stmts.getState.get(key);
-    return row === undefined ? undefined : (JSON.parse(row.value) as T);
-  }
-
-  /** Sets (or, with `undefined`, deletes) one state key. Durable on return. */
-  setState(key: string, value: unknown): void {
-    if (value === undefined) this.#stmts.deleteState.run(key);
-    else this.#stmts.setState.run(key, JSON.stringify(value));
-  }
+  // ---- pins -----------------------------------------------------------------------------
 
   /** Pins the collector facts and creates the epoch's chain, in one transaction. Once only. */
   pin(pins: Pins): void {
     this.db
       .transaction(() => {
-        if (this.#stmts.getState.get('pins') !== undefined) throw new OutboxError('this agent is already initialised');
-        this.#stmts.setState.run('pins', JSON.stringify(pins));
+        if (this.state.pins.get() !== undefined) throw new OutboxError('this agent is already initialised');
+        this.state.pins.set(pins);
         if (this.#stmts.chain.get(pins.epoch) === undefined) this.#stmts.insertChain.run(pins.epoch, GENESIS_PREV);
       })
       .immediate();
@@ -427,7 +403,7 @@ export class SqliteOutbox {
   }
 
   pinsOrUndefined(): Pins | undefined {
-    if (this.#pins === undefined) this.#pins = this.getState<Pins>('pins');
+    if (this.#pins === undefined) this.#pins = this.state.pins.get();
     return this.#pins;
   }
 
@@ -478,7 +454,7 @@ export class SqliteOutbox {
   }
 
   dropCounter(): DropCounter | undefined {
-    return this.getState<DropCounter>(STATE_DROPPED);
+    return this.state.buffer.dropped.get();
   }
 
   bufferStatus(): BufferStatus {
@@ -498,7 +474,7 @@ export class SqliteOutbox {
     if (counter === undefined || this.pendingBytes() > resumeMarkBytes(this.cap)) return undefined;
     const result = this.#appendInTransaction({ kind: 'agent', type: TELEMETRY_DROPPED_TYPE, body: { ...summaryBody(counter) } }, signer, now);
     if (result instanceof BufferCapError) return undefined; // cannot happen under the soft cap; keep counting
-    this.#stmts.deleteState.run(STATE_DROPPED);
+    this.state.buffer.dropped.clear();
     return result;
   }
 
@@ -614,7 +590,7 @@ export class SqliteOutbox {
   #countRefusal(refusal: { kind: string; type: string; level: CapLevel; pendingBytes: number }, now: Date): BufferCapError {
     const before = this.dropCounter();
     const after = countRefusal(before, refusal.type, refusal.level, now.toISOString(), this.cap);
-    this.#stmts.setState.run(STATE_DROPPED, JSON.stringify(after));
+    this.state.buffer.dropped.set(after);
     const capJustReached = before === undefined || (refusal.level === 'hard' && before.worst !== 'hard');
     return new BufferCapError({ ...refusal, cap: this.cap, capJustReached });
   }
@@ -696,20 +672,17 @@ export class SqliteOutbox {
           this.#stmts.setAcked.run(upTo, ackedBytes, receipt.epoch);
           newlyAcked = upTo - chain.ackedSeq;
         }
-        this.#stmts.setState.run(
-          STATE_LAST_RECEIPT,
-          JSON.stringify({
-            batchId: receipt.batchId,
-            epoch: receipt.epoch,
-            highestSeq: receipt.highestSeq,
-            accepted: receipt.accepted,
-            duplicates: receipt.duplicates,
-            ledger: receipt.ledger,
-            checkpoint: receipt.checkpoint,
-            receivedAt: receipt.receivedAt,
-            verifiedAt,
-          }),
-        );
+        this.state.sync.lastReceipt.set({
+          batchId: receipt.batchId,
+          epoch: receipt.epoch,
+          highestSeq: receipt.highestSeq,
+          accepted: receipt.accepted,
+          duplicates: receipt.duplicates,
+          ledger: receipt.ledger,
+          checkpoint: receipt.checkpoint,
+          receivedAt: receipt.receivedAt,
+          verifiedAt,
+        });
         return { ackedSeq: Math.max(upTo, chain.ackedSeq), newlyAcked };
       })
       .immediate();

@@ -39,7 +39,10 @@ import { GENESIS_PREV, recordHashOfCanonical, verifyRecordSignature, type Signed
 import { parseVerifierKey } from '../../shared/signed-note.ts';
 import { OutboxSchemaError } from '../outbox/sqlite-outbox.ts';
 import { CURRENT_SCHEMA_VERSION } from '../outbox/migrations/migration-list.ts';
-import { STATE_WITNESS_ALARM, type WitnessAlarm } from '../witness/witness-state.ts';
+import type { StateKey } from '../outbox/state-table.ts';
+import type { WitnessAlarm } from '../outbox/state-values.ts';
+
+const STATE_WITNESS_ALARM: StateKey = 'witness.alarm';
 import { checkKeyRotation, isKeyRotationRecord } from '../../shared/key-rotation.ts';
 import { KeyHistory } from '../../shared/key-history.ts';
 import { MAX_LISTED_PROBLEMS, type VerifyProblem, type VerifyReport } from './verify-report.ts';

@@ -22,8 +22,6 @@
 import type { RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import {
   readWitnessAlarm,
-  STATE_WITNESS_ALARM,
-  STATE_WITNESS_LAST_ERROR,
   WITNESS_ALARM_RECORD_TYPE,
   WITNESS_CLEARED_RECORD_TYPE,
   type CheckpointRef,
@@ -68,8 +66,8 @@ export function raiseWitnessAlarm(outbox: SqliteOutbox, key: RecordSigner, input
       traceId: input.traceId,
       batchId: input.batchId,
     };
-    outbox.setState(STATE_WITNESS_ALARM, alarm);
-    outbox.setState(STATE_WITNESS_LAST_ERROR, undefined);
+    outbox.state.witness.alarm.set(alarm);
+    outbox.state.witness.lastError.clear();
     return { alarm, raised: true };
   });
 }
@@ -105,8 +103,8 @@ export function clearWitnessAlarm(outbox: SqliteOutbox, key: RecordSigner, optio
       key,
       now,
     );
-    outbox.setState(STATE_WITNESS_ALARM, undefined);
-    outbox.setState(STATE_WITNESS_LAST_ERROR, undefined);
+    outbox.state.witness.alarm.clear();
+    outbox.state.witness.lastError.clear();
     if (options.resetTrust) outbox.clearWitnessCheckpoint();
     return { cleared: alarm, resetTrust: options.resetTrust, forgotten, record: { id: record.id, epoch: record.epoch, seq: record.seq } };
   });
