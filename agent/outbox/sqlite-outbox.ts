@@ -2,7 +2,8 @@
  * The outbox: the agent's durable buffer of signed, chained records, kept until a verified
  * collector receipt covers them (and kept after that, marked acknowledged, for later pruning
  * and verification). It owns its database: nothing outside agent/outbox/ runs SQL on it or
- * holds the connection; callers use SqliteOutbox.
+ * holds the connection; callers use SqliteOutbox, and `verify` reads a snapshot through
+ * OutboxAuditSource (audit-source.ts).
  *
  * ## Invariants
  * 1. A record's `seq` and `prev` are assigned inside the same `BEGIN IMMEDIATE` transaction that
