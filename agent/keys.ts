@@ -1,7 +1,7 @@
 /**
  * The agent's Ed25519 signing keys: `<agent dir>/agent-key.jwk`, the key enrolled at `init`, and
  * after each `rotate-key` (ADR 0006) `<agent dir>/agent-key-<kid>.jwk`: private JWKs of mode
- * 0600. Which key signs what is in the outbox (`signing_keys`, sqlite-outbox.ts); the
+ * 0600. Which key signs what is in the outbox (`signing_keys`, outbox/signing-keys.ts); the
  * AgentKeyring loads the file an outbox KeyRef names, once per process, and checks that it is
  * that key. Reading refuses a key that group or others can read (shared/crypto.ts).
  *

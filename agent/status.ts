@@ -3,8 +3,7 @@
  * outbox (chain heads and the `state` table), so any process can report on a running agent.
  */
 import type { BufferStatus, SqliteOutbox } from './outbox/sqlite-outbox.ts';
-import type { CircuitSnapshot } from './sync/circuit-breaker.ts';
-import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_LAST_RECEIPT, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from './sync/sync-state.ts';
+import type { CircuitSnapshot, LastReceipt, SyncErrorInfo } from './outbox/state-values.ts';
 import { readWitnessAlarm, readWitnessStatus, type WitnessAlarm, type WitnessStatus } from './witness/witness-state.ts';
 
 export interface AgentStatus {
@@ -15,7 +14,7 @@ export interface AgentStatus {
   acked: number;
   headSeq: number;
   oldestPendingAt: string | null;
-  lastReceipt: unknown;
+  lastReceipt: LastReceipt | null;
   lastError: SyncErrorInfo | null;
   nextAttemptAt: string | null;
   circuit: CircuitSnapshot;
@@ -40,7 +39,7 @@ const CLOSED: CircuitSnapshot = { state: 'closed', consecutiveFailures: 0, openU
 
 export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
   // One read transaction, so the numbers agree with each other.
-  return outbox.db.transaction((): AgentStatus => {
+  return outbox.snapshot((): AgentStatus => {
     const pins = outbox.pins();
     const chain = outbox.chain();
     const backlog = outbox.backlog();
@@ -52,10 +51,10 @@ export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
       acked: outbox.acknowledgedCount(),
       headSeq: chain.headSeq,
       oldestPendingAt: backlog.oldestAt,
-      lastReceipt: outbox.getState(STATE_LAST_RECEIPT) ?? null,
-      lastError: outbox.getState<SyncErrorInfo>(STATE_LAST_ERROR) ?? null,
-      nextAttemptAt: outbox.getState<string>(STATE_NEXT_ATTEMPT) ?? null,
-      circuit: outbox.getState<CircuitSnapshot>(STATE_CIRCUIT) ?? CLOSED,
+      lastReceipt: outbox.state.sync.lastReceipt.get() ?? null,
+      lastError: outbox.state.sync.lastError.get() ?? null,
+      nextAttemptAt: outbox.state.sync.nextAttemptAt.get() ?? null,
+      circuit: outbox.state.sync.circuit.get() ?? CLOSED,
       witness: readWitnessStatus(outbox),
       witnessAlarm: readWitnessAlarm(outbox),
       keys: {
@@ -65,5 +64,5 @@ export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {
       },
       buffer: outbox.bufferStatus(),
     };
-  })();
+  });
 }

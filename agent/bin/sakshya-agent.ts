@@ -37,7 +37,7 @@ interface DirOption {
 /**
  * Opens the outbox with the configured buffer cap, after SQLite's integrity check: `run` (long
  * lived, started rarely) pays for the full `integrity_check`, the short commands for
- * `quick_check` (costs: agent/outbox/sqlite-outbox.ts, checkOutboxIntegrity). A corrupt outbox
+ * `quick_check` (costs: agent/outbox/outbox-file.ts, checkOutboxIntegrity). A corrupt outbox
  * is refused, never repaired or recreated; so is an agent directory that group or others can
  * write to (shared/private-files.ts).
  */

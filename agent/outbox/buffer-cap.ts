@@ -27,8 +27,6 @@
  * collector any sooner anyway (it is synced behind the backlog).
  */
 
-/** `state` key of the persisted drop counter. */
-export const STATE_DROPPED = 'buffer.dropped';
 /** Type of the summary record (kind `agent`). */
 export const TELEMETRY_DROPPED_TYPE = 'telemetry.dropped';
 

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../../shared/logger.ts';
 import { TELEMETRY_DROPPED_TYPE } from './buffer-cap.ts';
-import type { BufferCapError } from './sqlite-outbox.ts';
+import type { BufferCapError } from './outbox-errors.ts';
 
 export function logBufferRefusal(logger: Logger, err: BufferCapError): void {
   const fields = { kind: err.kind, type: err.type, cap: err.level, pendingBytes: err.pendingBytes, softCapBytes: err.cap.softBytes, hardCapBytes: err.cap.hardBytes };

@@ -7,9 +7,9 @@
  * ## Why one gzip engine, reset between batches (BatchCompressor)
  * A new zlib deflate engine allocates ~260 KB of native state in ~64 KB blocks (window, hash
  * chains, pending buffer) from the main thread's malloc heap and frees it at the end. Doing that
- * a dozen times a second for a long drain fragmented glibc's heap: it grew by 30–65 MiB over the
- * first 10^5 records and never gave the memory back, the largest part of the agent's growth
- * under a long backlog (docs/benchmarks.md, agent memory). One engine per syncer, finished with
+ * a dozen times a second for a long drain fragments glibc's heap, which then grows and never
+ * gives the memory back: the largest part of the agent's growth under a long backlog
+ * (docs/benchmarks.md, agent memory, has the figures). One engine per syncer, finished with
  * `Z_FINISH` and `reset()` for each batch, allocates that state once; each batch is still a
  * complete, independent gzip member. The JSON is built in pieces of `RECORDS_PER_PIECE` records
  * (~25 KB), so no batch-sized string (a V8 large object, freed only by a full GC) is built, and

@@ -3,18 +3,13 @@
  * attempts it opens and no request is sent for `cooldownMs`; then it lets one trial request
  * through (half-open): success closes it, failure opens it again for another cooldown.
  *
- * The state is a plain snapshot, so the syncer can persist it for `status --json`. A restarted
+ * The state is a plain snapshot, so the syncer can persist it for `status --json` (its shape is
+ * part of the outbox's stored state: agent/outbox/state-values.ts). A restarted
  * agent starts closed: restarting is an operator's way of saying "try now".
  */
+import type { CircuitSnapshot, CircuitState } from '../outbox/state-values.ts';
 
-export type CircuitState = 'closed' | 'open' | 'half-open';
-
-export interface CircuitSnapshot {
-  state: CircuitState;
-  consecutiveFailures: number;
-  /** When an open circuit lets the next trial through (ISO), else null. */
-  openUntil: string | null;
-}
+export type { CircuitSnapshot, CircuitState };
 
 export interface CircuitBreakerOptions {
   failureThreshold: number;

@@ -26,6 +26,7 @@ import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { newTraceContext } from '../../shared/trace.ts';
 import type { RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
+import type { SyncErrorInfo } from '../outbox/state-values.ts';
 import type { Witness } from '../witness/witness.ts';
 import { AdaptiveBatchSize } from './batch-size.ts';
 import { BatchCompressor } from './batch-encoder.ts';
@@ -34,7 +35,6 @@ import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts
 import type { BatchClient } from './client.ts';
 import { checkReceipt, ReceiptRejectedError } from './receipt-check.ts';
 import { classifyOutcome, type RetryDecision, type SendOutcome } from './retry.ts';
-import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from './sync-state.ts';
 
 export type { SyncErrorInfo };
 
@@ -222,8 +222,8 @@ export class Syncer {
   async run(signal: AbortSignal): Promise<void> {
     const { logger, outbox } = this.#o;
     // A fresh loop starts closed; replace whatever a previous (perhaps killed) loop left.
-    outbox.setState(STATE_CIRCUIT, this.#breaker.snapshot());
-    outbox.setState(STATE_NEXT_ATTEMPT, undefined);
+    outbox.state.sync.circuit.set(this.#breaker.snapshot());
+    outbox.state.sync.nextAttemptAt.clear();
     this.#o.witness?.start();
     while (!signal.aborted) {
       let delayMs: number;
@@ -248,9 +248,9 @@ export class Syncer {
     this.#lastOutOfOrder = undefined;
     this.#breaker.recordSuccess();
     this.#size.grow();
-    outbox.setState(STATE_LAST_ERROR, undefined);
-    outbox.setState(STATE_NEXT_ATTEMPT, undefined);
-    outbox.setState(STATE_CIRCUIT, this.#breaker.snapshot());
+    outbox.state.sync.lastError.clear();
+    outbox.state.sync.nextAttemptAt.clear();
+    outbox.state.sync.circuit.set(this.#breaker.snapshot());
   }
 
   #onFailure(
@@ -297,9 +297,9 @@ export class Syncer {
       refused,
       ...about,
     };
-    outbox.setState(STATE_LAST_ERROR, info);
-    outbox.setState(STATE_NEXT_ATTEMPT, new Date(nowMs + delayMs).toISOString());
-    outbox.setState(STATE_CIRCUIT, this.#breaker.snapshot());
+    outbox.state.sync.lastError.set(info);
+    outbox.state.sync.nextAttemptAt.set(new Date(nowMs + delayMs).toISOString());
+    outbox.state.sync.circuit.set(this.#breaker.snapshot());
     const fields = { ...about, reason: info.reason, status: info.status, code: info.code, detail: info.detail, retryInMs: delayMs, circuit: this.#breaker.state };
     if (refused || outcome.kind === 'bad_receipt') logger.error(fields, refused ? 'batch refused by the collector' : 'receipt rejected; nothing acknowledged');
     else logger.warn(fields, 'batch send failed; will retry');

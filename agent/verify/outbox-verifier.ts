@@ -20,15 +20,13 @@
  * agent, its JWS verifies against the PINNED receipt key, and the row's columns agree with it.
  * The witness's last verified checkpoint verifies with the pinned log key and origin.
  *
- * It streams: records through one `.iterate()` cursor (joined with their receipt, so no second
- * query runs during the scan), receipts in keyset pages; memory holds one epoch's running state
- * and at most MAX_LISTED_PROBLEMS problems, whatever the outbox size. It opens the database
- * read-only, inside one read transaction, so a running agent may go on writing: the verifier
- * sees one consistent snapshot and changes nothing.
+ * It streams: it reads the outbox through OutboxAuditSource (agent/outbox/audit-source.ts), one
+ * read-only snapshot whose records come through one cursor and receipts in keyset pages; memory
+ * holds one epoch's running state and at most MAX_LISTED_PROBLEMS problems, whatever the outbox
+ * size. A running agent may go on writing meanwhile: the verifier sees one consistent snapshot
+ * and changes nothing.
  */
 import type { KeyObject } from 'node:crypto';
-import Database from 'better-sqlite3';
-import type { Database as SqliteDatabase } from 'better-sqlite3';
 import { z } from 'zod';
 import { verifyCheckpoint, type Checkpoint } from '../../shared/checkpoint.ts';
 import { canonicalJson } from '../../shared/canonical-json.ts';
@@ -37,9 +35,8 @@ import { agentIdSchema, describeZodError, ed25519PublicJwkSchema, epochSchema, r
 import { verifyReceipt } from '../../shared/receipt.ts';
 import { GENESIS_PREV, recordHashOfCanonical, verifyRecordSignature, type SignedRecord } from '../../shared/record.ts';
 import { parseVerifierKey } from '../../shared/signed-note.ts';
-import { OutboxSchemaError } from '../outbox/sqlite-outbox.ts';
-import { CURRENT_SCHEMA_VERSION } from '../outbox/migrations/migration-list.ts';
-import { STATE_WITNESS_ALARM, type WitnessAlarm } from '../witness/witness-state.ts';
+import { OutboxAuditSource, type AuditChainRow, type AuditReceiptRow, type AuditRecordRow } from '../outbox/audit-source.ts';
+import type { WitnessAlarm } from '../outbox/state-values.ts';
 import { checkKeyRotation, isKeyRotationRecord } from '../../shared/key-rotation.ts';
 import { KeyHistory } from '../../shared/key-history.ts';
 import { MAX_LISTED_PROBLEMS, type VerifyProblem, type VerifyReport } from './verify-report.ts';
@@ -48,8 +45,6 @@ import { MAX_LISTED_PROBLEMS, type VerifyProblem, type VerifyReport } from './ve
 export class OutboxVerifyError extends Error {
   override name = 'OutboxVerifyError';
 }
-
-const RECEIPT_PAGE = 256;
 
 const pinsSchema = z.object({
   collector: z.string(),
@@ -62,41 +57,9 @@ const pinsSchema = z.object({
 });
 type VerifiedPins = z.infer<typeof pinsSchema>;
 
-interface RecordRow {
-  epoch: number;
-  seq: number;
-  id: string;
-  kind: string;
-  at: string;
-  hash: string;
-  canonical: string;
-  bytes: number;
-  acked_batch: string | null;
-  receipt_batch: string | null;
-  receipt_epoch: number | null;
-  receipt_highest: number | null;
-}
-
-interface ChainRow {
-  epoch: number;
-  head_seq: number;
-  head_hash: string;
-  acked_seq: number;
-}
-
-interface ReceiptRow {
-  batch_id: string;
-  epoch: number;
-  highest_seq: number;
-  accepted: number;
-  duplicates: number;
-  receipt: string;
-  signature: string;
-}
-
 interface EpochScan {
   epoch: number;
-  chain: ChainRow | undefined;
+  chain: AuditChainRow | undefined;
   expectedSeq: number;
   /** Recomputed hash of the previous record; undefined right after a gap. */
   prevHash: string | undefined;
@@ -123,38 +86,26 @@ export interface VerifyOutboxOptions {
 
 /** Verifies the outbox at `path` (see the header). Resolves to the report; `ok` only if intact. */
 export async function verifyOutbox(options: VerifyOutboxOptions): Promise<VerifyReport> {
-  const db: SqliteDatabase = new Database(options.path, { readonly: true, fileMustExist: true });
+  const source = OutboxAuditSource.open(options.path);
   try {
-    db.pragma('busy_timeout = 10000');
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > CURRENT_SCHEMA_VERSION) {
-      throw new OutboxSchemaError(`${options.path} has schema version ${version}, newer than this agent supports (${CURRENT_SCHEMA_VERSION}); upgrade sakshya-agent`);
-    }
-    if (version < 1) throw new OutboxVerifyError(`${options.path} is not an outbox (schema version ${version})`);
-    db.exec('BEGIN');
-    try {
-      return await new OutboxVerifier(db, options, version).run();
-    } finally {
-      db.exec('COMMIT');
-    }
+    if (source.schemaVersion < 1) throw new OutboxVerifyError(`${options.path} is not an outbox (schema version ${source.schemaVersion})`);
+    return await new OutboxVerifier(source, options).run();
   } finally {
-    db.close();
+    source.close();
   }
 }
 
 class OutboxVerifier {
-  readonly #db: SqliteDatabase;
+  readonly #source: OutboxAuditSource;
   readonly #options: VerifyOutboxOptions;
-  readonly #version: number;
   readonly #findings = new Findings();
   readonly #keys = new KeyHistory();
   readonly #checked = { records: 0, epochs: 0, receipts: 0, acknowledged: 0, witnessCheckpoint: null as number | null };
   readonly #warnings: string[] = [];
 
-  constructor(db: SqliteDatabase, options: VerifyOutboxOptions, version: number) {
-    this.#db = db;
+  constructor(source: OutboxAuditSource, options: VerifyOutboxOptions) {
+    this.#source = source;
     this.#options = options;
-    this.#version = version;
   }
 
   async run(): Promise<VerifyReport> {
@@ -176,7 +127,7 @@ class OutboxVerifier {
       ok: findings.count === 0,
       outbox: this.#options.path,
       agent: pins?.agent ?? null,
-      schemaVersion: this.#version,
+      schemaVersion: this.#source.schemaVersion,
       checked: this.#checked,
       problemCount: findings.count,
       problems: findings.problems,
@@ -190,14 +141,14 @@ class OutboxVerifier {
   }
 
   #readPins(): VerifiedPins | undefined {
-    const row = this.#db.prepare("SELECT value FROM state WHERE key = 'pins'").get() as { value: string } | undefined;
-    if (row === undefined) {
+    const text = this.#source.pinsText();
+    if (text === undefined) {
       this.#add({ table: 'state', key: 'pins', check: 'pins_missing', message: 'the outbox has no enrollment (pins); nothing can be verified' });
       return undefined;
     }
     let json: unknown;
     try {
-      json = JSON.parse(row.value);
+      json = JSON.parse(text);
     } catch {
       this.#add({ table: 'state', key: 'pins', check: 'pins_invalid', message: 'the pins are not JSON; nothing can be verified' });
       return undefined;
@@ -213,19 +164,11 @@ class OutboxVerifier {
   // ---- records and chains ---------------------------------------------------------------
 
   #scanRecords(pins: VerifiedPins): void {
-    const chains = new Map<number, ChainRow>();
-    for (const row of this.#db.prepare('SELECT epoch, head_seq, head_hash, acked_seq FROM chains ORDER BY epoch').all() as ChainRow[]) {
-      chains.set(row.epoch, row);
-    }
-    const rows = this.#db.prepare(
-      `SELECT r.epoch, r.seq, r.id, r.kind, r.at, r.hash, r.canonical, r.bytes, r.acked_batch,
-              rc.batch_id AS receipt_batch, rc.epoch AS receipt_epoch, rc.highest_seq AS receipt_highest
-         FROM records r LEFT JOIN receipts rc ON rc.batch_id = r.acked_batch
-        ORDER BY r.epoch, r.seq`,
-    );
+    const chains = new Map<number, AuditChainRow>();
+    for (const row of this.#source.chains()) chains.set(row.epoch, row);
     let scan: EpochScan | undefined;
     const seen = new Set<number>();
-    for (const row of rows.iterate() as IterableIterator<RecordRow>) {
+    for (const row of this.#source.records()) {
       if (scan === undefined || row.epoch !== scan.epoch) {
         if (scan !== undefined) this.#finishEpoch(scan);
         scan = { epoch: row.epoch, chain: chains.get(row.epoch), expectedSeq: 1, prevHash: GENESIS_PREV, lastSeq: 0, lastHash: GENESIS_PREV };
@@ -243,7 +186,7 @@ class OutboxVerifier {
     }
   }
 
-  #checkRecord(row: RecordRow, scan: EpochScan, pins: VerifiedPins): void {
+  #checkRecord(row: AuditRecordRow, scan: EpochScan, pins: VerifiedPins): void {
     const where = { table: 'records' as const, epoch: row.epoch, seq: row.seq, id: row.id };
     this.#checked.records += 1;
     const bytes = Buffer.from(row.canonical, 'utf8');
@@ -290,24 +233,24 @@ class OutboxVerifier {
 
     const chain = scan.chain;
     if (chain !== undefined) {
-      if (row.seq <= chain.acked_seq) {
+      if (row.seq <= chain.ackedSeq) {
         this.#checked.acknowledged += 1;
-        if (row.acked_batch === null) {
-          this.#add({ ...where, check: 'not_acknowledged', expected: `seq ≤ acked_seq ${chain.acked_seq} names its receipt`, found: null, message: 'inside the acknowledged prefix, but no receipt is named' });
-        } else if (row.receipt_batch === null) {
-          this.#add({ ...where, check: 'receipt_missing', found: row.acked_batch, message: 'acknowledged by a receipt that is not stored' });
-        } else if (row.receipt_epoch !== row.epoch || (row.receipt_highest ?? 0) < row.seq) {
+        if (row.ackedBatch === null) {
+          this.#add({ ...where, check: 'not_acknowledged', expected: `seq ≤ acked_seq ${chain.ackedSeq} names its receipt`, found: null, message: 'inside the acknowledged prefix, but no receipt is named' });
+        } else if (row.receiptBatch === null) {
+          this.#add({ ...where, check: 'receipt_missing', found: row.ackedBatch, message: 'acknowledged by a receipt that is not stored' });
+        } else if (row.receiptEpoch !== row.epoch || (row.receiptHighest ?? 0) < row.seq) {
           this.#add({
             ...where,
-            batchId: row.acked_batch,
+            batchId: row.ackedBatch,
             check: 'receipt_does_not_cover',
             expected: `epoch ${row.epoch}, highest seq ≥ ${row.seq}`,
-            found: `epoch ${row.receipt_epoch}, highest seq ${row.receipt_highest}`,
+            found: `epoch ${row.receiptEpoch}, highest seq ${row.receiptHighest}`,
             message: 'the receipt named does not cover this record',
           });
         }
-      } else if (row.acked_batch !== null) {
-        this.#add({ ...where, check: 'acked_beyond_prefix', expected: null, found: row.acked_batch, message: `marked acknowledged beyond the acknowledged prefix (acked_seq ${chain.acked_seq})` });
+      } else if (row.ackedBatch !== null) {
+        this.#add({ ...where, check: 'acked_beyond_prefix', expected: null, found: row.ackedBatch, message: `marked acknowledged beyond the acknowledged prefix (acked_seq ${chain.ackedSeq})` });
       }
     }
 
@@ -319,28 +262,27 @@ class OutboxVerifier {
 
   /** The outbox's `signing_keys` rows are exactly the rotated keys the chain gives. */
   #checkSigningKeys(): void {
-    const table = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'signing_keys'").get();
-    if (table === undefined) return;
-    const rows = this.#db.prepare('SELECT epoch, from_seq, kid FROM signing_keys ORDER BY epoch, from_seq').all() as { epoch: number; from_seq: number; kid: string }[];
+    const rows = this.#source.signingKeys();
+    if (rows === undefined) return;
     const derived = this.#keys.rotated();
     for (let i = 0; i < Math.max(rows.length, derived.length); i++) {
       const row = rows[i];
       const want = derived[i];
-      if (row && want && row.epoch === want.epoch && row.from_seq === want.fromSeq && row.kid === want.kid) continue;
+      if (row && want && row.epoch === want.epoch && row.fromSeq === want.fromSeq && row.kid === want.kid) continue;
       this.#add({
         table: 'signing_keys',
         epoch: (row ?? want)!.epoch,
-        seq: (row?.from_seq ?? want?.fromSeq)!,
+        seq: (row?.fromSeq ?? want?.fromSeq)!,
         check: 'key_history_mismatch',
         expected: want ? `epoch ${want.epoch} from seq ${want.fromSeq} kid ${want.kid}` : null,
-        found: row ? `epoch ${row.epoch} from seq ${row.from_seq} kid ${row.kid}` : null,
+        found: row ? `epoch ${row.epoch} from seq ${row.fromSeq} kid ${row.kid}` : null,
         message: 'the signing keys the outbox names differ from the ones its key.rotated records give',
       });
       return;
     }
   }
 
-  #parseRecord(row: RecordRow, where: { table: 'records'; epoch: number; seq: number; id: string }): SignedRecord | undefined {
+  #parseRecord(row: AuditRecordRow, where: { table: 'records'; epoch: number; seq: number; id: string }): SignedRecord | undefined {
     let json: unknown;
     try {
       json = JSON.parse(row.canonical);
@@ -377,14 +319,14 @@ class OutboxVerifier {
     const chain = scan.chain;
     if (chain === undefined) return;
     const where = { table: 'chains' as const, epoch: scan.epoch };
-    if (chain.head_seq !== scan.lastSeq) {
-      this.#add({ ...where, check: 'head_seq_mismatch', expected: scan.lastSeq, found: chain.head_seq, message: 'the chain head is not the last stored record' });
+    if (chain.headSeq !== scan.lastSeq) {
+      this.#add({ ...where, check: 'head_seq_mismatch', expected: scan.lastSeq, found: chain.headSeq, message: 'the chain head is not the last stored record' });
     }
-    if (chain.head_hash !== scan.lastHash) {
-      this.#add({ ...where, check: 'head_hash_mismatch', expected: scan.lastHash, found: chain.head_hash, message: 'the chain head hash is not the last record\u2019s recomputed hash' });
+    if (chain.headHash !== scan.lastHash) {
+      this.#add({ ...where, check: 'head_hash_mismatch', expected: scan.lastHash, found: chain.headHash, message: 'the chain head hash is not the last record\u2019s recomputed hash' });
     }
-    if (chain.acked_seq < 0 || chain.acked_seq > chain.head_seq) {
-      this.#add({ ...where, check: 'acked_beyond_head', expected: `0..${chain.head_seq}`, found: chain.acked_seq, message: 'the acknowledged prefix is longer than the chain' });
+    if (chain.ackedSeq < 0 || chain.ackedSeq > chain.headSeq) {
+      this.#add({ ...where, check: 'acked_beyond_head', expected: `0..${chain.headSeq}`, found: chain.ackedSeq, message: 'the acknowledged prefix is longer than the chain' });
     }
   }
 
@@ -392,21 +334,12 @@ class OutboxVerifier {
 
   async #scanReceipts(pins: VerifiedPins): Promise<void> {
     const receiptKey = publicKeyFromJwk(pins.receiptKey);
-    const page = this.#db.prepare(
-      'SELECT batch_id, epoch, highest_seq, accepted, duplicates, receipt, signature FROM receipts WHERE batch_id > ? ORDER BY batch_id LIMIT ?',
-    );
-    let after = '';
-    for (;;) {
-      const rows = page.all(after, RECEIPT_PAGE) as ReceiptRow[];
-      if (rows.length === 0) return;
-      for (const row of rows) await this.#checkReceipt(row, pins, receiptKey);
-      after = rows.at(-1)!.batch_id;
-    }
+    for (const row of this.#source.receipts()) await this.#checkReceipt(row, pins, receiptKey);
   }
 
-  async #checkReceipt(row: ReceiptRow, pins: VerifiedPins, receiptKey: KeyObject): Promise<void> {
+  async #checkReceipt(row: AuditReceiptRow, pins: VerifiedPins, receiptKey: KeyObject): Promise<void> {
     this.#checked.receipts += 1;
-    const where = { table: 'receipts' as const, batchId: row.batch_id };
+    const where = { table: 'receipts' as const, batchId: row.batchId };
     let json: unknown;
     try {
       json = JSON.parse(row.receipt);
@@ -436,10 +369,10 @@ class OutboxVerifier {
       this.#add({ ...where, check: 'bad_signature', message: `${(err as Error).message} (pinned receipt key)` });
     }
     const fields: Array<[string, unknown, unknown]> = [
-      ['batchId', row.batch_id, receipt.batchId],
+      ['batchId', row.batchId, receipt.batchId],
       ['agent', pins.agent, receipt.agent],
       ['epoch', row.epoch, receipt.epoch],
-      ['highestSeq', row.highest_seq, receipt.highestSeq],
+      ['highestSeq', row.highestSeq, receipt.highestSeq],
       ['accepted', row.accepted, receipt.accepted],
       ['duplicates', row.duplicates, receipt.duplicates],
     ];
@@ -453,9 +386,7 @@ class OutboxVerifier {
   // ---- witness --------------------------------------------------------------------------
 
   #checkWitnessCheckpoint(pins: VerifiedPins): void {
-    const table = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'witness_checkpoint'").get();
-    if (table === undefined) return;
-    const row = this.#db.prepare('SELECT size, root, note FROM witness_checkpoint').get() as { size: number; root: string; note: string } | undefined;
+    const row = this.#source.witnessCheckpoint();
     if (row === undefined) return;
     this.#checked.witnessCheckpoint = row.size;
     const where = { table: 'witness_checkpoint' as const, key: String(row.size) };
@@ -472,10 +403,10 @@ class OutboxVerifier {
   }
 
   #readAlarm(): void {
-    const row = this.#db.prepare('SELECT value FROM state WHERE key = ?').get(STATE_WITNESS_ALARM) as { value: string } | undefined;
-    if (row === undefined) return;
+    const text = this.#source.witnessAlarmText();
+    if (text === undefined) return;
     try {
-      const alarm = JSON.parse(row.value) as WitnessAlarm;
+      const alarm = JSON.parse(text) as WitnessAlarm;
       this.#warnings.push(
         `witness alarm active since ${alarm.raisedAt}: ${alarm.reason} (verified size ${alarm.previous?.size ?? 'none'}, offered size ${alarm.offered?.size}); the collector\u2019s log is suspect, the outbox is not`,
       );

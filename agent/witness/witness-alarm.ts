@@ -22,8 +22,6 @@
 import type { RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import {
   readWitnessAlarm,
-  STATE_WITNESS_ALARM,
-  STATE_WITNESS_LAST_ERROR,
   WITNESS_ALARM_RECORD_TYPE,
   WITNESS_CLEARED_RECORD_TYPE,
   type CheckpointRef,
@@ -47,33 +45,31 @@ export interface AlarmInput {
  * MUST be durable on return.
  */
 export function raiseWitnessAlarm(outbox: SqliteOutbox, key: RecordSigner, input: AlarmInput, now: Date = new Date()): { alarm: WitnessAlarm; raised: boolean } {
-  return outbox.db
-    .transaction(() => {
-      const active = readWitnessAlarm(outbox);
-      if (active !== null) return { alarm: active, raised: false };
-      const detail = input.detail.length > MAX_DETAIL_CHARS ? `${input.detail.slice(0, MAX_DETAIL_CHARS)}…` : input.detail;
-      const previous = input.previous === null ? null : { size: input.previous.size, root: input.previous.root };
-      const offered = { size: input.offered.size, root: input.offered.root };
-      const { record } = outbox.append(
-        { kind: 'agent', type: WITNESS_ALARM_RECORD_TYPE, body: { reason: input.reason, detail, previous, offered } },
-        key,
-        now,
-      );
-      const alarm: WitnessAlarm = {
-        reason: input.reason,
-        detail,
-        previous,
-        offered,
-        raisedAt: now.toISOString(),
-        record: { id: record.id, epoch: record.epoch, seq: record.seq },
-        traceId: input.traceId,
-        batchId: input.batchId,
-      };
-      outbox.setState(STATE_WITNESS_ALARM, alarm);
-      outbox.setState(STATE_WITNESS_LAST_ERROR, undefined);
-      return { alarm, raised: true };
-    })
-    .immediate();
+  return outbox.transaction(() => {
+    const active = readWitnessAlarm(outbox);
+    if (active !== null) return { alarm: active, raised: false };
+    const detail = input.detail.length > MAX_DETAIL_CHARS ? `${input.detail.slice(0, MAX_DETAIL_CHARS)}…` : input.detail;
+    const previous = input.previous === null ? null : { size: input.previous.size, root: input.previous.root };
+    const offered = { size: input.offered.size, root: input.offered.root };
+    const { record } = outbox.append(
+      { kind: 'agent', type: WITNESS_ALARM_RECORD_TYPE, body: { reason: input.reason, detail, previous, offered } },
+      key,
+      now,
+    );
+    const alarm: WitnessAlarm = {
+      reason: input.reason,
+      detail,
+      previous,
+      offered,
+      raisedAt: now.toISOString(),
+      record: { id: record.id, epoch: record.epoch, seq: record.seq },
+      traceId: input.traceId,
+      batchId: input.batchId,
+    };
+    outbox.state.witness.alarm.set(alarm);
+    outbox.state.witness.lastError.clear();
+    return { alarm, raised: true };
+  });
 }
 
 export interface ClearResult {
@@ -89,29 +85,27 @@ export interface ClearResult {
 
 /** Clears the active alarm (and with `resetTrust` the last verified checkpoint), see the header. */
 export function clearWitnessAlarm(outbox: SqliteOutbox, key: RecordSigner, options: { resetTrust: boolean }, now: Date = new Date()): ClearResult {
-  return outbox.db
-    .transaction((): ClearResult => {
-      const alarm = readWitnessAlarm(outbox);
-      const verified = outbox.witnessCheckpoint();
-      const forgotten = options.resetTrust && verified ? { size: verified.size, root: verified.root } : null;
-      if (alarm === null && forgotten === null) return { cleared: null, resetTrust: options.resetTrust, forgotten: null, record: null };
-      const { record } = outbox.append(
-        {
-          kind: 'agent',
-          type: WITNESS_CLEARED_RECORD_TYPE,
-          body: {
-            alarm: alarm ? { reason: alarm.reason, raisedAt: alarm.raisedAt, record: alarm.record.id, previous: alarm.previous, offered: alarm.offered } : null,
-            resetTrust: options.resetTrust,
-            forgotten,
-          },
+  return outbox.transaction((): ClearResult => {
+    const alarm = readWitnessAlarm(outbox);
+    const verified = outbox.witnessCheckpoint();
+    const forgotten = options.resetTrust && verified ? { size: verified.size, root: verified.root } : null;
+    if (alarm === null && forgotten === null) return { cleared: null, resetTrust: options.resetTrust, forgotten: null, record: null };
+    const { record } = outbox.append(
+      {
+        kind: 'agent',
+        type: WITNESS_CLEARED_RECORD_TYPE,
+        body: {
+          alarm: alarm ? { reason: alarm.reason, raisedAt: alarm.raisedAt, record: alarm.record.id, previous: alarm.previous, offered: alarm.offered } : null,
+          resetTrust: options.resetTrust,
+          forgotten,
         },
-        key,
-        now,
-      );
-      outbox.setState(STATE_WITNESS_ALARM, undefined);
-      outbox.setState(STATE_WITNESS_LAST_ERROR, undefined);
-      if (options.resetTrust) outbox.clearWitnessCheckpoint();
-      return { cleared: alarm, resetTrust: options.resetTrust, forgotten, record: { id: record.id, epoch: record.epoch, seq: record.seq } };
-    })
-    .immediate();
+      },
+      key,
+      now,
+    );
+    outbox.state.witness.alarm.clear();
+    outbox.state.witness.lastError.clear();
+    if (options.resetTrust) outbox.clearWitnessCheckpoint();
+    return { cleared: alarm, resetTrust: options.resetTrust, forgotten, record: { id: record.id, epoch: record.epoch, seq: record.seq } };
+  });
 }

@@ -34,7 +34,6 @@
 import type { Logger } from '../../shared/logger.ts';
 import type { RecordSigner, SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import { fullJitterDelay, type BackoffPolicy } from '../sync/backoff.ts';
-import { STATE_LAST_RECEIPT } from '../sync/sync-state.ts';
 import {
   compareWithVerified,
   decodeConsistencyAnswer,
@@ -46,7 +45,7 @@ import {
 } from './checkpoint-verifier.ts';
 import { LogRefusedError, LogUnavailableError, type LogReader } from './log-client.ts';
 import { raiseWitnessAlarm } from './witness-alarm.ts';
-import { readWitnessAlarm, STATE_WITNESS_LAST_ERROR, type CheckpointRef, type WitnessAlarmReason, type WitnessErrorInfo } from './witness-state.ts';
+import { readWitnessAlarm, type CheckpointRef, type WitnessAlarmReason, type WitnessErrorInfo } from './witness-state.ts';
 
 export interface WitnessOptions {
   outbox: SqliteOutbox;
@@ -114,7 +113,7 @@ export class Witness {
       );
       return;
     }
-    const last = this.#o.outbox.getState<{ checkpoint?: CheckpointRef; batchId?: string }>(STATE_LAST_RECEIPT);
+    const last = this.#o.outbox.state.sync.lastReceipt.get();
     if (last?.checkpoint) this.observe(last.checkpoint, { batchId: last.batchId });
   }
 
@@ -231,17 +230,15 @@ export class Witness {
     }
 
     const verifiedAt = new Date(this.#now()).toISOString();
-    const stored = outbox.db
-      .transaction(() => {
-        // Another process (`sync --once` beside `run`) may have moved the checkpoint meanwhile;
-        // then this proof was from a checkpoint that is no longer the last: check again.
-        const now = refOf(outbox.witnessCheckpoint());
-        if (now?.size !== verified?.size || now?.root !== verified?.root) return false;
-        outbox.setWitnessCheckpoint({ size: offered.size, root: offered.root, note, verifiedAt });
-        outbox.setState(STATE_WITNESS_LAST_ERROR, undefined);
-        return true;
-      })
-      .immediate();
+    const stored = outbox.transaction(() => {
+      // Another process (`sync --once` beside `run`) may have moved the checkpoint meanwhile;
+      // then this proof was from a checkpoint that is no longer the last: check again.
+      const now = refOf(outbox.witnessCheckpoint());
+      if (now?.size !== verified?.size || now?.root !== verified?.root) return false;
+      outbox.setWitnessCheckpoint({ size: offered.size, root: offered.root, note, verifiedAt });
+      outbox.state.witness.lastError.clear();
+      return true;
+    });
     if (!stored) return { kind: 'raced' };
     this.#attempt = 0;
     logger.info({ traceId: target.traceId, batchId: target.batchId, size: offered.size, root: offered.root, from: verified?.size ?? null }, 'witness: checkpoint verified');
@@ -287,7 +284,7 @@ export class Witness {
       offered: target.offered,
       retryAt: new Date(nowMs + retryInMs).toISOString(),
     };
-    this.#o.outbox.setState(STATE_WITNESS_LAST_ERROR, info);
+    this.#o.outbox.state.witness.lastError.set(info);
     this.#o.logger.warn({ traceId: target.traceId, batchId: target.batchId, offered: target.offered, reason, detail, retryInMs }, 'witness check could not be made; will retry');
     return { kind: 'transient', reason, retryInMs };
   }

@@ -202,7 +202,7 @@ describe('agent sync against the real collector', function () {
     const outbox = SqliteOutbox.open(outboxPath(agent.dir));
     try {
       const pins = outbox.pins();
-      outbox.setState('pins', { ...pins, receiptKey: generateSigningKey().key.publicJwk } satisfies Pins);
+      outbox.state.pins.set({ ...pins, receiptKey: generateSigningKey().key.publicJwk } satisfies Pins);
     } finally {
       outbox.close();
     }

@@ -12,7 +12,6 @@ import {
   countRefusal,
   MAX_COUNTED_TYPES,
   OTHER_TYPES_KEY,
-  STATE_DROPPED,
   summaryBody,
   TELEMETRY_DROPPED_TYPE,
   type BufferCap,
@@ -169,7 +168,7 @@ describe('agent/outbox buffer cap', () => {
       byType: { 'service.health': 2 },
     });
     assert.equal(outbox.dropCounter(), undefined);
-    assert.equal(outbox.getState(STATE_DROPPED), undefined);
+    assert.equal(outbox.state.buffer.dropped.get(), undefined);
     assert.equal(outbox.writeDropSummary(agent.key), undefined, 'written once');
   });
 

@@ -223,15 +223,16 @@ describe('agent/outbox/sqlite-outbox', () => {
   });
 
   it('keeps state values for other processes to read', () => {
-    outbox.setState('sync.lastError', { reason: 'network' });
+    const lastError = { at: new Date().toISOString(), reason: 'network', detail: 'ECONNREFUSED', refused: false, batchId: 'b', traceId: 't', firstSeq: 1, lastSeq: 2 };
+    outbox.state.sync.lastError.set(lastError);
     const other = agent.open();
     try {
-      assert.deepEqual(other.getState('sync.lastError'), { reason: 'network' });
-      other.setState('sync.lastError', undefined);
+      assert.deepEqual(other.state.sync.lastError.get(), lastError);
+      other.state.sync.lastError.clear();
     } finally {
       other.close();
     }
-    assert.equal(outbox.getState('sync.lastError'), undefined);
+    assert.equal(outbox.state.sync.lastError.get(), undefined);
   });
 
   it('refuses to pin a second enrollment', () => {

@@ -4,7 +4,6 @@ import { parseTraceparent } from '../../../shared/trace.ts';
 import type { SqliteOutbox } from '../../../agent/outbox/sqlite-outbox.ts';
 import { BatchClient } from '../../../agent/sync/client.ts';
 import { Syncer, SyncFailedError, type SyncerOptions } from '../../../agent/sync/syncer.ts';
-import { STATE_CIRCUIT, STATE_LAST_ERROR, STATE_NEXT_ATTEMPT, type SyncErrorInfo } from '../../../agent/sync/sync-state.ts';
 import { readAgentStatus } from '../../../agent/status.ts';
 import { LogClient } from '../../../agent/witness/log-client.ts';
 import { Witness } from '../../../agent/witness/witness.ts';
@@ -118,16 +117,16 @@ describe('agent/sync/syncer against a fake collector', function () {
     assert.equal(failed.kind, 'failed');
     assert.equal(outbox.backlog().pending, 3, 'nothing acknowledged');
     assert.equal(outbox.receiptCount(), 0);
-    const error = outbox.getState<SyncErrorInfo>(STATE_LAST_ERROR)!;
+    const error = outbox.state.sync.lastError.get()!;
     assert.equal(error.reason, 'bad_receipt');
     assert.ok(lines.some((l) => l.level === 50 && l.msg === 'receipt rejected; nothing acknowledged'), 'logged at error');
-    assert.ok(outbox.getState<string>(STATE_NEXT_ATTEMPT));
+    assert.ok(outbox.state.sync.nextAttemptAt.get());
 
     const ok = await s.step();
     assert.equal(ok.kind, 'acknowledged');
     assert.equal(outbox.backlog().pending, 0);
     assertCollectorHasExactly(3);
-    assert.equal(outbox.getState(STATE_LAST_ERROR), undefined, 'a success clears the last error');
+    assert.equal(outbox.state.sync.lastError.get(), undefined, 'a success clears the last error');
   });
 
   it('acknowledges nothing for a receipt altered after signing or naming another batch', async () => {
@@ -205,7 +204,7 @@ describe('agent/sync/syncer against a fake collector', function () {
     const blocked = await s.step();
     assert.equal(blocked.kind, 'circuit_open');
     assert.equal(collector.requests.length, requests, 'no request while open');
-    assert.equal(outbox.getState<{ state: string }>(STATE_CIRCUIT)!.state, 'open');
+    assert.equal(outbox.state.sync.circuit.get()!.state, 'open');
     assert.equal(readAgentStatus(outbox).circuit.state, 'open');
   });
 

@@ -6,7 +6,6 @@ import { createLogger, type Logger } from '../../../shared/logger.ts';
 import { noteSignerFromSigningKey } from '../../../shared/signed-note.ts';
 import type { SqliteOutbox } from '../../../agent/outbox/sqlite-outbox.ts';
 import { readAgentStatus } from '../../../agent/status.ts';
-import { STATE_LAST_RECEIPT } from '../../../agent/sync/sync-state.ts';
 import { LogClient } from '../../../agent/witness/log-client.ts';
 import { clearWitnessAlarm } from '../../../agent/witness/witness-alarm.ts';
 import { readWitnessAlarm, type CheckpointRef, type WitnessAlarmReason } from '../../../agent/witness/witness-state.ts';
@@ -397,7 +396,8 @@ describe('agent/witness against a fake log', function () {
 
   it('re-offers the checkpoint of the last stored receipt when it starts', async () => {
     log.grow(9);
-    outbox.setState(STATE_LAST_RECEIPT, { batchId: 'b', checkpoint: log.ref() });
+    const at = new Date().toISOString();
+    outbox.state.sync.lastReceipt.set({ batchId: 'b', epoch: 1, highestSeq: 9, accepted: 9, duplicates: 0, ledger: null, checkpoint: log.ref(), receivedAt: at, verifiedAt: at });
     const w = witness();
     w.start();
     await w.settle();
