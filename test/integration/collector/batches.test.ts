@@ -368,7 +368,7 @@ describe('POST /api/v1/batches', function () {
     await agent.sendOk(agent.batch(agent.records(1)));
     const oldChain = agent.batch(agent.records(1));
     agent.newKey();
-    const { token } = await collector.container.enrollment.issueToken(agent.id);
+    const { token } = await collector.container.enrollment.issueToken(agent.id, undefined, undefined, { replace: true });
     assert.equal((await agent.enroll(token)).status, 200);
     assert.equal(agent.epoch, 2);
     const stale = { ...oldChain, epoch: 1 };
