@@ -30,7 +30,8 @@ import { LedgerAudit } from './services/ledger-audit.ts';
 import { LedgerService } from './services/ledger.ts';
 import { RecordsService } from './services/records.ts';
 import { ReportService } from './services/reports.ts';
-import { BatchCheckPool } from './services/batch-check-pool.ts';
+import { BATCH_CHECK_TASKS_PER_WORKER, BatchCheckPool } from './services/batch-check-pool.ts';
+import { IngestAdmission } from './services/ingest-admission.ts';
 import { DATABASE_FILE_NAME, openSqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { CollectorStore } from './store/store.ts';
 
@@ -56,6 +57,8 @@ export interface Container {
   /** One authenticator per role, for routes that declare the roles they admit. */
   authenticators: Authenticators;
   ingest: IngestService;
+  /** Ingest's queue bounds: their load and the refusals (503 `ingest.busy`) since start. */
+  ingestAdmission: IngestAdmission;
   records: RecordsService;
   /** Report bundle exports (CLI and HTTP jobs). */
   reports: ReportService;
@@ -134,10 +137,16 @@ export async function createContainer(config: CollectorConfig, options: Containe
   const apiTokens = new ApiTokenService({ store, chain: collectorChain, now });
   const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now });
   let pool: BatchCheckPool | undefined;
+  const ingestAdmission = new IngestAdmission({
+    checkSlots: config.verifyWorkers * BATCH_CHECK_TASKS_PER_WORKER,
+    checkQueue: config.ingestQueue,
+    writeQueue: config.writeQueue,
+  });
   const ingest = new IngestService({
     store,
     ledger,
     pool: () => (pool ??= new BatchCheckPool({ threads: config.verifyWorkers })),
+    admission: ingestAdmission,
     receiptKey: keys.receipt,
     origin: config.origin,
     now,
@@ -167,6 +176,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
       admin: humanAuthenticator('admin', apiTokens),
     },
     ingest,
+    ingestAdmission,
     records: new RecordsService({ store, chain: collectorChain }),
     reports: new ReportService({
       store,
