@@ -18,7 +18,7 @@ import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/privat
 import { fromBase64Url } from '../shared/crypto.ts';
 import { noteSignerFromSigningKey, noteVerifierFromPublicKey } from '../shared/signed-note.ts';
 import type { CollectorConfig } from './config.ts';
-import { agentAuthenticator, humanAuthenticator, type Authenticators } from './http/auth.ts';
+import { agentAuthenticator, humanAuthenticator, type Authenticators } from './services/authenticators.ts';
 import { ensureCollectorKeys, loadCollectorKeys, publicKeysOf, type CollectorKeys, type CollectorPublicKeys } from './keys.ts';
 import { AgentAuthService } from './services/agent-auth.ts';
 import { ApiTokenService } from './services/api-tokens.ts';
