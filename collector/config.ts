@@ -34,8 +34,8 @@ export const DEFAULT_RATE_ENROLL_BURST = 10;
 /**
  * Ingest backpressure (services/ingest-admission.ts, docs/operations.md "The collector answers
  * 503"). Per batch-check worker: batches that may wait for a worker beyond the two each one
- * holds, and checked batches that may wait for the write transaction. With the default 2
- * workers: 4 checked at once, 8 more waiting, and 8 waiting to be written; past that a batch is
+ * holds, and checked batches that may wait for the write transaction. With 2 workers, say:
+ * 4 checked at once, 8 more waiting, and 8 waiting to be written; past that a batch is
  * refused with 503 `ingest.busy` and Retry-After. A waiting batch holds its body (at most 8 MiB
  * on the wire), so the bounds also bound ingest's memory.
  */
