@@ -38,6 +38,18 @@ export const DEFAULT_REPORT_RETENTION_MS = 7 * 86_400_000;
  */
 export const DEFAULT_REPORT_MIN_FREE_BYTES = 1024 ** 3;
 
+/**
+ * Ingest backpressure (services/ingest-admission.ts, docs/operations.md "The collector answers
+ * 503"). Per batch-check worker: batches that may wait for a worker beyond the two each one
+ * holds, and checked batches that may wait for the write transaction. With 2 workers, say:
+ * 4 checked at once, 8 more waiting, and 8 waiting to be written; past that a batch is
+ * refused with 503 `ingest.busy` and Retry-After. A waiting batch holds its body (at most 8 MiB
+ * on the wire), so the bounds also bound ingest's memory.
+ */
+export const DEFAULT_INGEST_QUEUE_PER_WORKER = 4;
+export const DEFAULT_WRITE_QUEUE_PER_WORKER = 4;
+export const MAX_INGEST_QUEUE = 1024;
+
 export const COLLECTOR_ENV = {
   dir: 'SAKSHYA_COLLECTOR_DIR',
   port: 'SAKSHYA_COLLECTOR_PORT',
@@ -46,6 +58,10 @@ export const COLLECTOR_ENV = {
   logLevel: 'SAKSHYA_LOG_LEVEL',
   jwtClockToleranceSeconds: 'SAKSHYA_JWT_CLOCK_TOLERANCE_SECONDS',
   verifyWorkers: 'SAKSHYA_VERIFY_WORKERS',
+  /** Batches that may wait for a batch-check worker; default DEFAULT_INGEST_QUEUE_PER_WORKER × workers. */
+  ingestQueue: 'SAKSHYA_COLLECTOR_INGEST_QUEUE',
+  /** Checked batches that may wait for the write transaction; default DEFAULT_WRITE_QUEUE_PER_WORKER × workers. */
+  writeQueue: 'SAKSHYA_COLLECTOR_WRITE_QUEUE',
   rateIpPerSecond: 'SAKSHYA_RATE_IP_PER_SECOND',
   rateIpBurst: 'SAKSHYA_RATE_IP_BURST',
   rateAgentPerSecond: 'SAKSHYA_RATE_AGENT_PER_SECOND',
@@ -112,6 +128,8 @@ export const collectorConfigSchema = z
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULT_LOG_LEVEL),
   jwtClockToleranceSeconds: integerText(0, MAX_JWT_CLOCK_TOLERANCE_SECONDS).default(DEFAULT_JWT_CLOCK_TOLERANCE_SECONDS),
   verifyWorkers: integerText(1, MAX_VERIFY_WORKERS).default(Math.min(availableParallelism(), MAX_VERIFY_WORKERS)),
+  ingestQueue: integerText(0, MAX_INGEST_QUEUE).optional(),
+  writeQueue: integerText(0, MAX_INGEST_QUEUE).optional(),
   rateIpPerSecond: rateText.default(DEFAULT_RATE_IP_PER_SECOND),
   rateIpBurst: integerText(1, 1_000_000).default(DEFAULT_RATE_IP_BURST),
   rateAgentPerSecond: rateText.default(DEFAULT_RATE_AGENT_PER_SECOND),
@@ -128,7 +146,13 @@ export const collectorConfigSchema = z
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
     message: 'set both SAKSHYA_COLLECTOR_TLS_CERT_FILE and SAKSHYA_COLLECTOR_TLS_KEY_FILE, or neither',
     path: ['tlsCert'],
-  });
+  })
+  // The queue bounds default to a multiple of the worker count, whichever way that was set.
+  .transform(({ ingestQueue, writeQueue, ...c }) => ({
+    ...c,
+    ingestQueue: ingestQueue ?? Math.min(c.verifyWorkers * DEFAULT_INGEST_QUEUE_PER_WORKER, MAX_INGEST_QUEUE),
+    writeQueue: writeQueue ?? Math.min(c.verifyWorkers * DEFAULT_WRITE_QUEUE_PER_WORKER, MAX_INGEST_QUEUE),
+  }));
 
 export type CollectorConfig = z.infer<typeof collectorConfigSchema>;
 

@@ -18,7 +18,7 @@ import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/privat
 import { fromBase64Url } from '../shared/crypto.ts';
 import { noteSignerFromSigningKey, noteVerifierFromPublicKey } from '../shared/signed-note.ts';
 import type { CollectorConfig } from './config.ts';
-import { agentAuthenticator, humanAuthenticator, type Authenticators } from './http/auth.ts';
+import { agentAuthenticator, humanAuthenticator, type Authenticators } from './services/authenticators.ts';
 import { ensureCollectorKeys, loadCollectorKeys, publicKeysOf, type CollectorKeys, type CollectorPublicKeys } from './keys.ts';
 import { AgentAuthService } from './services/agent-auth.ts';
 import { ApiTokenService } from './services/api-tokens.ts';
@@ -31,7 +31,8 @@ import { LedgerService } from './services/ledger.ts';
 import { RecordsService } from './services/records.ts';
 import { ReportService } from './services/reports.ts';
 import { ReportExportPool } from './services/report/export-pool.ts';
-import { BatchCheckPool } from './services/batch-check-pool.ts';
+import { BATCH_CHECK_TASKS_PER_WORKER, BatchCheckPool } from './services/batch-check-pool.ts';
+import { IngestAdmission } from './services/ingest-admission.ts';
 import { DATABASE_FILE_NAME, openSqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { CollectorStore } from './store/store.ts';
 
@@ -57,6 +58,8 @@ export interface Container {
   /** One authenticator per role, for routes that declare the roles they admit. */
   authenticators: Authenticators;
   ingest: IngestService;
+  /** Ingest's queue bounds: their load and the refusals (503 `ingest.busy`) since start. */
+  ingestAdmission: IngestAdmission;
   records: RecordsService;
   /** Report bundle exports (CLI and HTTP jobs). */
   reports: ReportService;
@@ -135,10 +138,16 @@ export async function createContainer(config: CollectorConfig, options: Containe
   const apiTokens = new ApiTokenService({ store, chain: collectorChain, now });
   const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now });
   let pool: BatchCheckPool | undefined;
+  const ingestAdmission = new IngestAdmission({
+    checkSlots: config.verifyWorkers * BATCH_CHECK_TASKS_PER_WORKER,
+    checkQueue: config.ingestQueue,
+    writeQueue: config.writeQueue,
+  });
   const ingest = new IngestService({
     store,
     ledger,
     pool: () => (pool ??= new BatchCheckPool({ threads: config.verifyWorkers })),
+    admission: ingestAdmission,
     receiptKey: keys.receipt,
     origin: config.origin,
     now,
@@ -185,6 +194,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
       admin: humanAuthenticator('admin', apiTokens),
     },
     ingest,
+    ingestAdmission,
     records: new RecordsService({ store, chain: collectorChain }),
     reports,
     ledgerAudit: () =>

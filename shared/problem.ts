@@ -30,6 +30,7 @@ export const PROBLEMS = {
   'report.busy': { status: 429, title: 'A report export is already running; try again later' },
   'internal.error': { status: 500, title: 'Internal error' },
   'service.unavailable': { status: 503, title: 'The service cannot accept this request now' },
+  'ingest.busy': { status: 503, title: 'Too many batches are waiting to be checked or written; send this one again after Retry-After' },
   'storage.full': { status: 507, title: 'The local buffer is full' },
   'report.storage_full': { status: 507, title: 'The collector\u2019s disk is below the free space kept for it: no report export now' },
   'buffer.telemetry_refused': { status: 507, title: 'The agent buffer is above its soft cap: telemetry is refused, audit records are still accepted' },

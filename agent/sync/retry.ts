@@ -8,6 +8,8 @@
  * | timeout                                   | back off, retry with a smaller batch; counts      |
  * | 408                                       | as a timeout                                      |
  * | 429 `rate.limited`                        | wait Retry-After (else back off); not a failure   |
+ * | 503 `ingest.busy` (collector's queues     | wait Retry-After (else back off); not a failure:  |
+ * |   full; nothing stored)                   |   the collector is up and said when to come back  |
  * | 5xx (503 honours Retry-After)             | back off and retry; counts                        |
  * | 413 `batch.too_large`                     | resend at once with a smaller batch               |
  * | 409 `batch.out_of_order` + `expectedSeq`  | resend at once from `expectedSeq`                 |
@@ -68,6 +70,9 @@ function classifyHttp(outcome: Extract<SendOutcome, { kind: 'http' }>, nowMs: nu
   const { status, code } = outcome;
   if (status === 429) {
     return { action: 'backoff', reason: 'rate_limited', retryAfterMs: parseRetryAfter(outcome.retryAfter, nowMs), shrinkBatch: false, countsAsFailure: false };
+  }
+  if (status === 503 && code === 'ingest.busy') {
+    return { action: 'backoff', reason: 'collector_busy', retryAfterMs: parseRetryAfter(outcome.retryAfter, nowMs), shrinkBatch: false, countsAsFailure: false };
   }
   if (status === 408) {
     return { action: 'backoff', reason: 'timeout', retryAfterMs: undefined, shrinkBatch: true, countsAsFailure: true };

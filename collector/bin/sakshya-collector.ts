@@ -28,7 +28,7 @@ import { createLogger, type Logger } from '../../shared/logger.ts';
 import { ensurePrivateDirectory } from '../../shared/private-files.ts';
 import { describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
 import { createContainer, databasePath, type Container } from '../container.ts';
-import { createApp } from '../http/app.ts';
+import { createApp } from '../app.ts';
 import { formatFinding } from '../services/ledger-audit.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import { assertEnrollableAgentId, parseDurationSeconds } from '../services/enrollment.ts';

@@ -8,11 +8,14 @@
  *   `request.malformed`; unsupported encoding or charset → 415.
  * - StoreUnavailableError (database read-only, full, I/O error, busy): 503
  *   `service.unavailable` with Retry-After; nothing was acknowledged.
+ * - IngestBusyError (a ProblemError: ingest's check or write queue is full): 503 `ingest.busy`
+ *   with Retry-After, logged at warn with the queue; nothing was stored.
  * - Anything else: logged with the trace id, answered 500 `internal.error` with no stack.
  */
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import { MAX_BATCH_DECODED_BYTES } from '../../shared/protocol.ts';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../../shared/problem.ts';
+import { IngestBusyError } from '../services/ingest-admission.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { contextOf, pathOf } from './request-context.ts';
 
@@ -80,6 +83,11 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req: Request, re
   }
   if (err instanceof StoreUnavailableError) {
     log.warn({ reason: err.reason, method: req.method, path: pathOf(req) }, 'database unavailable; answered 503');
+  } else if (err instanceof IngestBusyError) {
+    log.warn(
+      { reason: `${err.queue}_queue_full`, code: err.code, load: err.load, retryAfterSeconds: err.retryAfterSeconds, method: req.method, path: pathOf(req) },
+      `ingest ${err.queue} queue full; batch refused with 503 ingest.busy`,
+    );
   } else if (problem.status >= 500) {
     log.error({ code: problem.code, detail: problem.message }, 'request failed');
   } else {

@@ -1,6 +1,7 @@
 /**
  * `POST /api/v1/batches`: an agent delivers signed records (DESIGN "Wire protocol").
- * Authenticate → Idempotency-Key → JSON body as sent (≤ MAX_BATCH_DECODED_BYTES on the wire;
+ * Room in ingest's queues (else 503 `ingest.busy`, before any other work) → authenticate →
+ * Idempotency-Key → JSON body as sent (≤ MAX_BATCH_DECODED_BYTES on the wire;
  * inflated under the same limit by ingest) → ingest →
  * 200 `{ receipt, signature }`, sent only after the batch is committed.
  */
@@ -29,6 +30,11 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
   const router = Router();
   router.post(
     '/batches',
+    // Backpressure first: a refused batch costs no token check, no jti write and no body read.
+    (_req: Request, _res: Response, next) => {
+      deps.ingest.assertRoom();
+      next();
+    },
     requireAgent(deps.auth),
     limitByPrincipal(deps.principalLimiter),
     (req: Request, res: Response, next) => {

@@ -6,7 +6,8 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { ProblemError } from '../../shared/problem.ts';
-import { principalOf, requireRole, type Authenticators } from '../http/auth.ts';
+import { principalOf, requireRole } from '../http/auth.ts';
+import type { Authenticators } from '../services/authenticators.ts';
 import { methodNotAllowed } from '../http/errors.ts';
 import { limitByPrincipal } from '../http/limits.ts';
 import { rolesFor, type Role } from '../services/access.ts';

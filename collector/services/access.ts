@@ -18,8 +18,8 @@
  * - `public`: no credentials: health, checkpoints, proofs and public keys (hashes and
  *   signatures only, no audit content); `POST /enroll` proves itself with its one-time token.
  *
- * Adding a role: a member of `Role` and of `Principal`, an authenticator in http/auth.ts, and a
- * line in each access rule below.
+ * Adding a role: a member of `Role` and of `Principal`, an authenticator in
+ * services/authenticators.ts, and a line in each access rule below.
  */
 
 export type Role = 'agent' | 'auditor' | 'admin';

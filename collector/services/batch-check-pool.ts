@@ -20,6 +20,13 @@ const WORKER_URL = new URL(`./batch-check-worker${extname(fileURLToPath(import.m
  */
 const WORKER_YOUNG_GENERATION_MB = 16;
 
+/**
+ * A second task waits in each worker: better-sqlite3 blocks the event loop for each batch's
+ * transaction, and a worker that finishes meanwhile would otherwise sit idle until the loop can
+ * hand it the next batch. Tasks are synchronous: they run back to back.
+ */
+export const BATCH_CHECK_TASKS_PER_WORKER = 2;
+
 export class BatchCheckPool {
   readonly threads: number;
   readonly #pool: Piscina<BatchCheckTask, BatchCheckResult>;
@@ -31,10 +38,7 @@ export class BatchCheckPool {
       minThreads: options.threads,
       maxThreads: options.threads,
       idleTimeout: 60_000,
-      // A second task waits in each worker: better-sqlite3 blocks the event loop for each
-      // batch's transaction, and a worker that finishes meanwhile would otherwise sit idle
-      // until the loop can hand it the next batch. Tasks are synchronous: they run back to back.
-      concurrentTasksPerWorker: 2,
+      concurrentTasksPerWorker: BATCH_CHECK_TASKS_PER_WORKER,
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
   }

@@ -37,6 +37,11 @@
  *   checkpoint this collector never signed is logged at warn and ignored: it is evidence about
  *   the agent's view (or a bug), not a reason to refuse its records.
  *
+ * Backpressure (ingest-admission.ts): a batch holds a place in the check queue from its key
+ * lookup until its worker check is over, and a place in the write queue from then until its
+ * transaction ends. Past either bound it is refused with 503 `ingest.busy` before anything of it
+ * is stored.
+ *
  * Crash behaviour: see the store. Nothing of a batch exists before its COMMIT; after it, the
  * stored receipt answers every retry.
  */
@@ -49,12 +54,13 @@ import { ProblemError } from '../../shared/problem.ts';
 import { MAX_BATCH_DECODED_BYTES, type Receipt } from '../../shared/protocol.ts';
 import { signReceipt } from '../../shared/receipt.ts';
 import { GENESIS_PREV } from '../../shared/record.ts';
-import { DuplicateRecordIdError, StoreIntegrityError, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
+import { DuplicateRecordIdError, StoreIntegrityError, type AgentKey, type CollectorStore, type StoredReceipt, type WriteTransaction } from '../store/store.ts';
 import type { AuthenticatedAgent } from './agent-auth.ts';
 import { canonicalTextOf, type AppendResult, type CheckpointRef, type LedgerService, type PreparedRecord } from './ledger.ts';
 import type { BatchRotation } from './batch-keys.ts';
 import type { BatchCheckPool } from './batch-check-pool.ts';
-import type { BatchHeader, Refusal } from './batch-check-worker.ts';
+import type { IngestAdmission } from './ingest-admission.ts';
+import type { BatchCheckResult, BatchHeader, Refusal } from './batch-check-worker.ts';
 import { bytesAt } from './packed-texts.ts';
 import { assessClock, type ClockAssessment } from './clock-skew.ts';
 
@@ -108,6 +114,7 @@ export class IngestService {
   readonly #store: CollectorStore;
   readonly #ledger: LedgerService;
   readonly #pool: () => BatchCheckPool;
+  readonly #admission: IngestAdmission;
   readonly #receiptKey: SigningKey;
   readonly #origin: string;
   readonly #now: () => Date;
@@ -118,6 +125,8 @@ export class IngestService {
     ledger: LedgerService;
     /** The batch-check worker pool, made on first use. */
     pool: () => BatchCheckPool;
+    /** The bounds of the check and write queues. */
+    admission: IngestAdmission;
     receiptKey: SigningKey;
     origin: string;
     now: () => Date;
@@ -127,6 +136,7 @@ export class IngestService {
     this.#store = options.store;
     this.#ledger = options.ledger;
     this.#pool = options.pool;
+    this.#admission = options.admission;
     this.#receiptKey = options.receiptKey;
     this.#origin = options.origin;
     this.#now = options.now;
@@ -134,25 +144,41 @@ export class IngestService {
   }
 
   /**
+   * Throws IngestBusyError (503 `ingest.busy`) if a batch arriving now would be refused for a
+   * full queue. Cheap: the batch route asks before authenticating or reading the body.
+   */
+  assertRoom(): void {
+    this.#admission.assertRoom();
+  }
+
+  /**
    * Ingests one batch for an authenticated agent. MUST NOT resolve before the batch's records,
    * ledger entries and receipt are durably committed; rejects with a ProblemError (nothing
-   * stored, except a quarantined equivocation) or StoreUnavailableError.
+   * stored, except a quarantined equivocation; IngestBusyError if a queue is full) or
+   * StoreUnavailableError.
    */
   async ingest(request: IngestRequest): Promise<IngestReply> {
     const { agent, log } = request;
     // Parse, schema, canonical forms, hashes and signatures: in a worker (batch-check-worker.ts),
     // against the key history as it is now; #commit checks that it has not changed since.
-    const history = await this.#store.agentKeys(agent.agent, agent.epoch);
-    const checked = await this.#pool().check({
-      body: request.body.bytes,
-      encoding: request.body.encoding,
-      maxDecodedBytes: MAX_BATCH_DECODED_BYTES,
-      agent: agent.agent,
-      idempotencyKey: request.idempotencyKey,
-      epoch: agent.epoch,
-      history: [...history],
-      maxDepth: MAX_JSON_DEPTH,
-    });
+    const leaveCheck = this.#admission.enterCheck();
+    let history: AgentKey[];
+    let checked: BatchCheckResult;
+    try {
+      history = await this.#store.agentKeys(agent.agent, agent.epoch);
+      checked = await this.#pool().check({
+        body: request.body.bytes,
+        encoding: request.body.encoding,
+        maxDecodedBytes: MAX_BATCH_DECODED_BYTES,
+        agent: agent.agent,
+        idempotencyKey: request.idempotencyKey,
+        epoch: agent.epoch,
+        history: [...history],
+        maxDepth: MAX_JSON_DEPTH,
+      });
+    } finally {
+      leaveCheck();
+    }
     if (!checked.ok) throw problemOf(checked.refusal);
     const { batch } = checked;
 
@@ -168,7 +194,13 @@ export class IngestService {
       leafHash: leaves.subarray(32 * i, 32 * i + 32),
     }));
 
-    const outcome = await this.#commit(batch, prepared, request, { historyLength: history.length, rotations: checked.rotations });
+    const leaveWrite = this.#admission.enterWrite();
+    let outcome: CommitOutcome;
+    try {
+      outcome = await this.#commit(batch, prepared, request, { historyLength: history.length, rotations: checked.rotations });
+    } finally {
+      leaveWrite();
+    }
     if (outcome.kind === 'accepted' && outcome.witness === 'unknown_checkpoint') {
       log.warn(
         { agent: agent.agent, epoch: batch.epoch, batchId: batch.batchId, witness: batch.witness },

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../shared/logger.ts';
 import { loadCollectorConfig, type CollectorConfigOverrides } from '../../collector/config.ts';
 import { createContainer, type Container } from '../../collector/container.ts';
-import { createApp } from '../../collector/http/app.ts';
+import { createApp } from '../../collector/app.ts';
 import { withUmask } from './umask.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

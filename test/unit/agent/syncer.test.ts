@@ -188,6 +188,21 @@ describe('agent/sync/syncer against a fake collector', function () {
     assert.equal((await s.step()).kind, 'acknowledged');
   });
 
+  it('honours Retry-After on 503 ingest.busy, resending the same batch without counting it against the circuit', async () => {
+    emit(3);
+    for (let i = 0; i < 3; i++) collector.behaviours.push({ kind: 'problem', code: 'ingest.busy', retryAfter: '2' });
+    const s = syncer({ backoff: { baseMs: 10, maxMs: 10_000 } });
+    for (let i = 0; i < 3; i++) {
+      const r = await s.step();
+      assert.deepEqual(r.kind === 'failed' && [r.delayMs, r.error.reason, r.error.refused], [2000, 'collector_busy', false]);
+    }
+    assert.equal(s.circuit.state, 'closed');
+    assert.equal(s.circuit.snapshot().consecutiveFailures, 0);
+    assert.equal((await s.step()).kind, 'acknowledged');
+    assert.deepEqual(collector.requests.map((r) => [r.firstSeq, r.lastSeq]), [[1, 3], [1, 3], [1, 3], [1, 3]], 'the whole batch, each time');
+    assertCollectorHasExactly(3);
+  });
+
   it('backs off with jitter on 5xx, opens the circuit after repeated failures and sends nothing while open', async () => {
     emit(1);
     for (let i = 0; i < 3; i++) collector.behaviours.push({ kind: 'problem', code: 'service.unavailable' });

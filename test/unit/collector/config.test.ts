@@ -3,7 +3,14 @@ import { ConfigError } from '../../../shared/config.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_COLLECTOR_HOST, DEFAULT_COLLECTOR_ORIGIN, describeConfig, loadCollectorConfig } from '../../../collector/config.ts';
+import {
+  DEFAULT_COLLECTOR_HOST,
+  DEFAULT_COLLECTOR_ORIGIN,
+  DEFAULT_INGEST_QUEUE_PER_WORKER,
+  DEFAULT_WRITE_QUEUE_PER_WORKER,
+  describeConfig,
+  loadCollectorConfig,
+} from '../../../collector/config.ts';
 
 describe('collector configuration', () => {
   it('applies the documented defaults when only the data directory is set', () => {
@@ -80,5 +87,24 @@ describe('collector configuration', () => {
         bad,
       );
     }
+  });
+
+  it('bounds the ingest queues per verify worker by default, takes explicit bounds (0 allowed) and refuses anything else', () => {
+    const byDefault = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_VERIFY_WORKERS: '3' });
+    assert.deepEqual([byDefault.ingestQueue, byDefault.writeQueue], [3 * DEFAULT_INGEST_QUEUE_PER_WORKER, 3 * DEFAULT_WRITE_QUEUE_PER_WORKER]);
+    const flags = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }, { verifyWorkers: '5' });
+    assert.equal(flags.ingestQueue, 5 * DEFAULT_INGEST_QUEUE_PER_WORKER, 'the default follows the worker count however it was set');
+    const explicit = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_INGEST_QUEUE: '0', SAKSHYA_COLLECTOR_WRITE_QUEUE: '7' });
+    assert.deepEqual([explicit.ingestQueue, explicit.writeQueue], [0, 7]);
+    assert.deepEqual([describeConfig(explicit).ingestQueue, describeConfig(explicit).writeQueue], [0, 7], 'the effective bounds are logged at start');
+    assert.throws(
+      () => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_INGEST_QUEUE: '-1', SAKSHYA_COLLECTOR_WRITE_QUEUE: '1e9' }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.deepEqual(err.problems.map((p) => p.split(':', 1)[0]).sort(), ['SAKSHYA_COLLECTOR_INGEST_QUEUE', 'SAKSHYA_COLLECTOR_WRITE_QUEUE']);
+        return true;
+      },
+    );
+    assert.throws(() => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_WRITE_QUEUE: '5000' }), /SAKSHYA_COLLECTOR_WRITE_QUEUE/);
   });
 });

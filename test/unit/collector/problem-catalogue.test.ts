@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { PROBLEMS, PROBLEM_TYPE_PREFIX, ProblemError, isProblemCode, problemBody, type ProblemCode } from '../../../shared/problem.ts';
 import { toProblem } from '../../../collector/http/errors.ts';
 import { StoreUnavailableError } from '../../../collector/store/store.ts';
+import { IngestBusyError } from '../../../collector/services/ingest-admission.ts';
 
 const COLLECTOR_DIR = fileURLToPath(new URL('../../../collector/', import.meta.url));
 
@@ -16,7 +17,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** Codes that describe a server-side condition; everything else is the caller's problem. */
-const SERVER_CODES = new Set(['internal.error', 'service.unavailable', 'report.storage_full']);
+const SERVER_CODES = new Set(['internal.error', 'service.unavailable', 'report.storage_full', 'ingest.busy']);
 /** The agent's local 507 answers (agent/outbox/buffer-cap.ts). */
 const AGENT_BUFFER_CODES = new Set(['storage.full', 'buffer.telemetry_refused', 'buffer.full']);
 
@@ -71,6 +72,8 @@ describe('the problem catalogue', () => {
     const unavailable = toProblem(new StoreUnavailableError('SQLITE_FULL', 'full'));
     assert.equal(unavailable?.code, 'service.unavailable');
     assert.ok((unavailable?.retryAfterSeconds ?? 0) > 0);
+    const busy = toProblem(new IngestBusyError('check', { checking: 4, writing: 0 }, 2));
+    assert.deepEqual([busy?.code, busy?.status, busy?.retryAfterSeconds], ['ingest.busy', 503, 2]);
     assert.equal(toProblem(new TypeError('bug')), undefined);
   });
 });

@@ -1,21 +1,23 @@
 /**
  * The collector's express application: request context (trace id, child logger), the
  * resources, then 404 and the one error handler. Built from the container; owns no state.
+ * It sits above the container and the resources, so that imports only run down: bin → app →
+ * container → resources → http → services → store (test/unit/collector/layering.test.ts).
  */
 import express, { type Express } from 'express';
-import { API_PREFIX } from '../../shared/protocol.ts';
-import type { Container } from '../container.ts';
-import { agentsResource } from '../resources/agents.ts';
-import { batchesResource } from '../resources/batches.ts';
-import { enrollResource } from '../resources/enroll.ts';
-import { healthResource } from '../resources/health.ts';
-import { ledgerResource } from '../resources/ledger.ts';
-import { recordsResource } from '../resources/records.ts';
-import { reportsResource } from '../resources/reports.ts';
-import { errorHandler, notFound } from './errors.ts';
-import { limitByIp } from './limits.ts';
-import { requestContext } from './request-context.ts';
-import { securityHeaders } from './security-headers.ts';
+import { API_PREFIX } from '../shared/protocol.ts';
+import type { Container } from './container.ts';
+import { agentsResource } from './resources/agents.ts';
+import { batchesResource } from './resources/batches.ts';
+import { enrollResource } from './resources/enroll.ts';
+import { healthResource } from './resources/health.ts';
+import { ledgerResource } from './resources/ledger.ts';
+import { recordsResource } from './resources/records.ts';
+import { reportsResource } from './resources/reports.ts';
+import { errorHandler, notFound } from './http/errors.ts';
+import { limitByIp } from './http/limits.ts';
+import { requestContext } from './http/request-context.ts';
+import { securityHeaders } from './http/security-headers.ts';
 
 export function createApp(container: Container): Express {
   const app = express();
