@@ -9,6 +9,7 @@ import { ConfigError, parseConfig, readEnvironment } from '../shared/config.ts';
 import { DEFAULT_COLLECTOR_PORT } from '../shared/protocol.ts';
 import { isValidNoteName } from '../shared/signed-note.ts';
 import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from './services/clock-skew.ts';
+import { DatabaseUrlError, defaultDatabaseUrl, parseDatabaseUrl } from './store/open-store.ts';
 
 export const DEFAULT_COLLECTOR_HOST = '127.0.0.1';
 export const DEFAULT_COLLECTOR_ORIGIN = 'sakshya.local/collector';
@@ -52,6 +53,8 @@ export const MAX_INGEST_QUEUE = 1024;
 
 export const COLLECTOR_ENV = {
   dir: 'SAKSHYA_COLLECTOR_DIR',
+  /** `sqlite:<path>` (default `sqlite:<dir>/collector.db`); store/open-store.ts. */
+  database: 'SAKSHYA_COLLECTOR_DATABASE',
   port: 'SAKSHYA_COLLECTOR_PORT',
   host: 'SAKSHYA_COLLECTOR_HOST',
   origin: 'SAKSHYA_COLLECTOR_ORIGIN',
@@ -122,6 +125,18 @@ const pemText = (label: string) => z.string().regex(new RegExp(`-----BEGIN [A-Z 
 export const collectorConfigSchema = z
   .strictObject({
   dir: z.string({ error: 'is required (the collector data directory)' }).min(1),
+  database: z
+    .string()
+    .min(1)
+    .superRefine((url, ctx) => {
+      try {
+        parseDatabaseUrl(url);
+      } catch (err) {
+        if (err instanceof DatabaseUrlError) ctx.addIssue({ code: 'custom', message: err.message });
+        else throw err;
+      }
+    })
+    .optional(),
   port: integerText(0, 65535).default(DEFAULT_COLLECTOR_PORT),
   host: z.string().min(1).default(DEFAULT_COLLECTOR_HOST),
   origin: originSchema.default(DEFAULT_COLLECTOR_ORIGIN),
@@ -148,8 +163,9 @@ export const collectorConfigSchema = z
     path: ['tlsCert'],
   })
   // The queue bounds default to a multiple of the worker count, whichever way that was set.
-  .transform(({ ingestQueue, writeQueue, ...c }) => ({
+  .transform(({ ingestQueue, writeQueue, database, ...c }) => ({
     ...c,
+    database: database ?? defaultDatabaseUrl(c.dir),
     ingestQueue: ingestQueue ?? Math.min(c.verifyWorkers * DEFAULT_INGEST_QUEUE_PER_WORKER, MAX_INGEST_QUEUE),
     writeQueue: writeQueue ?? Math.min(c.verifyWorkers * DEFAULT_WRITE_QUEUE_PER_WORKER, MAX_INGEST_QUEUE),
   }));
@@ -184,8 +200,9 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, overrides: Collector
   }
 }
 
-/** The configuration as it is logged: the TLS key never is (nor the certificate, only whether it is set). */
+/** The configuration as it is logged: the TLS key never is (nor the certificate, only whether it is set), nor a database password. */
 export function describeConfig(config: CollectorConfig): { [key: string]: unknown } {
-  const { tlsCert, tlsKey, ...rest } = config;
-  return { ...rest, tls: tlsCert !== undefined && tlsKey !== undefined };
+  const { tlsCert, tlsKey, database, ...rest } = config;
+  // A server database URL may carry a password.
+  return { ...rest, database: database.replace(/^([a-z]+:\/\/[^:@/]+):[^@/]*@/, '$1:***@'), tls: tlsCert !== undefined && tlsKey !== undefined };
 }

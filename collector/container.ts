@@ -11,8 +11,6 @@
  * Either way, a database newer than this code is refused (schema-version gate), and so is a data
  * directory that group or others can write to (shared/private-files.ts).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from '../shared/logger.ts';
 import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/private-files.ts';
 import { fromBase64Url } from '../shared/crypto.ts';
@@ -33,7 +31,7 @@ import { ReportService } from './services/reports.ts';
 import { ReportExportPool } from './services/report/export-pool.ts';
 import { BATCH_CHECK_TASKS_PER_WORKER, BatchCheckPool } from './services/batch-check-pool.ts';
 import { IngestAdmission } from './services/ingest-admission.ts';
-import { DATABASE_FILE_NAME, openSqliteStore } from './store/sqlite/sqlite-store.ts';
+import { databaseExists, describeDatabase, openStore } from './store/open-store.ts';
 import type { CollectorStore } from './store/store.ts';
 
 export class CollectorSetupError extends Error {
@@ -76,20 +74,15 @@ export interface ContainerOptions {
   now?: () => Date;
 }
 
-export function databasePath(config: CollectorConfig): string {
-  return join(config.dir, DATABASE_FILE_NAME);
-}
-
 export async function createContainer(config: CollectorConfig, options: ContainerOptions): Promise<Container> {
   const { logger } = options;
   const now = options.now ?? (() => new Date());
-  const dbPath = databasePath(config);
 
   let keys: CollectorKeys;
   let store: CollectorStore;
   if (options.mode === 'bootstrap') {
     ensurePrivateDirectory(config.dir);
-    store = openSqliteStore(dbPath);
+    store = openStore(config.database);
     try {
       const report = await store.migrate();
       if (report.applied.length > 0) logger.info(report, 'database migrated');
@@ -102,10 +95,10 @@ export async function createContainer(config: CollectorConfig, options: Containe
     }
   } else {
     assertPrivateDirectory(config.dir);
-    if (!existsSync(dbPath)) {
-      throw new CollectorSetupError(`there is no collector database at ${dbPath}; run \`sakshya-collector migrate\` or \`serve\` first`);
+    if (!databaseExists(config.database)) {
+      throw new CollectorSetupError(`there is no collector database at ${describeDatabase(config.database)}; run \`sakshya-collector migrate\` or \`serve\` first`);
     }
-    store = openSqliteStore(dbPath);
+    store = openStore(config.database);
     try {
       await store.assertSchemaCurrent();
       keys = loadCollectorKeys(config.dir);
@@ -158,7 +151,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     store,
     chain: collectorChain,
     exporter: new ReportExportPool({
-      databasePath: dbPath,
+      database: config.database,
       origin: config.origin,
       reportKey: keys.receipt,
       publicKeys: publicKeysOf(config.origin, keys),

@@ -27,14 +27,14 @@ import { toBase64Url } from '../../shared/crypto.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { ensurePrivateDirectory } from '../../shared/private-files.ts';
 import { describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
-import { createContainer, databasePath, type Container } from '../container.ts';
+import { createContainer, type Container } from '../container.ts';
 import { createApp } from '../app.ts';
 import { formatFinding } from '../services/ledger-audit.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import { assertEnrollableAgentId, parseDurationSeconds } from '../services/enrollment.ts';
 import { cliActor } from '../services/access.ts';
 import { DEFAULT_API_TOKEN_TTL_SECONDS } from '../services/api-tokens.ts';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { openStore } from '../store/open-store.ts';
 import { parseReportRequest } from '../services/report/filter-input.ts';
 import { progressReporter } from '../services/report/progress.ts';
 
@@ -44,6 +44,7 @@ const SHUTDOWN_GRACE_MS = 10_000;
 
 interface ConfigFlags {
   dir?: string;
+  database?: string;
   port?: string;
   host?: string;
   origin?: string;
@@ -68,7 +69,7 @@ function fail(err: unknown): never {
 }
 
 function configFrom(flags: ConfigFlags): CollectorConfig {
-  const overrides: CollectorConfigOverrides = { dir: flags.dir, port: flags.port, host: flags.host, origin: flags.origin };
+  const overrides: CollectorConfigOverrides = { dir: flags.dir, database: flags.database, port: flags.port, host: flags.host, origin: flags.origin };
   return loadCollectorConfig(process.env, overrides);
 }
 
@@ -194,7 +195,7 @@ async function migrate(flags: ConfigFlags): Promise<void> {
   const config = configFrom(flags);
   const logger = loggerFor(config, 'migrate');
   ensurePrivateDirectory(config.dir);
-  const store = openSqliteStore(databasePath(config));
+  const store = openStore(config.database);
   try {
     const report = await store.migrate();
     logger.info(report, 'migrations applied');
@@ -211,6 +212,7 @@ async function migrate(flags: ConfigFlags): Promise<void> {
 function withConfigFlags(command: Command): Command {
   return command
     .option('--dir <path>', 'data directory (overrides SAKSHYA_COLLECTOR_DIR)')
+    .option('--database <url>', 'sqlite:<path>; default sqlite:<dir>/collector.db (overrides SAKSHYA_COLLECTOR_DATABASE)')
     .option('--origin <origin>', 'log origin and JWT audience (overrides SAKSHYA_COLLECTOR_ORIGIN)');
 }
 

@@ -33,7 +33,7 @@ const EXPORT_WORKER_YOUNG_GENERATION_MB = 16;
 const IDLE_TIMEOUT_MS = 30_000;
 
 export interface ReportExportPoolOptions {
-  databasePath: string;
+  database: string;
   origin: string;
   reportKey: SigningKey;
   publicKeys: CollectorPublicKeys;
@@ -77,9 +77,9 @@ export class ReportExportPool {
       else if (message.op === 'update') progress.update(message.done, message.records);
       else ended();
     });
-    const { databasePath, origin, reportKey, publicKeys, minFreeBytes } = this.#options;
+    const { database, origin, reportKey, publicKeys, minFreeBytes } = this.#options;
     const task: ExportTask = {
-      databasePath,
+      database,
       origin,
       reportKey: { kid: reportKey.kid, privateKey: reportKey.privateKey },
       publicKeys,

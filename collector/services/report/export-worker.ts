@@ -15,7 +15,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { ProblemError, type ProblemCode } from '../../../shared/problem.ts';
 import { ALL_BUNDLE_FILES, type ReportFilter } from '../../../shared/report/bundle-format.ts';
 import type { CollectorPublicKeys } from '../../keys.ts';
-import { openSqliteReportSource } from '../../store/sqlite/sqlite-store.ts';
+import { openReportSnapshot } from '../../store/open-store.ts';
 import { StoreIntegrityError, StoreUnavailableError } from '../../store/store.ts';
 import { DiskFloor } from './disk-floor.ts';
 import { exportReport, type ExportResult } from './export-report.ts';
@@ -23,8 +23,8 @@ import type { ProgressReporter } from './progress.ts';
 import { writeDeterministicTarGz } from './tar-gz.ts';
 
 export interface ExportTask {
-  /** The collector's SQLite database; the worker opens its own read-only snapshot of it. */
-  databasePath: string;
+  /** The collector's database URL; the worker opens its own read-only snapshot of it. */
+  database: string;
   origin: string;
   reportKey: { kid: string; privateKey: KeyObject };
   publicKeys: CollectorPublicKeys;
@@ -99,7 +99,7 @@ export function transport(err: unknown): TransportedError {
 export default async function runExport(task: ExportTask): Promise<ExportOutcome> {
   try {
     const result = await exportReport(
-      { store: { openReport: (size) => openSqliteReportSource(task.databasePath, size) }, origin: task.origin, reportKey: task.reportKey, publicKeys: task.publicKeys },
+      { store: { openReport: (size) => openReportSnapshot(task.database, size) }, origin: task.origin, reportKey: task.reportKey, publicKeys: task.publicKeys },
       {
         filter: task.filter,
         checkpointSize: task.checkpointSize,

@@ -23,6 +23,23 @@ describe('collector configuration', () => {
     assert.ok(config.verifyWorkers >= 1);
   });
 
+  it('opens the database named by SAKSHYA_COLLECTOR_DATABASE, by default sqlite:<dir>/collector.db, and refuses a URL this release cannot use', () => {
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }).database, 'sqlite:/srv/c/collector.db');
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }, { dir: '/srv/d' }).database, 'sqlite:/srv/d/collector.db', 'the default follows --dir');
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_DATABASE: 'sqlite:/data/ledger.db' }).database, 'sqlite:/data/ledger.db');
+    for (const [url, why] of [
+      ['postgres://sakshya:secret@db.example:5432/sakshya', /SAKSHYA_COLLECTOR_DATABASE: PostgreSQL is not supported by this release/],
+      ['mysql://db/x', /SAKSHYA_COLLECTOR_DATABASE: must be sqlite:<path>/],
+      ['sqlite:', /SAKSHYA_COLLECTOR_DATABASE: sqlite: needs a file path/],
+    ] as const) {
+      assert.throws(
+        () => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_DATABASE: url }),
+        (err: unknown) => err instanceof ConfigError && why.test(err.message) && !err.message.includes('secret'),
+        url,
+      );
+    }
+  });
+
   it('lists every problem at once, named by environment variable', () => {
     assert.throws(
       () => loadCollectorConfig({ SAKSHYA_COLLECTOR_PORT: '70000', SAKSHYA_LOG_LEVEL: 'loud', SAKSHYA_COLLECTOR_ORIGIN: 'has space' }),

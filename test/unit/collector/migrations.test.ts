@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION, SqliteStore } from '../../../collector/store/sqlite/sqlite-store.ts';
@@ -415,5 +416,24 @@ describe('collector SQLite migrations', function () {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`schema version 0 -> ${SQLITE_SCHEMA_VERSION}`));
     assert.equal(schemaOf(join(dir, 'collector.db')).version, SQLITE_SCHEMA_VERSION);
+  });
+
+  it('migrates and then reads the database SAKSHYA_COLLECTOR_DATABASE names, not the one in the data directory', async () => {
+    const dir = join(makeTempDir(), 'collector');
+    const elsewhere = join(makeTempDir(), 'ledger.db');
+    const env = { SAKSHYA_COLLECTOR_DIR: dir, SAKSHYA_COLLECTOR_DATABASE: `sqlite:${elsewhere}`, SAKSHYA_LOG_LEVEL: 'warn' };
+    const migrated = await runCollectorCli(['migrate'], env);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    assert.equal(schemaOf(elsewhere).version, SQLITE_SCHEMA_VERSION);
+    assert.equal(existsSync(join(dir, 'collector.db')), false);
+    const enrolled = await runCollectorCli(['agents', 'enroll', '--agent', 'AS-DB-001'], env);
+    assert.equal(enrolled.code, 0, enrolled.stderr);
+    const stats = await runCollectorCli(['ledger', 'stats', '--json'], env);
+    assert.equal(stats.code, 0, stats.stderr);
+    assert.equal((JSON.parse(stats.stdout) as { size: number }).size, 1, 'the enrollment token record went into that database');
+    const refused = await runCollectorCli(['migrate'], { ...env, SAKSHYA_COLLECTOR_DATABASE: 'postgres://sakshya:secret@db.example/sakshya' });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /SAKSHYA_COLLECTOR_DATABASE: PostgreSQL is not supported by this release/);
+    assert.doesNotMatch(refused.stderr, /secret/);
   });
 });
