@@ -605,9 +605,11 @@ export type ReportRecordRow = Omit<LedgerRow, 'recordHash'>;
 
 /** What an export asks of the ledger: the filter's fields (see shared/report/bundle-format.ts). */
 export interface ReportRecordQuery {
+  /** ISO instants: `at` in [from, to). */
   from: string;
   to: string;
-  agent: string | null;
+  /** Only agent ids that start with this text (null: every agent). */
+  agentPrefix: string | null;
   kind: RecordKind | null;
   type: string | null;
 }
@@ -629,10 +631,11 @@ export interface ReportChainSeqRow {
 export interface ReportSource {
   readonly checkpoint: StoredCheckpoint;
   /**
-   * Entries with index < size, by ledger index, whose agent matches the glob and kind/type
-   * equal the query's (where given) and whose `at` is in [from, to). MAY also yield entries
-   * whose `at` lies within a minute outside the range (the store compares text, not
-   * instants); the caller applies the exact rule (recordMatchesFilter).
+   * Entries with index < size, by ledger index, whose agent starts with `agentPrefix` and whose
+   * kind/type equal the query's (where given) and whose `at` is in [from, to). A backend MAY
+   * yield more (e.g. entries whose `at` lies within a minute outside the range, when it
+   * compares text rather than instants): the caller applies the exact rule, agent glob
+   * included (recordMatchesFilter), so no backend needs a pattern language.
    */
   records(query: ReportRecordQuery): AsyncIterable<ReportRecordRow>;
   /** The entries of (agent, epoch) with fromSeq ≤ seq ≤ toSeq and index < size, by seq. */

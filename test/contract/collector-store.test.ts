@@ -327,8 +327,12 @@ for (const backend of BACKENDS) {
       try {
         await store.write((tx) => tx.appendRecords([entry(3, 4)]));
         const rows = [];
-        for await (const row of report.records({ from: '2026-11-22T00:00:00.000Z', to: '2026-11-23T00:00:00.000Z', agent: null, kind: null, type: null })) rows.push(row.ledgerIndex);
+        const day = { from: '2026-11-22T00:00:00.000Z', to: '2026-11-23T00:00:00.000Z', kind: null, type: null };
+        for await (const row of report.records({ ...day, agentPrefix: null })) rows.push(row.ledgerIndex);
         assert.deepEqual(rows, [0, 1]);
+        const narrowed = [];
+        for await (const row of report.records({ ...day, agentPrefix: 'AS-OTHER' })) narrowed.push(row.ledgerIndex);
+        assert.deepEqual(narrowed, [], 'an agent prefix no record has narrows to nothing');
         assert.equal(report.checkpoint.size, 2);
       } finally {
         await report.close();

@@ -204,7 +204,8 @@ async function writeRecordsAndProofs(
   let rows = 0;
   progress.start('records', size);
   try {
-    for await (const row of source.records(filter)) {
+    const query = { from: filter.from, to: filter.to, agentPrefix: globPrefix(filter.agent), kind: filter.kind, type: filter.type };
+    for await (const row of source.records(query)) {
       if (++rows % YIELD_EVERY_ROWS === 0) {
         progress.update(row.ledgerIndex + 1, count);
         await checkRoom();
@@ -384,4 +385,12 @@ async function writeCsv(
     csv.destroy();
     throw err;
   }
+}
+
+/** The literal text an agent glob starts with (before its first `*` or `?`), for the store to narrow by. */
+export function globPrefix(glob: string | null): string | null {
+  if (glob === null) return null;
+  const wildcard = glob.search(/[*?]/);
+  const prefix = wildcard === -1 ? glob : glob.slice(0, wildcard);
+  return prefix.length === 0 ? null : prefix;
 }

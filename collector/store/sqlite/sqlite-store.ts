@@ -1273,14 +1273,15 @@ class SqliteReportSource implements ReportSource {
     const statement = this.#db.prepare(
       `SELECT ${LEDGER_ROW_COLUMNS} FROM records
        WHERE ledger_index < @size AND at >= @atLow AND at < @atHigh
-         AND (@agent IS NULL OR agent GLOB @agent) AND (@kind IS NULL OR kind = @kind) AND (@type IS NULL OR type = @type)
+         AND (@agentPrefix IS NULL OR substr(agent, 1, length(@agentPrefix)) = @agentPrefix)
+         AND (@kind IS NULL OR kind = @kind) AND (@type IS NULL OR type = @type)
        ORDER BY ledger_index`,
     );
     const params = {
       size: this.#size,
       atLow: minutePrefix(query.from),
       atHigh: `${minutePrefix(query.to)}~`,
-      agent: query.agent,
+      agentPrefix: query.agentPrefix,
       kind: query.kind,
       type: query.type,
     };
