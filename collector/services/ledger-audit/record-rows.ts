@@ -51,7 +51,7 @@ export function checkRecordRow(
   const epoch = record?.epoch ?? row.epoch;
   const seq = record?.seq ?? row.seq;
 
-  // Three witnesses of one text: the text itself, record_hash and leaf_hash.
+  // The text against the two hashes stored with it.
   const hashFinding = checked.findings.find((finding) => finding.code === 'record_hash');
   if (hashFinding) add('record_hash', 'record_hash is not sha256 of the canonical text', hashFinding.expected, hashFinding.found);
   if (!Buffer.isBuffer(row.leafHash) || !row.leafHash.equals(leaf)) {
