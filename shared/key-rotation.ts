@@ -6,8 +6,8 @@
  * `{ "newKey": { "kty": "OKP", "crv": "Ed25519", "x": … }, "newKid": <RFC 7638 thumbprint> }`.
  * Every record after it (seq + 1 on, same epoch) MUST be signed with the new key. The chain
  * itself is therefore the key history: whoever trusts the epoch's enrolled key can follow every
- * rotation from the records, and the collector, `ledger verify` and `sakshya-agent verify` all
- * apply the same rules, here.
+ * rotation from the records, and the collector, `ledger verify`, `sakshya-agent verify` and
+ * `sakshya-verify` all apply the same rules, here (the body) and in key-history.ts (the history).
  */
 import { z } from 'zod';
 import { jwkThumbprint, publicKeyFromJwk, type Ed25519PublicJwk } from './crypto.ts';
@@ -25,6 +25,9 @@ export const keyRotatedBodySchema = z.strictObject({
   newKid: sha256B64Schema,
 });
 
+/** Why a key.rotated body names no valid new key. */
+export type KeyRotationFailure = 'body' | 'unusable_key' | 'kid_mismatch' | 'key_reused';
+
 export interface KeyRotation {
   newKey: Ed25519PublicJwk;
   newKid: string;
@@ -41,17 +44,20 @@ export function isKeyRotationRecord(record: { kind: string; type: string }): boo
  * `newKid` is not the thumbprint of `newKey`, the key is not a usable Ed25519 key, or it is a key
  * the chain used before (`usedKids`, the current one included).
  */
-export function checkKeyRotation(body: unknown, usedKids: ReadonlySet<string>): { ok: true; rotation: KeyRotation } | { ok: false; reason: string } {
+export function checkKeyRotation(
+  body: unknown,
+  usedKids: ReadonlySet<string>,
+): { ok: true; rotation: KeyRotation } | { ok: false; failure: KeyRotationFailure; reason: string } {
   const parsed = keyRotatedBodySchema.safeParse(body);
-  if (!parsed.success) return { ok: false, reason: `key.rotated body: ${describeZodError(parsed.error)}` };
+  if (!parsed.success) return { ok: false, failure: 'body', reason: `key.rotated body: ${describeZodError(parsed.error)}` };
   const newKey: Ed25519PublicJwk = { kty: 'OKP', crv: 'Ed25519', x: parsed.data.newKey.x };
   try {
     publicKeyFromJwk(newKey);
   } catch (err) {
-    return { ok: false, reason: `key.rotated newKey is not a usable Ed25519 key: ${(err as Error).message}` };
+    return { ok: false, failure: 'unusable_key', reason: `key.rotated newKey is not a usable Ed25519 key: ${(err as Error).message}` };
   }
   const thumbprint = jwkThumbprint(newKey);
-  if (thumbprint !== parsed.data.newKid) return { ok: false, reason: 'key.rotated newKid is not the RFC 7638 thumbprint of newKey' };
-  if (usedKids.has(thumbprint)) return { ok: false, reason: 'key.rotated names a key this chain has already used' };
+  if (thumbprint !== parsed.data.newKid) return { ok: false, failure: 'kid_mismatch', reason: 'key.rotated newKid is not the RFC 7638 thumbprint of newKey' };
+  if (usedKids.has(thumbprint)) return { ok: false, failure: 'key_reused', reason: 'key.rotated names a key this chain has already used' };
   return { ok: true, rotation: { newKey, newKid: thumbprint } };
 }

@@ -2,9 +2,12 @@
  * The per-record checks of a bundle (spec check 4), as a pure function over a chunk of lines:
  * it runs in a worker thread (record-worker.ts) or, for small bundles, inline. For each pair of
  * lines (records.jsonl, proofs.jsonl) it checks:
- * - the record line is a record v1 whose RFC 8785 form is exactly the line's bytes;
- * - its `kid` is the key keys.json says was valid at its (agent, epoch, seq) — the key with the
- *   highest `fromSeq` ≤ seq — and its Ed25519 signature verifies with that key;
+ * - the record line is a record v1 whose RFC 8785 form is exactly the line's bytes, its `kid` is
+ *   the key keys.json says was valid at its (agent, epoch, seq) — the key with the highest
+ *   `fromSeq` ≤ seq — and its Ed25519 signature verifies with that key: the re-check every
+ *   verifier shares (shared/record-check.ts, shared/key-history.ts);
+ * - a key.rotated record names a valid new key (shared/key-history.ts `applyKeyRotation`, over
+ *   the keys keys.json gives its epoch up to its seq);
  * - it matches the manifest's filter;
  * - the proof line is canonical, names the same id, carries the RFC 9162 leaf hash of the record
  *   line's bytes, and its inclusion path leads to the checkpoint's root at its ledger index.
@@ -16,12 +19,12 @@
  * the exact bytes in the file: a decoded string would hide invalid UTF-8.
  */
 import { canonicalBytes } from '../shared/canonical-json.ts';
-import { fromBase64Url, verifyEd25519 } from '../shared/crypto.ts';
-import { KeyHistory } from '../shared/key-history.ts';
-import { checkKeyRotation, isKeyRotationRecord } from '../shared/key-rotation.ts';
+import { fromBase64Url } from '../shared/crypto.ts';
+import { applyKeyRotation, KeyHistory, KeyRotationError } from '../shared/key-history.ts';
+import { isKeyRotationRecord } from '../shared/key-rotation.ts';
 import { leafHash, verifyInclusion } from '../shared/merkle.ts';
-import { describeZodError, recordSchema } from '../shared/protocol.ts';
-import { recordHashOfCanonical, signingBytes, type SignedRecord } from '../shared/record.ts';
+import { describeZodError } from '../shared/protocol.ts';
+import { checkStoredRecord } from '../shared/record-check.ts';
 import {
   BUNDLE_FILES,
   proofLineSchema,
@@ -144,17 +147,6 @@ function isCanonical(value: unknown, bytes: Buffer): boolean {
   }
 }
 
-/**
- * JCS(record without sig) cut out of JCS(record), saving a second canonicalisation per record.
- * Keys sort as agent, at, body, …, seq, sig, type, v: the top-level `,"sig":"…"` is the LAST
- * occurrence (a body may hold the same text, but the body comes before sig; type and v cannot).
- */
-function signedPartOfCanonical(canonical: Buffer, sig: string): Buffer {
-  const member = Buffer.from(`,"sig":${JSON.stringify(sig)}`);
-  const at = canonical.lastIndexOf(member);
-  return Buffer.concat([canonical.subarray(0, at), canonical.subarray(at + member.length)]);
-}
-
 export function checkRecordChunk(context: RecordCheckContext, chunk: RecordChunk): ChunkResult {
   const ready = prepare(context);
   const recordLines = splitLines(chunk.records, chunk.count);
@@ -176,24 +168,28 @@ function checkOne(ready: PreparedContext, line: number, bytes: Buffer, proofByte
   };
   const RECORDS = BUNDLE_FILES.records;
 
-  const json = parseJson(bytes);
-  if (!json.ok) {
-    report({ check: 'record.unreadable', file: RECORDS, line, message: `the line is not JSON: ${json.reason}` });
+  const checked = checkStoredRecord({
+    text: bytes,
+    expect: (record) => ({ key: ready.histories.get(record.agent)?.keyFor(record.epoch, record.seq) ?? null }),
+  });
+  const { record, findings } = checked;
+  const notJson = findings.find((finding) => finding.code === 'not_json');
+  if (notJson) {
+    report({ check: 'record.unreadable', file: RECORDS, line, message: `the line is not JSON: ${notJson.reason}` });
     return summary;
   }
-  const parsed = recordSchema.safeParse(json.value);
-  if (!parsed.success) {
-    const id = (json.value as { id?: unknown } | null)?.id;
+  if (!record) {
+    const id = (checked.json as { id?: unknown } | null)?.id;
+    const notRecord = findings.find((finding) => finding.code === 'not_record');
     report({
       check: 'record.invalid',
       file: RECORDS,
       line,
       ...(typeof id === 'string' ? { id } : {}),
-      message: `not a valid record v1: ${describeZodError(parsed.error)}`,
+      message: `not a valid record v1: ${notRecord ? describeZodError(notRecord.error) : ''}`,
     });
     return summary;
   }
-  const record = parsed.data as SignedRecord;
   const where = { file: RECORDS, line, id: record.id, agent: record.agent, epoch: record.epoch, seq: record.seq };
   Object.assign(summary, {
     parsed: true,
@@ -203,29 +199,25 @@ function checkOne(ready: PreparedContext, line: number, bytes: Buffer, proofByte
     seq: record.seq,
     prev: record.prev,
     kind: record.kind,
-    hash: recordHashOfCanonical(bytes),
+    hash: checked.hash,
   });
 
-  const canonical = isCanonical(json.value, bytes);
-  if (!canonical) {
-    report({ ...where, check: 'record.not_canonical', message: 'the line is not the RFC 8785 (JCS) form of the record, so it is not the stored record byte for byte' });
-  }
-
-  const key = ready.histories.get(record.agent)?.keyFor(record.epoch, record.seq);
-  if (!key) {
-    report({ ...where, check: 'record.no_key', message: `keys.json has no key for ${record.agent} epoch ${record.epoch} at seq ${record.seq}` });
-  } else {
-    if (record.kid !== key.kid) {
-      report({ ...where, check: 'record.kid_mismatch', expected: key.kid, found: record.kid, message: 'the record names a different key than keys.json says was valid at its seq' });
-    }
-    let valid = false;
-    try {
-      valid = verifyEd25519(key.publicKey, canonical ? signedPartOfCanonical(bytes, record.sig) : signingBytes(record), fromBase64Url(record.sig));
-    } catch {
-      valid = false;
-    }
-    if (!valid) {
-      report({ ...where, check: 'record.bad_signature', expected: key.kid, message: `the signature does not verify with the agent key valid at seq ${record.seq}` });
+  for (const finding of findings) {
+    switch (finding.code) {
+      case 'not_canonical':
+        report({ ...where, check: 'record.not_canonical', message: 'the line is not the RFC 8785 (JCS) form of the record, so it is not the stored record byte for byte' });
+        break;
+      case 'no_key':
+        report({ ...where, check: 'record.no_key', message: `keys.json has no key for ${record.agent} epoch ${record.epoch} at seq ${record.seq}` });
+        break;
+      case 'kid':
+        report({ ...where, check: 'record.kid_mismatch', expected: finding.expected, found: finding.found, message: 'the record names a different key than keys.json says was valid at its seq' });
+        break;
+      case 'signature':
+        report({ ...where, check: 'record.bad_signature', expected: finding.kid, message: `the signature does not verify with the agent key valid at seq ${record.seq}` });
+        break;
+      default:
+        break; // not asked for: no stored hash, columns or prev (chain-tracker.ts links records)
     }
   }
 
@@ -239,10 +231,15 @@ function checkOne(ready: PreparedContext, line: number, bytes: Buffer, proofByte
     else report({ ...where, check: 'record.dropped_body', message: `telemetry.dropped body: ${describeZodError(body.error)}` });
   }
   if (isKeyRotationRecord(record)) {
-    // The same rules the collector and the agent apply (ADR 0006); keys.json must agree (chain-tracker.ts).
-    const rotation = checkKeyRotation(record.body, new Set([record.kid]));
-    if (rotation.ok) summary.rotatedTo = rotation.rotation.newKid;
-    else report({ ...where, check: 'record.bad_rotation', message: rotation.reason });
+    // The rule the collector and the agent apply (ADR 0006), over the keys keys.json gives the
+    // epoch up to this seq; that keys.json then names the new key is chain-tracker.ts's check.
+    const before = (ready.histories.get(record.agent)?.keys(record.epoch) ?? []).filter((key) => key.fromSeq <= record.seq);
+    try {
+      summary.rotatedTo = applyKeyRotation(before, record).at(-1)!.kid;
+    } catch (err) {
+      if (!(err instanceof KeyRotationError)) throw err;
+      report({ ...where, check: 'record.bad_rotation', message: err.message });
+    }
   }
 
   checkProof(ready, where, bytes, proofBytes, summary, report);

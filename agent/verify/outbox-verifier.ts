@@ -2,7 +2,8 @@
  * `sakshya-agent verify`: re-checks the whole outbox from the stored bytes, trusting nothing the
  * agent computed when it wrote them (stored hashes, the chain head, the acknowledged prefix).
  *
- * For every record, in (epoch, seq) order:
+ * For every record, in (epoch, seq) order (the re-check every verifier shares,
+ * shared/record-check.ts, with the outbox's own columns):
  * - `canonical` parses as JSON and re-canonicalises (RFC 8785) to the very same text;
  * - it is a valid record v1 (schema), and its fields agree with the row (`epoch`, `seq`, `id`,
  *   `kind`, `at`) and with the pinned agent id; `bytes` is its UTF-8 length;
@@ -31,14 +32,15 @@ import { z } from 'zod';
 import { verifyCheckpoint, type Checkpoint } from '../../shared/checkpoint.ts';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { jwkThumbprint, publicKeyFromJwk, toBase64Url, type Ed25519PublicJwk } from '../../shared/crypto.ts';
-import { agentIdSchema, describeZodError, ed25519PublicJwkSchema, epochSchema, receiptSchema, recordSchema } from '../../shared/protocol.ts';
+import { agentIdSchema, describeZodError, ed25519PublicJwkSchema, epochSchema, receiptSchema } from '../../shared/protocol.ts';
 import { verifyReceipt } from '../../shared/receipt.ts';
-import { GENESIS_PREV, recordHashOfCanonical, verifyRecordSignature, type SignedRecord } from '../../shared/record.ts';
+import { GENESIS_PREV } from '../../shared/record.ts';
+import { checkStoredRecord, type RecordFinding } from '../../shared/record-check.ts';
 import { parseVerifierKey } from '../../shared/signed-note.ts';
 import { OutboxAuditSource, type AuditChainRow, type AuditReceiptRow, type AuditRecordRow } from '../outbox/audit-source.ts';
 import type { WitnessAlarm } from '../outbox/state-values.ts';
-import { checkKeyRotation, isKeyRotationRecord } from '../../shared/key-rotation.ts';
-import { KeyHistory } from '../../shared/key-history.ts';
+import { isKeyRotationRecord } from '../../shared/key-rotation.ts';
+import { KeyHistory, KeyRotationError } from '../../shared/key-history.ts';
 import { MAX_LISTED_PROBLEMS, type VerifyProblem, type VerifyReport } from './verify-report.ts';
 
 /** The outbox cannot be verified at all (not an outbox, no pins). */
@@ -189,47 +191,31 @@ class OutboxVerifier {
   #checkRecord(row: AuditRecordRow, scan: EpochScan, pins: VerifiedPins): void {
     const where = { table: 'records' as const, epoch: row.epoch, seq: row.seq, id: row.id };
     this.#checked.records += 1;
-    const bytes = Buffer.from(row.canonical, 'utf8');
-    const hash = recordHashOfCanonical(bytes);
 
     if (row.seq !== scan.expectedSeq) {
       const missing = row.seq - 1 === scan.expectedSeq ? `record ${scan.expectedSeq} is missing` : `records ${scan.expectedSeq}..${row.seq - 1} are missing`;
       this.#add({ ...where, check: 'seq_gap', expected: scan.expectedSeq, found: row.seq, message: `the chain has a gap: ${missing}` });
       scan.prevHash = undefined;
     }
-    if (row.hash !== hash) this.#add({ ...where, check: 'hash_mismatch', expected: hash, found: row.hash, message: 'the stored hash is not sha256 of the stored canonical text' });
-    if (row.bytes !== bytes.length) this.#add({ ...where, check: 'bytes_mismatch', expected: bytes.length, found: row.bytes, message: 'the stored length is not the canonical text\u2019s' });
-
-    const record = this.#parseRecord(row, where);
-    if (record !== undefined) {
-      const fields: Array<[string, unknown, unknown]> = [
-        ['agent', pins.agent, record.agent],
-        ['epoch', row.epoch, record.epoch],
-        ['seq', row.seq, record.seq],
-        ['id', row.id, record.id],
-        ['kind', row.kind, record.kind],
-        ['at', row.at, record.at],
-      ];
-      for (const [field, expected, found] of fields) {
-        if (expected !== found) {
-          this.#add({ ...where, check: 'field_mismatch', expected: expected as string | number, found: found as string | number, message: `the record's ${field} differs from the row's` });
-        }
-      }
-      const key = this.#keys.keyFor(row.epoch, row.seq);
-      if (key === undefined) this.#add({ ...where, check: 'no_key', message: `no agent key is known for epoch ${row.epoch} seq ${row.seq}` });
-      else if (record.kid !== key.kid) this.#add({ ...where, check: 'kid_mismatch', expected: key.kid, found: record.kid, message: 'the record names another key than the one valid for it' });
-      else if (!verifyRecordSignature(record, key.publicKey)) this.#add({ ...where, check: 'bad_signature', message: 'the record\u2019s signature does not verify with the agent key' });
-      else if (isKeyRotationRecord(record) && row.seq === scan.expectedSeq) {
-        const checked = checkKeyRotation(record.body, this.#keys.kids(row.epoch));
-        if (checked.ok) this.#keys.add(row.epoch, row.seq + 1, checked.rotation.newKey);
-        else this.#add({ ...where, check: 'bad_key_rotation', message: `a signed key.rotated record that names no valid new key: ${checked.reason}` });
-      }
-
-      const expectedPrev = row.seq === 1 ? GENESIS_PREV : scan.prevHash;
-      if (expectedPrev !== undefined && record.prev !== expectedPrev) {
-        this.#add({ ...where, check: 'prev_mismatch', expected: expectedPrev, found: record.prev, message: `prev is not the hash of record ${row.seq - 1}` });
+    const expectedPrev = row.seq === 1 ? GENESIS_PREV : scan.prevHash;
+    const checked = checkStoredRecord({
+      text: row.canonical,
+      storedHash: row.hash,
+      columns: { agent: pins.agent, epoch: row.epoch, seq: row.seq, id: row.id, kind: row.kind, at: row.at },
+      expect: () => ({ key: this.#keys.keyFor(row.epoch, row.seq) ?? null, ...(expectedPrev !== undefined ? { prev: expectedPrev } : {}) }),
+    });
+    const { record, hash, bytes } = checked;
+    this.#reportRecordFindings(row, where, checked.findings, bytes.length);
+    if (record !== undefined && checked.signed && isKeyRotationRecord(record) && row.seq === scan.expectedSeq) {
+      try {
+        this.#keys.rotate(row.epoch, row.seq, record.body);
+      } catch (err) {
+        if (!(err instanceof KeyRotationError)) throw err;
+        this.#add({ ...where, check: 'bad_key_rotation', message: `a signed key.rotated record that names no valid new key: ${err.message}` });
       }
     }
+    const prev = checked.findings.find((finding) => finding.code === 'prev');
+    if (prev) this.#add({ ...where, check: 'prev_mismatch', expected: prev.expected, found: prev.found, message: `prev is not the hash of record ${row.seq - 1}` });
 
     const chain = scan.chain;
     if (chain !== undefined) {
@@ -282,36 +268,49 @@ class OutboxVerifier {
     }
   }
 
-  #parseRecord(row: AuditRecordRow, where: { table: 'records'; epoch: number; seq: number; id: string }): SignedRecord | undefined {
-    let json: unknown;
-    try {
-      json = JSON.parse(row.canonical);
-    } catch (err) {
-      this.#add({ ...where, check: 'canonical_unparseable', message: `the stored record is not JSON: ${(err as Error).message}` });
-      return undefined;
+  /** The shared re-check's findings (shared/record-check.ts) under this verifier's names, and the stored length; `prev` is the caller's. */
+  #reportRecordFindings(row: AuditRecordRow, where: { table: 'records'; epoch: number; seq: number; id: string }, findings: RecordFinding[], length: number): void {
+    const hash = findings.find((finding) => finding.code === 'record_hash');
+    if (hash) this.#add({ ...where, check: 'hash_mismatch', expected: hash.expected, found: hash.found, message: 'the stored hash is not sha256 of the stored canonical text' });
+    if (row.bytes !== length) this.#add({ ...where, check: 'bytes_mismatch', expected: length, found: row.bytes, message: 'the stored length is not the canonical text\u2019s' });
+    const kidDiffers = findings.some((finding) => finding.code === 'kid');
+    for (const finding of findings) {
+      switch (finding.code) {
+        case 'not_json':
+          this.#add({ ...where, check: 'canonical_unparseable', message: `the stored record is not JSON: ${finding.reason}` });
+          break;
+        case 'not_canonical': {
+          const again = finding.canonical ?? '';
+          const at = firstDifference(again, row.canonical);
+          this.#add({
+            ...where,
+            check: 'not_canonical',
+            expected: again.slice(at, at + 40),
+            found: row.canonical.slice(at, at + 40),
+            message: `the stored text is not its own canonical form (first difference at character ${at})`,
+          });
+          break;
+        }
+        case 'not_record':
+          this.#add({ ...where, check: 'schema', message: `not a valid record: ${describeZodError(finding.error)}` });
+          break;
+        case 'column':
+          this.#add({ ...where, check: 'field_mismatch', expected: finding.stored, found: finding.record, message: `the record's ${finding.column} differs from the row's` });
+          break;
+        case 'no_key':
+          this.#add({ ...where, check: 'no_key', message: `no agent key is known for epoch ${row.epoch} seq ${row.seq}` });
+          break;
+        case 'kid':
+          this.#add({ ...where, check: 'kid_mismatch', expected: finding.expected, found: finding.found, message: 'the record names another key than the one valid for it' });
+          break;
+        case 'signature':
+          if (!kidDiffers) this.#add({ ...where, check: 'bad_signature', message: 'the record\u2019s signature does not verify with the agent key' });
+          break;
+        case 'record_hash': // above
+        case 'prev': // after the key rotation, by the caller
+          break;
+      }
     }
-    let again: string | undefined;
-    try {
-      again = canonicalJson(json);
-    } catch {
-      again = undefined;
-    }
-    if (again !== row.canonical) {
-      const at = firstDifference(again ?? '', row.canonical);
-      this.#add({
-        ...where,
-        check: 'not_canonical',
-        expected: (again ?? '').slice(at, at + 40),
-        found: row.canonical.slice(at, at + 40),
-        message: `the stored text is not its own canonical form (first difference at character ${at})`,
-      });
-    }
-    const parsed = recordSchema.safeParse(json);
-    if (!parsed.success) {
-      this.#add({ ...where, check: 'schema', message: `not a valid record: ${describeZodError(parsed.error)}` });
-      return undefined;
-    }
-    return parsed.data as SignedRecord;
   }
 
   #finishEpoch(scan: EpochScan): void {

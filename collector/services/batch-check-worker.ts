@@ -31,7 +31,8 @@ import { ProblemError, type ProblemCode } from '../../shared/problem.ts';
 import { batchSchema, describeZodError, type Batch } from '../../shared/protocol.ts';
 import { canonicalRecordText } from '../../shared/record.ts';
 import { NO_TEXTS, PackedTextsBuilder, type PackedTexts } from './packed-texts.ts';
-import { planBatchKeys, type BatchKeyPlan, type BatchRotation, type HistoryKey } from './batch-keys.ts';
+import type { HistoryKey } from '../../shared/key-history.ts';
+import { planBatchKeys, type BatchKeyPlan, type BatchRotation } from './batch-keys.ts';
 import type { LedgerRecordFields } from './ledger.ts';
 
 export interface BatchCheckTask {

@@ -3,7 +3,8 @@ import { generateSigningKey, type SigningKey } from '../../../shared/crypto.ts';
 import { newId } from '../../../shared/ids.ts';
 import { KEY_ROTATED_TYPE } from '../../../shared/key-rotation.ts';
 import { GENESIS_PREV, signRecord, type SignedRecord } from '../../../shared/record.ts';
-import { keyAt, planBatchKeys, type HistoryKey } from '../../../collector/services/batch-keys.ts';
+import { keyAt, type HistoryKey } from '../../../shared/key-history.ts';
+import { planBatchKeys } from '../../../collector/services/batch-keys.ts';
 
 function record(seq: number, key: SigningKey, rotateTo?: SigningKey): SignedRecord {
   return signRecord(
