@@ -1,5 +1,5 @@
 /**
- * 0004 — human bearer tokens (issue 4: roles).
+ * 0004 — human bearer tokens (roles: services/access.ts).
  *
  * `api_tokens` holds one row per admin or auditor token: its public id, the name of whom it
  * was issued to, its role, and ONLY the sha256 of the token (hex, UNIQUE: the lookup key). A

@@ -1,5 +1,5 @@
 /**
- * 0005 — report export jobs (issue 5: auditors' report bundles).
+ * 0005 — report export jobs (auditors' report bundles: docs/report-bundle.md).
  *
  * `report_jobs` holds one row per export started over HTTP (`POST /api/v1/reports`), so a
  * restart neither loses a finished export nor leaves a job "running" forever:

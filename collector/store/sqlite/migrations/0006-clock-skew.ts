@@ -1,5 +1,5 @@
 /**
- * 0006 — clock skew per (agent, epoch) (issue 6; the rule is in services/clock-skew.ts).
+ * 0006 — clock skew per (agent, epoch) (the rule is in services/clock-skew.ts).
  *
  * `clock_skew` holds, per chain, what the next batch is judged against — the `at` of the newest
  * stored record (`last_seq`, `last_at`, exactly as sent) and the newest batch that carried the
