@@ -1,5 +1,5 @@
 /**
- * Fuzz (issue 4 tests; OWASP API4/API8/API10): thousands of malformed requests against a real
+ * Fuzz (OWASP API4/API8/API10): thousands of malformed requests against a real
  * in-process collector over HTTP. Whatever arrives, the collector answers a 4xx
  * application/problem+json without a stack trace, changes no ledger table, and stays healthy.
  *

@@ -1,5 +1,5 @@
 /**
- * Roles and revocation (issue 4 parts 3-4; OWASP API1, API2, API3, API5): who may call what,
+ * Roles and revocation (OWASP API1, API2, API3, API5): who may call what,
  * what each refusal stores (nothing), and that every use of power is in the COLLECTOR chain.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Agent JWT attacks (issue 4 part 2; OWASP API2 broken authentication): every forged, stale,
+ * Agent JWT attacks (OWASP API2 broken authentication): every forged, stale,
  * misdirected or replayed token is 401 `auth.invalid_token` and stores nothing; header fields
  * that name keys (`jwk`, `jku`, `x5u`) are never used to find one.
  */

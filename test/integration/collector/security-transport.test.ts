@@ -1,5 +1,5 @@
 /**
- * Secrets and transport (issue 4 part 6; OWASP API8): native TLS from *_FILE settings (a
+ * Secrets and transport (OWASP API8): native TLS from *_FILE settings (a
  * self-signed certificate made here with openssl), TLS settings checked at start, and no
  * credential of any kind in the collector's log output.
  */

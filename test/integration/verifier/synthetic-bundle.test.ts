@@ -2,7 +2,7 @@
  * sakshya-verify against bundles built from first principles (test/helpers/synthetic-bundle.ts):
  * the cases a healthy collector cannot be made to produce (a `not-in-ledger` gap, a key rotation
  * in the range, a dishonest operator re-signing a reordered bundle or a forged checkpoint with
- * the real key), unsafe archives, and the CLI's exit codes. The tampering list of issue 5 runs
+ * the real key), unsafe archives, and the CLI's exit codes. The tampering list of the bundle format runs
  * against real exported bundles in exported-bundle.test.ts, hostile input (terminal escapes,
  * FIFOs, symlinks, size caps) in hostile-input.test.ts. Every CLI case runs the real bin.
  */
