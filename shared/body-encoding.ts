@@ -4,10 +4,9 @@
  * bodies as they stream in, and the batch-check workers, which inflate a batch themselves.
  *
  * Why a batch is inflated in the worker, in one synchronous call: Node's streaming gunzip hands
- * every 16 KiB of output to the thread pool and back, and a 400 KB batch then cost 6–9 µs of CPU
- * per record (thread pool, stream callbacks, the final concat on the event loop) against
- * 1.2–1.7 µs for `gunzipSync` into one buffer (docs/benchmarks.md). Both stop at the limit: a
- * gzip bomb is never inflated past it.
+ * every 16 KiB of output to the thread pool and back (thread pool, stream callbacks, the final
+ * concat on the event loop), several times the CPU of one `gunzipSync` into one buffer (the
+ * figures: docs/perf/). Both stop at the limit: a gzip bomb is never inflated past it.
  */
 import { gunzipSync } from 'node:zlib';
 import { ProblemError } from './problem.ts';

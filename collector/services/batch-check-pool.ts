@@ -14,9 +14,8 @@ const WORKER_URL = new URL(`./batch-check-worker${extname(fileURLToPath(import.m
 /**
  * A small young generation for the workers. By default V8 lets a worker's young generation grow
  * to 192 MiB; a batch's short-lived objects then spread over far more memory than the caches
- * hold. Capped at 16 MiB the workers spent 103–104 µs per record instead of 115–130 µs
- * (`node bench/run.ts --only ingest`, 2026-11-30: 4, 8, 16, 32, 64 MiB and the default tried;
- * 8–32 MiB alike). docs/benchmarks.md has the runs.
+ * hold, and each record costs measurably more worker CPU (the sizes tried and the runs:
+ * docs/perf/).
  */
 const WORKER_YOUNG_GENERATION_MB = 16;
 

@@ -4,8 +4,8 @@ import type { SubtreeNode } from '../../../shared/merkle.ts';
 
 /**
  * A run of Merkle nodes of one level with consecutive indices (`@level`, `@first`, `@count`),
- * from their hashes concatenated (`@hashes`): one statement instead of one per node. Per node,
- * the call cost more than the B-tree insert (2.7 µs less per ledger entry: docs/benchmarks.md).
+ * from their hashes concatenated (`@hashes`): one statement instead of one per node, because per
+ * node the call cost more than the B-tree insert (docs/perf/).
  */
 export const INSERT_SUBTREE_RUN = `INSERT INTO merkle_subtrees (level, idx, hash)
   WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < @count)
