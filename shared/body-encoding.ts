@@ -6,8 +6,8 @@
  * Why a batch is inflated in the worker, in one synchronous call: Node's streaming gunzip hands
  * every 16 KiB of output to the thread pool and back, and a 400 KB batch then cost 6–9 µs of CPU
  * per record (thread pool, stream callbacks, the final concat on the event loop) against
- * 1.2–1.7 µs for `gunzipSync` into one buffer (docs/perf/2026-11-benchmark-history.md). Both
- * stop at the limit: a gzip bomb is never inflated past it.
+ * 1.2–1.7 µs for `gunzipSync` into one buffer (docs/benchmarks.md). Both stop at the limit: a
+ * gzip bomb is never inflated past it.
  */
 import { gunzipSync } from 'node:zlib';
 import { ProblemError } from './problem.ts';

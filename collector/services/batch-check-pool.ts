@@ -16,7 +16,7 @@ const WORKER_URL = new URL(`./batch-check-worker${extname(fileURLToPath(import.m
  * to 192 MiB; a batch's short-lived objects then spread over far more memory than the caches
  * hold. Capped at 16 MiB the workers spent 103–104 µs per record instead of 115–130 µs
  * (`node bench/run.ts --only ingest`, 2026-11-30: 4, 8, 16, 32, 64 MiB and the default tried;
- * 8–32 MiB alike). docs/perf/2026-11-benchmark-history.md has the runs.
+ * 8–32 MiB alike). docs/benchmarks.md has the runs.
  */
 const WORKER_YOUNG_GENERATION_MB = 16;
 

@@ -3,8 +3,7 @@
  *
  * `ledger stats` answered its per-kind counts by scanning `records_by_kind`: O(n) on every
  * call, and every record insert paid a fourth B-tree insert for it (about 1.1 µs of the
- * collector's 12 µs insert, the ingest's heaviest statement:
- * docs/perf/2026-11-benchmark-history.md).
+ * collector's 12 µs insert, the ingest's heaviest statement: docs/benchmarks.md).
  * `ledger_kind_counts` holds one row per kind, moved by each append in the batch's own
  * transaction (the store's `appendRecords`), so the counts always describe exactly the
  * committed records; `ledger verify` recounts them from the records.
