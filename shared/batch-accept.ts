@@ -4,9 +4,9 @@
  * Why: zod returns a validated copy, and on the collector that copy is made for every field of
  * every record of every batch; with its per-field bookkeeping it cost a batch-check worker
  * about a sixth as much CPU as the signature checks, most of it garbage to collect
- * (docs/benchmarks.md). A batch an agent sends is nearly always valid, so the worker asks this
- * first and takes the parsed value as it is; only when this says no does it run `batchSchema`,
- * which stays the one authority on what is valid and says what is wrong.
+ * (docs/perf/2026-11-benchmark-history.md). A batch an agent sends is nearly always valid, so
+ * the worker asks this first and takes the parsed value as it is; only when this says no does it
+ * run `batchSchema`, which stays the one authority on what is valid and says what is wrong.
  *
  * Contract: `acceptsBatch(x)` ⇒ `batchSchema.safeParse(x)` succeeds with data deep-equal to x.
  * The string formats are zod's own patterns, taken from the schemas; property tests

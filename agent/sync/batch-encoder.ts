@@ -9,12 +9,13 @@
  * chains, pending buffer) from the main thread's malloc heap and frees it at the end. Doing that
  * a dozen times a second for a long drain fragments glibc's heap, which then grows and never
  * gives the memory back: the largest part of the agent's growth under a long backlog
- * (docs/benchmarks.md, agent memory, has the figures). One engine per syncer, finished with
- * `Z_FINISH` and `reset()` for each batch, allocates that state once; each batch is still a
- * complete, independent gzip member. The JSON is built in pieces of `RECORDS_PER_PIECE` records
- * (~25 KB), so no batch-sized string (a V8 large object, freed only by a full GC) is built, and
- * copied through one reused buffer, so no buffer per piece either: what is left per batch is
- * the gzipped body itself. zlib runs on the thread pool, off the event loop.
+ * (docs/perf/2026-11-benchmark-history.md, agent memory, has the figures). One engine per
+ * syncer, finished with `Z_FINISH` and `reset()` for each batch, allocates that state once; each
+ * batch is still a complete, independent gzip member. The JSON is built in pieces of
+ * `RECORDS_PER_PIECE` records (~25 KB), so no batch-sized string (a V8 large object, freed only
+ * by a full GC) is built, and copied through one reused buffer, so no buffer per piece either:
+ * what is left per batch is the gzipped body itself. zlib runs on the thread pool, off the event
+ * loop.
  */
 import { constants, createGzip, type Gzip, type ZlibReset } from 'node:zlib';
 import type { Backlog } from '../../shared/protocol.ts';

@@ -24,7 +24,7 @@ import { silentProgress, type ProgressReporter } from './progress.ts';
 /** The worker file next to this one, with this file's extension (.ts from source, .js from dist/). */
 const WORKER_URL = new URL(`./export-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 /**
- * Old-space cap of the export worker. An export's heap stays in the tens of MiB (docs/benchmarks.md);
+ * Old-space cap of the export worker. An export's heap stays in the tens of MiB (docs/report-bundle.md);
  * the cap is a safety net far above that, not a tuning knob.
  */
 export const EXPORT_WORKER_OLD_GENERATION_MB = 256;
