@@ -4,6 +4,7 @@
  * the parts are wired together. stdout carries command output only; logs go to stderr as pino
  * JSON; a failing command prints one clear line on stderr and exits non-zero, never a stack.
  */
+import { packageVersion } from '../../shared/package-version.ts';
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
@@ -141,6 +142,7 @@ function action<A extends unknown[]>(body: (...args: A) => Promise<void>): (...a
 const program = new Command()
   .name('sakshya-agent')
   .description('Signs, chains and buffers audit records and telemetry, and syncs them to a Sakshya collector.')
+  .version(packageVersion(), '--version', 'print the version and exit')
   .showSuggestionAfterError()
   .configureOutput({ outputError: (text, write) => write(text) });
 

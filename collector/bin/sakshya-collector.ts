@@ -14,6 +14,7 @@
  * stderr; stdout carries only command output (a token, JSON). Errors are one line on stderr and
  * a non-zero exit, never a stack trace.
  */
+import { packageVersion } from '../../shared/package-version.ts';
 import { statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -229,6 +230,7 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...arg
 const program = new Command()
   .name(NAME)
   .description('Sakshya collector: accepts signed batches from agents into a tamper-evident ledger')
+  .version(packageVersion(), '--version', 'print the version and exit')
   .showHelpAfterError();
 
 withConfigFlags(program.command('serve').description('run the HTTP API (creates the data directory and keys on first run)'))

@@ -18,6 +18,7 @@
  * network connection. The verdict goes to stdout; an input error is one line on stderr. Every
  * byte written goes through terminal-text.ts: the bundle's fields cannot drive the terminal.
  */
+import { packageVersion } from '../../shared/package-version.ts';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CollectorKeyError, loadPinnedCollectorKey, type PinnedCollectorKey } from '../collector-key.ts';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../bundle-file.ts';
@@ -87,6 +88,7 @@ function limitsOf(opts: CliOptions): Partial<InputLimits> {
 const program = new Command()
   .name('sakshya-verify')
   .description('Checks a Sakshya report bundle offline: manifest signature, file hashes, checkpoint, every record signature and inclusion proof, chain links and gaps.')
+  .version(packageVersion(), '--version', 'print the version and exit')
   .argument('<bundle>', 'the bundle directory, or its .tar.gz')
   .addOption(new Option('--collector-key <file>', "the collector's public keys, obtained out of band: GET /api/v1/keys output, a JWKS or a JWK"))
   .option('--json', 'print the result as one JSON object instead of the verdict text')

@@ -134,6 +134,17 @@ describe('layering: imports only run down', () => {
     for (const file of sourceFiles(join(REPO, 'collector'))) assert.notEqual(collectorLayer(repoPath(file)), undefined, `${repoPath(file)} is in no layer`);
   });
 
+  it('keeps the database driver inside the collector store and the agent outbox: nothing else imports better-sqlite3, and above store/ only open-store.ts and the contract are imported', () => {
+    const driverUsers = ['agent', 'collector', 'verifier', 'shared']
+      .flatMap((top) => sourceFiles(join(REPO, top)))
+      .filter((file) => ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles.some((f) => f.fileName === 'better-sqlite3'))
+      .map(repoPath)
+      .filter((path) => !path.startsWith('collector/store/sqlite/') && !path.startsWith('agent/outbox/'));
+    assert.deepEqual(driverUsers, []);
+    const intoBackend = edges.filter((e) => e.from.startsWith('collector/') && !e.from.startsWith('collector/store/') && e.to.startsWith('collector/store/sqlite/'));
+    assert.deepEqual(intoBackend.map((e) => `${e.from} -> ${e.to}`), []);
+  });
+
   it('lets agent/, collector/ and verifier/ import only shared/ and themselves, and shared/ only itself', () => {
     assert.deepEqual(violations(edges), []);
   });
