@@ -6,11 +6,12 @@
  * and runs the real CLI on the copy.
  */
 import assert from 'node:assert/strict';
-import { cpSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AuditFinding, AuditReport } from '../../../collector/services/ledger-audit.ts';
+import type { AuditFinding } from '../../../collector/services/ledger-audit.ts';
 import { makeTempDir, runCollectorCli, startCollectorInProcess } from '../../helpers/collector-process.ts';
+import { ledgerVerify, tamperedCopy as tamperedCollectorCopy } from '../../helpers/tampered-collector.ts';
 import { runVerifyCli } from '../../helpers/verifier-process.ts';
 import { request, TestAgent } from './test-agent.ts';
 
@@ -54,24 +55,8 @@ describe('sakshya-collector ledger verify replays who may write', function () {
     pristine = collector.dir;
   });
 
-  function tamperedCopy(tamper: (db: Db) => void): string {
-    const dir = makeTempDir('sakshya-tampered-');
-    cpSync(pristine, dir, { recursive: true });
-    const db = new Database(join(dir, 'collector.db'));
-    try {
-      db.pragma('foreign_keys = OFF');
-      tamper(db);
-    } finally {
-      db.close();
-    }
-    return dir;
-  }
-
-  async function verify(dir: string): Promise<{ code: number | null; report: AuditReport }> {
-    const result = await runCollectorCli(['ledger', 'verify', '--json'], { SAKSHYA_COLLECTOR_DIR: dir });
-    assert.equal(result.stderr.includes('unexpected error'), false, result.stderr);
-    return { code: result.code, report: JSON.parse(result.stdout) as AuditReport };
-  }
+  const tamperedCopy = (tamper: (db: Db) => void): string => tamperedCollectorCopy(pristine, tamper);
+  const verify = ledgerVerify;
 
   async function findingsOf(tamper: (db: Db) => void): Promise<AuditFinding[]> {
     const { code, report } = await verify(tamperedCopy(tamper));

@@ -8,24 +8,17 @@
  * non-zero and name the table and the row, without blaming intact tables.
  */
 import assert from 'node:assert/strict';
-import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SignedReceipt } from '../../../shared/protocol.ts';
-import type { AuditFinding, AuditReport, AuditTable } from '../../../collector/services/ledger-audit.ts';
-import { makeTempDir, runCollectorCli, startCollectorInProcess } from '../../helpers/collector-process.ts';
+import type { AuditFinding, AuditTable } from '../../../collector/services/ledger-audit.ts';
+import { runCollectorCli, startCollectorInProcess } from '../../helpers/collector-process.ts';
+import { APPEND_ONLY_TRIGGER_NAMES, ledgerVerify, tamperedCopy as tamperedCollectorCopy } from '../../helpers/tampered-collector.ts';
 import { TestAgent } from './test-agent.ts';
 
 type Db = Database.Database;
 
-const TRIGGERS = [
-  'records_no_update',
-  'records_no_delete',
-  'merkle_subtrees_no_update',
-  'merkle_subtrees_no_delete',
-  'checkpoints_no_update',
-  'checkpoints_no_delete',
-];
+const TRIGGERS = APPEND_ONLY_TRIGGER_NAMES;
 
 /** Returns `text` with the character at `index` replaced by a different one of the same class. */
 function changeOneByte(text: string, index: number): string {
@@ -77,24 +70,10 @@ describe('sakshya-collector ledger verify against a tampered database', function
 
   /** A copy of the collector directory whose database `tamper` changed, triggers dropped first. */
   function tamperedCopy(tamper: (db: Db) => void, options: { dropTriggers?: boolean } = {}): string {
-    const dir = makeTempDir('sakshya-tampered-');
-    cpSync(pristine, dir, { recursive: true });
-    const db = new Database(join(dir, 'collector.db'));
-    try {
-      db.pragma('foreign_keys = OFF'); // better-sqlite3 turns them on; an intruder turns them off
-      if (options.dropTriggers !== false) for (const trigger of TRIGGERS) db.exec(`DROP TRIGGER ${trigger}`);
-      tamper(db);
-    } finally {
-      db.close();
-    }
-    return dir;
+    return tamperedCollectorCopy(pristine, tamper, { dropTriggers: options.dropTriggers !== false });
   }
 
-  async function verify(dir: string): Promise<{ code: number | null; report: AuditReport }> {
-    const result = await runCollectorCli(['ledger', 'verify', '--json'], { SAKSHYA_COLLECTOR_DIR: dir });
-    assert.equal(result.stderr.includes('unexpected error'), false, result.stderr);
-    return { code: result.code, report: JSON.parse(result.stdout) as AuditReport };
-  }
+  const verify = ledgerVerify;
 
   /** Verifies a tampered copy: non-zero exit, and the findings other than the dropped triggers. */
   async function verifyTampered(tamper: (db: Db) => void): Promise<AuditFinding[]> {
