@@ -31,7 +31,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { loadCollectorConfig } from '../collector/config.ts';
 import { createContainer } from '../collector/container.ts';
-import { createApp } from '../collector/http/app.ts';
+import { createApp } from '../collector/app.ts';
 import { exportReport } from '../collector/services/report/export-report.ts';
 import { createLogger } from '../shared/logger.ts';
 import { EXPORT_FILTER, fillLedger } from './export-memory.ts';
