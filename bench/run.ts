@@ -302,7 +302,7 @@ async function ingestSection(): Promise<Section> {
   );
   const storage = await phase('bare SQLite inserts and Merkle appends, taking turns', async () => {
     const inserts = await prepareSqliteInsertBaseline(ingest.timedBatches, cleanup);
-    const [baseline, append, appendOnBigTree] = timeRoundsInTurn([inserts, ledger.appendFromEmpty, ledger.appendOnBigTree]);
+    const [baseline, append, appendOnBigTree] = await timeRoundsInTurn([inserts, ledger.appendFromEmpty, ledger.appendOnBigTree]);
     return { baseline: baseline!, append: append!, appendOnBigTree: appendOnBigTree! };
   });
   const { baseline, append, appendOnBigTree } = storage;
