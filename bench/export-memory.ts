@@ -1,8 +1,8 @@
 /**
- * Report export at scale (issue 5, "an export of a million records runs in flat memory"):
- * fills a real collector data directory with N signed, chained records, then runs
- * `exportReport` in a CHILD process, which reports its own peak RSS (VmHWM from
- * /proc/self/status, the kernel's high-water mark) and the export's wall time.
+ * Report export at scale (an export of a million records must run in flat memory): fills a
+ * real collector data directory with N signed, chained records, then runs `exportReport` in a
+ * CHILD process, which reports its own peak RSS (VmHWM from /proc/self/status, the kernel's
+ * high-water mark) and the export's wall time.
  *
  *   node bench/export-memory.ts [--sizes 10000,100000,1000000] [--data DIR] [--heap MIB] [--keep]
  *
