@@ -1,6 +1,6 @@
 /**
- * Agent memory while draining a large backlog (issue 6): the design promises that the agent's
- * memory stays flat however large the backlog. For each backlog size:
+ * Agent memory while draining a large backlog: the design promises that the agent's memory stays
+ * flat however large the backlog. For each backlog size:
  *
  * 1. `sakshya-agent init` against a real collector on loopback (no cap);
  * 2. the outbox filled in this process through the agent's own outbox API

@@ -1,6 +1,6 @@
 /**
- * Catch-up after a day-long outage (issue 6): one office's day of records buffered by a real
- * agent while the collector is unreachable, then drained over a slow link.
+ * Catch-up after a day-long outage: one office's day of records buffered by a real agent while
+ * the collector is unreachable, then drained over a slow link.
  *
  *   sakshya-agent run ──► fault proxy (bandwidth cap, each direction) ──► sakshya-collector serve
  *

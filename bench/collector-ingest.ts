@@ -1,7 +1,7 @@
 /**
- * Collector ingest, end to end (issue 2): a real `sakshya-collector serve` process, K simulated
- * agents enrolled through the real CLI and API, and batches POSTed concurrently — one batch in
- * flight per agent, as the real agent sends — each with a fresh agent JWT.
+ * Collector ingest, end to end: a real `sakshya-collector serve` process, K simulated agents
+ * enrolled through the real CLI and API, and batches POSTed concurrently — one batch in flight
+ * per agent, as the real agent sends — each with a fresh agent JWT.
  *
  * Before the timed phase: every record is signed and chained, every batch encoded and gzipped,
  * every JWT made, and one warm-up round sent (JIT, the verify worker pool, SQLite caches). The

@@ -1,8 +1,8 @@
 /**
- * Report export at scale (issue 5, "an export of a million records runs in flat memory"):
- * fills a real collector data directory with N signed, chained records, then runs
- * `exportReport` in a CHILD process, which reports its own peak RSS (VmHWM from
- * /proc/self/status, the kernel's high-water mark) and the export's wall time.
+ * Report export at scale (an export of a million records must run in flat memory): fills a
+ * real collector data directory with N signed, chained records, then runs `exportReport` in a
+ * CHILD process, which reports its own peak RSS (VmHWM from /proc/self/status, the kernel's
+ * high-water mark) and the export's wall time.
  *
  *   node bench/export-memory.ts [--sizes 10000,100000,1000000] [--data DIR] [--heap MIB] [--keep]
  *
@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { loadCollectorConfig } from '../collector/config.ts';
 import { createContainer } from '../collector/container.ts';
 import { exportReport } from '../collector/services/report/export-report.ts';
-import { DATABASE_FILE_NAME, openSqliteStore } from '../collector/store/sqlite/sqlite-store.ts';
+import { defaultDatabaseUrl, openStore } from '../collector/store/open-store.ts';
 import type { PreparedRecord as LedgerRecord } from '../collector/services/ledger.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { SignedRecord } from '../shared/record.ts';
@@ -121,7 +121,7 @@ function writeMark(dir: string, records: number): void {
 
 /** A directory filled by an earlier version of the code gets this version's migrations (cheap, and the records stay). */
 async function migrateReused(dir: string): Promise<void> {
-  const store = openSqliteStore(join(dir, DATABASE_FILE_NAME));
+  const store = openStore(defaultDatabaseUrl(dir));
   try {
     await store.migrate();
   } finally {

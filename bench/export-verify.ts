@@ -1,5 +1,5 @@
 /**
- * Export and verify a report bundle (issue 5).
+ * Export and verify a report bundle.
  *
  * 1. Export: `measureExport` (bench/export-memory.ts) fills a temporary collector with N signed,
  *    chained records of 20 simulated agents through the collector's own `LedgerService.append`

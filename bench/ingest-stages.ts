@@ -28,7 +28,7 @@ import { readLimitedBody } from '../collector/http/json-body.ts';
 import { decodeBody } from '../shared/body-encoding.ts';
 import { acceptsBatch } from '../shared/batch-accept.ts';
 import checkBatch, { type BatchCheckTask } from '../collector/services/batch-check-worker.ts';
-import { openSqliteStore } from '../collector/store/sqlite/sqlite-store.ts';
+import { defaultDatabaseUrl, openStore } from '../collector/store/open-store.ts';
 import { signCheckpoint } from '../shared/checkpoint.ts';
 import { canonicalJson } from '../shared/canonical-json.ts';
 import { newId } from '../shared/ids.ts';
@@ -156,7 +156,7 @@ export async function benchIngestStages(options: {
   };
   const perBatch = options.batchSize;
   const storeDir = mkdtempSync(join(tmpdir(), 'sakshya-bench-stages-'));
-  const store = openSqliteStore(join(storeDir, 'collector.db'));
+  const store = openStore(defaultDatabaseUrl(storeDir));
   try {
     await store.migrate();
     return await measureAll();

@@ -1,5 +1,5 @@
 /**
- * The same records over the same capped link with rsyslog and RELP, for comparison (issue 6).
+ * The same records over the same capped link with rsyslog and RELP, for comparison.
  *
  *   this process ──imtcp──► rsyslogd (sender: action queue, disk-assisted, omrelp)
  *     ──► fault proxy (same bandwidth cap) ──► rsyslogd (receiver: imrelp → omfile)

@@ -1,40 +1,38 @@
 /**
  * The storage floor: a bare better-sqlite3 insert loop into the collector's real schema.
  *
- * A temp database is migrated by the collector's own migration code (the SQLite store's
- * `migrate()`), then opened with the collector's pragmas (WAL, synchronous=FULL, foreign keys)
- * and the same rows the ingest benchmark acknowledged are inserted into `records` — same
- * canonical text, hashes, agents and seqs — in transactions of the same batch size, after one
- * `agents` and `agent_epochs` row per agent for the foreign keys. Nothing else: no parsing, no
- * checks, no signatures, no Merkle tree. The inserts run in rounds of 10 transactions, taking
- * turns with the Merkle appends they are compared with (lib/rounds.ts). The ingest rate divided by this rate says how close
- * the collector comes to what the disk and SQLite allow for its own schema.
+ * A temp database is migrated by the collector's own store (`openStore(url).migrate()`), then
+ * opened with the collector's pragmas (WAL, synchronous=FULL, foreign keys), and the same rows
+ * the ingest benchmark acknowledged are inserted into `records` — same canonical text, hashes,
+ * agents and seqs — in transactions of the same batch size, after one `agents` and
+ * `agent_epochs` row per agent for the foreign keys. Nothing else: no parsing, no checks, no
+ * signatures, no Merkle tree. The inserts run in rounds of 10 transactions, taking turns with
+ * the Merkle appends they are compared with (lib/rounds.ts). The ingest rate divided by this
+ * rate says how close the collector comes to what the disk and SQLite allow for its own schema.
  */
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openSqliteStore } from '../collector/store/sqlite/sqlite-store.ts';
+import { defaultDatabaseUrl, openStore, parseDatabaseUrl } from '../collector/store/open-store.ts';
 import type { Cleanup } from './lib/cleanup.ts';
 import { chunk, type RoundRunner } from './lib/rounds.ts';
 import type { PreparedBatch } from './lib/workload.ts';
 
-/** Transactions (batches) per timed round; a rate is the median of its rounds' rates. */
+/** Transactions (batches) per timed round (lib/rounds.ts). */
 export const BATCHES_PER_ROUND = 10;
 
-
-/** A temp database at the collector's current schema, migrated by the collector's code. */
-export async function migratedCollectorDatabase(cleanup: Cleanup, prefix: string): Promise<string> {
-  const path = join(cleanup.tempDir(prefix), 'collector.db');
-  const store = openSqliteStore(path);
+/** A temp database at the collector's current schema, migrated by the collector's store; its file path. */
+async function migratedCollectorDatabase(cleanup: Cleanup, prefix: string): Promise<string> {
+  const url = defaultDatabaseUrl(cleanup.tempDir(prefix));
+  const store = openStore(url);
   try {
     await store.migrate();
   } finally {
     await store.close();
   }
-  return path;
+  return parseDatabaseUrl(url).path;
 }
 
 /** Opens a database with the collector store's pragmas. */
-export function openLikeCollector(path: string): Database.Database {
+function openLikeCollector(path: string): Database.Database {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');

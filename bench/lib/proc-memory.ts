@@ -50,3 +50,6 @@ export class PeakRssSampler {
 }
 
 export const MiB = 1024 * 1024;
+
+/** Bytes in MiB, for the table; NaN where the figure is absent. */
+export const mib = (bytes: number | undefined) => (bytes === undefined ? NaN : bytes / MiB);

@@ -10,7 +10,7 @@ import { nowMs, percentile } from './stats.ts';
 export interface RoundRunner {
   label: string;
   /** Each round does its work and returns how many items (rows, leaves) it handled. */
-  rounds: (() => number)[];
+  rounds: (() => number | Promise<number>)[];
 }
 
 export interface RoundFigures {
@@ -23,7 +23,7 @@ export interface RoundFigures {
   medianRoundPerSecond: number;
 }
 
-export function timeRoundsInTurn(runners: readonly RoundRunner[]): RoundFigures[] {
+export async function timeRoundsInTurn(runners: readonly RoundRunner[]): Promise<RoundFigures[]> {
   const figures = runners.map(() => ({ items: 0, seconds: 0, rates: [] as number[] }));
   const roundCount = Math.max(...runners.map((runner) => runner.rounds.length));
   for (let r = 0; r < roundCount; r++) {
@@ -31,7 +31,7 @@ export function timeRoundsInTurn(runners: readonly RoundRunner[]): RoundFigures[
       const round = runner.rounds[r];
       if (!round) continue;
       const started = nowMs();
-      const items = round();
+      const items = await round();
       const seconds = (nowMs() - started) / 1000;
       const figure = figures[i]!;
       figure.items += items;

@@ -85,7 +85,6 @@ import { SQLITE_MIGRATIONS } from './migration-list.ts';
 export { APPEND_ONLY_TRIGGERS, BUSY_TIMEOUT_MS, DATABASE_FILE_NAME } from './connection.ts';
 export { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './migration-list.ts';
 export { openSqliteReportSource } from './report-source.ts';
-export { INSERT_SUBTREE_RUN, consecutiveRuns, writeSubtrees } from './subtree-writes.ts';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created if absent. */

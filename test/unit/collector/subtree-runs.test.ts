@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { consecutiveRuns, SqliteStore } from '../../../collector/store/sqlite/sqlite-store.ts';
+import { SqliteStore } from '../../../collector/store/sqlite/sqlite-store.ts';
+import { consecutiveRuns } from '../../../collector/store/sqlite/subtree-writes.ts';
 import { appendLeaves, type SubtreeNode } from '../../../shared/merkle.ts';
 import { makeTempDir } from '../../helpers/collector-process.ts';
 
