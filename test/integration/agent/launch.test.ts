@@ -5,6 +5,7 @@
  * ExecStart). The test harness and the benchmarks execute the bin the same way; this checks that
  * the running process really got the flag.
  */
+import { skipBecause } from '../../helpers/skip.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,7 +41,7 @@ describe('sakshya-agent launch', function () {
   });
 
   it('runs `sakshya-agent run` with that flag when the bin is executed as an operator does', async function () {
-    if (process.platform !== 'linux') this.skip(); // reads /proc/<pid>/cmdline
+    if (process.platform !== 'linux') skipBecause(this, 'reads /proc/<pid>/cmdline, which only Linux has');
     const { dir } = await initAgent({ collectorUrl: collector.url, agentId: AGENT, token: collector.issueToken(AGENT), dir: join(root, 'agent') });
     agentProcess = await startAgentProcess({ dir });
     const argv = readFileSync(`/proc/${agentProcess.child.pid}/cmdline`, 'utf8').split('\0');
@@ -56,7 +57,7 @@ describe('sakshya-collector launch', function () {
   it('names the capped young generation in the bin\u2019s shebang line and runs `serve` with it', async function () {
     const firstLine = readFileSync(COLLECTOR_BIN, 'utf8').split('\n', 1)[0];
     assert.equal(firstLine, `#!/usr/bin/env -S node ${SEMI_SPACE_FLAG}`);
-    if (process.platform !== 'linux') this.skip(); // reads /proc/<pid>/cmdline
+    if (process.platform !== 'linux') skipBecause(this, 'reads /proc/<pid>/cmdline, which only Linux has');
     const collector = await startCollectorProcess();
     try {
       const argv = readFileSync(`/proc/${collector.child.pid}/cmdline`, 'utf8').split('\0');

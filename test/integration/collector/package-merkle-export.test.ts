@@ -4,6 +4,7 @@
  * runs a separate Node process from the repository root, as a consumer would, against the
  * built `dist/` (made by `npm run build`, which `npm ci` runs through `prepare`).
  */
+import { skipUnlessCi } from '../../helpers/skip.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -42,8 +43,7 @@ describe('the published library sakshya/merkle', function () {
 
   it('resolves from the repository root to the built dist/ and computes the RFC 6962 roots and proofs', function () {
     if (!existsSync(BUILT)) {
-      console.log(`      (skipped: ${BUILT} is absent; run \`npm run build\` first — CI's \`npm ci\` builds it)`);
-      this.skip();
+      skipUnlessCi(this, `${BUILT} is absent; run \`npm run build\` first (\`npm ci\` builds it)`);
     }
     const result = spawnSync(process.execPath, ['--input-type=module', '-e', CONSUMER], { cwd: REPO_ROOT, encoding: 'utf8' });
     assert.equal(result.status, 0, result.stderr);

@@ -3,6 +3,7 @@
  * self-signed certificate made here with openssl), TLS settings checked at start, and no
  * credential of any kind in the collector's log output.
  */
+import { skipUnlessCi } from '../../helpers/skip.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync } from 'node:fs';
@@ -53,8 +54,7 @@ describe('collector security: secrets and transport', function () {
   describe('native TLS', () => {
     before(function () {
       if (!hasOpenssl()) {
-        console.log('      skipped: `openssl` is not installed, so no test certificate can be made (node:crypto cannot make X.509)');
-        this.skip();
+        skipUnlessCi(this, '`openssl` is not installed (apt-get install openssl), so no test certificate can be made (node:crypto cannot make X.509)');
       }
     });
 

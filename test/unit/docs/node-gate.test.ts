@@ -6,6 +6,7 @@
  * whether to provision Node 24. These checks run the script with a pretended version and hold
  * the four places to one floor.
  */
+import { skipBecause } from '../../helpers/skip.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -100,9 +101,9 @@ describe('the Node.js version gate', () => {
 
   it('runs on the old Node it refuses (the machine’s own /usr/bin/node, where it is older than 22.18)', function () {
     const old = '/usr/bin/node';
-    if (!existsSync(old)) this.skip();
+    if (!existsSync(old)) skipBecause(this, `${old} is absent: this machine has no system Node to try the gate on`);
     const found = spawnSync(old, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
-    if (satisfies(found, pkg.engines.node)) this.skip();
+    if (satisfies(found, pkg.engines.node)) skipBecause(this, `${old} is Node ${found}, new enough: there is no old Node here to refuse`);
     const { status, stderr } = check('', old);
     assert.equal(status, 1);
     assert.match(stderr, new RegExp(`this is Node\\.js ${found.replace(/\./g, '\\.')}\\.`));

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { skipUnlessCi } from '../../helpers/skip.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { generateSigningKey } from '../../../shared/crypto.ts';
@@ -50,8 +51,7 @@ const sample: Checkpoint = {
 describe('shared/checkpoint: C2SP vectors', function () {
   before(function () {
     if (!vectors) {
-      console.log(`    skipped: vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
-      this.skip();
+      skipUnlessCi(this, `vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
     }
   });
 
@@ -79,9 +79,7 @@ describe('shared/checkpoint: C2SP vectors', function () {
 
   it('signs the 8-leaf test tree checkpoint over the RFC 6962 root of size 8', function () {
     if (!existsSync(MERKLE_VECTORS)) {
-      // The RFC 9162 vectors live in the CI checkout's ../shared, not in a user's clone.
-      console.log(`      skipped: Merkle vectors not found at ${MERKLE_VECTORS.pathname}`);
-      this.skip();
+      skipUnlessCi(this, `Merkle vectors not found at ${MERKLE_VECTORS.pathname} (they live in the CI checkout's ../shared)`);
     }
     const merkle = JSON.parse(readFileSync(MERKLE_VECTORS, 'utf8')) as { roots: { size: number; root_hex: string }[] };
     for (const id of ['constructed-8leaf', 'constructed-5leaf']) {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { skipUnlessCi } from '../../helpers/skip.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { seededRandom } from '../../helpers/seeded-random.ts';
@@ -198,8 +199,7 @@ describe('shared/merkle: hashing and errors', () => {
 describe('shared/merkle: RFC 6962 conformance vectors', function () {
   before(function () {
     if (!vectors) {
-      console.log(`    skipped: vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
-      this.skip();
+      skipUnlessCi(this, `vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
     }
   });
   const v = vectors;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { skipUnlessCi } from '../../helpers/skip.ts';
 import { readFileSync, existsSync } from 'node:fs';
 import { canonicalJson, canonicalJsonOfParsed } from '../../../shared/canonical-json.ts';
 import { generateSigningKey, jwkThumbprint, signingKeyFromPrivateJwk, signEd25519, toBase64Url } from '../../../shared/crypto.ts';
@@ -107,8 +108,7 @@ describe('shared/record', () => {
 describe('shared vectors: RFC 8037 and RFC 8785', function () {
   before(function () {
     if (!existsSync(VECTORS)) {
-      console.log(`    skipped: conformance vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
-      this.skip();
+      skipUnlessCi(this, `conformance vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
     }
   });
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { skipUnlessCi } from '../../helpers/skip.ts';
 import { createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { generateSigningKey, signingKeyFromPrivateJwk, type Ed25519PrivateJwk, type SigningKey } from '../../../shared/crypto.ts';
@@ -71,8 +72,7 @@ function verifierFor(name: string, key: SigningKey) {
 describe('shared/signed-note: C2SP vectors', function () {
   before(function () {
     if (!vectors) {
-      console.log(`    skipped: vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
-      this.skip();
+      skipUnlessCi(this, `vectors not found at ${VECTORS.pathname} (they live in the CI checkout's ../shared)`);
     }
   });
   const v = vectors;
