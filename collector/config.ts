@@ -40,7 +40,7 @@ export const DEFAULT_REPORT_RETENTION_MS = 7 * 86_400_000;
 export const DEFAULT_REPORT_MIN_FREE_BYTES = 1024 ** 3;
 
 /**
- * Ingest backpressure (services/ingest-admission.ts, docs/operations.md "The collector answers
+ * Ingest backpressure (services/ingest-admission.ts, docs/operations-collector.md "The collector answers
  * 503"). Per batch-check worker: batches that may wait for a worker beyond the two each one
  * holds, and checked batches that may wait for the write transaction. With 2 workers, say:
  * 4 checked at once, 8 more waiting, and 8 waiting to be written; past that a batch is

@@ -3,7 +3,7 @@
  * of the nodes a store keeps (collector/store), equal to the RFC 9162 reference functions in
  * merkle.ts, which re-exports this module.
  */
-import { HASH_SIZE, leafHash, nodeHash, EMPTY_ROOT, isSize, pow2, splitPoint, assertHash, checkConsistencyRequest, subproof } from './merkle.ts';
+import { HASH_SIZE, nodeHash, EMPTY_ROOT, isSize, pow2, splitPoint, assertHash, checkConsistencyRequest, subproof } from './merkle.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Storage-facing functions over complete subtrees

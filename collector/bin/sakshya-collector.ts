@@ -246,7 +246,7 @@ const agents = program.command('agents').description('enroll and list agents');
 withConfigFlags(agents.command('enroll').description('issue a one-time enrollment token for an agent id (printed on stdout)'))
   .requiredOption('--agent <id>', 'agent id, 3-64 of A-Z, 0-9 and -')
   .option('--ttl <duration>', 'how long the token is valid: 90s, 30m, 24h, 7d', '24h')
-  .option('--replace', "the agent's disk or key is lost: the token may enroll a new key over its active epoch, which is then revoked (docs/operations.md)")
+  .option('--replace', "the agent's disk or key is lost: the token may enroll a new key over its active epoch, which is then revoked (docs/operations-collector.md)")
   .action(
     action(async (flags: ConfigFlags & { agent: string; ttl: string; replace?: boolean }) => {
       assertEnrollableAgentId(flags.agent);

@@ -22,7 +22,7 @@
  * A record counts once, under the first rule it breaks, in this order. The offsets are reported in
  * milliseconds: how far ahead of R, how far back from the previous `at`, how far behind C.
  *
- * Limits (documented for operators in docs/operations.md): rule 3 needs one caught-up batch of
+ * Limits (documented for operators in docs/operations-collector.md): rule 3 needs one caught-up batch of
  * the epoch first, so an agent whose clock is constantly behind is flagged from its second
  * round trip on; a clock behind by less than T, or a backwards jump of less than T, is not
  * flagged (that is what the tolerance is for); and a slow link stretches the time between a

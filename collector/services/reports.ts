@@ -4,7 +4,7 @@
  * a temporary directory next to the target, renamed into place only when complete, then append
  * a `report.exported` record to the COLLECTOR chain (who, filter, checkpoint size, manifest hash).
  *
- * Limits (docs/operations.md): one export at a time (429 `report.busy`); none that would start
+ * Limits (docs/operations-collector.md): one export at a time (429 `report.busy`); none that would start
  * below the disk floor, SAKSHYA_REPORT_MIN_FREE_BYTES (507 `report.storage_full`, nothing
  * created), and a running one stops if it reaches the floor; job bundles are deleted
  * SAKSHYA_REPORT_RETENTION after they were made (report/retention.ts, 410 `report.expired`).
