@@ -12,7 +12,7 @@ import {
   type LedgerAuditSource,
   type LedgerRangeCount,
 } from '../store.ts';
-import { APPEND_ONLY_TRIGGERS, BUSY_TIMEOUT_MS, translateError, type Db } from './connection.ts';
+import { APPEND_ONLY_TRIGGERS, closeSnapshot, openSnapshot, translateError, type Db } from './connection.ts';
 import {
   LEDGER_ROW_COLUMNS,
   type AgentEpochRow,
@@ -57,10 +57,8 @@ export class SqliteAuditSource implements LedgerAuditSource {
   #closed = false;
 
   constructor(path: string) {
-    this.#db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    this.#db = openSnapshot(path);
     try {
-      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      this.#db.exec('BEGIN');
       this.#db.prepare('SELECT count(*) FROM sqlite_master').get(); // the snapshot starts at the first read
       this.#lookups = prepareAuditLookups(this.#db);
     } catch (err) {
@@ -187,10 +185,6 @@ export class SqliteAuditSource implements LedgerAuditSource {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      if (this.#db.inTransaction) this.#db.exec('COMMIT');
-    } finally {
-      this.#db.close();
-    }
+    closeSnapshot(this.#db);
   }
 }

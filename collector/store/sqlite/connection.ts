@@ -44,3 +44,28 @@ export class AsyncMutex {
     return result;
   }
 }
+
+/**
+ * A read-only connection holding one read transaction: a snapshot that WAL keeps stable while
+ * the writer goes on committing. The snapshot starts at its first read; close it with closeSnapshot.
+ */
+export function openSnapshot(path: string): Db {
+  const db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.exec('BEGIN');
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Ends a snapshot's read transaction and closes its connection. */
+export function closeSnapshot(db: Db): void {
+  try {
+    if (db.inTransaction) db.exec('COMMIT');
+  } finally {
+    db.close();
+  }
+}

@@ -1,5 +1,4 @@
 /** A report export's read-only snapshot bound to one checkpoint size (ReportSource). */
-import Database from 'better-sqlite3';
 import { COLLECTOR_AGENT_ID } from '../../../shared/record.ts';
 import {
   type AgentEpoch,
@@ -11,7 +10,7 @@ import {
   type StoredCheckpoint,
   type SubtreeRef,
 } from '../store.ts';
-import { BUSY_TIMEOUT_MS, translateError, type Db } from './connection.ts';
+import { closeSnapshot, openSnapshot, translateError, type Db } from './connection.ts';
 import {
   LEDGER_ROW_COLUMNS,
   toAgentEpoch,
@@ -45,10 +44,8 @@ export class SqliteReportSource implements ReportSource {
 
   constructor(path: string, size: number) {
     this.#size = size;
-    this.#db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    this.#db = openSnapshot(path);
     try {
-      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      this.#db.exec('BEGIN');
       this.#lookups = prepareReportLookups(this.#db);
       const row = this.#lookups.checkpointOfSize.get(size) as CheckpointRow | undefined;
       if (row) this.checkpoint = toCheckpoint(row);
@@ -109,11 +106,7 @@ export class SqliteReportSource implements ReportSource {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      if (this.#db.inTransaction) this.#db.exec('COMMIT');
-    } finally {
-      this.#db.close();
-    }
+    closeSnapshot(this.#db);
   }
 }
 
