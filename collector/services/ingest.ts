@@ -10,7 +10,8 @@
  * the receipt lookup, and the canonical forms, hashes and signatures, run in a worker thread on
  * the body bytes as sent (batch-check-worker.ts); the event loop only looks up the receipt and
  * then, inside ONE write transaction (read with one `batchState` call, written with one
- * `commitBatch` call, so a batch costs a few round trips on a server database): the key history is unchanged, the sequence against the
+ * `commitBatch` call, so a batch costs a few round trips on a server database): the key
+ * history is unchanged, the sequence against the
  * stored chain head (duplicate / equivocation / new, contiguous and chained), then records (a
  * record id stored already, for another record, is found by UNIQUE(id) as the rows go in: 400
  * batch.invalid, not naming whose record holds it, and the transaction rolls back), Merkle nodes, chain head, the keys that new
