@@ -79,7 +79,7 @@ import {
   type ApiTokenRow,
   type ReportJobRow,
   type ClockSkewRow,
-} from './rows.ts';
+} from '../rows.ts';
 import { SQLITE_MIGRATIONS } from './migration-list.ts';
 
 export { APPEND_ONLY_TRIGGERS, BUSY_TIMEOUT_MS, DATABASE_FILE_NAME } from './connection.ts';

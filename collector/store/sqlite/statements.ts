@@ -1,6 +1,6 @@
 /** Every statement of the store, prepared once per connection pair when the schema is current. */
 import type { Db } from './connection.ts';
-import { LEDGER_ROW_COLUMNS } from './rows.ts';
+import { LEDGER_ROW_COLUMNS } from '../rows.ts';
 import { INSERT_SUBTREE_RUN } from './subtree-writes.ts';
 
 /** Every statement, prepared once the schema is current. */
