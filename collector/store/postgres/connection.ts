@@ -71,7 +71,7 @@ const TYPES = {
 } as pg.CustomTypesConfig;
 
 /** The URL with the password of `connection` put into it, for node-postgres (which prefers the URL's over a separate one). */
-function urlWithPassword(connection: PostgresConnection): string {
+export function urlWithPassword(connection: PostgresConnection): string {
   if (connection.password === undefined) return connection.url;
   const url = new URL(connection.url);
   // Encoded first: the URL setter leaves '%' as it is, and node-postgres decodes once.
