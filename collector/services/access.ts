@@ -14,9 +14,9 @@
  *   record of the COLLECTOR chain) and fetches only the exports its own token started.
  *   Never writes.
  * - `admin`: a human bearer token. Issues enrollment tokens, revokes agents, reads the fleet
- *   view (versions, last contact, backlog: what running the fleet needs; not recorded, as no
- *   admin act that changes nothing is). Does NOT read audit content: an admin who wants to read
- *   records needs an auditor token, issued (and recorded) like any other.
+ *   view (versions, last contact, backlog: what running the fleet needs; not recorded, like
+ *   every admin request that changes nothing). Does NOT read audit content: an admin who wants
+ *   to read records needs an auditor token, issued (and recorded) like any other.
  * - `public`: no credentials: health, checkpoints, proofs and public keys (hashes and
  *   signatures only, no audit content); `POST /enroll` proves itself with its one-time token.
  *
