@@ -16,6 +16,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { COLLECTOR_AGENT_ID } from '../../shared/record.ts';
 import type { AgentEpochSummary, CollectorStore, LedgerCounts } from '../store/store.ts';
+import { epochStatus } from './enrollment.ts';
 import type { IngestAdmission } from './ingest-admission.ts';
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
@@ -26,14 +27,6 @@ const LOCK_WAIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 
 /** Who made a request, as `sakshya_collector_requests_total` labels it. */
 export type Credential = { kind: 'agent' | 'admin' | 'auditor'; name: string } | { kind: 'anonymous' };
-
-/** An epoch's status, as the fleet sees it. */
-export type EpochStatus = 'active' | 'revoked' | 'superseded';
-
-export function epochStatus(epoch: Pick<AgentEpochSummary, 'revokedAt' | 'supersededBy'>): EpochStatus {
-  if (epoch.revokedAt === null) return 'active';
-  return epoch.supersededBy === null ? 'revoked' : 'superseded';
-}
 
 /**
  * Signed offset (seconds) of the agent's newest implausible `at` (+ ahead of the collector's
@@ -306,6 +299,5 @@ function currentEpochs(epochs: readonly AgentEpochSummary[]): AgentEpochSummary[
 }
 
 function versionOf(epoch: AgentEpochSummary): string {
-  const version = (epoch as { version?: string | null }).version;
-  return typeof version === 'string' && version.length > 0 ? version : 'unknown';
+  return epoch.version ?? 'unknown';
 }

@@ -84,6 +84,13 @@ describe('collector metrics (GET /metrics on the metrics listener)', function ()
     assert.equal(sampleValue(after, 'sakshya_collector_write_queue_depth'), 0);
   });
 
+  it('counts agents by the version they report (what an upgrade campaign reads)', async () => {
+    await agent.sendOk({ ...agent.batch([agent.next()]), agentVersion: '9.9.9-test' });
+    const e = await metrics();
+    assert.equal(sampleValue(e, 'sakshya_collector_agents', { status: 'active', version: '9.9.9-test' }), 1);
+    assert.equal(sampleValue(e, 'sakshya_collector_agents', { status: 'active', version: 'unknown' }), 0);
+  });
+
   it('counts a batch sent again as a duplicate, adding no records', async () => {
     const batch = agent.batch(agent.records(3));
     await agent.sendOk(batch);
