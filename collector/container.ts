@@ -31,6 +31,8 @@ import { ReportService } from './services/reports.ts';
 import { ReportExportPool } from './services/report/export-pool.ts';
 import { BATCH_CHECK_TASKS_PER_WORKER, BatchCheckPool } from './services/batch-check-pool.ts';
 import { IngestAdmission } from './services/ingest-admission.ts';
+import { CollectorMetrics } from './services/metrics.ts';
+import { packageVersion } from '../shared/package-version.ts';
 import { databaseExists, describeDatabase, openStore } from './store/open-store.ts';
 import type { CollectorStore } from './store/store.ts';
 
@@ -58,6 +60,10 @@ export interface Container {
   ingest: IngestService;
   /** Ingest's queue bounds: their load and the refusals (503 `ingest.busy`) since start. */
   ingestAdmission: IngestAdmission;
+  /** Prometheus metrics of this process and of the ledger (served by `serve` on its own listener). */
+  metrics: CollectorMetrics;
+  /** The package version (healthz, logs, metrics). */
+  version: string;
   records: RecordsService;
   /** Report bundle exports (CLI and HTTP jobs). */
   reports: ReportService;
@@ -72,6 +78,8 @@ export interface ContainerOptions {
   mode: 'bootstrap' | 'existing';
   /** The clock; tests may fix it. */
   now?: () => Date;
+  /** Include Node's process metrics (event loop, heap, GC): for `serve`, one registry per process. */
+  processMetrics?: boolean;
 }
 
 export async function createContainer(config: CollectorConfig, options: ContainerOptions): Promise<Container> {
@@ -129,13 +137,15 @@ export async function createContainer(config: CollectorConfig, options: Containe
     clockSkewToleranceMs: config.clockSkewToleranceMs,
   });
   const apiTokens = new ApiTokenService({ store, chain: collectorChain, now });
-  const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now });
   let pool: BatchCheckPool | undefined;
   const ingestAdmission = new IngestAdmission({
     checkSlots: config.verifyWorkers * BATCH_CHECK_TASKS_PER_WORKER,
     checkQueue: config.ingestQueue,
     writeQueue: config.writeQueue,
   });
+  const version = packageVersion();
+  const metrics = new CollectorMetrics({ store, admission: ingestAdmission, version, processMetrics: options.processMetrics === true });
+  const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now, observer: metrics });
   const ingest = new IngestService({
     store,
     ledger,
@@ -145,6 +155,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     origin: config.origin,
     now,
     clockSkewToleranceMs: config.clockSkewToleranceMs,
+    observer: metrics,
   });
 
   const reports = new ReportService({
@@ -188,6 +199,8 @@ export async function createContainer(config: CollectorConfig, options: Containe
     },
     ingest,
     ingestAdmission,
+    metrics,
+    version,
     records: new RecordsService({ store, chain: collectorChain }),
     reports,
     ledgerAudit: () =>

@@ -64,6 +64,7 @@ import type { IngestAdmission } from './ingest-admission.ts';
 import type { BatchCheckResult, BatchHeader, Refusal } from './batch-check-worker.ts';
 import { bytesAt } from './packed-texts.ts';
 import { assessClock, type ClockAssessment } from './clock-skew.ts';
+import type { IngestObserver } from './metrics.ts';
 
 export interface IngestRequest {
   agent: AuthenticatedAgent;
@@ -120,6 +121,7 @@ export class IngestService {
   readonly #origin: string;
   readonly #now: () => Date;
   readonly #clockSkewToleranceMs: number;
+  readonly #observer: IngestObserver | undefined;
 
   constructor(options: {
     store: CollectorStore;
@@ -133,7 +135,10 @@ export class IngestService {
     now: () => Date;
     /** services/clock-skew.ts */
     clockSkewToleranceMs: number;
+    /** Metrics (services/metrics.ts); none in CLI commands. */
+    observer?: IngestObserver;
   }) {
+    this.#observer = options.observer;
     this.#store = options.store;
     this.#ledger = options.ledger;
     this.#pool = options.pool;
@@ -181,6 +186,7 @@ export class IngestService {
       leaveCheck();
     }
     if (!checked.ok) throw problemOf(checked.refusal);
+    this.#observer?.signaturesVerified(checked.records.length);
     const { batch } = checked;
 
     const stored = await this.#store.findReceipt(batch.batchId);
@@ -248,7 +254,9 @@ export class IngestService {
   ): Promise<CommitOutcome> {
     const digest = recordsDigest(prepared.map((entry) => entry.recordHash));
     const { agent, epoch } = batch;
+    const waiting = performance.now();
     return this.#store.write(async (tx): Promise<CommitOutcome> => {
+      this.#observer?.writeWaited((performance.now() - waiting) / 1000);
       // One read of everything the checks below need (one round trip on a server database).
       const state = await tx.batchState(agent, epoch, batch.batchId, batch.witness?.size);
       // The same batch may have committed while this one waited for the write lock.
