@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_METRICS_PORT } from '../../../collector/config.ts';
 import { promtool, requirePromtool } from '../../helpers/promtool.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -131,7 +132,7 @@ describe('deploy/prometheus/prometheus.example.yml', () => {
     const collectors = jobs.get('sakshya-collector');
     assert.ok(collectors, 'no sakshya-collector job');
     assert.ok(alerts.some((rule) => rule.expr.includes('job="sakshya-collector"')));
-    for (const target of collectors.static_configs!.flatMap((c) => c.targets)) assert.match(target, /:7401$/, 'the default metrics port');
+    for (const target of collectors.static_configs!.flatMap((c) => c.targets)) assert.ok(target.endsWith(`:${DEFAULT_METRICS_PORT}`), `${target}: not the default metrics port`);
     const agents = jobs.get('sakshya-agents');
     assert.ok(agents, 'no sakshya-agents job');
     for (const group of agents.static_configs!) assert.match(group.labels?.agent ?? '', /^[A-Z]/, `${group.targets.join(', ')}: no agent label`);
