@@ -20,6 +20,7 @@
  * after the acknowledgement is committed — the check runs in the background and never delays
  * acking — and each batch carries the newest checkpoint it verified as `batch.witness`.
  */
+import type { SyncAttemptOutcome } from '../metrics/agent-metrics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { publicKeyFromJwk } from '../../shared/crypto.ts';
 import { newId } from '../../shared/ids.ts';
@@ -55,6 +56,8 @@ export interface SyncerOptions {
   idleIntervalMs: number;
   /** Checks the checkpoints that receipts name; optional (tests of the sync loop alone). */
   witness?: Witness | undefined;
+  /** Told what each request to the collector came to (agent/metrics/agent-metrics.ts). */
+  onAttempt?: ((outcome: SyncAttemptOutcome) => void) | undefined;
   /** Called after each acknowledgement is committed (the agent retires keys the collector no longer needs: ADR 0006). */
   onAcknowledged?: (() => void) | undefined;
   random?: () => number;
@@ -149,6 +152,7 @@ export class Syncer {
         const ack = outbox.markAcknowledged(result.signed, { traceId: trace.traceId, verifiedAt: new Date(this.#now()) });
         const { receipt } = result.signed;
         this.#onSuccess();
+        this.#o.onAttempt?.('delivered');
         this.#resendFrom = receipt.highestSeq < ack.ackedSeq ? receipt.highestSeq + 1 : undefined;
         try {
           this.#o.onAcknowledged?.();
@@ -270,6 +274,7 @@ export class Syncer {
           this.#resendFrom = decision.fromSeq;
         }
         logger.warn({ ...about, reason: decision.reason, resendFrom: decision.fromSeq, batchSize: this.#size.current }, 'resending batch');
+        this.#o.onAttempt?.('resend');
         return { kind: 'resend', reason: decision.reason };
       }
       decision = { action: 'stop', reason: refusal };
@@ -288,6 +293,7 @@ export class Syncer {
       delayMs = this.#o.refusedRetryMs;
       this.#resendFrom = undefined;
     }
+    this.#o.onAttempt?.(refused ? 'refused' : decision.reason);
     const info: SyncErrorInfo = {
       at: new Date(nowMs).toISOString(),
       reason: decision.reason,

@@ -93,15 +93,30 @@ describe('collector metrics (GET /metrics on the metrics listener)', function ()
 
   it('counts refusals by problem code, and a request without credentials as anonymous', async () => {
     const before = await metrics();
+    const { seq, prev } = agent;
     const answer = await agent.send(agent.batch([agent.next()]), { token: 'not-a-jwt' });
     assert.equal(answer.status, 401);
-    agent.seq--; // that record was never stored
+    Object.assign(agent, { seq, prev }); // that record was never stored
     const after = await metrics();
     assert.equal(sampleValue(after, 'sakshya_collector_batches_total', { outcome: 'auth.invalid_token' }) - sampleValue(before, 'sakshya_collector_batches_total', { outcome: 'auth.invalid_token' }), 1);
     assert.equal(
       sampleValue(after, 'sakshya_collector_requests_total', { credential: 'anonymous', status_class: '4xx' }) - sampleValue(before, 'sakshya_collector_requests_total', { credential: 'anonymous', status_class: '4xx' }),
       1,
     );
+  });
+
+  it('shows an agent\u2019s clock skew while its newest record is implausible, and 0 once it is right again', async () => {
+    const ahead = new Date(Date.now() + 3_600_000).toISOString();
+    await agent.sendOk(agent.batch([agent.next({ n: 'ahead' }, 'audit', 'certificate.issued', ahead)]));
+    const skewed = sampleValue(await metrics(), 'sakshya_collector_agent_clock_skew_seconds', { agent: agent.id });
+    assert.ok(skewed > 3500 && skewed <= 3600, `skew ${skewed}`);
+    // Back to the right time: that record's `at` is before the previous one's ("backwards", negative) ...
+    await agent.sendOk(agent.batch([agent.next({ n: 'back' })]));
+    const backwards = sampleValue(await metrics(), 'sakshya_collector_agent_clock_skew_seconds', { agent: agent.id });
+    assert.ok(backwards < -3500, `skew ${backwards}`);
+    // ... and the next plausible record clears the gauge.
+    await agent.sendOk(agent.batch([agent.next({ n: 'fine' })]));
+    assert.equal(sampleValue(await metrics(), 'sakshya_collector_agent_clock_skew_seconds', { agent: agent.id }), 0);
   });
 
   it('counts quarantined records when an agent equivocates', async () => {
