@@ -133,7 +133,9 @@ describe('metric names used by deploy/ (alerts, their tests, the dashboard) agai
       const agentFamilies = [...agentMetrics.types.keys()].filter((name) => name.startsWith('sakshya_agent_'));
       assert.ok(agentFamilies.length >= 10, `the agent exports only ${agentFamilies.length} sakshya_agent_* families`);
       for (const name of agentFamilies) assert.equal(written.types.get(name), agentMetrics.types.get(name), name);
+      assert.ok([...agentMetrics.types.keys()].some((name) => name.startsWith('process_')), 'the agent exports no process_* metrics: nothing to leave out');
       assert.deepEqual([...written.types.keys()].filter((name) => name.startsWith('process_')), []);
+      assert.ok([...written.types.keys()].some((name) => name.startsWith('nodejs_')), 'the agent’s nodejs_* metrics are kept');
       assert.ok(written.samples.every((s) => !s.name.startsWith('process_')));
     });
 
