@@ -64,9 +64,10 @@ function withStubs(options: { uid: number; aptFails?: boolean; policyExists?: bo
 }
 
 describe('.ci/run: ensure_debian_packages', () => {
-  it('is defined in .ci/run and provisions promtool from the prometheus package', () => {
+  it('is defined in .ci/run and provisions promtool (package prometheus) and curl', () => {
     assert.ok(FUNCTION, 'no ensure_debian_packages() { … } in .ci/run');
     assert.match(CI_RUN, /^ensure_debian_packages promtool prometheus$/m);
+    assert.match(CI_RUN, /^ensure_debian_packages curl curl$/m, 'curl, for the textfile script’s test');
     assert.ok(CI_RUN.indexOf('ensure_debian_packages promtool') < CI_RUN.indexOf('npm test'), 'promtool is provisioned after the tests run');
     assert.doesNotMatch(CI_RUN, /systemctl|prometheus --|\/usr\/bin\/prometheus/, '.ci/run starts no Prometheus server');
   });
