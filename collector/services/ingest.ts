@@ -255,8 +255,10 @@ export class IngestService {
     const digest = recordsDigest(prepared.map((entry) => entry.recordHash));
     const { agent, epoch } = batch;
     const waiting = performance.now();
-    return this.#store.write(async (tx): Promise<CommitOutcome> => {
-      this.#observer?.writeWaited((performance.now() - waiting) / 1000);
+    let entered: number | undefined;
+    const outcome = await this.#store.write(async (tx): Promise<CommitOutcome> => {
+      entered = performance.now();
+      this.#observer?.writeWaited((entered - waiting) / 1000);
       // One read of everything the checks below need (one round trip on a server database).
       const state = await tx.batchState(agent, epoch, batch.batchId, batch.witness?.size);
       // The same batch may have committed while this one waited for the write lock.
@@ -389,6 +391,11 @@ export class IngestService {
         ...(clock ? { clock } : {}),
       };
     });
+    // The serialised part of ingest: from holding the write lock to the durable commit.
+    if (entered !== undefined && outcome.kind === 'accepted' && !outcome.reply.replayed) {
+      this.#observer?.writeHeld((performance.now() - entered) / 1000, outcome.reply.receipt.accepted);
+    }
+    return outcome;
   }
 
   /**

@@ -58,6 +58,8 @@ export interface IngestObserver {
   writeWaited(seconds: number): void;
   /** Ed25519 signatures checked (records in a worker, agent JWTs on the event loop). */
   signaturesVerified(count: number): void;
+  /** A batch's write transaction held the single writer's lock this long (until its commit) to append `records`. */
+  writeHeld(seconds: number, records: number): void;
 }
 
 export interface CollectorMetricsOptions {
@@ -79,6 +81,8 @@ export class CollectorMetrics implements IngestObserver {
   readonly #recordsIngested: Counter<'agent'>;
   readonly #writeLockWait: Histogram;
   readonly #verifications: Counter;
+  readonly #writeHeld: Histogram;
+  readonly #integratedRecords: Histogram;
 
   constructor(options: CollectorMetricsOptions) {
     this.#store = options.store;
@@ -110,6 +114,18 @@ export class CollectorMetrics implements IngestObserver {
       name: 'sakshya_collector_write_lock_wait_seconds',
       help: 'How long a checked batch waited for the single write transaction.',
       buckets: LOCK_WAIT_BUCKETS,
+      registers,
+    });
+    this.#writeHeld = new Histogram({
+      name: 'sakshya_collector_write_lock_hold_seconds',
+      help: 'How long a batch held the single writer\u2019s lock, from taking it to the durable commit: the serialised part of ingest.',
+      buckets: LOCK_WAIT_BUCKETS,
+      registers,
+    });
+    this.#integratedRecords = new Histogram({
+      name: 'sakshya_collector_integration_records',
+      help: 'Records appended to the tree per write transaction.',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000],
       registers,
     });
     this.#verifications = new Counter({ name: 'sakshya_collector_ed25519_verifications_total', help: 'Ed25519 signatures checked (record signatures and agent JWTs).', registers });
@@ -164,6 +180,11 @@ export class CollectorMetrics implements IngestObserver {
 
   writeWaited(seconds: number): void {
     this.#writeLockWait.observe(seconds);
+  }
+
+  writeHeld(seconds: number, records: number): void {
+    this.#writeHeld.observe(seconds);
+    if (records > 0) this.#integratedRecords.observe(records);
   }
 
   signaturesVerified(count: number): void {

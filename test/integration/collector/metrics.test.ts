@@ -69,6 +69,9 @@ describe('collector metrics (GET /metrics on the metrics listener)', function ()
     assert.equal(histogramCount(after, { method: 'POST', route: '/api/v1/batches', status: '200' }) - histogramCount(before, { method: 'POST', route: '/api/v1/batches', status: '200' }), 1);
     assert.equal(delta('sakshya_collector_ed25519_verifications_total'), 3, 'two record signatures and the JWT');
     assert.equal(delta('sakshya_collector_write_lock_wait_seconds_count'), 1);
+    assert.equal(delta('sakshya_collector_write_lock_hold_seconds_count'), 1);
+    assert.ok(delta('sakshya_collector_write_lock_hold_seconds_sum') > 0);
+    assert.equal(delta('sakshya_collector_integration_records_sum'), 2);
     assert.equal(delta('sakshya_collector_ledger_size'), 2);
     assert.equal(delta('sakshya_collector_checkpoint_size'), 2);
     assert.ok(sampleValue(after, 'sakshya_collector_checkpoint_timestamp_seconds') >= sampleValue(before, 'sakshya_collector_checkpoint_timestamp_seconds'));
