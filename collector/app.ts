@@ -10,6 +10,7 @@ import type { Container } from './container.ts';
 import { agentsResource } from './resources/agents.ts';
 import { batchesResource } from './resources/batches.ts';
 import { enrollResource } from './resources/enroll.ts';
+import { fleetResource } from './resources/fleet.ts';
 import { healthResource } from './resources/health.ts';
 import { metricsResource } from './resources/metrics.ts';
 import { ledgerResource } from './resources/ledger.ts';
@@ -54,6 +55,7 @@ export function createApp(container: Container): Express {
   app.use(API_PREFIX, ledgerResource({ ledger: container.ledger, publicKeys: container.publicKeys }));
   app.use(API_PREFIX, recordsResource({ authenticators: container.authenticators, records: container.records, principalLimiter: limiters.principal }));
   app.use(API_PREFIX, agentsResource({ authenticators: container.authenticators, enrollment: container.enrollment, principalLimiter: limiters.principal }));
+  app.use(API_PREFIX, fleetResource({ authenticators: container.authenticators, fleet: container.fleet, principalLimiter: limiters.principal }));
   app.use(API_PREFIX, reportsResource({ authenticators: container.authenticators, reports: container.reports, principalLimiter: limiters.principal }));
   app.use(notFound);
   app.use(errorHandler);

@@ -23,6 +23,7 @@ import { ApiTokenService } from './services/api-tokens.ts';
 import { RateLimiter } from './services/rate-limiter.ts';
 import { CollectorChain } from './services/collector-chain.ts';
 import { EnrollmentService } from './services/enrollment.ts';
+import { FleetService } from './services/fleet.ts';
 import { IngestService } from './services/ingest.ts';
 import { LedgerAudit } from './services/ledger-audit.ts';
 import { LedgerService } from './services/ledger.ts';
@@ -65,6 +66,8 @@ export interface Container {
   /** The package version (healthz, logs, metrics). */
   version: string;
   records: RecordsService;
+  /** The fleet view: per (agent, epoch) state for admins and auditors. */
+  fleet: FleetService;
   /** Report bundle exports (CLI and HTTP jobs). */
   reports: ReportService;
   /** A new audit of the whole store (`ledger verify`), against this collector's own keys. */
@@ -202,6 +205,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     metrics,
     version,
     records: new RecordsService({ store, chain: collectorChain }),
+    fleet: new FleetService({ store, chain: collectorChain, now }),
     reports,
     ledgerAudit: () =>
       new LedgerAudit({

@@ -22,6 +22,7 @@
  */
 import type { SyncAttemptOutcome } from '../metrics/agent-metrics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { agentVersion } from '../../shared/agent-version.ts';
 import { publicKeyFromJwk } from '../../shared/crypto.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -60,6 +61,8 @@ export interface SyncerOptions {
   onAttempt?: ((outcome: SyncAttemptOutcome) => void) | undefined;
   /** Called after each acknowledgement is committed (the agent retires keys the collector no longer needs: ADR 0006). */
   onAcknowledged?: (() => void) | undefined;
+  /** The version each batch reports as `agentVersion`; default this package's. */
+  agentVersion?: string;
   random?: () => number;
   now?: () => number;
 }
@@ -86,6 +89,7 @@ export class Syncer {
   readonly #breaker: CircuitBreaker;
   readonly #size: AdaptiveBatchSize;
   readonly #receiptKey;
+  readonly #agentVersion: string;
   /** One gzip engine for every batch: allocating one per batch fragmented the malloc heap. */
   readonly #compressor = new BatchCompressor();
   /** Consecutive backoff attempts (the exponent of the next backoff). */
@@ -100,6 +104,7 @@ export class Syncer {
     this.#now = options.now ?? Date.now;
     this.#breaker = new CircuitBreaker({ ...options.circuit, now: this.#now });
     this.#size = new AdaptiveBatchSize(options.batch.maxRecords);
+    this.#agentVersion = options.agentVersion ?? agentVersion();
     this.#receiptKey = publicKeyFromJwk(options.outbox.pins().receiptKey);
   }
 
@@ -133,7 +138,14 @@ export class Syncer {
     const trace = newTraceContext();
     const witnessed = outbox.witnessCheckpoint();
     const gzipped = await this.#compressor.gzip(
-      { batchId, agent: pins.agent, epoch: pins.epoch, backlog: outbox.backlog(), witness: witnessed && { size: witnessed.size, root: witnessed.root } },
+      {
+        batchId,
+        agent: pins.agent,
+        epoch: pins.epoch,
+        backlog: outbox.backlog(),
+        witness: witnessed && { size: witnessed.size, root: witnessed.root },
+        agentVersion: this.#agentVersion,
+      },
       batch.records,
     );
     const about = { traceId: trace.traceId, batchId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq };

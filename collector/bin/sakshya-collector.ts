@@ -281,7 +281,7 @@ withConfigFlags(agents.command('enroll').description('issue a one-time enrollmen
       });
     }),
   );
-withConfigFlags(agents.command('list').description('list agents per epoch, with chain heads and reported backlog'))
+withConfigFlags(agents.command('list').description('list agents per epoch, with chain heads, reported backlog and agent version'))
   .option('--json', 'print JSON')
   .action(
     action(async (flags: ConfigFlags & { json?: boolean }) => {
@@ -296,6 +296,7 @@ withConfigFlags(agents.command('list').description('list agents per epoch, with 
           process.stdout.write(
             `${a.agent}\tepoch ${a.epoch}\tseq ${a.highestSeq}\tentries ${a.ledgerEntries}\tgaps ${gaps}\tquarantined ${a.quarantined}\t` +
               `witnessed ${a.witnessedSize ?? '-'}\tkeys ${a.keys.length}\tbacklog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}` +
+              `\tversion ${a.version ?? '-'}` +
               `\tclock skew ${a.clockSkew.implausible}` +
               `\t${a.status}${a.revokedAt ? ` ${a.revokedAt} at ledger index ${a.revokedIndex ?? '?'}` : ''}` +
               `${a.supersededBy !== null ? ` by epoch ${a.supersededBy}` : ''}\n`,

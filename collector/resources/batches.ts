@@ -56,6 +56,7 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
         idempotencyKey: res.locals.idempotencyKey as string,
         body: req.body as EncodedBody,
         traceId,
+        userAgent: req.get('user-agent'),
         log: batchLog,
       });
       const { receipt } = reply;

@@ -15,7 +15,8 @@
  * stored chain head (duplicate / equivocation / new, contiguous and chained), then records (a
  * record id stored already, for another record, is found by UNIQUE(id) as the rows go in: 400
  * batch.invalid, not naming whose record holds it, and the transaction rolls back), Merkle nodes, chain head, the keys that new
- * key.rotated records introduce, agent contact, the chain's clock-skew counts (clock-skew.ts:
+ * key.rotated records introduce, agent contact (last seen, backlog, and the agent's version: the
+ * batch's `agentVersion`, else its User-Agent), the chain's clock-skew counts (clock-skew.ts:
  * `at` is judged and stored as sent, never used for order), checkpoint and the signed receipt,
  * committed together. The receipt is answered only after COMMIT.
  *
@@ -46,6 +47,7 @@
  * Crash behaviour: see the store. Nothing of a batch exists before its COMMIT; after it, the
  * stored receipt answers every retry.
  */
+import { agentVersionFromUserAgent } from '../../shared/agent-version.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { sha256, toBase64Url, type SigningKey } from '../../shared/crypto.ts';
@@ -73,6 +75,8 @@ export interface IngestRequest {
   /** The body as sent, not yet inflated or parsed: its bytes are moved to a worker (unusable after the call). */
   body: EncodedBody;
   traceId: string;
+  /** The User-Agent header: the agent's version when the batch does not name it (shared/agent-version.ts). */
+  userAgent?: string | undefined;
   log: Logger;
 }
 
@@ -374,7 +378,7 @@ export class IngestService {
           epoch,
           append: planned?.append,
           rotatedKeys,
-          contact: { lastSeenAt: receivedAt, backlog: batch.backlog },
+          contact: { lastSeenAt: receivedAt, backlog: batch.backlog, version: batch.agentVersion ?? agentVersionFromUserAgent(request.userAgent) ?? null },
           clockSkew: clock?.state,
           witness: witnessKnown ? { size: batch.witness!.size, at: receivedAt } : undefined,
           receipt: { batchId: batch.batchId, agent, recordsDigest: digest, receiptJson, signature, createdAt: receivedAt },

@@ -23,6 +23,7 @@ import type { RecordKind } from '../../shared/record.ts';
 import type { MigrationReport } from './migrate.ts';
 import type { LedgerAuditSource } from './audit-source.ts';
 import type { ReportSource } from './report-source.ts';
+import type { FleetQuery } from './fleet-query.ts';
 
 /** The database cannot take the request now (read-only, full, I/O error, busy). Retry later. */
 export class StoreUnavailableError extends Error {
@@ -109,6 +110,8 @@ export interface AgentEpochSummary extends AgentEpoch, ChainHead {
   witnessedAt: string | null;
   /** Records with an implausible `at` (services/clock-skew.ts); null before the first judged batch. */
   clockSkew: ClockSkewState | null;
+  /** The software version the agent last reported (AgentContact.version); null if never. */
+  version: string | null;
 }
 
 /** The rule an implausible `at` broke (services/clock-skew.ts). */
@@ -261,9 +264,15 @@ export interface ApiToken {
   createdBy: string;
 }
 
+/** What each batch tells about its agent, stored on its (agent, epoch) as the batch commits. */
 export interface AgentContact {
   lastSeenAt: string;
   backlog: { pending: number; oldestAt: string | null };
+  /**
+   * The agent's software version (shared/agent-version.ts; at most 64 characters), or null when
+   * the batch named none: stored as given, so a null replaces a version reported before.
+   */
+  version: string | null;
 }
 
 export interface LedgerCounts {
@@ -439,7 +448,18 @@ export interface CollectorStore {
   write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<T>;
 
   currentEpoch(agent: string): Promise<AgentEpoch | undefined>;
+  /** Every (agent, epoch), the COLLECTOR chain included, by agent then epoch, from one committed state. */
   listAgentEpochs(): Promise<AgentEpochSummary[]>;
+  /**
+   * The fleet view's page: exactly the rows `listAgentEpochs()` would give that match `query`
+   * (fleet-query.ts), in the same (agent, epoch) order, starting after `query.after`, at most
+   * `query.limit` of them, from one committed state. A backend MUST filter, order and limit in
+   * the database (e.g. `WHERE … AND (agent, epoch) > ($after) ORDER BY agent, epoch LIMIT $n`
+   * over the (agent, epoch) primary key), never by loading every epoch: a state has thousands
+   * of offices and the API pages through them. Status: `active` = not revoked; `revoked` =
+   * revoked and `supersededBy` null; `superseded` = revoked and `supersededBy` set.
+   */
+  listFleet(query: FleetQuery): Promise<AgentEpochSummary[]>;
   /** The key history of (agent, epoch), by fromSeq (committed data). */
   agentKeys(agent: string, epoch: number): Promise<AgentKey[]>;
   /** Every stored key, by agent, epoch and fromSeq. */
@@ -479,3 +499,4 @@ export interface CollectorStore {
 
 export type { AuditAgentEpochRow, AuditEnrollmentTokenRow, AuditApiTokenRow, AuditAgentKeyRow, AuditRecordRow, AuditSubtreeRow, AuditCheckpointRow, AuditReceiptRow, LedgerRangeCount, LedgerAuditSource } from './audit-source.ts';
 export type { ReportRecordRow, ReportRecordQuery, ReportChainSeqRow, ReportSource } from './report-source.ts';
+export type { EpochStatus, FleetQuery } from './fleet-query.ts';

@@ -29,6 +29,13 @@ export interface AgentEpochRow {
   witnessed_at: string | null;
   revoked_index: number | null;
   superseded_by: number | null;
+  agent_version: string | null;
+}
+
+/** An agent_epochs row with the per-epoch counts of listAgentEpochs and listFleet (sqlite/fleet-query.ts). */
+export interface EpochSummaryRow extends AgentEpochRow {
+  ledger_entries: number;
+  quarantined: number;
 }
 
 /** The records columns under the contract's names (LedgerRow): the one snake_case → camelCase mapping. */

@@ -164,6 +164,7 @@ export function sqliteWriteTransaction(sql: Statements, isOpen: () => boolean, p
         contact.backlog.pending,
         contact.backlog.oldestAt,
         contact.lastSeenAt,
+        contact.version,
         agent,
         epoch,
       );

@@ -37,6 +37,7 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   agent_epochs: [
     'agent', 'epoch', 'public_jwk', 'kid', 'enrolled_at', 'revoked_at', 'highest_seq', 'highest_hash', 'last_seen_at',
     'backlog_pending', 'backlog_oldest_at', 'backlog_reported_at', 'witnessed_size', 'witnessed_at', 'revoked_index', 'superseded_by',
+    'agent_version',
   ],
   agent_keys: ['agent', 'epoch', 'from_seq', 'kid', 'public_jwk', 'added_at', 'reason'],
   agents: ['agent', 'created_at'],
@@ -374,6 +375,29 @@ describe('collector SQLite migrations', function () {
     try {
       assert.throws(() => check.exec(`UPDATE report_jobs SET status = 'expired' WHERE id = 'j1'`), /CHECK/);
       assert.throws(() => check.exec(`UPDATE report_jobs SET expired_at = NULL WHERE id = 'j2'`), /CHECK/);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('migration 0010 keeps every epoch of a version 9 database, with no version until its next batch, then stores the one reported', async () => {
+    const { path, db } = await databaseAtVersion(9);
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-9', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, last_seen_at, backlog_pending, backlog_oldest_at, backlog_reported_at)
+               VALUES ('AS-OLD-9', 1, '{"kty":"OKP"}', 'k1', 't1', '2026-11-01T00:00:00.000Z', 4, NULL, '2026-11-01T00:00:00.000Z');`);
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    const [before] = await store.listAgentEpochs();
+    assert.deepEqual([before?.agent, before?.lastSeenAt, before?.backlog.pending, before?.version], ['AS-OLD-9', '2026-11-01T00:00:00.000Z', 4, null]);
+    await store.write((tx) => tx.recordAgentContact('AS-OLD-9', 1, { lastSeenAt: '2026-11-02T00:00:00.000Z', backlog: { pending: 0, oldestAt: null }, version: '0.2.0-rc.1+b7' }));
+    const [after] = await store.listFleet({ agent: 'AS-OLD-9', limit: 1 });
+    assert.deepEqual([after?.lastSeenAt, after?.version], ['2026-11-02T00:00:00.000Z', '0.2.0-rc.1+b7']);
+    await store.close();
+    const check = new Database(path);
+    try {
+      assert.throws(() => check.exec(`UPDATE agent_epochs SET agent_version = ''`), /CHECK/);
+      assert.throws(() => check.exec(`UPDATE agent_epochs SET agent_version = '${'9'.repeat(65)}'`), /CHECK/);
     } finally {
       check.close();
     }
