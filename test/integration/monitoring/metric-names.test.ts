@@ -25,6 +25,7 @@ import { writeThroughLocalApi } from '../../helpers/ledger-invariants.ts';
 import { exportedNames, parseExposition, sampleValue, scrape, type Exposition } from '../../helpers/prometheus-text.ts';
 import { metricNamesOf, seriesName } from '../../helpers/promql-names.ts';
 import { skipUnlessCi } from '../../helpers/skip.ts';
+import { packageVersion } from '../../../shared/package-version.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -109,7 +110,8 @@ describe('metric names used by deploy/ (alerts, their tests, the dashboard) agai
     assert.ok(batchRoute.length > 0, 'no latency histogram for route="/api/v1/batches"');
     assert.ok(sampleValue(collectorMetrics, 'sakshya_collector_records_ingested_total', { agent: AGENT }) >= 1);
     assert.ok(collectorMetrics.samples.some((s) => s.name === 'sakshya_collector_agent_last_seen_timestamp_seconds' && s.labels.agent === AGENT));
-    assert.ok(collectorMetrics.samples.some((s) => s.name === 'sakshya_collector_agents' && s.labels.status === 'active' && s.labels.version !== undefined));
+    // The "Active agents by version" panel: the agent's batch reported its version.
+    assert.equal(sampleValue(collectorMetrics, 'sakshya_collector_agents', { status: 'active', version: packageVersion() }), 1);
     assert.equal(sampleValue(agentMetrics, 'sakshya_agent_witness_alarm'), 0);
     assert.equal(sampleValue(agentMetrics, 'sakshya_agent_circuit_open'), 0);
   });
