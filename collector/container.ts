@@ -32,6 +32,7 @@ import { ReportService } from './services/reports.ts';
 import { ReportExportPool } from './services/report/export-pool.ts';
 import { BATCH_CHECK_TASKS_PER_WORKER, BatchCheckPool } from './services/batch-check-pool.ts';
 import { IngestAdmission } from './services/ingest-admission.ts';
+import { assertCollectorIdentity, ensureCollectorIdentity } from './services/collector-identity.ts';
 import { CollectorMetrics } from './services/metrics.ts';
 import { packageVersion } from '../shared/package-version.ts';
 import { databaseExists, describeDatabase, openStore } from './store/open-store.ts';
@@ -100,6 +101,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
       const ensured = ensureCollectorKeys(config.dir);
       if (ensured.created.length > 0) logger.info({ created: ensured.created }, 'collector keys created');
       keys = ensured.keys;
+      await ensureCollectorIdentity(store, keys, { origin: config.origin, now });
     } catch (err) {
       await store.close();
       throw err;
@@ -113,6 +115,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     try {
       await store.assertSchemaCurrent();
       keys = loadCollectorKeys(config.dir);
+      await assertCollectorIdentity(store, keys);
     } catch (err) {
       await store.close();
       throw err;

@@ -285,6 +285,15 @@ export interface LedgerCounts {
   checkpoint: StoredCheckpoint | undefined;
 }
 
+/** One of the collector's public keys as the database was initialised with it (migration 0011). */
+export interface StoredCollectorKey {
+  role: 'log' | 'receipt' | 'chain';
+  /** RFC 7638 thumbprint (base64url SHA-256): the fingerprint a mismatch names. */
+  kid: string;
+  publicJwk: Ed25519PublicJwk;
+  recordedAt: string;
+}
+
 /** A report export started over HTTP (migrations 0005, 0008). */
 export interface ReportJob {
   id: string;
@@ -421,6 +430,10 @@ export interface WriteTransaction {
   /** Revokes (agent, epoch) unless it is revoked; resolves false if it was already revoked. */
   revokeAgentEpoch(agent: string, epoch: number, revocation: EpochRevocation): Promise<boolean>;
   putApiToken(token: ApiToken): Promise<void>;
+  /** The collector keys recorded so far, by role. */
+  collectorKeys(): Promise<StoredCollectorKey[]>;
+  /** Records keys whose role has none yet (a recorded role is left as it is: append-only). */
+  putCollectorKeys(keys: readonly StoredCollectorKey[]): Promise<void>;
   /** Revokes the unrevoked tokens with this id or name; resolves with the tokens it revoked. */
   revokeApiTokens(match: { id: string } | { name: string }, revokedAt: string): Promise<ApiToken[]>;
   putReportJob(job: ReportJob): Promise<void>;
@@ -487,6 +500,8 @@ export interface CollectorStore {
   findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
   /** Every human token, by creation time. */
   listApiTokens(): Promise<ApiToken[]>;
+  /** The collector keys the database was initialised with (committed data; [] before the first start records them). */
+  collectorKeys(): Promise<StoredCollectorKey[]>;
   findReportJob(id: string): Promise<ReportJob | undefined>;
   /**
    * Opens a read-only snapshot for one report export against the tree of `size` leaves (see

@@ -304,6 +304,20 @@ for (const backend of BACKENDS) {
       assert.deepEqual((await store.listApiTokens()).map((t) => [t.id, t.revokedAt]), [['tok_1', AT], ['tok_2', AT], ['tok_3', null]]);
     });
 
+    it('records each collector key role once (the first writer wins), in and outside a write', async () => {
+      const key = (role: 'log' | 'receipt' | 'chain', kid: string) => ({ role, kid, publicJwk: JWK, recordedAt: AT });
+      assert.deepEqual(await store.collectorKeys(), []);
+      await store.write(async (tx) => {
+        await tx.putCollectorKeys([key('log', 'log-1'), key('receipt', 'receipt-1'), key('chain', 'chain-1')]);
+        assert.equal((await tx.collectorKeys()).length, 3, 'a write sees its own keys');
+      });
+      await store.write((tx) => tx.putCollectorKeys([key('log', 'log-2')]));
+      assert.deepEqual(
+        (await store.collectorKeys()).map((k) => [k.role, k.kid, k.publicJwk.x]).sort(),
+        [['chain', 'chain-1', JWK.x], ['log', 'log-1', JWK.x], ['receipt', 'receipt-1', JWK.x]],
+      );
+    });
+
     it('ends a report job once, and fails every running job at start', async () => {
       const job = { id: 'job-1', status: 'running' as const, owner: 'tok_1', actor: 'auditor:x', filterJson: '{}', checkpointSize: 1, createdAt: AT, finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null };
       await store.write(async (tx) => {

@@ -9,6 +9,7 @@ import {
   type ApiToken,
   type ReportJob,
   type StoredCheckpoint,
+  type StoredCollectorKey,
   type StoredReceipt,
 } from '../store.ts';
 
@@ -206,4 +207,19 @@ export function toReceipt(row: ReceiptRow): StoredReceipt {
     signature: row.signature,
     createdAt: row.created_at,
   };
+}
+
+export interface CollectorKeyRow {
+  role: string;
+  kid: string;
+  public_jwk: string;
+  recorded_at: string;
+}
+
+export function toCollectorKey(row: CollectorKeyRow): StoredCollectorKey {
+  return { role: row.role as StoredCollectorKey['role'], kid: row.kid, publicJwk: JSON.parse(row.public_jwk) as StoredCollectorKey['publicJwk'], recordedAt: row.recorded_at };
+}
+
+export function collectorKeyRow(key: StoredCollectorKey): CollectorKeyRow {
+  return { role: key.role, kid: key.kid, public_jwk: JSON.stringify(key.publicJwk), recorded_at: key.recordedAt };
 }

@@ -54,6 +54,7 @@ import {
   type ReportJob,
   type ReportSource,
   type StoredCheckpoint,
+  type StoredCollectorKey,
   type StoredReceipt,
   type SeqRange,
   type SubtreeRef,
@@ -83,6 +84,8 @@ import {
   type ApiTokenRow,
   type ReportJobRow,
   type ClockSkewRow,
+  toCollectorKey,
+  type CollectorKeyRow,
 } from './rows.ts';
 import { SQLITE_MIGRATIONS } from './migration-list.ts';
 
@@ -386,6 +389,14 @@ export class SqliteStore implements CollectorStore {
       sql.forgetExpiredJtis.run(nowSeconds);
       return sql.rememberJti.run(jti, agent, expiresAtSeconds).changes === 1;
     });
+  }
+
+  async collectorKeys(): Promise<StoredCollectorKey[]> {
+    try {
+      return (this.#sql.collectorKeys.r.all() as CollectorKeyRow[]).map(toCollectorKey);
+    } catch (err) {
+      throw translateError(err);
+    }
   }
 
   async findApiToken(tokenHash: string): Promise<ApiToken | undefined> {

@@ -94,6 +94,10 @@ export function prepareStatements(writer: Db, reader: Db) {
     revokeApiTokensById: writer.prepare(`UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *`),
     revokeApiTokensByName: writer.prepare(`UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING *`),
     findApiToken: reader.prepare(`SELECT * FROM api_tokens WHERE token_hash = ?`),
+    collectorKeys: both(`SELECT role, kid, public_jwk, recorded_at FROM collector_keys ORDER BY role`),
+    insertCollectorKey: writer.prepare(
+      `INSERT INTO collector_keys (role, kid, public_jwk, recorded_at) VALUES (@role, @kid, @public_jwk, @recorded_at) ON CONFLICT (role) DO NOTHING`,
+    ),
     listApiTokens: reader.prepare(`SELECT * FROM api_tokens ORDER BY created_at, id`),
     insertReportJob: writer.prepare(
       `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json, expired_at)

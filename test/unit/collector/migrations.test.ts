@@ -18,6 +18,7 @@ const EXPECTED_OBJECTS = [
   'table api_tokens',
   'table checkpoints',
   'table clock_skew',
+  'table collector_keys',
   'table enrollment_tokens',
   'table jti_replay',
   'table ledger_kind_counts',
@@ -28,6 +29,8 @@ const EXPECTED_OBJECTS = [
   'table report_jobs',
   'trigger checkpoints_no_delete',
   'trigger checkpoints_no_update',
+  'trigger collector_keys_no_delete',
+  'trigger collector_keys_no_update',
   'trigger merkle_subtrees_no_delete',
   'trigger merkle_subtrees_no_update',
   'trigger records_no_delete',
@@ -43,6 +46,7 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   agents: ['agent', 'created_at'],
   api_tokens: ['id', 'name', 'role', 'token_hash', 'created_at', 'expires_at', 'revoked_at', 'created_by'],
   checkpoints: ['size', 'root', 'note', 'created_at'],
+  collector_keys: ['role', 'kid', 'public_jwk', 'recorded_at'],
   clock_skew: [
     'agent', 'epoch', 'last_seq', 'last_at', 'caught_up_seq', 'caught_up_at', 'implausible', 'ahead', 'backwards', 'behind',
     'max_ahead_ms', 'max_backwards_ms', 'max_behind_ms', 'last_skew_json',
@@ -398,6 +402,29 @@ describe('collector SQLite migrations', function () {
     try {
       assert.throws(() => check.exec(`UPDATE agent_epochs SET agent_version = ''`), /CHECK/);
       assert.throws(() => check.exec(`UPDATE agent_epochs SET agent_version = '${'9'.repeat(65)}'`), /CHECK/);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('migration 0011 records the collector keys once, per role, and the database refuses to change or drop them', async () => {
+    const { path, db } = await databaseAtVersion(10);
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    assert.deepEqual(await store.collectorKeys(), [], 'an upgraded database has none until its next start records them');
+    const jwk = { kty: 'OKP', crv: 'Ed25519', x: 'A'.repeat(43) } as const;
+    const key = (role: 'log' | 'receipt' | 'chain', kid: string) => ({ role, kid, publicJwk: jwk, recordedAt: '2026-12-07T00:00:00.000Z' });
+    await store.write((tx) => tx.putCollectorKeys([key('log', 'first-log'), key('receipt', 'first-receipt')]));
+    // A second writer (another replica starting at the same moment) adds only the missing role.
+    await store.write((tx) => tx.putCollectorKeys([key('log', 'second-log'), key('chain', 'second-chain')]));
+    assert.deepEqual((await store.collectorKeys()).map((k) => [k.role, k.kid]), [['chain', 'second-chain'], ['log', 'first-log'], ['receipt', 'first-receipt']]);
+    await store.close();
+    const check = new Database(path);
+    try {
+      assert.throws(() => check.exec(`UPDATE collector_keys SET kid = 'forged' WHERE role = 'log'`), /append-only/);
+      assert.throws(() => check.exec(`DELETE FROM collector_keys`), /append-only/);
+      assert.throws(() => check.exec(`INSERT INTO collector_keys VALUES ('admin', 'k', '{}', 'now')`), /CHECK/);
     } finally {
       check.close();
     }
