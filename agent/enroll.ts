@@ -25,6 +25,7 @@
  */
 import { existsSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import got, { RequestError } from 'got';
+import { agentUserAgent } from '../shared/agent-version.ts';
 import { publicKeyFromJwk } from '../shared/crypto.ts';
 import type { Logger } from '../shared/logger.ts';
 import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/private-files.ts';
@@ -203,6 +204,7 @@ async function requestEnrollment(
   try {
     response = await got.post(url, {
       json: body,
+      headers: { 'user-agent': agentUserAgent() },
       responseType: 'text',
       throwHttpErrors: false,
       followRedirect: false,

@@ -35,6 +35,29 @@ export interface AgentStatus {
   buffer: BufferStatus;
 }
 
+/** How long a record may wait for its acknowledgement before `status --check` calls the agent stuck. */
+export const DEFAULT_MAX_PENDING_AGE_MS = 3_600_000;
+
+/**
+ * Why the agent is not delivering, for `status --check` (monitoring, systemd, the container
+ * health check): an empty list means it is. A running process is not enough: an agent whose
+ * oldest record has waited for hours, whose circuit is open, whose last batch was refused for
+ * good, or whose witness raised an alarm needs a person.
+ */
+export function deliveryProblems(status: AgentStatus, options: { maxPendingAgeMs: number; nowMs: number }): string[] {
+  const problems: string[] = [];
+  if (status.oldestPendingAt !== null) {
+    const ageMs = options.nowMs - Date.parse(status.oldestPendingAt);
+    if (ageMs > options.maxPendingAgeMs) {
+      problems.push(`${status.pending} record(s) pending; the oldest has waited ${Math.round(ageMs / 60_000)} min (limit ${Math.round(options.maxPendingAgeMs / 60_000)} min)`);
+    }
+  }
+  if (status.circuit.state === 'open') problems.push(`the circuit to the collector is open after ${status.circuit.consecutiveFailures} consecutive failures`);
+  if (status.lastError?.refused) problems.push(`the collector refused the last batch (${status.lastError.code ?? status.lastError.reason}); retrying will not fix it`);
+  if (status.witnessAlarm !== null) problems.push(`witness alarm since ${status.witnessAlarm.raisedAt}: ${status.witnessAlarm.reason}`);
+  return problems;
+}
+
 const CLOSED: CircuitSnapshot = { state: 'closed', consecutiveFailures: 0, openUntil: null };
 
 export function readAgentStatus(outbox: SqliteOutbox): AgentStatus {

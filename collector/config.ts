@@ -21,6 +21,8 @@ import {
 
 export const DEFAULT_COLLECTOR_HOST = '127.0.0.1';
 export const DEFAULT_COLLECTOR_ORIGIN = 'sakshya.local/collector';
+export const DEFAULT_METRICS_HOST = '127.0.0.1';
+export const DEFAULT_METRICS_PORT = 7401;
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_JWT_CLOCK_TOLERANCE_SECONDS = 30;
 /** Longest clock tolerance accepted: more would stretch a 5-minute token far beyond its life. */
@@ -72,6 +74,10 @@ export const COLLECTOR_ENV = {
   databasePool: 'SAKSHYA_COLLECTOR_DATABASE_POOL',
   port: 'SAKSHYA_COLLECTOR_PORT',
   host: 'SAKSHYA_COLLECTOR_HOST',
+  /** Where `serve` answers GET /metrics (Prometheus): its own listener, no authentication, numbers only. */
+  metricsHost: 'SAKSHYA_COLLECTOR_METRICS_HOST',
+  /** 0 picks a free port (the "metrics listening" log line names it). */
+  metricsPort: 'SAKSHYA_COLLECTOR_METRICS_PORT',
   origin: 'SAKSHYA_COLLECTOR_ORIGIN',
   logLevel: 'SAKSHYA_LOG_LEVEL',
   jwtClockToleranceSeconds: 'SAKSHYA_JWT_CLOCK_TOLERANCE_SECONDS',
@@ -156,6 +162,8 @@ export const collectorConfigSchema = z
   databasePool: integerText(1, MAX_DATABASE_POOL).default(DEFAULT_DATABASE_POOL),
   port: integerText(0, 65535).default(DEFAULT_COLLECTOR_PORT),
   host: z.string().min(1).default(DEFAULT_COLLECTOR_HOST),
+  metricsHost: z.string().min(1).default(DEFAULT_METRICS_HOST),
+  metricsPort: integerText(0, 65535).default(DEFAULT_METRICS_PORT),
   origin: originSchema.default(DEFAULT_COLLECTOR_ORIGIN),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULT_LOG_LEVEL),
   jwtClockToleranceSeconds: integerText(0, MAX_JWT_CLOCK_TOLERANCE_SECONDS).default(DEFAULT_JWT_CLOCK_TOLERANCE_SECONDS),

@@ -23,6 +23,7 @@ import { ApiTokenService } from './services/api-tokens.ts';
 import { RateLimiter } from './services/rate-limiter.ts';
 import { CollectorChain } from './services/collector-chain.ts';
 import { EnrollmentService } from './services/enrollment.ts';
+import { FleetService } from './services/fleet.ts';
 import { IngestService } from './services/ingest.ts';
 import { LedgerAudit } from './services/ledger-audit.ts';
 import { LedgerService } from './services/ledger.ts';
@@ -31,6 +32,9 @@ import { ReportService } from './services/reports.ts';
 import { ReportExportPool } from './services/report/export-pool.ts';
 import { BATCH_CHECK_TASKS_PER_WORKER, BatchCheckPool } from './services/batch-check-pool.ts';
 import { IngestAdmission } from './services/ingest-admission.ts';
+import { assertCollectorIdentity, ensureCollectorIdentity } from './services/collector-identity.ts';
+import { CollectorMetrics } from './services/metrics.ts';
+import { packageVersion } from '../shared/package-version.ts';
 import { databaseExists, describeDatabase, openStore } from './store/open-store.ts';
 import type { CollectorStore } from './store/store.ts';
 
@@ -58,7 +62,13 @@ export interface Container {
   ingest: IngestService;
   /** Ingest's queue bounds: their load and the refusals (503 `ingest.busy`) since start. */
   ingestAdmission: IngestAdmission;
+  /** Prometheus metrics of this process and of the ledger (served by `serve` on its own listener). */
+  metrics: CollectorMetrics;
+  /** The package version (healthz, logs, metrics). */
+  version: string;
   records: RecordsService;
+  /** The fleet view: per (agent, epoch) state for admins and auditors. */
+  fleet: FleetService;
   /** Report bundle exports (CLI and HTTP jobs). */
   reports: ReportService;
   /** A new audit of the whole store (`ledger verify`), against this collector's own keys. */
@@ -72,6 +82,8 @@ export interface ContainerOptions {
   mode: 'bootstrap' | 'existing';
   /** The clock; tests may fix it. */
   now?: () => Date;
+  /** Include Node's process metrics (event loop, heap, GC): for `serve`, one registry per process. */
+  processMetrics?: boolean;
 }
 
 export async function createContainer(config: CollectorConfig, options: ContainerOptions): Promise<Container> {
@@ -89,6 +101,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
       const ensured = ensureCollectorKeys(config.dir);
       if (ensured.created.length > 0) logger.info({ created: ensured.created }, 'collector keys created');
       keys = ensured.keys;
+      await ensureCollectorIdentity(store, keys, { origin: config.origin, now });
     } catch (err) {
       await store.close();
       throw err;
@@ -102,6 +115,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     try {
       await store.assertSchemaCurrent();
       keys = loadCollectorKeys(config.dir);
+      await assertCollectorIdentity(store, keys);
     } catch (err) {
       await store.close();
       throw err;
@@ -129,13 +143,15 @@ export async function createContainer(config: CollectorConfig, options: Containe
     clockSkewToleranceMs: config.clockSkewToleranceMs,
   });
   const apiTokens = new ApiTokenService({ store, chain: collectorChain, now });
-  const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now });
   let pool: BatchCheckPool | undefined;
   const ingestAdmission = new IngestAdmission({
     checkSlots: config.verifyWorkers * BATCH_CHECK_TASKS_PER_WORKER,
     checkQueue: config.ingestQueue,
     writeQueue: config.writeQueue,
   });
+  const version = packageVersion();
+  const metrics = new CollectorMetrics({ store, admission: ingestAdmission, version, processMetrics: options.processMetrics === true });
+  const agentAuth = new AgentAuthService({ store, origin: config.origin, clockToleranceSeconds: config.jwtClockToleranceSeconds, now, observer: metrics });
   const ingest = new IngestService({
     store,
     ledger,
@@ -145,6 +161,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     origin: config.origin,
     now,
     clockSkewToleranceMs: config.clockSkewToleranceMs,
+    observer: metrics,
   });
 
   const reports = new ReportService({
@@ -188,7 +205,10 @@ export async function createContainer(config: CollectorConfig, options: Containe
     },
     ingest,
     ingestAdmission,
+    metrics,
+    version,
     records: new RecordsService({ store, chain: collectorChain }),
+    fleet: new FleetService({ store, chain: collectorChain, now }),
     reports,
     ledgerAudit: () =>
       new LedgerAudit({

@@ -5,7 +5,9 @@
 // collector: GET /healthz on this container's loopback (liveness: 200 while the process serves;
 //            /readyz is for load balancers, a full disk must not get the collector restarted).
 // agent:     GET /v1/status on 127.0.0.1 (the local API binds nowhere else) with the local token
-//            from the agent directory; 200 means the process serves and its outbox answers.
+//            from the agent directory; healthy if it answers 200 (the process serves, its outbox
+//            answers) AND its `delivery.delivering` is true (`sakshya-agent status --check`: no
+//            record pending over an hour, circuit closed, last batch not refused, no witness alarm).
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -35,14 +37,32 @@ function loopbackFor(host) {
   return host;
 }
 
-function get({ tls, host, port, path, headers }) {
+function get({ tls, host, port, path, headers, judge }) {
   const request = tls ? httpsRequest : httpRequest;
   // The collector's own certificate is for its public name, not for 127.0.0.1; this probe only
   // asks whether the process answers, it sends nothing secret.
   const req = request({ host, port, path, headers, method: 'GET', timeout: TIMEOUT_MS, rejectUnauthorized: false }, (res) => {
-    res.resume();
-    if (res.statusCode === 200) process.exit(0);
-    fail(`GET ${path} answered ${res.statusCode}`);
+    if (res.statusCode !== 200) {
+      res.resume();
+      fail(`GET ${path} answered ${res.statusCode}`);
+    }
+    if (judge === undefined) {
+      res.resume();
+      process.exit(0);
+    }
+    const chunks = [];
+    res.on('data', (chunk) => chunks.push(chunk));
+    res.on('end', () => {
+      let body;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        fail(`GET ${path} answered 200 without JSON`);
+      }
+      const problem = judge(body);
+      if (problem !== undefined) fail(problem);
+      process.exit(0);
+    });
   });
   req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)));
   req.on('error', (err) => fail(`GET ${path} on ${host}:${port}: ${err.message}`));
@@ -63,7 +83,14 @@ if (role === 'collector') {
   } catch (err) {
     fail(`cannot read ${join(dir, 'local-token')} (${err.code ?? err.message}); has \`sakshya-agent init\` run?`);
   }
-  get({ tls: false, host: '127.0.0.1', port: portFrom('SAKSHYA_AGENT_PORT', DEFAULT_AGENT_PORT), path: '/v1/status', headers: { authorization: `Bearer ${token}` } });
+  get({
+    tls: false,
+    host: '127.0.0.1',
+    port: portFrom('SAKSHYA_AGENT_PORT', DEFAULT_AGENT_PORT),
+    path: '/v1/status',
+    headers: { authorization: `Bearer ${token}` },
+    judge: (status) => (status?.delivery?.delivering === true ? undefined : `not delivering: ${(status?.delivery?.problems ?? ['no delivery verdict']).join('; ')}`),
+  });
 } else {
   fail('usage: node healthcheck.js collector|agent');
 }

@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   const base = makeTempDir('sakshya-demo-');
   const collectorDir = join(base, 'collector');
   const port = await freePort();
-  const collectorEnv = { SAKSHYA_COLLECTOR_DIR: collectorDir, SAKSHYA_COLLECTOR_ORIGIN: ORIGIN, SAKSHYA_COLLECTOR_PORT: String(port) };
+  const collectorEnv = { SAKSHYA_COLLECTOR_DIR: collectorDir, SAKSHYA_COLLECTOR_ORIGIN: ORIGIN, SAKSHYA_COLLECTOR_PORT: String(port), SAKSHYA_COLLECTOR_METRICS_PORT: '0' };
   let collector: CollectorProcess | undefined;
   const agents: DemoAgent[] = [];
   try {

@@ -14,7 +14,7 @@
  * every kind of damage.
  */
 import { GENESIS_PREV, RECORD_KINDS, RECORD_TYPE_PATTERN, AGENT_ID_PATTERN } from './record.ts';
-import { base64urlPattern, batchSchema, isoInstantSchema, isRecordBody, MAX_RECORDS_PER_BATCH, recordSchema, type Batch } from './protocol.ts';
+import { AGENT_VERSION_PATTERN, base64urlPattern, batchSchema, isoInstantSchema, isRecordBody, MAX_RECORDS_PER_BATCH, recordSchema, type Batch } from './protocol.ts';
 
 function zodPattern(schema: { _zod: { pattern?: RegExp } }, name: string): RegExp {
   const pattern = schema._zod.pattern;
@@ -30,7 +30,7 @@ const SIGNATURE_B64 = base64urlPattern(64);
 const MAX_TYPE_LENGTH = 128;
 
 const RECORD_KEYS = new Set(['v', 'id', 'agent', 'epoch', 'seq', 'prev', 'kind', 'type', 'at', 'body', 'kid', 'sig']);
-const BATCH_KEYS = new Set(['batchId', 'agent', 'epoch', 'records', 'backlog', 'witness']);
+const BATCH_KEYS = new Set(['batchId', 'agent', 'epoch', 'records', 'backlog', 'witness', 'agentVersion']);
 const BACKLOG_KEYS = new Set(['pending', 'oldestAt']);
 const WITNESS_KEYS = new Set(['size', 'root']);
 const KINDS: ReadonlySet<unknown> = new Set(RECORD_KINDS);
@@ -86,14 +86,15 @@ function acceptsRecord(record: unknown, agent: string, epoch: number, seq: numbe
 
 /** True only if `batchSchema` accepts `value` and returns it unchanged; false: ask `batchSchema`. */
 export function acceptsBatch(value: unknown): value is Batch {
-  if (!isPlainObject(value) || !hasOnlyKeys(value, BATCH_KEYS, ['witness'])) return false;
-  const { batchId, agent, epoch, records, backlog, witness } = value;
+  if (!isPlainObject(value) || !hasOnlyKeys(value, BATCH_KEYS, ['witness', 'agentVersion'])) return false;
+  const { batchId, agent, epoch, records, backlog, witness, agentVersion } = value;
   if (!isString(batchId, UUID) || !isString(agent, AGENT_ID_PATTERN) || !isInteger(epoch, 1)) return false;
   if (!isPlainObject(backlog) || !hasOnlyKeys(backlog, BACKLOG_KEYS) || !isInteger(backlog.pending, 0)) return false;
   if (backlog.oldestAt !== null && !isString(backlog.oldestAt, ISO_INSTANT)) return false;
   if (witness !== undefined && (!isPlainObject(witness) || !hasOnlyKeys(witness, WITNESS_KEYS) || !isInteger(witness.size, 0) || !isString(witness.root, SHA256_B64))) {
     return false;
   }
+  if (agentVersion !== undefined && !isString(agentVersion, AGENT_VERSION_PATTERN)) return false;
   if (!Array.isArray(records) || records.length < 1 || records.length > MAX_RECORDS_PER_BATCH) return false;
   const first = records[0] as Plain | undefined;
   if (!isPlainObject(first) || !isInteger(first.seq, 1)) return false;

@@ -4,6 +4,9 @@
  * services/api-tokens.ts); `ledger verify` replays them against the tables they explain
  * (services/authority-replay.ts); report exports read revocations from them.
  *
+ * Also the records of reads by auditors (COLLECTOR_READ_TYPES): who read what, for the record
+ * only — nothing replays them, and they change no table.
+ *
  * Fields added after the first release are optional, so that records written before them still
  * parse: `token` (the enrollment token's public id), `replace`, `replaces`, `reason` and
  * `supersededBy`. A record without `token` is matched to its row by (agent, expiresAt).
@@ -19,7 +22,33 @@ export const COLLECTOR_ACT_TYPES = {
   apiTokenRevoked: 'api_token.revoked',
 } as const;
 
+/** Reads by auditors, each a record of the COLLECTOR chain committed before the answer is sent. */
+export const COLLECTOR_READ_TYPES = {
+  /** One ledger record (services/records.ts): `{ id, agent, ledgerIndex, by }`. */
+  recordRead: 'record.read',
+  /** The fleet view (services/fleet.ts): FleetReadBody. */
+  fleetRead: 'fleet.read',
+} as const;
+
 const epoch = z.number().int().min(1);
+
+/**
+ * A read of the fleet view: who, the filter as asked (a list's query parameters, or `{ agent }`
+ * for one agent's epochs), and how many (agent, epoch) rows the answer held.
+ */
+export const fleetReadBodySchema = z.looseObject({
+  by: z.string(),
+  filter: z.looseObject({
+    agent: z.string().optional(),
+    status: z.string().optional(),
+    silentFor: z.string().optional(),
+    backlogOver: z.number().optional(),
+    limit: z.number().optional(),
+    cursor: z.string().optional(),
+  }),
+  rows: z.number().int().min(0),
+});
+export type FleetReadBody = z.infer<typeof fleetReadBodySchema>;
 
 export const agentEnrolledBodySchema = z.looseObject({
   agent: z.string(),

@@ -26,6 +26,9 @@ export const agentIdSchema = z.string().regex(AGENT_ID_PATTERN, 'agent id: 3-64 
 export const epochSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const isoInstantSchema = z.iso.datetime({ offset: false });
+/** An agent's software version as it reports it: semver-like, bounded, no spaces or controls. */
+export const AGENT_VERSION_PATTERN = /^[0-9A-Za-z.+-]{1,64}$/;
+export const agentVersionSchema = z.string().regex(AGENT_VERSION_PATTERN, 'agentVersion: 1-64 of A-Z, a-z, 0-9, ., +, -');
 
 /**
  * The canonical size of a body without canonicalising it: RFC 8785 writes the same members,
@@ -86,6 +89,8 @@ export const batchSchema = z
     backlog: backlogSchema,
     /** The newest checkpoint this agent has verified as a witness (signature and consistency). */
     witness: z.lazy(() => checkpointRefSchema).optional(),
+    /** The sending agent's software version (absent from agents older than this field). */
+    agentVersion: agentVersionSchema.optional(),
   })
   .superRefine((batch, ctx) => {
     batch.records.forEach((record, i) => {

@@ -5,6 +5,7 @@
  * JSON; a failing command prints one clear line on stderr and exits non-zero, never a stack.
  */
 import { packageVersion } from '../../shared/package-version.ts';
+import { parseDurationMs } from '../../shared/duration.ts';
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../shared/config.ts';
@@ -54,7 +55,7 @@ function setUp(flags: AgentConfigOverrides, configLogLevel: 'info' | 'debug'): {
   return { config, logger };
 }
 
-async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Logger): Promise<Syncer> {
+async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Logger, onAttempt?: (outcome: string) => void): Promise<Syncer> {
   const [{ AgentKeyring }, { BatchClient }, { Syncer }, { LogClient }, { Witness }, { retireAcknowledgedKeys }] = await Promise.all([
     import('../keys.ts'),
     import('../sync/client.ts'),
@@ -79,6 +80,7 @@ async function openSyncer(config: AgentConfig, outbox: SqliteOutbox, logger: Log
     outbox,
     client,
     witness,
+    onAttempt,
     key,
     logger,
     batch: config.batch,
@@ -184,11 +186,12 @@ program
   .action(
     action(async (opts: DirOption & { port?: string }) => {
       const { config, logger } = setUp({ dir: opts.dir, port: opts.port }, 'info');
-      const [{ AgentKeyring }, { createLocalApi, listenLocalApi }, { readLocalToken }, { scheduleSystemTelemetry }] = await Promise.all([
+      const [{ AgentKeyring }, { createLocalApi, listenLocalApi }, { readLocalToken }, { scheduleSystemTelemetry }, { AgentMetrics }] = await Promise.all([
         import('../keys.ts'),
         import('../local-api/app.ts'),
         import('../local-api/local-token.ts'),
         import('../telemetry/system-telemetry.ts'),
+        import('../metrics/agent-metrics.ts'),
       ]);
       const outbox = openOutbox(config, 'full');
       const pins = outbox.pins();
@@ -197,9 +200,10 @@ program
       const key = new AgentKeyring(config.dir);
       key.signingKey(outbox.signingKeyRef());
       const localToken = readLocalToken(config.dir);
-      const syncer = await openSyncer(config, outbox, logger);
+      const metrics = new AgentMetrics({ outbox, processMetrics: true });
+      const syncer = await openSyncer(config, outbox, logger, (outcome) => metrics.syncAttempt(outcome));
       writeDropSummary(outbox, key, logger); // refusals counted before a restart, if there is room now
-      const { server, port } = await listenLocalApi(createLocalApi({ outbox, key, localToken, logger }), config.port);
+      const { server, port } = await listenLocalApi(createLocalApi({ outbox, key, localToken, logger, metrics }), config.port);
       const telemetry = config.telemetryCron
         ? scheduleSystemTelemetry({ expression: config.telemetryCron, dir: config.dir, outbox, key, logger })
         : undefined;
@@ -227,7 +231,7 @@ program
       process.once('SIGINT', () => void stop('SIGINT'));
       // Announced only now: a supervisor (or test) that stops the agent as soon as it reads this
       // line must find the handlers in place, not the default action of SIGTERM.
-      logger.info({ port, agent: pins.agent, epoch: pins.epoch }, 'local api listening');
+      logger.info({ port, agent: pins.agent, epoch: pins.epoch, version: packageVersion() }, 'local api listening');
     }),
   );
 
@@ -304,15 +308,24 @@ program
   .description('show pending and acknowledged records, the last receipt and the last error')
   .addOption(dirOption())
   .option('--json', 'print JSON')
+  .option('--check', 'exit 1 unless the agent is delivering: no record pending longer than --max-pending-age, circuit closed, last batch not refused, no witness alarm')
+  .option('--max-pending-age <duration>', 'with --check: how long a record may wait for its acknowledgement (e.g. 30m, 6h)', '1h')
   .action(
-    action(async (opts: DirOption & { json?: boolean }) => {
+    action(async (opts: DirOption & { json?: boolean; check?: boolean; maxPendingAge: string }) => {
+      const maxPendingAgeMs = parseDurationMs(opts.maxPendingAge);
+      if (maxPendingAgeMs === undefined || maxPendingAgeMs <= 0) throw new UsageError(`--max-pending-age must be a duration such as 30m or 6h, not ${opts.maxPendingAge}`);
       const { config } = setUp({ dir: opts.dir }, 'debug');
-      const { readAgentStatus } = await import('../status.ts');
+      const { readAgentStatus, deliveryProblems } = await import('../status.ts');
       const outbox = openOutbox(config);
       try {
         const status = readAgentStatus(outbox);
-        if (opts.json) process.stdout.write(JSON.stringify(status) + '\n');
-        else printStatus(status);
+        const problems = opts.check ? deliveryProblems(status, { maxPendingAgeMs, nowMs: Date.now() }) : [];
+        if (opts.json) process.stdout.write(JSON.stringify(opts.check ? { delivering: problems.length === 0, problems, ...status } : status) + '\n');
+        else {
+          printStatus(status);
+          if (opts.check) process.stdout.write(problems.length === 0 ? 'check      OK: delivering\n' : problems.map((p) => `check      NOT DELIVERING: ${p}\n`).join(''));
+        }
+        if (problems.length > 0) process.exitCode = EXIT_FAILURE;
       } finally {
         outbox.close();
       }

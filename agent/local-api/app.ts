@@ -11,7 +11,10 @@
  *   `buffer.telemetry_refused`, at the hard cap audit records 507 `buffer.full`; both refusals
  *   are counted and summarised in a signed `telemetry.dropped` record. A full disk is 507
  *   `storage.full`. A 507 means the record was NOT stored: the caller keeps it or retries later.
- * - `GET /v1/status` answers the agent status.
+ * - `GET /v1/status` answers the agent status, with `delivery` (`status --check`'s verdict with
+ *   its default limits), which the container health check reads.
+ * - `GET /metrics` answers the Prometheus metrics (agent/metrics/agent-metrics.ts) WITHOUT a
+ *   token: numbers only, for a scraper on this server (node_exporter's textfile collector).
  * - Errors are problem+json (shared/problem.ts), made in one error handler; no stack traces.
  */
 import type { Server } from 'node:http';
@@ -22,10 +25,11 @@ import { describeZodError } from '../../shared/protocol.ts';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../../shared/problem.ts';
 import { BufferCapError, newRecordSchema, RecordRejectedError, type RecordSigner, type SqliteOutbox } from '../outbox/sqlite-outbox.ts';
 import { isDropSummaryRecord, logBufferRefusal } from '../outbox/buffer-refusal.ts';
-import { readAgentStatus } from '../status.ts';
+import { DEFAULT_MAX_PENDING_AGE_MS, deliveryProblems, readAgentStatus } from '../status.ts';
 import { isWitnessRecordType } from '../witness/witness-state.ts';
 import { isKeyRotationRecord } from '../../shared/key-rotation.ts';
 import { tokenMatches } from './local-token.ts';
+import { AgentMetrics, METRICS_CONTENT_TYPE } from '../metrics/agent-metrics.ts';
 
 export const LOCAL_API_HOST = '127.0.0.1';
 /** A record body is at most 64 KiB canonical; leave room for the envelope and whitespace. */
@@ -36,13 +40,21 @@ export interface LocalApiOptions {
   key: RecordSigner;
   localToken: string;
   logger: Logger;
+  /** The run's metrics, shared with its syncer; made here if not given. */
+  metrics?: AgentMetrics;
 }
 
 export function createLocalApi(options: LocalApiOptions): express.Express {
   const { outbox, key, localToken, logger } = options;
+  const metrics = options.metrics ?? new AgentMetrics({ outbox });
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+
+  // Before the token check: a metrics scraper holds no secret and can write nothing.
+  app.get('/metrics', async (_req: Request, res: Response) => {
+    res.status(200).type(METRICS_CONTENT_TYPE).send(await metrics.exposition());
+  });
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     const header = req.get('authorization');
@@ -83,6 +95,7 @@ export function createLocalApi(options: LocalApiOptions): express.Express {
         if (err instanceof RecordRejectedError) throw new ProblemError('request.invalid', err.message);
         if (err instanceof BufferCapError) {
           logBufferRefusal(logger, err);
+          metrics.bufferRefused();
           throw new ProblemError(err.level === 'soft' ? 'buffer.telemetry_refused' : 'buffer.full', err.message, {
             pendingBytes: err.pendingBytes,
             softCapBytes: err.cap.softBytes,
@@ -101,10 +114,12 @@ export function createLocalApi(options: LocalApiOptions): express.Express {
   );
 
   app.get('/v1/status', (_req: Request, res: Response) => {
-    res.json(readAgentStatus(outbox));
+    const status = readAgentStatus(outbox);
+    const problems = deliveryProblems(status, { maxPendingAgeMs: DEFAULT_MAX_PENDING_AGE_MS, nowMs: Date.now() });
+    res.json({ ...status, delivery: { delivering: problems.length === 0, problems } });
   });
 
-  for (const path of ['/v1/records', '/v1/status']) {
+  for (const path of ['/v1/records', '/v1/status', '/metrics']) {
     app.all(path, (req: Request) => {
       throw new ProblemError('method.not_allowed', `${req.method} is not allowed on ${path}`);
     });

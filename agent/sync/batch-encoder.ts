@@ -1,6 +1,7 @@
 /**
- * Encodes a batch for the wire: `{ batchId, agent, epoch, records, backlog, witness? }` as JSON,
- * then gzip. `witness` is the newest checkpoint this agent verified (agent/witness/), if any.
+ * Encodes a batch for the wire: `{ batchId, agent, epoch, records, backlog, witness?, agentVersion? }`
+ * as JSON, then gzip. `witness` is the newest checkpoint this agent verified (agent/witness/), if
+ * any; `agentVersion` the version of the software sending it (shared/agent-version.ts).
  * Records are spliced in as their stored canonical text, never parsed and re-serialised, so the
  * bytes sent are the bytes signed.
  *
@@ -26,6 +27,7 @@ export interface BatchEnvelope {
   epoch: number;
   backlog: Backlog;
   witness?: { size: number; root: string } | undefined;
+  agentVersion?: string | undefined;
 }
 
 /** Records per piece of the batch JSON text: ~25 KB, far below V8's large-object size. */
@@ -39,6 +41,7 @@ export function* batchJsonPieces(envelope: BatchEnvelope, canonicalRecords: read
   }
   yield `],"backlog":${JSON.stringify(envelope.backlog)}` +
     (envelope.witness ? `,"witness":${JSON.stringify({ size: envelope.witness.size, root: envelope.witness.root })}` : '') +
+    (envelope.agentVersion !== undefined ? `,"agentVersion":${JSON.stringify(envelope.agentVersion)}` : '') +
     '}';
 }
 

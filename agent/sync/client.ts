@@ -4,7 +4,8 @@
  * for an HTTP status: every attempt ends as a receipt or a classified SendOutcome.
  *
  * Each request carries a fresh agent JWT (audience = the pinned origin), the batch id as
- * `Idempotency-Key`, `Content-Encoding: gzip` and a `traceparent`.
+ * `Idempotency-Key`, `Content-Encoding: gzip`, a `traceparent` and `User-Agent:
+ * sakshya-agent/<version>`.
  *
  * Key rotation (ADR 0006): the JWT is signed with the first of `tokenKeys()` — the key the
  * collector knows. Only if the collector answers 401 `auth.invalid_token` is the same batch
@@ -12,6 +13,7 @@
  * receipt never arrived, and then knows only the new key.
  */
 import got, { RequestError, TimeoutError } from 'got';
+import { agentUserAgent } from '../../shared/agent-version.ts';
 import type { SigningKey } from '../../shared/crypto.ts';
 import { signAgentToken } from '../../shared/agent-token.ts';
 import { API_PREFIX, signedReceiptSchema, describeZodError, type SignedReceipt } from '../../shared/protocol.ts';
@@ -79,6 +81,7 @@ export class BatchClient {
           'idempotency-key': batch.batchId,
           traceparent: batch.traceparent,
           accept: `application/json, ${PROBLEM_CONTENT_TYPE}`,
+          'user-agent': agentUserAgent(),
         },
         timeout: { connect: timeouts.connectMs, send: timeouts.responseMs, response: timeouts.responseMs },
         retry: { limit: 0 },

@@ -20,7 +20,9 @@
  * after the acknowledgement is committed — the check runs in the background and never delays
  * acking — and each batch carries the newest checkpoint it verified as `batch.witness`.
  */
+import type { SyncAttemptOutcome } from '../metrics/agent-metrics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { agentVersion } from '../../shared/agent-version.ts';
 import { publicKeyFromJwk } from '../../shared/crypto.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -55,8 +57,12 @@ export interface SyncerOptions {
   idleIntervalMs: number;
   /** Checks the checkpoints that receipts name; optional (tests of the sync loop alone). */
   witness?: Witness | undefined;
+  /** Told what each request to the collector came to (agent/metrics/agent-metrics.ts). */
+  onAttempt?: ((outcome: SyncAttemptOutcome) => void) | undefined;
   /** Called after each acknowledgement is committed (the agent retires keys the collector no longer needs: ADR 0006). */
   onAcknowledged?: (() => void) | undefined;
+  /** The version each batch reports as `agentVersion`; default this package's. */
+  agentVersion?: string;
   random?: () => number;
   now?: () => number;
 }
@@ -83,6 +89,7 @@ export class Syncer {
   readonly #breaker: CircuitBreaker;
   readonly #size: AdaptiveBatchSize;
   readonly #receiptKey;
+  readonly #agentVersion: string;
   /** One gzip engine for every batch: allocating one per batch fragmented the malloc heap. */
   readonly #compressor = new BatchCompressor();
   /** Consecutive backoff attempts (the exponent of the next backoff). */
@@ -97,6 +104,7 @@ export class Syncer {
     this.#now = options.now ?? Date.now;
     this.#breaker = new CircuitBreaker({ ...options.circuit, now: this.#now });
     this.#size = new AdaptiveBatchSize(options.batch.maxRecords);
+    this.#agentVersion = options.agentVersion ?? agentVersion();
     this.#receiptKey = publicKeyFromJwk(options.outbox.pins().receiptKey);
   }
 
@@ -130,7 +138,14 @@ export class Syncer {
     const trace = newTraceContext();
     const witnessed = outbox.witnessCheckpoint();
     const gzipped = await this.#compressor.gzip(
-      { batchId, agent: pins.agent, epoch: pins.epoch, backlog: outbox.backlog(), witness: witnessed && { size: witnessed.size, root: witnessed.root } },
+      {
+        batchId,
+        agent: pins.agent,
+        epoch: pins.epoch,
+        backlog: outbox.backlog(),
+        witness: witnessed && { size: witnessed.size, root: witnessed.root },
+        agentVersion: this.#agentVersion,
+      },
       batch.records,
     );
     const about = { traceId: trace.traceId, batchId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq };
@@ -149,6 +164,7 @@ export class Syncer {
         const ack = outbox.markAcknowledged(result.signed, { traceId: trace.traceId, verifiedAt: new Date(this.#now()) });
         const { receipt } = result.signed;
         this.#onSuccess();
+        this.#o.onAttempt?.('delivered');
         this.#resendFrom = receipt.highestSeq < ack.ackedSeq ? receipt.highestSeq + 1 : undefined;
         try {
           this.#o.onAcknowledged?.();
@@ -270,6 +286,7 @@ export class Syncer {
           this.#resendFrom = decision.fromSeq;
         }
         logger.warn({ ...about, reason: decision.reason, resendFrom: decision.fromSeq, batchSize: this.#size.current }, 'resending batch');
+        this.#o.onAttempt?.('resend');
         return { kind: 'resend', reason: decision.reason };
       }
       decision = { action: 'stop', reason: refusal };
@@ -288,6 +305,7 @@ export class Syncer {
       delayMs = this.#o.refusedRetryMs;
       this.#resendFrom = undefined;
     }
+    this.#o.onAttempt?.(refused ? 'refused' : decision.reason);
     const info: SyncErrorInfo = {
       at: new Date(nowMs).toISOString(),
       reason: decision.reason,

@@ -14,6 +14,7 @@
  * | 2xx JSON of the wrong shape                        | WitnessFailure        | alarm `bad_proof`       |
  */
 import got, { RequestError, TimeoutError } from 'got';
+import { agentUserAgent } from '../../shared/agent-version.ts';
 import { z } from 'zod';
 import { API_PREFIX, describeZodError } from '../../shared/protocol.ts';
 import { PROBLEM_CONTENT_TYPE } from '../../shared/problem.ts';
@@ -97,7 +98,7 @@ export class LogClient implements LogReader {
     let response;
     try {
       response = await got(url, {
-        headers: { accept: `${contentType}, ${PROBLEM_CONTENT_TYPE}` },
+        headers: { accept: `${contentType}, ${PROBLEM_CONTENT_TYPE}`, 'user-agent': agentUserAgent() },
         timeout: { connect: this.#timeouts.connectMs, response: this.#timeouts.responseMs },
         retry: { limit: 0 },
         throwHttpErrors: false,

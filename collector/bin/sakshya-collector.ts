@@ -28,8 +28,8 @@ import { toBase64Url } from '../../shared/crypto.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { ensurePrivateDirectory } from '../../shared/private-files.ts';
 import { databaseConnection, describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
-import { createContainer, type Container } from '../container.ts';
-import { createApp } from '../app.ts';
+import { CollectorSetupError, createContainer, type Container } from '../container.ts';
+import { createApp, createMetricsApp } from '../app.ts';
 import { formatFinding } from '../services/ledger-audit.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import { assertEnrollableAgentId, parseDurationSeconds } from '../services/enrollment.ts';
@@ -140,7 +140,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
   const config = configFrom(flags);
   checkTls(config);
   const logger = loggerFor(config, 'serve');
-  const container = await createContainer(config, { logger, mode: 'bootstrap' });
+  const container = await createContainer(config, { logger, mode: 'bootstrap', processMetrics: true });
   // Only the server owns export jobs: a CLI command next to it must not fail its running job.
   await container.reports.recoverInterrupted();
   // Nor delete bundles: the retention sweep runs here, at start and then on its schedule.
@@ -149,16 +149,19 @@ async function serve(flags: ConfigFlags): Promise<void> {
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const app = createApp(container);
   const server: Server = tls ? createTlsServer({ cert: config.tlsCert, key: config.tlsKey, minVersion: 'TLSv1.2' }, app) : createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
+  const metricsServer = createServer(createMetricsApp(container));
+  try {
+    await listen(server, config.port, config.host);
+    await listen(metricsServer, config.metricsPort, config.metricsHost).catch((err: unknown) => {
+      server.close();
+      throw new CollectorSetupError(
+        `the metrics listener cannot bind ${config.metricsHost}:${config.metricsPort} (${(err as Error).message}); set SAKSHYA_COLLECTOR_METRICS_PORT to a free port (0 picks one)`,
+      );
     });
-  }).catch(async (err: unknown) => {
+  } catch (err) {
     await container.close();
     throw err;
-  });
+  }
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -169,6 +172,8 @@ async function serve(flags: ConfigFlags): Promise<void> {
       logger.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'requests still in flight after the grace period; closing their connections');
       server.closeAllConnections();
     }, SHUTDOWN_GRACE_MS);
+    metricsServer.close();
+    metricsServer.closeAllConnections();
     server.close(() => {
       clearInterval(idle);
       clearTimeout(force);
@@ -188,8 +193,20 @@ async function serve(flags: ConfigFlags): Promise<void> {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   // Announce only once the signal handlers are in place: whoever reads this line may stop us.
+  const metricsAddress = metricsServer.address() as AddressInfo;
+  logger.info({ port: metricsAddress.port, url: `${urlOf(metricsAddress, false)}/metrics` }, 'metrics listening');
   const address = server.address() as AddressInfo;
-  logger.info({ port: address.port, url: urlOf(address, tls), tls }, 'listening');
+  logger.info({ port: address.port, url: urlOf(address, tls), tls, version: container.version }, 'listening');
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 async function migrate(flags: ConfigFlags): Promise<void> {
@@ -264,7 +281,7 @@ withConfigFlags(agents.command('enroll').description('issue a one-time enrollmen
       });
     }),
   );
-withConfigFlags(agents.command('list').description('list agents per epoch, with chain heads and reported backlog'))
+withConfigFlags(agents.command('list').description('list agents per epoch, with chain heads, reported backlog and agent version'))
   .option('--json', 'print JSON')
   .action(
     action(async (flags: ConfigFlags & { json?: boolean }) => {
@@ -279,6 +296,7 @@ withConfigFlags(agents.command('list').description('list agents per epoch, with 
           process.stdout.write(
             `${a.agent}\tepoch ${a.epoch}\tseq ${a.highestSeq}\tentries ${a.ledgerEntries}\tgaps ${gaps}\tquarantined ${a.quarantined}\t` +
               `witnessed ${a.witnessedSize ?? '-'}\tkeys ${a.keys.length}\tbacklog ${a.backlog.pending ?? '-'}\tlast seen ${a.lastSeenAt ?? 'never'}` +
+              `\tversion ${a.version ?? '-'}` +
               `\tclock skew ${a.clockSkew.implausible}` +
               `\t${a.status}${a.revokedAt ? ` ${a.revokedAt} at ledger index ${a.revokedIndex ?? '?'}` : ''}` +
               `${a.supersededBy !== null ? ` by epoch ${a.supersededBy}` : ''}\n`,

@@ -24,7 +24,8 @@ export function requireRole(roles: readonly Role[], authenticators: Authenticato
   if (roles.length === 0) throw new Error('requireRole needs at least one role');
   return async (req: Request, res: Response, next: NextFunction) => {
     const authorization = req.get('authorization');
-    let role = roles.find((r) => authenticators[r].recognises(authorization));
+    const recognising = roles.filter((r) => authenticators[r].recognises(authorization));
+    let role = recognising[0];
     if (role === undefined) {
       // A credential of a role this route does not admit: prove it first (a forged one stays
       // 401), then refuse with 403. Anything else is 401.
@@ -40,9 +41,25 @@ export function requireRole(roles: readonly Role[], authenticators: Authenticato
       if (roles.length === 1) role = roles[0]!;
       else throw new ProblemError('auth.invalid_token', `this resource requires the credentials of: ${roles.join(', ')}`);
     }
-    res.locals.principal = await authenticators[role].authenticate(authorization);
+    res.locals.principal = await authenticateAs(recognising.length > 0 ? recognising : [role], authenticators, authorization);
     next();
   };
+}
+
+/**
+ * The principal of the first of `roles` that admits the credential. Several roles may recognise
+ * one credential (admin and auditor tokens look alike); one that refuses it as another role's
+ * (403) passes it on to the next, and the last one's answer stands.
+ */
+async function authenticateAs(roles: readonly Role[], authenticators: Authenticators, authorization: string | undefined): Promise<Principal> {
+  for (let i = 0; ; i++) {
+    try {
+      return await authenticators[roles[i]!].authenticate(authorization);
+    } catch (err) {
+      const anotherRole = err instanceof ProblemError && err.code === 'auth.forbidden';
+      if (!anotherRole || i === roles.length - 1) throw err;
+    }
+  }
 }
 
 export function principalOf(res: Response): Principal {

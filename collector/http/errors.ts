@@ -57,6 +57,7 @@ export function toProblem(err: unknown): ProblemError | undefined {
 }
 
 export function sendProblem(res: Response, problem: ProblemError): void {
+  res.locals.problemCode = problem.code; // for the batch counters (request-metrics.ts)
   if (problem.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(problem.retryAfterSeconds));
   res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem.toBody()));
 }

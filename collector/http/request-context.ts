@@ -18,7 +18,7 @@ export function pathOf(req: Request): string {
   return req.originalUrl.split('?', 1)[0]!;
 }
 
-const QUIET_PATHS = new Set(['/healthz', '/readyz']);
+const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export function requestContext(logger: Logger): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {

@@ -14,6 +14,7 @@ import { methodNotAllowed } from '../http/errors.ts';
 import type { EncodedBody } from '../../shared/body-encoding.ts';
 import { encodedJsonBody } from '../http/json-body.ts';
 import { limitByPrincipal } from '../http/limits.ts';
+import type { BatchResult } from '../http/request-metrics.ts';
 import { contextOf } from '../http/request-context.ts';
 import type { AgentAuthService } from '../services/agent-auth.ts';
 import type { IngestService } from '../services/ingest.ts';
@@ -55,6 +56,7 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
         idempotencyKey: res.locals.idempotencyKey as string,
         body: req.body as EncodedBody,
         traceId,
+        userAgent: req.get('user-agent'),
         log: batchLog,
       });
       const { receipt } = reply;
@@ -69,6 +71,12 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
         },
         reply.replayed ? 'batch already received; stored receipt sent again' : 'batch committed',
       );
+      const batchResult: BatchResult = {
+        agent: agent.agent,
+        accepted: reply.replayed ? 0 : receipt.accepted,
+        duplicate: reply.replayed || (receipt.accepted === 0 && receipt.duplicates > 0),
+      };
+      res.locals.batchResult = batchResult;
       res.status(200).type('application/json').send(reply.json);
     },
   );

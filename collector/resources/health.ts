@@ -1,12 +1,12 @@
-/** `GET /healthz` (the process answers) and `GET /readyz` (the database answers too). */
+/** `GET /healthz` (the process answers, with its version) and `GET /readyz` (the database answers too). */
 import { Router, type Request, type Response } from 'express';
 import { ProblemError } from '../../shared/problem.ts';
 import type { CollectorStore } from '../store/store.ts';
 
-export function healthResource(deps: { store: CollectorStore }): Router {
+export function healthResource(deps: { store: CollectorStore; version: string }): Router {
   const router = Router();
   router.get('/healthz', (_req: Request, res: Response) => {
-    res.status(200).json({ status: 'ok' });
+    res.status(200).json({ status: 'ok', version: deps.version });
   });
   router.get('/readyz', async (_req: Request, res: Response) => {
     try {

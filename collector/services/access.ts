@@ -9,12 +9,14 @@
  * - `agent`: a fresh EdDSA JWT signed by its enrolled key (services/agent-auth.ts). Submits its
  *   own records and reads its own records. Nothing else.
  * - `auditor`: a human bearer token (services/api-tokens.ts). Reads any agent's records (each
- *   read is a record of the COLLECTOR chain), proofs and checkpoints; exports report bundles (each export is a
+ *   read is a record of the COLLECTOR chain), proofs and checkpoints, and the fleet view (each
+ *   read is a record of the COLLECTOR chain); exports report bundles (each export is a
  *   record of the COLLECTOR chain) and fetches only the exports its own token started.
  *   Never writes.
- * - `admin`: a human bearer token. Issues enrollment tokens, revokes agents. Does NOT read audit
- *   content: an admin who wants to read records needs an auditor token, issued (and recorded)
- *   like any other.
+ * - `admin`: a human bearer token. Issues enrollment tokens, revokes agents, reads the fleet
+ *   view (versions, last contact, backlog: what running the fleet needs; not recorded, like
+ *   every admin request that changes nothing). Does NOT read audit content: an admin who wants
+ *   to read records needs an auditor token, issued (and recorded) like any other.
  * - `public`: no credentials: health, checkpoints, proofs and public keys (hashes and
  *   signatures only, no audit content); `POST /enroll` proves itself with its one-time token.
  *
@@ -70,6 +72,9 @@ export const ROUTE_ACCESS = {
   'GET /api/v1/keys': 'public',
   'POST /api/v1/batches': ['agent'],
   'GET /api/v1/records/:id': ['agent', 'auditor'],
+  // The fleet view: per (agent, epoch) state, no audit content (services/fleet.ts).
+  'GET /api/v1/agents': ['admin', 'auditor'],
+  'GET /api/v1/agents/:id': ['admin', 'auditor'],
   'POST /api/v1/agents/:id/enrollment-tokens': ['admin'],
   'POST /api/v1/agents/:id/revoke': ['admin'],
   // Exports are audit content: auditors only, and each job only for the token that started it (services/reports.ts).
@@ -101,4 +106,9 @@ export function mayReadRecordsOf(principal: Principal, owner: { agent: string; e
     case 'admin':
       return false;
   }
+}
+
+/** MUST return true only if `principal` may read the fleet view (services/fleet.ts). */
+export function mayReadFleet(principal: Principal): principal is HumanPrincipal {
+  return principal.role === 'admin' || principal.role === 'auditor';
 }

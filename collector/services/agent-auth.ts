@@ -39,6 +39,8 @@ export interface AuthenticatedAgent {
   jti: string;
 }
 
+import type { IngestObserver } from './metrics.ts';
+
 function invalid(detail: string): ProblemError {
   return new ProblemError('auth.invalid_token', detail);
 }
@@ -49,9 +51,11 @@ export class AgentAuthService {
   readonly #clockToleranceSeconds: number;
   readonly #now: () => Date;
   readonly #keys = new Map<string, KeyObject>();
+  readonly #observer: Pick<IngestObserver, 'signaturesVerified'> | undefined;
 
-  constructor(options: { store: CollectorStore; origin: string; clockToleranceSeconds: number; now: () => Date }) {
+  constructor(options: { store: CollectorStore; origin: string; clockToleranceSeconds: number; now: () => Date; observer?: Pick<IngestObserver, 'signaturesVerified'> }) {
     this.#store = options.store;
+    this.#observer = options.observer;
     this.#origin = options.origin;
     this.#clockToleranceSeconds = options.clockToleranceSeconds;
     this.#now = options.now;
@@ -103,6 +107,7 @@ export class AgentAuthService {
 
     const now = this.#now();
     let payload: JWTPayload;
+    this.#observer?.signaturesVerified(1);
     try {
       ({ payload } = await jwtVerify(token, this.#keyFor(signing.publicJwk), {
         algorithms: ['EdDSA'],

@@ -31,7 +31,7 @@ import type { EnrollRequest, EnrollResponse } from '../../shared/protocol.ts';
 import { agentIdSchema } from '../../shared/protocol.ts';
 import { COLLECTOR_AGENT_ID } from '../../shared/record.ts';
 import { verifierKeyString } from '../../shared/signed-note.ts';
-import type { ClockSkewState, CollectorStore, SeqRange } from '../store/store.ts';
+import type { ClockSkewState, CollectorStore, EpochStatus, SeqRange } from '../store/store.ts';
 import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from './clock-skew.ts';
 import type { Actor } from './access.ts';
 import type { CollectorChain } from './collector-chain.ts';
@@ -81,6 +81,8 @@ export interface AgentListing {
   keys: AgentKeyListing[];
   /** Records whose `at` is implausible (services/clock-skew.ts); zeros before the first batch. */
   clockSkew: ClockSkewReport;
+  /** The software version the agent's newest batch reported (null: none). */
+  version: string | null;
 }
 
 /** The clock-skew report of one (agent, epoch), as `agents list --json` shows it. */
@@ -137,7 +139,7 @@ export interface RevocationResult {
 }
 
 /** The state of one epoch, as `agents list` shows it. */
-export type EpochStatus = 'active' | 'revoked' | 'superseded';
+export type { EpochStatus };
 
 export function epochStatus(epoch: { revokedAt: string | null; supersededBy: number | null }): EpochStatus {
   if (epoch.revokedAt === null) return 'active';
@@ -327,6 +329,7 @@ export class EnrollmentService {
         maxBehindMs: row.clockSkew?.maxBehindMs ?? null,
         lastSeen: row.clockSkew?.lastSkew ?? null,
       },
+      version: row.version,
     }));
   }
 }

@@ -15,7 +15,8 @@
  * stored chain head (duplicate / equivocation / new, contiguous and chained), then records (a
  * record id stored already, for another record, is found by UNIQUE(id) as the rows go in: 400
  * batch.invalid, not naming whose record holds it, and the transaction rolls back), Merkle nodes, chain head, the keys that new
- * key.rotated records introduce, agent contact, the chain's clock-skew counts (clock-skew.ts:
+ * key.rotated records introduce, agent contact (last seen, backlog, and the agent's version: the
+ * batch's `agentVersion`, else its User-Agent), the chain's clock-skew counts (clock-skew.ts:
  * `at` is judged and stored as sent, never used for order), checkpoint and the signed receipt,
  * committed together. The receipt is answered only after COMMIT.
  *
@@ -46,6 +47,7 @@
  * Crash behaviour: see the store. Nothing of a batch exists before its COMMIT; after it, the
  * stored receipt answers every retry.
  */
+import { agentVersionFromUserAgent } from '../../shared/agent-version.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { sha256, toBase64Url, type SigningKey } from '../../shared/crypto.ts';
@@ -64,6 +66,7 @@ import type { IngestAdmission } from './ingest-admission.ts';
 import type { BatchCheckResult, BatchHeader, Refusal } from './batch-check-worker.ts';
 import { bytesAt } from './packed-texts.ts';
 import { assessClock, type ClockAssessment } from './clock-skew.ts';
+import type { IngestObserver } from './metrics.ts';
 
 export interface IngestRequest {
   agent: AuthenticatedAgent;
@@ -72,6 +75,8 @@ export interface IngestRequest {
   /** The body as sent, not yet inflated or parsed: its bytes are moved to a worker (unusable after the call). */
   body: EncodedBody;
   traceId: string;
+  /** The User-Agent header: the agent's version when the batch does not name it (shared/agent-version.ts). */
+  userAgent?: string | undefined;
   log: Logger;
 }
 
@@ -120,6 +125,7 @@ export class IngestService {
   readonly #origin: string;
   readonly #now: () => Date;
   readonly #clockSkewToleranceMs: number;
+  readonly #observer: IngestObserver | undefined;
 
   constructor(options: {
     store: CollectorStore;
@@ -133,7 +139,10 @@ export class IngestService {
     now: () => Date;
     /** services/clock-skew.ts */
     clockSkewToleranceMs: number;
+    /** Metrics (services/metrics.ts); none in CLI commands. */
+    observer?: IngestObserver;
   }) {
+    this.#observer = options.observer;
     this.#store = options.store;
     this.#ledger = options.ledger;
     this.#pool = options.pool;
@@ -181,6 +190,7 @@ export class IngestService {
       leaveCheck();
     }
     if (!checked.ok) throw problemOf(checked.refusal);
+    this.#observer?.signaturesVerified(checked.records.length);
     const { batch } = checked;
 
     const stored = await this.#store.findReceipt(batch.batchId);
@@ -248,7 +258,11 @@ export class IngestService {
   ): Promise<CommitOutcome> {
     const digest = recordsDigest(prepared.map((entry) => entry.recordHash));
     const { agent, epoch } = batch;
-    return this.#store.write(async (tx): Promise<CommitOutcome> => {
+    const waiting = performance.now();
+    let entered: number | undefined;
+    const outcome = await this.#store.write(async (tx): Promise<CommitOutcome> => {
+      entered = performance.now();
+      this.#observer?.writeWaited((entered - waiting) / 1000);
       // One read of everything the checks below need (one round trip on a server database).
       const state = await tx.batchState(agent, epoch, batch.batchId, batch.witness?.size);
       // The same batch may have committed while this one waited for the write lock.
@@ -364,7 +378,7 @@ export class IngestService {
           epoch,
           append: planned?.append,
           rotatedKeys,
-          contact: { lastSeenAt: receivedAt, backlog: batch.backlog },
+          contact: { lastSeenAt: receivedAt, backlog: batch.backlog, version: batch.agentVersion ?? agentVersionFromUserAgent(request.userAgent) ?? null },
           clockSkew: clock?.state,
           witness: witnessKnown ? { size: batch.witness!.size, at: receivedAt } : undefined,
           receipt: { batchId: batch.batchId, agent, recordsDigest: digest, receiptJson, signature, createdAt: receivedAt },
@@ -381,6 +395,11 @@ export class IngestService {
         ...(clock ? { clock } : {}),
       };
     });
+    // The serialised part of ingest: from holding the write lock to the durable commit.
+    if (entered !== undefined && outcome.kind === 'accepted' && !outcome.reply.replayed) {
+      this.#observer?.writeHeld((performance.now() - entered) / 1000, outcome.reply.receipt.accepted);
+    }
+    return outcome;
   }
 
   /**

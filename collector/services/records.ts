@@ -5,6 +5,7 @@
  * any record, and each auditor read is a `record.read` record of the COLLECTOR chain (who read
  * which record), committed before the record is answered.
  */
+import { COLLECTOR_READ_TYPES } from '../../shared/collector-acts.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import type { CollectorStore } from '../store/store.ts';
 import { actorOf, mayReadRecordsOf, type Principal } from './access.ts';
@@ -39,7 +40,7 @@ export class RecordsService {
     }
     if (principal.role === 'auditor') {
       const by = actorOf(principal);
-      await this.#store.write((tx) => this.#chain.append(tx, 'record.read', { id, agent: record.agent, ledgerIndex: record.ledgerIndex, by }));
+      await this.#store.write((tx) => this.#chain.append(tx, COLLECTOR_READ_TYPES.recordRead, { id, agent: record.agent, ledgerIndex: record.ledgerIndex, by }));
     }
     return { canonical: record.canonical, ledgerIndex: record.ledgerIndex, receivedAt: record.receivedAt };
   }

@@ -11,6 +11,7 @@ import {
   type ApiToken,
   type ReportJob,
   type StoredCheckpoint,
+  type StoredCollectorKey,
   type StoredReceipt,
 } from './store.ts';
 
@@ -31,6 +32,13 @@ export interface AgentEpochRow {
   witnessed_at: string | null;
   revoked_index: number | null;
   superseded_by: number | null;
+  agent_version: string | null;
+}
+
+/** An agent_epochs row with the per-epoch counts of listAgentEpochs and listFleet (sqlite/fleet-query.ts). */
+export interface EpochSummaryRow extends AgentEpochRow {
+  ledger_entries: number;
+  quarantined: number;
 }
 
 /** The records columns under the contract's names (LedgerRow): the one snake_case → camelCase mapping. */
@@ -214,4 +222,19 @@ export function toEnrollmentToken(row: TokenRow): EnrollmentToken {
     forReplacement: row.for_replacement === 1 || row.for_replacement === true,
     voidedAt: row.voided_at,
   };
+}
+
+export interface CollectorKeyRow {
+  role: string;
+  kid: string;
+  public_jwk: string;
+  recorded_at: string;
+}
+
+export function toCollectorKey(row: CollectorKeyRow): StoredCollectorKey {
+  return { role: row.role as StoredCollectorKey['role'], kid: row.kid, publicJwk: JSON.parse(row.public_jwk) as StoredCollectorKey['publicJwk'], recordedAt: row.recorded_at };
+}
+
+export function collectorKeyRow(key: StoredCollectorKey): CollectorKeyRow {
+  return { role: key.role, kid: key.kid, public_jwk: JSON.stringify(key.publicJwk), recorded_at: key.recordedAt };
 }

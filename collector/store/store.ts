@@ -23,6 +23,7 @@ import type { RecordKind } from '../../shared/record.ts';
 import type { MigrationReport } from './migrate.ts';
 import type { LedgerAuditSource } from './audit-source.ts';
 import type { ReportSource } from './report-source.ts';
+import type { FleetQuery } from './fleet-query.ts';
 
 /** The database cannot take the request now (read-only, full, I/O error, busy). Retry later. */
 export class StoreUnavailableError extends Error {
@@ -109,6 +110,8 @@ export interface AgentEpochSummary extends AgentEpoch, ChainHead {
   witnessedAt: string | null;
   /** Records with an implausible `at` (services/clock-skew.ts); null before the first judged batch. */
   clockSkew: ClockSkewState | null;
+  /** The software version the agent last reported (AgentContact.version); null if never. */
+  version: string | null;
 }
 
 /** The rule an implausible `at` broke (services/clock-skew.ts). */
@@ -261,9 +264,15 @@ export interface ApiToken {
   createdBy: string;
 }
 
+/** What each batch tells about its agent, stored on its (agent, epoch) as the batch commits. */
 export interface AgentContact {
   lastSeenAt: string;
   backlog: { pending: number; oldestAt: string | null };
+  /**
+   * The agent's software version (shared/agent-version.ts; at most 64 characters), or null when
+   * the batch named none: stored as given, so a null replaces a version reported before.
+   */
+  version: string | null;
 }
 
 export interface LedgerCounts {
@@ -274,6 +283,15 @@ export interface LedgerCounts {
   quarantined: number;
   /** The newest checkpoint, from the same committed state as the counts. */
   checkpoint: StoredCheckpoint | undefined;
+}
+
+/** One of the collector's public keys as the database was initialised with it (migration 0011). */
+export interface StoredCollectorKey {
+  role: 'log' | 'receipt' | 'chain';
+  /** RFC 7638 thumbprint (base64url SHA-256): the fingerprint a mismatch names. */
+  kid: string;
+  publicJwk: Ed25519PublicJwk;
+  recordedAt: string;
 }
 
 /** A report export started over HTTP (migrations 0005, 0008). */
@@ -412,6 +430,10 @@ export interface WriteTransaction {
   /** Revokes (agent, epoch) unless it is revoked; resolves false if it was already revoked. */
   revokeAgentEpoch(agent: string, epoch: number, revocation: EpochRevocation): Promise<boolean>;
   putApiToken(token: ApiToken): Promise<void>;
+  /** The collector keys recorded so far, by role. */
+  collectorKeys(): Promise<StoredCollectorKey[]>;
+  /** Records keys whose role has none yet (a recorded role is left as it is: append-only). */
+  putCollectorKeys(keys: readonly StoredCollectorKey[]): Promise<void>;
   /** Revokes the unrevoked tokens with this id or name; resolves with the tokens it revoked. */
   revokeApiTokens(match: { id: string } | { name: string }, revokedAt: string): Promise<ApiToken[]>;
   putReportJob(job: ReportJob): Promise<void>;
@@ -439,7 +461,18 @@ export interface CollectorStore {
   write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<T>;
 
   currentEpoch(agent: string): Promise<AgentEpoch | undefined>;
+  /** Every (agent, epoch), the COLLECTOR chain included, by agent then epoch, from one committed state. */
   listAgentEpochs(): Promise<AgentEpochSummary[]>;
+  /**
+   * The fleet view's page: exactly the rows `listAgentEpochs()` would give that match `query`
+   * (fleet-query.ts), in the same (agent, epoch) order, starting after `query.after`, at most
+   * `query.limit` of them, from one committed state. A backend MUST filter, order and limit in
+   * the database (e.g. `WHERE … AND (agent, epoch) > ($after) ORDER BY agent, epoch LIMIT $n`
+   * over the (agent, epoch) primary key), never by loading every epoch: a state has thousands
+   * of offices and the API pages through them. Status: `active` = not revoked; `revoked` =
+   * revoked and `supersededBy` null; `superseded` = revoked and `supersededBy` set.
+   */
+  listFleet(query: FleetQuery): Promise<AgentEpochSummary[]>;
   /** The key history of (agent, epoch), by fromSeq (committed data). */
   agentKeys(agent: string, epoch: number): Promise<AgentKey[]>;
   /** Every stored key, by agent, epoch and fromSeq. */
@@ -467,6 +500,8 @@ export interface CollectorStore {
   findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
   /** Every human token, by creation time. */
   listApiTokens(): Promise<ApiToken[]>;
+  /** The collector keys the database was initialised with (committed data; [] before the first start records them). */
+  collectorKeys(): Promise<StoredCollectorKey[]>;
   findReportJob(id: string): Promise<ReportJob | undefined>;
   /**
    * Opens a read-only snapshot for one report export against the tree of `size` leaves (see
@@ -479,3 +514,4 @@ export interface CollectorStore {
 
 export type { AuditAgentEpochRow, AuditEnrollmentTokenRow, AuditApiTokenRow, AuditAgentKeyRow, AuditRecordRow, AuditSubtreeRow, AuditCheckpointRow, AuditReceiptRow, LedgerRangeCount, LedgerAuditSource } from './audit-source.ts';
 export type { ReportRecordRow, ReportRecordQuery, ReportChainSeqRow, ReportSource } from './report-source.ts';
+export type { EpochStatus, FleetQuery } from './fleet-query.ts';

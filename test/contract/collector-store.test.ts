@@ -17,7 +17,9 @@ import { WRITER_LOCK_KEY } from '../../collector/store/postgres/connection.ts';
 import {
   DuplicateRecordIdError,
   StoreUnavailableError,
+  type AgentEpochSummary,
   type CollectorStore,
+  type FleetQuery,
   type LedgerEntry,
   type WriteTransaction,
 } from '../../collector/store/store.ts';
@@ -215,7 +217,7 @@ for (const backend of BACKENDS) {
             chain: { agent: 'AS-CON-001', epoch: 1, from: { highestSeq: 0, highestHash: null }, to: { highestSeq: 2, highestHash: 'hash-1' } },
           },
           rotatedKeys: [{ agent: 'AS-CON-001', epoch: 1, fromSeq: 3, kid: 'kid-2', publicJwk: JWK, addedAt: AT, reason: 'rotated' }],
-          contact: { lastSeenAt: AT, backlog: { pending: 5, oldestAt: AT } },
+          contact: { lastSeenAt: AT, backlog: { pending: 5, oldestAt: AT }, version: '1.4.0' },
           clockSkew: undefined,
           witness: { size: 0, at: AT },
           receipt,
@@ -229,7 +231,7 @@ for (const backend of BACKENDS) {
       assert.equal(after.ledgerSize, 2);
       assert.equal((await store.latestCheckpoint())?.size, 2);
       const [listed] = await store.listAgentEpochs();
-      assert.deepEqual([listed?.backlog.pending, listed?.witnessedSize], [5, 0]);
+      assert.deepEqual([listed?.backlog.pending, listed?.witnessedSize, listed?.version], [5, 0, '1.4.0']);
     });
 
     it('refuses to write an append whose chain head moved, and stores nothing of it', async () => {
@@ -341,6 +343,20 @@ for (const backend of BACKENDS) {
       assert.deepEqual((await store.listApiTokens()).map((t) => [t.id, t.revokedAt]), [['tok_1', AT], ['tok_2', AT], ['tok_3', null]]);
     });
 
+    it('records each collector key role once (the first writer wins), in and outside a write', async () => {
+      const key = (role: 'log' | 'receipt' | 'chain', kid: string) => ({ role, kid, publicJwk: JWK, recordedAt: AT });
+      assert.deepEqual(await store.collectorKeys(), []);
+      await store.write(async (tx) => {
+        await tx.putCollectorKeys([key('log', 'log-1'), key('receipt', 'receipt-1'), key('chain', 'chain-1')]);
+        assert.equal((await tx.collectorKeys()).length, 3, 'a write sees its own keys');
+      });
+      await store.write((tx) => tx.putCollectorKeys([key('log', 'log-2')]));
+      assert.deepEqual(
+        (await store.collectorKeys()).map((k) => [k.role, k.kid, k.publicJwk.x]).sort(),
+        [['chain', 'chain-1', JWK.x], ['log', 'log-1', JWK.x], ['receipt', 'receipt-1', JWK.x]],
+      );
+    });
+
     it('ends a report job once, and fails every running job at start', async () => {
       const job = { id: 'job-1', status: 'running' as const, owner: 'tok_1', actor: 'auditor:x', filterJson: '{}', checkpointSize: 1, createdAt: AT, finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null };
       await store.write(async (tx) => {
@@ -396,6 +412,127 @@ for (const backend of BACKENDS) {
       } finally {
         await audit.close();
       }
+    });
+
+    describe('listFleet', () => {
+      const SEEN = ['2026-11-20T00:00:00.000Z', '2026-11-21T12:00:00.000Z', '2026-11-22T03:00:00.000Z'];
+
+      /**
+       * A fleet of every kind of epoch: active, revoked, superseded (and their replacements),
+       * never seen or seen at different times, backlogs reported or not, one clock-skew row, one
+       * witness report, and the COLLECTOR chain.
+       */
+      async function seedFleet(): Promise<void> {
+        await store.write(async (tx) => {
+          await enroll(tx, 'COLLECTOR');
+          for (let i = 0; i < 14; i++) {
+            const agent = `AS-FLT-${String(i).padStart(3, '0')}`;
+            await enroll(tx, agent);
+            if (i % 3 === 0) {
+              await tx.revokeAgentEpoch(agent, 1, { revokedAt: AT, revokedIndex: i, supersededBy: i % 2 === 0 ? 2 : null });
+              if (i % 2 === 0) await enroll(tx, agent, 2);
+            }
+            const epoch = i % 6 === 0 ? 2 : 1;
+            if (i % 4 !== 1) {
+              await tx.recordAgentContact(agent, epoch, { lastSeenAt: SEEN[i % 3]!, backlog: { pending: i * 10, oldestAt: i > 5 ? AT : null }, version: i % 5 === 0 ? null : `1.${i % 3}.0` });
+            }
+          }
+          await tx.putClockSkew('AS-FLT-002', 1, {
+            lastSeq: 0, lastAt: null, caughtUpSeq: null, caughtUpAt: null, implausible: 2, ahead: 1, backwards: 0, behind: 1,
+            maxAheadMs: 9000, maxBackwardsMs: null, maxBehindMs: 4000, lastSkew: { seq: 3, at: AT, receivedAt: AT, rule: 'behind', offsetMs: 4000 },
+          });
+          await tx.recordWitness('AS-FLT-004', 1, { size: 0, at: AT });
+        });
+      }
+
+      function statusOf(row: AgentEpochSummary): string {
+        return row.revokedAt === null ? 'active' : row.supersededBy === null ? 'revoked' : 'superseded';
+      }
+
+      /** What listFleet must give: listAgentEpochs, filtered by the contract's words. */
+      function expected(all: AgentEpochSummary[], query: Omit<FleetQuery, 'limit' | 'after'>): AgentEpochSummary[] {
+        return all.filter(
+          (row) =>
+            (query.agent === undefined || row.agent === query.agent) &&
+            (query.excludeAgent === undefined || row.agent !== query.excludeAgent) &&
+            (query.status === undefined || statusOf(row) === query.status) &&
+            (query.silentBefore === undefined || row.lastSeenAt === null || row.lastSeenAt < query.silentBefore) &&
+            (query.backlogOver === undefined || (row.backlog.pending !== null && row.backlog.pending > query.backlogOver)),
+        );
+      }
+
+      /** Every page of `query`, `limit` rows at a time, each page after the last row of the one before. */
+      async function allPages(query: Omit<FleetQuery, 'limit' | 'after'>, limit: number): Promise<AgentEpochSummary[][]> {
+        const pages: AgentEpochSummary[][] = [];
+        let after: FleetQuery['after'];
+        for (;;) {
+          const page = await store.listFleet({ ...query, limit, ...(after ? { after } : {}) });
+          if (page.length === 0) return pages;
+          assert.ok(page.length <= limit);
+          pages.push(page);
+          after = { agent: page.at(-1)!.agent, epoch: page.at(-1)!.epoch };
+        }
+      }
+
+      it('gives exactly the rows of listAgentEpochs that match each filter, in (agent, epoch) order, as the same summaries', async () => {
+        await seedFleet();
+        const all = await store.listAgentEpochs();
+        assert.equal(all.length, 1 + 14 + 3, 'the seeded fleet: COLLECTOR, 14 agents, 3 replacements');
+        const queries: Omit<FleetQuery, 'limit' | 'after'>[] = [
+          {},
+          { excludeAgent: 'COLLECTOR' },
+          { status: 'active' },
+          { status: 'revoked' },
+          { status: 'superseded' },
+          { silentBefore: SEEN[1] },
+          { silentBefore: SEEN[0] },
+          { backlogOver: 0 },
+          { backlogOver: 70 },
+          { agent: 'AS-FLT-006' },
+          { agent: 'AS-NONE-01' },
+          { excludeAgent: 'COLLECTOR', status: 'active', silentBefore: SEEN[2], backlogOver: 15 },
+        ];
+        for (const query of queries) {
+          const want = expected(all, query);
+          assert.deepEqual(await store.listFleet({ ...query, limit: 500 }), want, JSON.stringify(query));
+        }
+        assert.ok(expected(all, { status: 'superseded' }).length === 3 && expected(all, { status: 'revoked' }).length === 2, 'the fleet has every state');
+        const row = (await store.listFleet({ agent: 'AS-FLT-002', limit: 1 }))[0]!;
+        assert.deepEqual([row.clockSkew?.implausible, row.clockSkew?.lastSkew?.rule, row.version, row.backlog.pending], [2, 'behind', '1.2.0', 20]);
+        assert.equal((await store.listFleet({ agent: 'AS-FLT-004', limit: 1 }))[0]!.witnessedSize, 0);
+        assert.equal((await store.listFleet({ agent: 'AS-FLT-005', limit: 1 }))[0]!.version, null, 'a batch that named no version');
+      });
+
+      it('pages by (agent, epoch): every page size gives each matching row once, in order, with no row lost', async () => {
+        await seedFleet();
+        const all = await store.listAgentEpochs();
+        for (const query of [{ excludeAgent: 'COLLECTOR' }, { status: 'superseded' as const }, { backlogOver: 30 }]) {
+          for (const limit of [1, 2, 5, 500]) {
+            const pages = await allPages(query, limit);
+            assert.deepEqual(pages.flat(), expected(all, query), `${JSON.stringify(query)} by ${limit}`);
+          }
+        }
+        const afterEpochOne = await store.listFleet({ agent: 'AS-FLT-000', after: { agent: 'AS-FLT-000', epoch: 1 }, limit: 10 });
+        assert.deepEqual(afterEpochOne.map((r) => r.epoch), [2], 'the cursor sits between two epochs of one agent');
+        assert.deepEqual(await store.listFleet({ after: { agent: 'ZZZ', epoch: 1 }, limit: 10 }), []);
+      });
+
+      it('answers a page from committed data only, and sees the next commit', async () => {
+        await seedFleet();
+        const before = await store.listFleet({ agent: 'AS-FLT-001', limit: 1 });
+        assert.equal(before[0]!.lastSeenAt, null);
+        await assert.rejects(
+          store.write(async (tx) => {
+            await tx.recordAgentContact('AS-FLT-001', 1, { lastSeenAt: AT, backlog: { pending: 1, oldestAt: AT }, version: '9.9.9' });
+            assert.equal((await store.listFleet({ agent: 'AS-FLT-001', limit: 1 }))[0]!.version, null, 'not before the commit');
+            throw new Error('rolled back');
+          }),
+          /rolled back/,
+        );
+        assert.equal((await store.listFleet({ agent: 'AS-FLT-001', limit: 1 }))[0]!.version, null);
+        await store.write((tx) => tx.recordAgentContact('AS-FLT-001', 1, { lastSeenAt: AT, backlog: { pending: 1, oldestAt: AT }, version: '9.9.9' }));
+        assert.equal((await store.listFleet({ agent: 'AS-FLT-001', limit: 1 }))[0]!.version, '9.9.9');
+      });
     });
 
     it('answers StoreUnavailableError while its database refuses writes, commits nothing, and is ready again after', async () => {

@@ -54,6 +54,8 @@ function isolatedEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 export interface CollectorProcess {
   url: string;
   port: number;
+  /** The metrics listener's `/metrics` URL. */
+  metricsUrl: string;
   dir: string;
   origin: string;
   child: ChildProcess;
@@ -76,6 +78,7 @@ export async function startCollectorProcess(options: { dir?: string; env?: NodeJ
   const env = isolatedEnv({
     SAKSHYA_COLLECTOR_DIR: dir,
     SAKSHYA_COLLECTOR_PORT: '0',
+    SAKSHYA_COLLECTOR_METRICS_PORT: '0',
     SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN,
     SAKSHYA_VERIFY_WORKERS: '2',
     ...TEST_RATE_ENV,
@@ -87,6 +90,7 @@ export async function startCollectorProcess(options: { dir?: string; env?: NodeJ
   const stdout: string[] = [];
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => stdout.push(chunk));
 
+  let metricsUrl: string | undefined;
   const listening = await new Promise<{ port: number; url: string }>((resolve, reject) => {
     let buffered = '';
     const timer = setTimeout(() => {
@@ -102,6 +106,7 @@ export async function startCollectorProcess(options: { dir?: string; env?: NodeJ
         logs.push(line);
         try {
           const entry = JSON.parse(line) as { msg?: string; port?: number; url?: string };
+          if (entry.msg === 'metrics listening' && typeof entry.url === 'string') metricsUrl = entry.url;
           if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.url === 'string') {
             clearTimeout(timer);
             resolve({ port: entry.port, url: entry.url });
@@ -117,8 +122,10 @@ export async function startCollectorProcess(options: { dir?: string; env?: NodeJ
     });
   });
 
+  if (metricsUrl === undefined) throw new Error(`collector logged "listening" without "metrics listening" first:\n${logs.join('\n')}`);
   return {
     ...listening,
+    metricsUrl,
     dir,
     origin,
     child,
@@ -147,7 +154,7 @@ export function runCollectorCli(args: readonly string[], env: NodeJS.ProcessEnv 
   return new Promise((resolve, reject) => {
     const child = spawnCollectorBin(args, {
       cwd: REPO_ROOT,
-      env: isolatedEnv({ SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, ...env }),
+      env: isolatedEnv({ SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, SAKSHYA_COLLECTOR_METRICS_PORT: '0', ...env }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -405,13 +405,23 @@ describe('docker/ files', () => {
       assert.equal(await runCheck('collector', { SAKSHYA_COLLECTOR_PORT: String(closed) }), 1);
     });
 
-    it('agent: healthy only when /v1/status accepts the local token from the agent directory', async () => {
+    it('agent: healthy only when /v1/status accepts the local token from the agent directory and says the agent is delivering', async () => {
       const token = 'a'.repeat(43);
       writeFileSync(join(dir, 'local-token'), `${token}\n`, { mode: 0o600 });
+      let delivery: unknown = { delivering: true, problems: [] };
       await withServer(
-        (req, res) => res.writeHead(req.url === '/v1/status' && req.headers.authorization === `Bearer ${token}` ? 200 : 401).end(),
+        (req, res) => {
+          if (req.url === '/v1/status' && req.headers.authorization === `Bearer ${token}`) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ pending: 0, delivery }));
+          else res.writeHead(401).end();
+        },
         async (port) => {
           assert.equal(await runCheck('agent', { SAKSHYA_AGENT_DIR: dir, SAKSHYA_AGENT_PORT: String(port) }), 0);
+          // An agent that serves but has not delivered for hours is unhealthy.
+          delivery = { delivering: false, problems: ['3 record(s) pending; the oldest has waited 600 min (limit 60 min)'] };
+          assert.equal(await runCheck('agent', { SAKSHYA_AGENT_DIR: dir, SAKSHYA_AGENT_PORT: String(port) }), 1);
+          delivery = undefined;
+          assert.equal(await runCheck('agent', { SAKSHYA_AGENT_DIR: dir, SAKSHYA_AGENT_PORT: String(port) }), 1);
+          delivery = { delivering: true, problems: [] };
           writeFileSync(join(dir, 'local-token'), `${'b'.repeat(43)}\n`, { mode: 0o600 });
           assert.equal(await runCheck('agent', { SAKSHYA_AGENT_DIR: dir, SAKSHYA_AGENT_PORT: String(port) }), 1);
           assert.equal(await runCheck('agent', { SAKSHYA_AGENT_DIR: join(dir, 'not-initialised'), SAKSHYA_AGENT_PORT: String(port) }), 1);

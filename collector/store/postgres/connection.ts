@@ -39,13 +39,17 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export const WRITER_LOCK_KEY = '5999158999702389041';
 
 /**
- * The append-only guards of migration 0001: statement triggers that refuse UPDATE, DELETE and
- * TRUNCATE on the ledger tables (TRUNCATE fires no DELETE trigger, so it has its own).
+ * The append-only guards of migrations 0001 and 0011: statement triggers that refuse UPDATE,
+ * DELETE and TRUNCATE on the ledger tables and the collector's keys (TRUNCATE fires no DELETE
+ * trigger, so it has its own).
  */
 export const APPEND_ONLY_GUARDS = [
   { table: 'checkpoints', name: 'checkpoints_no_delete', event: 'DELETE' },
   { table: 'checkpoints', name: 'checkpoints_no_truncate', event: 'TRUNCATE' },
   { table: 'checkpoints', name: 'checkpoints_no_update', event: 'UPDATE' },
+  { table: 'collector_keys', name: 'collector_keys_no_delete', event: 'DELETE' },
+  { table: 'collector_keys', name: 'collector_keys_no_truncate', event: 'TRUNCATE' },
+  { table: 'collector_keys', name: 'collector_keys_no_update', event: 'UPDATE' },
   { table: 'merkle_subtrees', name: 'merkle_subtrees_no_delete', event: 'DELETE' },
   { table: 'merkle_subtrees', name: 'merkle_subtrees_no_truncate', event: 'TRUNCATE' },
   { table: 'merkle_subtrees', name: 'merkle_subtrees_no_update', event: 'UPDATE' },

@@ -37,6 +37,7 @@ import {
   type AgentKey,
   type ApiToken,
   type CollectorStore,
+  type FleetQuery,
   type LedgerAuditSource,
   type LedgerCounts,
   type LedgerRecord,
@@ -44,6 +45,7 @@ import {
   type ReportSource,
   type SeqRange,
   type StoredCheckpoint,
+  type StoredCollectorKey,
   type StoredReceipt,
   type SubtreeRef,
   type WriteTransaction,
@@ -55,6 +57,7 @@ import {
   toApiToken,
   toCheckpoint,
   toClockSkew,
+  toCollectorKey,
   toReceipt,
   toReportJob,
   type AgentEpochRow,
@@ -62,6 +65,8 @@ import {
   type ApiTokenRow,
   type CheckpointRow,
   type ClockSkewRow,
+  type CollectorKeyRow,
+  type EpochSummaryRow,
   type ReceiptRow,
   type ReportJobRow,
 } from '../rows.ts';
@@ -84,7 +89,8 @@ import { postgresWriteTransaction } from './write-transaction.ts';
 import { PostgresAuditSource } from './audit-source.ts';
 import { PostgresReportSource } from './report-source.ts';
 import { Snapshot } from './snapshot.ts';
-import { HIGHEST_STORED_SEQ, INNER_GAPS, LEDGER_COUNTS, LIST_AGENT_EPOCHS, readSubtreesSql, REMEMBER_JTI } from './statements.ts';
+import { HIGHEST_STORED_SEQ, INNER_GAPS, LEDGER_COUNTS, readSubtreesSql, REMEMBER_JTI } from './statements.ts';
+import { EPOCH_SUMMARY_COLUMNS, fleetStatement } from './fleet-query.ts';
 
 export { APPEND_ONLY_GUARDS, redactPostgresUrl, type PostgresConnection } from './connection.ts';
 export { POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from './migration-list.ts';
@@ -216,11 +222,20 @@ export class PostgresStore implements CollectorStore {
   }
 
   async listAgentEpochs(): Promise<AgentEpochSummary[]> {
+    return this.#summaries(`SELECT ${EPOCH_SUMMARY_COLUMNS} FROM agent_epochs e ORDER BY e.agent, e.epoch`, []);
+  }
+
+  async listFleet(query: FleetQuery): Promise<AgentEpochSummary[]> {
+    const { sql, params } = fleetStatement(query);
+    return this.#summaries(sql, params);
+  }
+
+  /** The summaries of the epochs `sql` selects (EPOCH_SUMMARY_COLUMNS), and their gaps, from one snapshot. */
+  async #summaries(sql: string, params: readonly unknown[]): Promise<AgentEpochSummary[]> {
     await this.#ready();
-    // One snapshot: the counts and the gaps describe the same committed state.
     const snapshot = await Snapshot.open(this.#pool);
     try {
-      const rows = await snapshot.rows<AgentEpochRow & { ledger_entries: number; quarantined: number; clock_skew: ClockSkewRow | null }>(LIST_AGENT_EPOCHS);
+      const rows = await snapshot.rows<EpochSummaryRow & { clock_skew: ClockSkewRow | null }>(sql, params);
       const summaries: AgentEpochSummary[] = [];
       for (const row of rows) {
         summaries.push({
@@ -235,6 +250,7 @@ export class PostgresStore implements CollectorStore {
           witnessedSize: row.witnessed_size,
           witnessedAt: row.witnessed_at,
           clockSkew: row.clock_skew ? toClockSkew(row.clock_skew) : null,
+          version: row.agent_version,
         });
       }
       return summaries;
@@ -306,6 +322,10 @@ export class PostgresStore implements CollectorStore {
 
   async listApiTokens(): Promise<ApiToken[]> {
     return (await this.#rows<ApiTokenRow>(`SELECT * FROM api_tokens ORDER BY created_at, id`)).map(toApiToken);
+  }
+
+  async collectorKeys(): Promise<StoredCollectorKey[]> {
+    return (await this.#rows<CollectorKeyRow>(`SELECT role, kid, public_jwk, recorded_at FROM collector_keys ORDER BY role`)).map(toCollectorKey);
   }
 
   async findReportJob(id: string): Promise<ReportJob | undefined> {

@@ -10,13 +10,6 @@ export function readSubtreesSql(nodes: readonly SubtreeRef[]): { sql: string; pa
   };
 }
 
-/** Every agent epoch with its entry and quarantine counts and its clock-skew row (NULLs before the first judged batch). */
-export const LIST_AGENT_EPOCHS = `SELECT e.*,
-    (SELECT count(*) FROM records r WHERE r.agent = e.agent AND r.epoch = e.epoch) AS ledger_entries,
-    (SELECT count(*) FROM quarantine q WHERE q.agent = e.agent AND q.epoch = e.epoch) AS quarantined,
-    (SELECT to_json(s) FROM clock_skew s WHERE s.agent = e.agent AND s.epoch = e.epoch) AS clock_skew
-  FROM agent_epochs e ORDER BY e.agent, e.epoch`;
-
 /** Seq ranges with no record between stored seqs of one chain (only run for a chain whose count differs from its head). */
 export const INNER_GAPS = `SELECT prev + 1 AS "from", seq - 1 AS "to"
   FROM (SELECT seq, lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS prev FROM records WHERE agent = $1 AND epoch = $2 AND seq <= $3) chain

@@ -25,11 +25,13 @@ import {
   type WriteTransaction,
 } from '../store.ts';
 import {
+  collectorKeyRow,
   toAgentEpoch,
   toAgentKey,
   toApiToken,
   toCheckpoint,
   toClockSkew,
+  toCollectorKey,
   toEnrollmentToken,
   toReceipt,
   type AgentEpochRow,
@@ -37,6 +39,7 @@ import {
   type ApiTokenRow,
   type CheckpointRow,
   type ClockSkewRow,
+  type CollectorKeyRow,
   type ReceiptRow,
   type TokenRow,
 } from '../rows.ts';
@@ -133,7 +136,13 @@ function tailStatement(tail: Tail): { sql: string; params: unknown[] } {
   }
   if (tail.contact) {
     const seen = p.add(tail.contact.lastSeenAt, 'text');
-    sets.push(`last_seen_at = ${seen}`, `backlog_pending = ${p.add(tail.contact.backlog.pending, 'bigint')}`, `backlog_oldest_at = ${p.add(tail.contact.backlog.oldestAt, 'text')}`, `backlog_reported_at = ${seen}`);
+    sets.push(
+      `last_seen_at = ${seen}`,
+      `backlog_pending = ${p.add(tail.contact.backlog.pending, 'bigint')}`,
+      `backlog_oldest_at = ${p.add(tail.contact.backlog.oldestAt, 'text')}`,
+      `backlog_reported_at = ${seen}`,
+      `agent_version = ${p.add(tail.contact.version, 'text')}`,
+    );
   }
   if (tail.witness) {
     const size = p.add(tail.witness.size, 'bigint');
@@ -393,6 +402,15 @@ export function postgresWriteTransaction(client: Client, isOpen: () => boolean, 
       await run(
         `INSERT INTO api_tokens (id, name, role, token_hash, created_at, expires_at, revoked_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
         [token.id, token.name, token.role, token.tokenHash, token.createdAt, token.expiresAt, token.revokedAt, token.createdBy],
+      );
+    },
+    collectorKeys: async () => (await run<CollectorKeyRow>(`SELECT role, kid, public_jwk, recorded_at FROM collector_keys ORDER BY role`)).map(toCollectorKey),
+    putCollectorKeys: async (keys) => {
+      if (keys.length === 0) return;
+      const rows = keys.map(collectorKeyRow);
+      await run(
+        `INSERT INTO collector_keys (role, kid, public_jwk, recorded_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT (role) DO NOTHING`,
+        [rows.map((r) => r.role), rows.map((r) => r.kid), rows.map((r) => r.public_jwk), rows.map((r) => r.recorded_at)],
       );
     },
     revokeApiTokens: async (match, revokedAt) => {

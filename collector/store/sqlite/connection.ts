@@ -11,6 +11,8 @@ export type Db = Database.Database;
 export const APPEND_ONLY_TRIGGERS = [
   'checkpoints_no_delete',
   'checkpoints_no_update',
+  'collector_keys_no_delete',
+  'collector_keys_no_update',
   'merkle_subtrees_no_delete',
   'merkle_subtrees_no_update',
   'records_no_delete',

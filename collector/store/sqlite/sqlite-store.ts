@@ -44,7 +44,9 @@ import {
   type AgentKey,
   type ApiToken,
   type AgentEpochSummary,
+  type ClockSkewState,
   type CollectorStore,
+  type FleetQuery,
   type LedgerCounts,
   type LedgerAuditSource,
   type LedgerRecord,
@@ -52,6 +54,7 @@ import {
   type ReportJob,
   type ReportSource,
   type StoredCheckpoint,
+  type StoredCollectorKey,
   type StoredReceipt,
   type SeqRange,
   type SubtreeRef,
@@ -64,6 +67,7 @@ import { prepareStatements, type Statements } from './statements.ts';
 import { sqliteWriteTransaction } from './write-transaction.ts';
 import { SqliteAuditSource } from './audit-source.ts';
 import { openSqliteReportSource } from './report-source.ts';
+import { fleetStatement } from './fleet-query.ts';
 import {
   toAgentEpoch,
   toAgentKey,
@@ -73,12 +77,15 @@ import {
   toClockSkew,
   toReceipt,
   type AgentEpochRow,
+  type EpochSummaryRow,
   type CheckpointRow,
   type ReceiptRow,
   type AgentKeyRow,
   type ApiTokenRow,
   type ReportJobRow,
   type ClockSkewRow,
+  toCollectorKey,
+  type CollectorKeyRow,
 } from '../rows.ts';
 import { SQLITE_MIGRATIONS } from './migration-list.ts';
 
@@ -97,6 +104,8 @@ export class SqliteStore implements CollectorStore {
   #reader: Db | undefined;
   #statements: Statements | undefined;
   readonly #mutex = new AsyncMutex();
+  /** listFleet's statements, prepared on the reader once per shape of query (sqlite/fleet-query.ts). */
+  readonly #fleetStatements = new Map<string, Database.Statement>();
   #closed = false;
   /** The last write failed because the database could not take it; cleared by the next commit. */
   #writeFailure: StoreUnavailableError | undefined;
@@ -246,27 +255,51 @@ export class SqliteStore implements CollectorStore {
       const sql = this.#sql;
       // One read transaction: the counts and the gaps describe the same committed state.
       return this.#reader!.transaction(() => {
-        const rows = sql.listAgentEpochs.all() as (AgentEpochRow & { ledger_entries: number; quarantined: number })[];
+        const rows = sql.listAgentEpochs.all() as EpochSummaryRow[];
         const skews = new Map(
           (sql.listClockSkew.all() as (ClockSkewRow & { agent: string; epoch: number })[]).map((row) => [`${row.agent}\u0000${row.epoch}`, toClockSkew(row)]),
         );
-        return rows.map((row) => ({
-          ...toAgentEpoch(row),
-          highestSeq: row.highest_seq,
-          highestHash: row.highest_hash,
-          ledgerEntries: row.ledger_entries,
-          lastSeenAt: row.last_seen_at,
-          backlog: { pending: row.backlog_pending, oldestAt: row.backlog_oldest_at, reportedAt: row.backlog_reported_at },
-          gaps: row.ledger_entries === row.highest_seq ? [] : this.#gaps(sql, row.agent, row.epoch, row.highest_seq),
-          quarantined: row.quarantined,
-          witnessedSize: row.witnessed_size,
-          witnessedAt: row.witnessed_at,
-          clockSkew: skews.get(`${row.agent}\u0000${row.epoch}`) ?? null,
-        }));
+        return rows.map((row) => this.#summary(sql, row, skews.get(`${row.agent}\u0000${row.epoch}`) ?? null));
       }).deferred();
     } catch (err) {
       throw translateError(err);
     }
+  }
+
+  async listFleet(query: FleetQuery): Promise<AgentEpochSummary[]> {
+    const { key, text, params } = fleetStatement(query);
+    try {
+      const sql = this.#sql;
+      let statement = this.#fleetStatements.get(key);
+      if (!statement) this.#fleetStatements.set(key, (statement = this.#reader!.prepare(text)));
+      const page = statement;
+      // One read transaction, as listAgentEpochs: the page describes one committed state.
+      return this.#reader!.transaction(() =>
+        (page.all(params) as EpochSummaryRow[]).map((row) => {
+          const skew = sql.clockSkewCommitted.get(row.agent, row.epoch) as ClockSkewRow | undefined;
+          return this.#summary(sql, row, skew ? toClockSkew(skew) : null);
+        }),
+      ).deferred();
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  #summary(sql: Statements, row: EpochSummaryRow, clockSkew: ClockSkewState | null): AgentEpochSummary {
+    return {
+      ...toAgentEpoch(row),
+      highestSeq: row.highest_seq,
+      highestHash: row.highest_hash,
+      ledgerEntries: row.ledger_entries,
+      lastSeenAt: row.last_seen_at,
+      backlog: { pending: row.backlog_pending, oldestAt: row.backlog_oldest_at, reportedAt: row.backlog_reported_at },
+      gaps: row.ledger_entries === row.highest_seq ? [] : this.#gaps(sql, row.agent, row.epoch, row.highest_seq),
+      quarantined: row.quarantined,
+      witnessedSize: row.witnessed_size,
+      witnessedAt: row.witnessed_at,
+      clockSkew,
+      version: row.agent_version,
+    };
   }
 
   /** Seq ranges in 1…highestSeq with no record: between stored seqs, and above the highest stored one. */
@@ -356,6 +389,14 @@ export class SqliteStore implements CollectorStore {
       sql.forgetExpiredJtis.run(nowSeconds);
       return sql.rememberJti.run(jti, agent, expiresAtSeconds).changes === 1;
     });
+  }
+
+  async collectorKeys(): Promise<StoredCollectorKey[]> {
+    try {
+      return (this.#sql.collectorKeys.r.all() as CollectorKeyRow[]).map(toCollectorKey);
+    } catch (err) {
+      throw translateError(err);
+    }
   }
 
   async findApiToken(tokenHash: string): Promise<ApiToken | undefined> {

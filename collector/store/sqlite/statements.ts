@@ -1,5 +1,6 @@
 /** Every statement of the store, prepared once per connection pair when the schema is current. */
 import type { Db } from './connection.ts';
+import { EPOCH_SUMMARY_COLUMNS } from './fleet-query.ts';
 import { LEDGER_ROW_COLUMNS } from '../rows.ts';
 import { INSERT_SUBTREE_RUN } from './subtree-writes.ts';
 
@@ -24,6 +25,7 @@ export function prepareStatements(writer: Db, reader: Db) {
          max_backwards_ms = excluded.max_backwards_ms, max_behind_ms = excluded.max_behind_ms, last_skew_json = excluded.last_skew_json`,
     ),
     listClockSkew: reader.prepare(`SELECT * FROM clock_skew`),
+    clockSkewCommitted: reader.prepare(`SELECT * FROM clock_skew WHERE agent = ? AND epoch = ?`),
     recordHashes: writer.prepare(
       `SELECT seq, record_hash FROM records WHERE agent = ? AND epoch = ? AND seq BETWEEN ? AND ?`,
     ),
@@ -52,7 +54,7 @@ export function prepareStatements(writer: Db, reader: Db) {
        WHERE agent = ? AND epoch = ? AND (witnessed_size IS NULL OR witnessed_size <= ?)`,
     ),
     recordAgentContact: writer.prepare(
-      `UPDATE agent_epochs SET last_seen_at = ?, backlog_pending = ?, backlog_oldest_at = ?, backlog_reported_at = ?
+      `UPDATE agent_epochs SET last_seen_at = ?, backlog_pending = ?, backlog_oldest_at = ?, backlog_reported_at = ?, agent_version = ?
        WHERE agent = ? AND epoch = ?`,
     ),
     insertReceipt: writer.prepare(
@@ -92,6 +94,10 @@ export function prepareStatements(writer: Db, reader: Db) {
     revokeApiTokensById: writer.prepare(`UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *`),
     revokeApiTokensByName: writer.prepare(`UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING *`),
     findApiToken: reader.prepare(`SELECT * FROM api_tokens WHERE token_hash = ?`),
+    collectorKeys: both(`SELECT role, kid, public_jwk, recorded_at FROM collector_keys ORDER BY role`),
+    insertCollectorKey: writer.prepare(
+      `INSERT INTO collector_keys (role, kid, public_jwk, recorded_at) VALUES (@role, @kid, @public_jwk, @recorded_at) ON CONFLICT (role) DO NOTHING`,
+    ),
     listApiTokens: reader.prepare(`SELECT * FROM api_tokens ORDER BY created_at, id`),
     insertReportJob: writer.prepare(
       `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json, expired_at)
@@ -114,12 +120,7 @@ export function prepareStatements(writer: Db, reader: Db) {
     rememberJti: writer.prepare(
       `INSERT INTO jti_replay (jti, agent, expires_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
     ),
-    listAgentEpochs: reader.prepare(
-      `SELECT e.*,
-         (SELECT count(*) FROM records r WHERE r.agent = e.agent AND r.epoch = e.epoch) AS ledger_entries,
-         (SELECT count(*) FROM quarantine q WHERE q.agent = e.agent AND q.epoch = e.epoch) AS quarantined
-       FROM agent_epochs e ORDER BY e.agent, e.epoch`,
-    ),
+    listAgentEpochs: reader.prepare(`SELECT ${EPOCH_SUMMARY_COLUMNS} FROM agent_epochs e ORDER BY e.agent, e.epoch`),
     // Only run for a chain whose entry count differs from its head seq (normally never).
     innerGaps: reader.prepare(
       `SELECT prev + 1 AS "from", seq - 1 AS "to"

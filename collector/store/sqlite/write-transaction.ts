@@ -25,6 +25,9 @@ import {
   type WriteTransaction,
 } from '../store.ts';
 import {
+  collectorKeyRow,
+  toCollectorKey,
+  type CollectorKeyRow,
   toAgentEpoch,
   toAgentKey,
   toApiToken,
@@ -164,6 +167,7 @@ export function sqliteWriteTransaction(sql: Statements, isOpen: () => boolean, p
         contact.backlog.pending,
         contact.backlog.oldestAt,
         contact.lastSeenAt,
+        contact.version,
         agent,
         epoch,
       );
@@ -240,6 +244,14 @@ export function sqliteWriteTransaction(sql: Statements, isOpen: () => boolean, p
     putApiToken: async (token: ApiToken) => {
       guard();
       sql.insertApiToken.run(token);
+    },
+    collectorKeys: async () => {
+      guard();
+      return (sql.collectorKeys.w.all() as CollectorKeyRow[]).map(toCollectorKey);
+    },
+    putCollectorKeys: async (keys) => {
+      guard();
+      for (const key of keys) sql.insertCollectorKey.run(collectorKeyRow(key));
     },
     revokeApiTokens: async (match, revokedAt) => {
       guard();

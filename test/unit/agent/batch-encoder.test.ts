@@ -23,6 +23,12 @@ describe('agent/sync/batch-encoder', () => {
     assert.equal(encodeBatchJson(envelope('b-2'), []), '{"batchId":"b-2","agent":"BN-TEST-001","epoch":2,"records":[],"backlog":{"pending":1234,"oldestAt":"2026-11-30T09:00:00.000Z"}}');
   });
 
+  it('names the agent version last, when given', () => {
+    const json = encodeBatchJson({ ...envelope('b-3', { size: 1, root: 'cm9vdA' }), agentVersion: '0.3.0-rc.1' }, records(1));
+    assert.ok(json.endsWith(',"witness":{"size":1,"root":"cm9vdA"},"agentVersion":"0.3.0-rc.1"}'), json.slice(-80));
+    assert.equal((JSON.parse(json) as { agentVersion: string }).agentVersion, '0.3.0-rc.1');
+  });
+
   it('gzips batch after batch with one compressor, each a complete gzip of exactly the batch JSON', async () => {
     const compressor = new BatchCompressor();
     try {

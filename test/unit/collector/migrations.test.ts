@@ -18,6 +18,7 @@ const EXPECTED_OBJECTS = [
   'table api_tokens',
   'table checkpoints',
   'table clock_skew',
+  'table collector_keys',
   'table enrollment_tokens',
   'table jti_replay',
   'table ledger_kind_counts',
@@ -28,6 +29,8 @@ const EXPECTED_OBJECTS = [
   'table report_jobs',
   'trigger checkpoints_no_delete',
   'trigger checkpoints_no_update',
+  'trigger collector_keys_no_delete',
+  'trigger collector_keys_no_update',
   'trigger merkle_subtrees_no_delete',
   'trigger merkle_subtrees_no_update',
   'trigger records_no_delete',
@@ -37,11 +40,13 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   agent_epochs: [
     'agent', 'epoch', 'public_jwk', 'kid', 'enrolled_at', 'revoked_at', 'highest_seq', 'highest_hash', 'last_seen_at',
     'backlog_pending', 'backlog_oldest_at', 'backlog_reported_at', 'witnessed_size', 'witnessed_at', 'revoked_index', 'superseded_by',
+    'agent_version',
   ],
   agent_keys: ['agent', 'epoch', 'from_seq', 'kid', 'public_jwk', 'added_at', 'reason'],
   agents: ['agent', 'created_at'],
   api_tokens: ['id', 'name', 'role', 'token_hash', 'created_at', 'expires_at', 'revoked_at', 'created_by'],
   checkpoints: ['size', 'root', 'note', 'created_at'],
+  collector_keys: ['role', 'kid', 'public_jwk', 'recorded_at'],
   clock_skew: [
     'agent', 'epoch', 'last_seq', 'last_at', 'caught_up_seq', 'caught_up_at', 'implausible', 'ahead', 'backwards', 'behind',
     'max_ahead_ms', 'max_backwards_ms', 'max_behind_ms', 'last_skew_json',
@@ -374,6 +379,52 @@ describe('collector SQLite migrations', function () {
     try {
       assert.throws(() => check.exec(`UPDATE report_jobs SET status = 'expired' WHERE id = 'j1'`), /CHECK/);
       assert.throws(() => check.exec(`UPDATE report_jobs SET expired_at = NULL WHERE id = 'j2'`), /CHECK/);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('migration 0010 keeps every epoch of a version 9 database, with no version until its next batch, then stores the one reported', async () => {
+    const { path, db } = await databaseAtVersion(9);
+    db.exec(`INSERT INTO agents VALUES ('AS-OLD-9', 'then');
+             INSERT INTO agent_epochs (agent, epoch, public_jwk, kid, enrolled_at, last_seen_at, backlog_pending, backlog_oldest_at, backlog_reported_at)
+               VALUES ('AS-OLD-9', 1, '{"kty":"OKP"}', 'k1', 't1', '2026-11-01T00:00:00.000Z', 4, NULL, '2026-11-01T00:00:00.000Z');`);
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    const [before] = await store.listAgentEpochs();
+    assert.deepEqual([before?.agent, before?.lastSeenAt, before?.backlog.pending, before?.version], ['AS-OLD-9', '2026-11-01T00:00:00.000Z', 4, null]);
+    await store.write((tx) => tx.recordAgentContact('AS-OLD-9', 1, { lastSeenAt: '2026-11-02T00:00:00.000Z', backlog: { pending: 0, oldestAt: null }, version: '0.2.0-rc.1+b7' }));
+    const [after] = await store.listFleet({ agent: 'AS-OLD-9', limit: 1 });
+    assert.deepEqual([after?.lastSeenAt, after?.version], ['2026-11-02T00:00:00.000Z', '0.2.0-rc.1+b7']);
+    await store.close();
+    const check = new Database(path);
+    try {
+      assert.throws(() => check.exec(`UPDATE agent_epochs SET agent_version = ''`), /CHECK/);
+      assert.throws(() => check.exec(`UPDATE agent_epochs SET agent_version = '${'9'.repeat(65)}'`), /CHECK/);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('migration 0011 records the collector keys once, per role, and the database refuses to change or drop them', async () => {
+    const { path, db } = await databaseAtVersion(10);
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    assert.deepEqual(await store.collectorKeys(), [], 'an upgraded database has none until its next start records them');
+    const jwk = { kty: 'OKP', crv: 'Ed25519', x: 'A'.repeat(43) } as const;
+    const key = (role: 'log' | 'receipt' | 'chain', kid: string) => ({ role, kid, publicJwk: jwk, recordedAt: '2026-12-07T00:00:00.000Z' });
+    await store.write((tx) => tx.putCollectorKeys([key('log', 'first-log'), key('receipt', 'first-receipt')]));
+    // A second writer (another replica starting at the same moment) adds only the missing role.
+    await store.write((tx) => tx.putCollectorKeys([key('log', 'second-log'), key('chain', 'second-chain')]));
+    assert.deepEqual((await store.collectorKeys()).map((k) => [k.role, k.kid]), [['chain', 'second-chain'], ['log', 'first-log'], ['receipt', 'first-receipt']]);
+    await store.close();
+    const check = new Database(path);
+    try {
+      assert.throws(() => check.exec(`UPDATE collector_keys SET kid = 'forged' WHERE role = 'log'`), /append-only/);
+      assert.throws(() => check.exec(`DELETE FROM collector_keys`), /append-only/);
+      assert.throws(() => check.exec(`INSERT INTO collector_keys VALUES ('admin', 'k', '{}', 'now')`), /CHECK/);
     } finally {
       check.close();
     }

@@ -38,8 +38,12 @@ const validBatch: fc.Arbitrary<Batch> = fc
     pending: fc.oneof(fc.constant(0), fc.nat()),
     oldestAt: fc.option(instant, { nil: null }),
     witness: fc.option(fc.record({ size: fc.nat(), root: base64url(43) }), { nil: undefined }),
+    agentVersion: fc.option(
+      fc.oneof(fc.constantFrom('0.1.0', '1.4.0-rc.1+build.7', 'v2', '9'.repeat(64)), fc.string({ unit: fc.constantFrom(...'0123456789.+-abcXYZ'), minLength: 1, maxLength: 64 })),
+      { nil: undefined },
+    ),
   })
-  .map(({ batchId, agent, epoch, firstSeq, count, records, pending, oldestAt, witness }) => {
+  .map(({ batchId, agent, epoch, firstSeq, count, records, pending, oldestAt, witness, agentVersion }) => {
     const batch: Batch = {
       batchId,
       agent,
@@ -61,6 +65,7 @@ const validBatch: fc.Arbitrary<Batch> = fc
       backlog: { pending, oldestAt },
     };
     if (witness) batch.witness = witness;
+    if (agentVersion !== undefined) batch.agentVersion = agentVersion;
     return JSON.parse(JSON.stringify(batch)) as Batch;
   });
 
@@ -88,7 +93,7 @@ type Damage = { kind: 'replace'; value: Json } | { kind: 'delete' } | { kind: 'a
 const damage: fc.Arbitrary<Damage> = fc.oneof(
   strange.map((value) => ({ kind: 'replace' as const, value })),
   fc.constant({ kind: 'delete' as const }),
-  fc.tuple(fc.constantFrom('x', 'witness', 'sig', '__proto__', 'records', 'v'), strange).map(([key, value]) => ({ kind: 'add' as const, key, value })),
+  fc.tuple(fc.constantFrom('x', 'witness', 'agentVersion', 'sig', '__proto__', 'records', 'v'), strange).map(([key, value]) => ({ kind: 'add' as const, key, value })),
   fc.tuple(fc.nat(), fc.constantFrom('a', 'Z', '-', '_', '=', '7', ' ', '.', 'é')).map(([at, char]) => ({ kind: 'char' as const, at, char })),
 );
 
@@ -154,6 +159,7 @@ describe('acceptsBatch (batchSchema without the copy)', () => {
     assertAgrees({ ...batch, records: [{ ...record, seq: Number.MAX_SAFE_INTEGER, prev: 'B'.repeat(43) }, { ...record, seq: Number.MAX_SAFE_INTEGER + 1, prev: 'B'.repeat(43) }] });
     for (const type of [`a.${'b'.repeat(126)}`, `a.${'b'.repeat(127)}`]) assertAgrees({ ...batch, records: [{ ...record, type }] });
     for (const value of [null, [], 'batch', 1, [batch]]) assertAgrees(value);
+    for (const agentVersion of ['', '1'.repeat(64), '1'.repeat(65), '1.0 beta', '1.0\n', 'sakshya/1', null, 1]) assertAgrees({ ...batch, agentVersion });
     assert.equal(acceptsBatch(many(MAX_RECORDS_PER_BATCH)), true, 'the largest batch the protocol allows takes the fast path');
   });
 });
