@@ -2,7 +2,7 @@
 #
 # If SAKSHYA_TEST_POSTGRES_URL is set already, that server is used and nothing happens here.
 # Otherwise: installs Debian's postgresql when no initdb is found (on PATH or in
-# /usr/lib/postgresql/*/bin), initialises a throwaway cluster in a temporary directory (trust
+# /usr/lib/postgresql/*/bin; through .ci/run's ensure_debian_packages when it is defined), initialises a throwaway cluster in a temporary directory (trust
 # authentication, 127.0.0.1 only, its unix socket in that directory), starts it on a free port,
 # stops and removes it when the shell exits, and exports
 # SAKSHYA_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:<port>/postgres.
@@ -26,11 +26,16 @@ sakshya_pg_find_bin() {
 sakshya_pg_start() {
   local bin dir port as_user
   if ! bin="$(sakshya_pg_find_bin)"; then
-    echo "ci: installing postgresql (no initdb found)" >&2
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >&2
+    if declare -F ensure_debian_packages >/dev/null; then
+      # .ci/run's installer: keeps the package's own cluster from starting (policy-rc.d).
+      ensure_debian_packages pg_ctlcluster postgresql
+    else
+      echo "ci: installing postgresql (no initdb found)" >&2
+      local sudo=""
+      [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >&2
+    fi
     bin="$(sakshya_pg_find_bin)" || { echo "ci: postgresql installed, but no initdb found" >&2; return 1; }
   fi
 
