@@ -40,15 +40,16 @@ describe('the collector on PostgreSQL: serve, the CLI and ledger verify', functi
   };
 
   it('takes batches over HTTP into the database, answers the CLI from it, and ledger verify finds it intact', async () => {
-    collector = await startCollectorProcess({ env: { SAKSHYA_COLLECTOR_DATABASE: database.url } });
-    env = { SAKSHYA_COLLECTOR_DIR: collector.dir, SAKSHYA_COLLECTOR_DATABASE: database.url };
-    assert.equal((await fetch(`${collector.url}/readyz`)).status, 200);
+    const server = await startCollectorProcess({ env: { SAKSHYA_COLLECTOR_DATABASE: database.url } });
+    collector = server;
+    env = { SAKSHYA_COLLECTOR_DIR: server.dir, SAKSHYA_COLLECTOR_DATABASE: database.url };
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
 
     const agents: TestAgent[] = [];
     for (const id of ['AS-PGS-001', 'AS-PGS-002']) {
       const token = await cli(['agents', 'enroll', '--agent', id]);
       assert.equal(token.code, 0, token.stderr);
-      const agent = new TestAgent(id, collector.url, collector.origin);
+      const agent = new TestAgent(id, server.url, server.origin);
       assert.equal((await agent.enroll(token.stdout.trim())).status, 200);
       agents.push(agent);
     }
@@ -77,7 +78,7 @@ describe('the collector on PostgreSQL: serve, the CLI and ledger verify', functi
 
     // A report bundle, exported in the worker thread from its own snapshot of the database, verifies offline.
     const keyFile = join(makeTempDir('sakshya-keys-'), 'collector-keys.json');
-    writeFileSync(keyFile, await (await fetch(`${collector.url}/api/v1/keys`)).text());
+    writeFileSync(keyFile, await (await fetch(`${server.url}/api/v1/keys`)).text());
     const out = join(makeTempDir('sakshya-export-'), 'bundle');
     const day = new Date().toISOString().slice(0, 10);
     const next = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
@@ -95,7 +96,7 @@ describe('the collector on PostgreSQL: serve, the CLI and ledger verify', functi
     assert.deepEqual(report.ledger, { size: latest.size, root: latest.root });
     assert.equal(report.checked.receipts, 4);
 
-    assert.equal(await collector.stop('SIGTERM'), 0);
+    assert.equal(await server.stop('SIGTERM'), 0);
     collector = undefined;
   });
 
