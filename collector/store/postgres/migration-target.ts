@@ -39,7 +39,7 @@ export function postgresMigrationTarget(pool: Pool, where: string): MigrationTar
       const connection = await checkout(pool);
       const { client } = connection;
       try {
-        await query(client, `BEGIN; SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(${WRITER_LOCK_KEY}); ${CREATE_VERSION_TABLE}`);
+        await query(client, `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(${WRITER_LOCK_KEY}); ${CREATE_VERSION_TABLE}`);
         const version = {
           read: async () => (await query<{ version: number }>(client, `SELECT version FROM ${SCHEMA_VERSION_TABLE}`)).rows[0]?.version ?? 0,
           write: async (next: number) => {

@@ -173,7 +173,9 @@ export class PostgresStore implements CollectorStore {
     let connection: Awaited<ReturnType<typeof checkout>> | undefined;
     try {
       connection = await checkout(this.#pool);
-      await query(connection.client, `BEGIN; SELECT pg_advisory_xact_lock(${WRITER_LOCK_KEY})`);
+      // READ COMMITTED, whatever the server's default: each statement after the lock sees what
+      // the previous holder committed (a REPEATABLE READ snapshot would be taken before the wait).
+      await query(connection.client, `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; SELECT pg_advisory_xact_lock(${WRITER_LOCK_KEY})`);
       const result = await fn(connection.client);
       await query(connection.client, 'COMMIT');
       connection.release();
