@@ -15,8 +15,9 @@
  * - `admin`: a human bearer token. Issues enrollment tokens, revokes agents. Does NOT read audit
  *   content: an admin who wants to read records needs an auditor token, issued (and recorded)
  *   like any other.
- * - `public`: no credentials: health, checkpoints, proofs and public keys (hashes and
- *   signatures only, no audit content); `POST /enroll` proves itself with its one-time token.
+ * - `public`: no credentials: health, checkpoints, proofs, public keys (hashes and signatures
+ *   only, no audit content) and the API's OpenAPI description; `POST /enroll` proves itself with
+ *   its one-time token.
  *
  * Adding a role: a member of `Role` and of `Principal`, an authenticator in
  * services/authenticators.ts, and a line in each access rule below.
@@ -68,6 +69,7 @@ export const ROUTE_ACCESS = {
   'GET /api/v1/proofs/consistency': 'public',
   'GET /api/v1/proofs/inclusion': 'public',
   'GET /api/v1/keys': 'public',
+  'GET /api/v1/openapi.json': 'public',
   'POST /api/v1/batches': ['agent'],
   'GET /api/v1/records/:id': ['agent', 'auditor'],
   'POST /api/v1/agents/:id/enrollment-tokens': ['admin'],

@@ -25,6 +25,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
+import type { ReportJobView } from '../../shared/api-schemas.ts';
 import { ProblemError, problemBody } from '../../shared/problem.ts';
 import type { Manifest, ReportFilter } from '../../shared/report/bundle-format.ts';
 import type { CollectorStore, ReportJob } from '../store/store.ts';
@@ -61,21 +62,8 @@ export interface ReportServiceOptions {
 /** How a disk-floor problem names the reports directory to an HTTP caller (who is not told server paths). */
 const REPORTS_FLOOR_LABEL = "the collector's reports directory";
 
-/** A job as the HTTP API shows it. */
-export interface ReportJobView {
-  id: string;
-  status: ReportJob['status'];
-  filter: ReportFilter;
-  checkpointSize: number;
-  createdAt: string;
-  finishedAt: string | null;
-  /** When the bundle was deleted (status `expired`). */
-  expiredAt?: string;
-  counts?: Manifest['counts'];
-  manifestSha256?: string;
-  bundleBytes?: number;
-  problem?: unknown;
-}
+/** A job as the HTTP API shows it (its schema: shared/api-schemas.ts). */
+export type { ReportJobView };
 
 export class ReportService {
   readonly #deps: ReportServiceOptions;
