@@ -147,7 +147,7 @@ function refTo(components: { [name: string]: z.ZodType }, schema: z.ZodType, wha
   return { $ref: SCHEMA_REF_PREFIX + name };
 }
 
-/** `GET /api/v1/records/:id` → ['get', '/api/v1/records/{id}']. */
+/** A ROUTE_ACCESS key as an OpenAPI operation: `GET /api/v1/records/:id` → get `/api/v1/records/{id}`. */
 export function operationOf(route: string): { method: string; path: string } {
   const [method, path] = route.split(' ') as [string, string];
   return { method: method.toLowerCase(), path: path.replace(/:([A-Za-z0-9_]+)/g, '{$1}') };
