@@ -14,6 +14,7 @@ import { fleetResource } from './resources/fleet.ts';
 import { healthResource } from './resources/health.ts';
 import { metricsResource } from './resources/metrics.ts';
 import { ledgerResource } from './resources/ledger.ts';
+import { openApiResource } from './resources/openapi.ts';
 import { recordsResource } from './resources/records.ts';
 import { reportsResource } from './resources/reports.ts';
 import { errorHandler, notFound } from './http/errors.ts';
@@ -50,6 +51,7 @@ export function createApp(container: Container): Express {
   app.use(healthResource({ store: container.store, version: container.version }));
   // Per address, before any authentication or body parsing (health checks are exempt above).
   app.use(limitByIp(limiters.ip));
+  app.use(API_PREFIX, openApiResource());
   app.use(API_PREFIX, enrollResource({ enrollment: container.enrollment, enrollLimiter: limiters.enroll }));
   app.use(API_PREFIX, batchesResource({ auth: container.agentAuth, ingest: container.ingest, principalLimiter: limiters.principal }));
   app.use(API_PREFIX, ledgerResource({ ledger: container.ledger, publicKeys: container.publicKeys }));

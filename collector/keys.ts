@@ -23,7 +23,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fromBase64Url, generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type Ed25519PublicJwk, type SigningKey } from '../shared/crypto.ts';
+import type { CollectorPublicKeys } from '../shared/api-schemas.ts';
+import { fromBase64Url, generateSigningKey, readPrivateKeyFile, writePrivateKeyFile, type SigningKey } from '../shared/crypto.ts';
 import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/private-files.ts';
 import { verifierKeyString } from '../shared/signed-note.ts';
 
@@ -72,14 +73,8 @@ export function loadCollectorKeys(collectorDir: string): CollectorKeys {
   };
 }
 
-/** What the collector publishes (`GET /api/v1/keys`): never a private key. */
-export interface CollectorPublicKeys {
-  origin: string;
-  /** C2SP signed-note verifier key of the log key: "<origin>+<key ID>+<base64 key>". */
-  logKey: string;
-  /** The receipt/report key as a JWKS. */
-  jwks: { keys: (Ed25519PublicJwk & { kid: string; alg: 'EdDSA'; use: 'sig' })[] };
-}
+/** What the collector publishes (`GET /api/v1/keys`): never a private key (its schema: shared/api-schemas.ts). */
+export type { CollectorPublicKeys };
 
 export function publicKeysOf(origin: string, keys: CollectorKeys): CollectorPublicKeys {
   return {

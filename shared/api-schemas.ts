@@ -1,14 +1,115 @@
 /**
- * Answers of the collector's read API for people (admins and auditors), as zod schemas: the
- * services type their output with `z.infer` of these, and the OpenAPI description is generated
- * from the same schemas. Strict: a field not listed here is never sent.
+ * zod schemas of the collector API's answers that shared/protocol.ts does not hold already
+ * (protocol.ts: what agents send and receive; here: problems, proofs, keys, admin, auditor and
+ * fleet answers). They are the API's contract: the OpenAPI document
+ * (`GET /api/v1/openapi.json`) is generated from them, and where the collector builds one of
+ * these objects its type comes from the schema (`z.infer`), so the two cannot drift.
  *
- * Times are ISO 8601 UTC instants as the collector stores them; `null` means "not known yet"
- * (never seen, never reported), never zero.
+ * Answers are strict (an unknown member is an error), like the protocol's; a problem is loose:
+ * RFC 9457 lets it carry extras (`expectedSeq`, `retryAfterSeconds`, …).
  */
 import { z } from 'zod';
-import { agentIdSchema, AGENT_VERSION_PATTERN, epochSchema } from './protocol.ts';
+import { PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode } from './problem.ts';
+import { AGENT_VERSION_PATTERN, agentIdSchema, ed25519PublicJwkSchema, epochSchema, isoInstantSchema, recordSchema, sha256B64Schema } from './protocol.ts';
+import { manifestSchema, reportFilterSchema } from './report/bundle-format.ts';
 
+const countSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const instantOrNull = isoInstantSchema.nullable();
+
+export const PROBLEM_CODES = Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]];
+
+/** An RFC 9457 problem body (shared/problem.ts): `type`, `title`, `status`, `detail`, `code`, and any extras. */
+export const problemSchema = z.looseObject({
+  type: z.string().regex(new RegExp(`^${PROBLEM_TYPE_PREFIX}`), `${PROBLEM_TYPE_PREFIX}<code>`),
+  title: z.string(),
+  status: z.number().int().min(400).max(599),
+  detail: z.string(),
+  code: z.enum(PROBLEM_CODES),
+});
+
+/** `GET /api/v1/openapi.json`, in outline (the OpenAPI 3.1 specification has the rest). */
+export const openApiDocumentSchema = z.looseObject({
+  openapi: z.string().regex(/^3\.1\.\d+$/, 'OpenAPI 3.1.x'),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.looseObject({})),
+});
+
+export const healthSchema = z.strictObject({ status: z.literal('ok'), version: z.string() });
+export type Health = z.infer<typeof healthSchema>;
+export const readinessSchema = z.strictObject({ status: z.literal('ready') });
+export type Readiness = z.infer<typeof readinessSchema>;
+
+/** RFC 9162 §2.1.4: hashes base64url without padding. */
+export const consistencyProofSchema = z.strictObject({ from: countSchema, to: countSchema, path: z.array(sha256B64Schema) });
+export type ConsistencyProofAnswer = z.infer<typeof consistencyProofSchema>;
+/** RFC 9162 §2.1.3. */
+export const inclusionProofSchema = z.strictObject({ index: countSchema, size: countSchema, leafHash: sha256B64Schema, path: z.array(sha256B64Schema) });
+export type InclusionProofAnswer = z.infer<typeof inclusionProofSchema>;
+
+/** What the collector publishes at `GET /api/v1/keys`: never a private key. */
+export const collectorPublicKeysSchema = z.strictObject({
+  origin: z.string().min(1),
+  /** C2SP signed-note verifier key of the log key: "<origin>+<key ID>+<base64 key>". */
+  logKey: z.string().min(1),
+  /** The receipt/report key as a JWKS. */
+  jwks: z.strictObject({
+    keys: z.array(ed25519PublicJwkSchema.extend({ kid: z.string().min(1), alg: z.literal('EdDSA'), use: z.literal('sig') }).strict()),
+  }),
+});
+export type CollectorPublicKeys = z.infer<typeof collectorPublicKeysSchema>;
+
+/** `GET /api/v1/records/<id>`: `record` is the stored canonical JSON, byte for byte. */
+export const recordViewSchema = z.strictObject({ record: recordSchema, ledgerIndex: countSchema, receivedAt: isoInstantSchema });
+
+/** A new one-time enrollment token; the only place it is ever shown. */
+export const enrollmentTokenIssuedSchema = z.strictObject({
+  agent: agentIdSchema,
+  token: z.string().min(1),
+  expiresAt: isoInstantSchema,
+  /** A replacement token: it enrolls over the active epoch, revoking it. */
+  replace: z.boolean(),
+});
+export type EnrollmentTokenIssued = z.infer<typeof enrollmentTokenIssuedSchema>;
+
+/** What a revocation did. `epoch` is null when the id was never enrolled and only tokens were voided. */
+export const revocationSchema = z.strictObject({
+  agent: agentIdSchema,
+  epoch: epochSchema.nullable(),
+  revokedAt: instantOrNull,
+  /** Ledger index of the epoch's `agent.revoked` record. */
+  revokedIndex: countSchema.nullable(),
+  alreadyRevoked: z.boolean(),
+  /** Unused enrollment tokens of the id voided by this revocation. */
+  voidedTokens: countSchema,
+});
+export type Revocation = z.infer<typeof revocationSchema>;
+
+export const REPORT_JOB_STATUSES = ['running', 'done', 'failed', 'expired'] as const;
+
+/** A report export job as the HTTP API shows it (without its links). */
+export const reportJobViewSchema = z.strictObject({
+  id: z.uuid(),
+  status: z.enum(REPORT_JOB_STATUSES),
+  filter: reportFilterSchema,
+  checkpointSize: countSchema,
+  createdAt: isoInstantSchema,
+  finishedAt: instantOrNull,
+  /** When the bundle was deleted (status `expired`). */
+  expiredAt: isoInstantSchema.optional(),
+  counts: manifestSchema.shape.counts.optional(),
+  manifestSha256: z.string().regex(/^[0-9a-f]{64}$/, 'lower-case hex sha256').optional(),
+  bundleBytes: countSchema.optional(),
+  /** Why a failed job failed. */
+  problem: problemSchema.optional(),
+});
+export type ReportJobView = z.infer<typeof reportJobViewSchema>;
+
+export const reportJobSchema = reportJobViewSchema.extend({
+  links: z.strictObject({ self: z.string(), bundle: z.string().optional() }),
+});
+export type LinkedReportJob = z.infer<typeof reportJobSchema>;
+
+// The fleet view (admins and auditors): services type their output with z.infer of these.
 const count = z.number().int().min(0);
 const instant = z.string();
 

@@ -10,6 +10,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { EnrollmentTokenIssued } from '../../shared/api-schemas.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import { agentIdSchema, describeZodError } from '../../shared/protocol.ts';
 import { principalOf, requireRole } from '../http/auth.ts';
@@ -23,7 +24,7 @@ import { DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS, EnrollmentInputError, MAX_ENROLLM
 import type { RateLimiter } from '../services/rate-limiter.ts';
 
 const MAX_ADMIN_BODY_BYTES = 1024;
-const issueBodySchema = z.strictObject({
+export const issueBodySchema = z.strictObject({
   ttlSeconds: z.number().int().min(1).max(MAX_ENROLLMENT_TOKEN_TTL_SECONDS).optional(),
   /** The agent's disk or key is lost: the token may enroll over its active epoch, revoking it. */
   replace: z.boolean().optional(),
@@ -54,7 +55,7 @@ export function agentsResource(deps: { authenticators: Authenticators; enrollmen
     const ttl = parsed.data.ttlSeconds ?? DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS;
     const { token, expiresAt, replace } = await inputProblem(() => deps.enrollment.issueToken(agent, ttl, by, { replace: parsed.data.replace === true }));
     contextOf(res).log.info({ agent, expiresAt, by, replace }, replace ? 'replacement enrollment token issued' : 'enrollment token issued');
-    res.status(201).json({ agent, token, expiresAt, replace });
+    res.status(201).json({ agent, token, expiresAt, replace } satisfies EnrollmentTokenIssued);
   });
 
   router.post(

@@ -21,7 +21,7 @@ import type { IngestService } from '../services/ingest.ts';
 import { rolesFor } from '../services/access.ts';
 import type { RateLimiter } from '../services/rate-limiter.ts';
 
-const idempotencyKeySchema = z.uuid();
+export const idempotencyKeySchema = z.uuid();
 
 // The batch route needs the full AuthenticatedAgent, so it uses requireAgent; its line in
 // ROUTE_ACCESS must say exactly that.

@@ -13,6 +13,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { ConsistencyProofAnswer, InclusionProofAnswer } from '../../shared/api-schemas.ts';
 import { toBase64Url } from '../../shared/crypto.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import { methodNotAllowed } from '../http/errors.ts';
@@ -24,9 +25,9 @@ import type { LedgerService } from '../services/ledger.ts';
 const IMMUTABLE = 'public, max-age=86400, immutable';
 const LATEST = 'no-cache';
 
-const checkpointQuery = z.strictObject({ size: sizeParam });
-const consistencyQuery = z.strictObject({ from: sizeParam, to: sizeParam });
-const inclusionQuery = z
+export const checkpointQuery = z.strictObject({ size: sizeParam });
+export const consistencyQuery = z.strictObject({ from: sizeParam, to: sizeParam });
+export const inclusionQuery = z
   .strictObject({ id: z.uuid().optional(), index: sizeParam.optional(), size: sizeParam.optional() })
   .refine((q) => (q.id === undefined) !== (q.index === undefined), { message: 'give exactly one of id and index', path: ['id'] });
 
@@ -55,7 +56,7 @@ export function ledgerResource(deps: { ledger: LedgerService; publicKeys: Collec
     const { from, to } = parseQuery(consistencyQuery, req);
     const proof = await deps.ledger.consistencyProof(from, to);
     res.status(200).setHeader('Cache-Control', IMMUTABLE);
-    res.json({ from: proof.from, to: proof.to, path: proof.path.map(toBase64Url) });
+    res.json({ from: proof.from, to: proof.to, path: proof.path.map(toBase64Url) } satisfies ConsistencyProofAnswer);
   });
 
   router.get('/proofs/inclusion', async (req: Request, res: Response) => {
@@ -64,7 +65,7 @@ export function ledgerResource(deps: { ledger: LedgerService; publicKeys: Collec
     const proof = await deps.ledger.inclusionProof(leaf, query.size);
     // Without an explicit size the answer follows the latest checkpoint.
     res.status(200).setHeader('Cache-Control', query.size === undefined ? LATEST : IMMUTABLE);
-    res.json({ index: proof.index, size: proof.size, leafHash: toBase64Url(proof.leafHash), path: proof.path.map(toBase64Url) });
+    res.json({ index: proof.index, size: proof.size, leafHash: toBase64Url(proof.leafHash), path: proof.path.map(toBase64Url) } satisfies InclusionProofAnswer);
   });
 
   router.get('/keys', (_req: Request, res: Response) => {

@@ -17,7 +17,7 @@ import type { RecordsService } from '../services/records.ts';
 /** Who may read records: declared in services/access.ts ROUTE_ACCESS. */
 export const RECORD_READERS: readonly Role[] = rolesFor('GET /api/v1/records/:id');
 
-const recordIdSchema = z.uuid();
+export const recordIdSchema = z.uuid();
 
 export function recordsResource(deps: { authenticators: Authenticators; records: RecordsService; principalLimiter: RateLimiter }): Router {
   const router = Router();

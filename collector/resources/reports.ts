@@ -18,6 +18,7 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { LinkedReportJob } from '../../shared/api-schemas.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import { API_PREFIX } from '../../shared/protocol.ts';
 import { principalOf, requireRole } from '../http/auth.ts';
@@ -32,7 +33,7 @@ import { parseReportRequest } from '../services/report/filter-input.ts';
 import type { ReportJobView, ReportService } from '../services/reports.ts';
 
 const MAX_REPORT_REQUEST_BYTES = 2048;
-const reportIdSchema = z.uuid();
+export const reportIdSchema = z.uuid();
 
 function reportId(req: Request): string {
   const id = req.params.id as string;
@@ -40,7 +41,7 @@ function reportId(req: Request): string {
   return id;
 }
 
-function withLinks(view: ReportJobView): ReportJobView & { links: { self: string; bundle?: string } } {
+function withLinks(view: ReportJobView): LinkedReportJob {
   const self = `${API_PREFIX}/reports/${view.id}`;
   return { ...view, links: view.status === 'done' ? { self, bundle: `${self}/bundle.tar.gz` } : { self } };
 }

@@ -17,8 +17,9 @@
  *   view (versions, last contact, backlog: what running the fleet needs; not recorded, like
  *   every admin request that changes nothing). Does NOT read audit content: an admin who wants
  *   to read records needs an auditor token, issued (and recorded) like any other.
- * - `public`: no credentials: health, checkpoints, proofs and public keys (hashes and
- *   signatures only, no audit content); `POST /enroll` proves itself with its one-time token.
+ * - `public`: no credentials: health, checkpoints, proofs, public keys (hashes and signatures
+ *   only, no audit content) and the API's OpenAPI description; `POST /enroll` proves itself with
+ *   its one-time token.
  *
  * Adding a role: a member of `Role` and of `Principal`, an authenticator in
  * services/authenticators.ts, and a line in each access rule below.
@@ -70,6 +71,7 @@ export const ROUTE_ACCESS = {
   'GET /api/v1/proofs/consistency': 'public',
   'GET /api/v1/proofs/inclusion': 'public',
   'GET /api/v1/keys': 'public',
+  'GET /api/v1/openapi.json': 'public',
   'POST /api/v1/batches': ['agent'],
   'GET /api/v1/records/:id': ['agent', 'auditor'],
   // The fleet view: per (agent, epoch) state, no audit content (services/fleet.ts).

@@ -25,6 +25,7 @@
  *   ledger index, and a record of that epoch after it is a finding.
  */
 import { randomBytes } from 'node:crypto';
+import type { Revocation } from '../../shared/api-schemas.ts';
 import { fromBase64Url, jwkThumbprint, publicJwkOf, sha256, type SigningKey } from '../../shared/crypto.ts';
 import { ProblemError } from '../../shared/problem.ts';
 import type { EnrollRequest, EnrollResponse } from '../../shared/protocol.ts';
@@ -126,17 +127,8 @@ export function enrollmentTokenId(hash: string): string {
   return hash.slice(0, 16);
 }
 
-/** What revokeAgent did. `epoch` is null when the id was never enrolled and only tokens were voided. */
-export interface RevocationResult {
-  agent: string;
-  epoch: number | null;
-  revokedAt: string | null;
-  /** Ledger index of the epoch's `agent.revoked` record. */
-  revokedIndex: number | null;
-  alreadyRevoked: boolean;
-  /** Unused enrollment tokens of the id voided by this revocation. */
-  voidedTokens: number;
-}
+/** What revokeAgent did (its schema: shared/api-schemas.ts). */
+export type RevocationResult = Revocation;
 
 /** The state of one epoch, as `agents list` shows it. */
 export type { EpochStatus };

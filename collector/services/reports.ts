@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
+import type { ReportJobView } from '../../shared/api-schemas.ts';
 import { canonicalJson } from '../../shared/canonical-json.ts';
 import { newId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -61,21 +62,8 @@ export interface ReportServiceOptions {
 /** How a disk-floor problem names the reports directory to an HTTP caller (who is not told server paths). */
 const REPORTS_FLOOR_LABEL = "the collector's reports directory";
 
-/** A job as the HTTP API shows it. */
-export interface ReportJobView {
-  id: string;
-  status: ReportJob['status'];
-  filter: ReportFilter;
-  checkpointSize: number;
-  createdAt: string;
-  finishedAt: string | null;
-  /** When the bundle was deleted (status `expired`). */
-  expiredAt?: string;
-  counts?: Manifest['counts'];
-  manifestSha256?: string;
-  bundleBytes?: number;
-  problem?: unknown;
-}
+/** A job as the HTTP API shows it (its schema: shared/api-schemas.ts). */
+export type { ReportJobView };
 
 export class ReportService {
   readonly #deps: ReportServiceOptions;

@@ -11,7 +11,7 @@ import { parseVerifierKey } from '../../../shared/signed-note.ts';
 import { verifyReceipt } from '../../../shared/receipt.ts';
 import { GENESIS_PREV, leafHashOfCanonical, recordHash, recordHashOfCanonical, signRecord, type SignedRecord } from '../../../shared/record.ts';
 import { startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
-import { TestAgent, type HttpAnswer } from './test-agent.ts';
+import { request, TestAgent, type HttpAnswer } from './test-agent.ts';
 
 function assertProblem(answer: HttpAnswer, status: number, code: string): ProblemBody {
   assert.equal(answer.status, status, answer.text);
@@ -391,7 +391,7 @@ describe('POST /api/v1/batches', function () {
   });
 
   it('answers a method it does not allow on /batches with 405 problem+json', async () => {
-    const answer = await fetch(`${collector.url}/api/v1/batches`);
+    const answer = await request(`${collector.url}/api/v1/batches`, {});
     assert.equal(answer.status, 405);
     assert.match(answer.headers.get('content-type') ?? '', /^application\/problem\+json/);
   });

@@ -7,7 +7,7 @@ import { jwkThumbprint, publicKeyFromJwk } from '../../../shared/crypto.ts';
 import { enrollResponseSchema } from '../../../shared/protocol.ts';
 import { COLLECTOR_AGENT_ID, GENESIS_PREV, recordHash, verifyRecordSignature, type SignedRecord } from '../../../shared/record.ts';
 import { runCollectorCli, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
-import { TestAgent } from './test-agent.ts';
+import { request, TestAgent } from './test-agent.ts';
 
 describe('POST /api/v1/enroll', function () {
   this.timeout(30_000);
@@ -64,13 +64,13 @@ describe('POST /api/v1/enroll', function () {
   });
 
   it('refuses a body that does not match the enroll schema with 400 request.invalid', async () => {
-    const response = await fetch(`${collector.url}/api/v1/enroll`, {
+    const response = await request(`${collector.url}/api/v1/enroll`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ token: 'x'.repeat(43), agent: 'lower-case', publicKey: { kty: 'RSA' }, extra: 1 }),
     });
     assert.equal(response.status, 400);
-    const body = (await response.json()) as { code: string; errors: unknown[] };
+    const body = response.body as { code: string; errors: unknown[] };
     assert.equal(body.code, 'request.invalid');
     assert.ok(body.errors.length >= 3);
   });

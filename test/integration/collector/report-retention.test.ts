@@ -14,6 +14,8 @@ import { enrolledAgent } from './security-support.ts';
 import { request } from './test-agent.ts';
 
 const DAY_MS = 86_400_000;
+/** A stored job's filter, normalised as the collector stores it. */
+const FILTER_JSON = '{"agent":null,"from":"2026-01-01T00:00:00.000Z","kind":null,"to":"2027-01-01T00:00:00.000Z","type":null}';
 
 describe('report bundle retention', function () {
   this.timeout(120_000);
@@ -55,7 +57,7 @@ describe('report bundle retention', function () {
       const reportsDir = collector.container.reports.reportsDir;
       await collector.container.store.write(async (tx) => {
         await tx.putReportJob({
-          id: failed, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: '{}', checkpointSize: 1, createdAt: new Date(Date.now()).toISOString(),
+          id: failed, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: FILTER_JSON, checkpointSize: 1, createdAt: new Date(Date.now()).toISOString(),
           finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null,
         });
         await tx.finishReportJob(failed, { status: 'failed', finishedAt: new Date(Date.now()).toISOString(), problemJson: '{"detail":"x"}' });
@@ -101,11 +103,11 @@ describe('report bundle retention', function () {
     const db = new Database(join(dir, 'collector.db'));
     const insert = db.prepare(
       `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes)
-       VALUES (?, 'done', ?, 'auditor:x', '{}', 1, ?, ?, '{"records":0,"byKind":{"audit":0,"telemetry":0,"agent":0},"chains":0}', ?, 1)`,
+       VALUES (?, 'done', ?, 'auditor:x', ?, 1, ?, ?, '{"records":0,"byKind":{"audit":0,"telemetry":0,"agent":0},"chains":0}', ?, 1)`,
     );
     const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS).toISOString();
-    insert.run(oldJob, tokenId, daysAgo(3), daysAgo(3), 'a'.repeat(64));
-    insert.run(keptJob, tokenId, daysAgo(1), daysAgo(1), 'b'.repeat(64));
+    insert.run(oldJob, tokenId, FILTER_JSON, daysAgo(3), daysAgo(3), 'a'.repeat(64));
+    insert.run(keptJob, tokenId, FILTER_JSON, daysAgo(1), daysAgo(1), 'b'.repeat(64));
     db.close();
     for (const id of [oldJob, keptJob]) {
       mkdirSync(join(dir, 'reports', id), { recursive: true });

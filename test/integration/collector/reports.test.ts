@@ -413,7 +413,7 @@ describe('report export (CLI and HTTP)', function () {
     const interrupted = '0192f7b4-0000-7000-8000-00000000beef';
     await collector.container.store.write((tx) =>
       tx.putReportJob({
-        id: interrupted, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: '{}', checkpointSize, createdAt: at(1),
+        id: interrupted, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: canonicalJson({ from: at(0), to: at(23), agent: null, kind: null, type: null }), checkpointSize, createdAt: at(1),
         finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null,
       }),
     );

@@ -8,6 +8,7 @@ import { chmodSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTempDir, runCollectorCli, startCollectorProcess, TEST_ORIGIN } from '../../helpers/collector-process.ts';
+import { request } from './test-agent.ts';
 
 function mode(path: string): number {
   return statSync(path).mode & 0o777;
@@ -43,13 +44,13 @@ describe('collector security: files on disk', function () {
       const issued = await runCollectorCli(['tokens', 'issue', '--role', 'auditor', '--name', 'files-test'], env);
       assert.equal(issued.code, 0, issued.stderr);
       // An export job makes the report spool directory (reports/) in the running server.
-      const started = await fetch(`${collector.url}/api/v1/reports`, {
+      const started = await request(`${collector.url}/api/v1/reports`, {
         method: 'POST',
         headers: { authorization: `Bearer ${issued.stdout.trim()}`, 'content-type': 'application/json' },
         body: JSON.stringify({ from: '2026-01-01', to: '2027-01-01' }),
       });
-      assert.equal(started.status, 202, await started.clone().text());
-      const { id } = (await started.json()) as { id: string };
+      assert.equal(started.status, 202, started.text);
+      const { id } = started.body as { id: string };
       const reports = join(dir, 'reports');
       for (let i = 0; i < 100 && !existsSync(join(reports, id)); i++) await sleep(100);
 

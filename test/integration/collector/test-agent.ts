@@ -9,6 +9,7 @@ import { newId } from '../../../shared/ids.ts';
 import { API_PREFIX, type Batch, type EnrollResponse, type SignedReceipt } from '../../../shared/protocol.ts';
 import { GENESIS_PREV, recordHash, signRecord, type RecordKind, type SignedRecord } from '../../../shared/record.ts';
 import type { KeyObject } from 'node:crypto';
+import { collectorApiValidator } from '../../helpers/openapi-validator.ts';
 
 export interface SendOptions {
   token?: string;
@@ -132,9 +133,15 @@ export class TestAgent {
   }
 }
 
+/**
+ * One HTTP request to the collector. Every answer is held to the collector's OpenAPI document
+ * (test/helpers/openapi-validator.ts): an undocumented status, problem code, content type or
+ * body shape throws an AssertionError here, whatever the test then checks.
+ */
 export async function request<T = unknown>(url: string, init: RequestInit): Promise<HttpAnswer<T>> {
   const response = await fetch(url, init);
   const text = await response.text();
+  collectorApiValidator().assert({ method: init.method ?? 'GET', url, status: response.status, contentType: response.headers.get('content-type'), text });
   let body: unknown = undefined;
   try {
     body = JSON.parse(text);
