@@ -62,6 +62,17 @@ async function migrateTo(url: string, version: number): Promise<void> {
   }
 }
 
+describe('collector PostgreSQL migrations: the list', () => {
+  it('numbers the migrations as SQLite does: version N has the same name on both engines', () => {
+    POSTGRES_MIGRATIONS.forEach((migration, i) => assert.equal(migration.version, i + 1));
+    assert.deepEqual(
+      POSTGRES_MIGRATIONS.map((m) => m.name),
+      SQLITE_MIGRATIONS.map((m) => m.name),
+    );
+    assert.equal(POSTGRES_SCHEMA_VERSION, POSTGRES_MIGRATIONS.length);
+  });
+});
+
 describe('collector PostgreSQL migrations', function () {
   this.timeout(60_000);
   let adminUrl: string;
@@ -77,15 +88,6 @@ describe('collector PostgreSQL migrations', function () {
   });
   after(async () => {
     for (const database of databases) await database.drop();
-  });
-
-  it('numbers the migrations as SQLite does: version N has the same name on both engines', () => {
-    POSTGRES_MIGRATIONS.forEach((migration, i) => assert.equal(migration.version, i + 1));
-    assert.deepEqual(
-      POSTGRES_MIGRATIONS.map((m) => m.name),
-      SQLITE_MIGRATIONS.map((m) => m.name),
-    );
-    assert.equal(POSTGRES_SCHEMA_VERSION, POSTGRES_MIGRATIONS.length);
   });
 
   it('gives every schema version the same tables, columns and named indexes as SQLite at that version', async () => {
