@@ -70,13 +70,15 @@ export function principalOf(res: Response): Principal {
 
 /**
  * For the batch route, which needs the full AuthenticatedAgent (its key, its jti): admits
- * agents only, like `requireRole(['agent'])`; a human token is 403.
+ * agents only, like `requireRole(['agent'])`; a human token is 403. `requestKeyOf` names the
+ * request's idempotency key (the batch id), if it has a valid one: the token is remembered
+ * with it, so the same request sent again by a load balancer is not taken for a replay.
  */
-export function requireAgent(auth: AgentAuthService): RequestHandler {
+export function requireAgent(auth: AgentAuthService, requestKeyOf?: (req: Request) => string | undefined): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const authorization = req.get('authorization');
     if (looksLikeApiToken(authorization)) throw new ProblemError('auth.forbidden', 'this resource admits only agents');
-    res.locals.agent = await auth.authenticate(authorization);
+    res.locals.agent = await auth.authenticate(authorization, requestKeyOf?.(req));
     next();
   };
 }

@@ -23,6 +23,12 @@ import type { RateLimiter } from '../services/rate-limiter.ts';
 
 export const idempotencyKeySchema = z.uuid();
 
+/** The Idempotency-Key header if it is a valid batch id (else the route refuses the request after authentication). */
+function batchIdOf(req: Request): string | undefined {
+  const key = req.get('idempotency-key');
+  return key !== undefined && idempotencyKeySchema.safeParse(key).success ? key : undefined;
+}
+
 // The batch route needs the full AuthenticatedAgent, so it uses requireAgent; its line in
 // ROUTE_ACCESS must say exactly that.
 if (rolesFor('POST /api/v1/batches').join() !== 'agent') throw new Error('POST /batches admits agents only (requireAgent)');
@@ -36,11 +42,12 @@ export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestSe
       deps.ingest.assertRoom();
       next();
     },
-    requireAgent(deps.auth),
+    // A batch is idempotent: the same token with the same batch id again is a retry, not a replay.
+    requireAgent(deps.auth, batchIdOf),
     limitByPrincipal(deps.principalLimiter),
     (req: Request, res: Response, next) => {
-      const key = req.get('idempotency-key');
-      if (key === undefined || !idempotencyKeySchema.safeParse(key).success) {
+      const key = batchIdOf(req);
+      if (key === undefined) {
         throw new ProblemError('request.invalid', 'an Idempotency-Key header holding the batch UUID is required');
       }
       res.locals.idempotencyKey = key;

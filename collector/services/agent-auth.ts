@@ -12,7 +12,12 @@
  *   = the agent; `jti`, `iat` and `exp` are required, and the token MUST NOT live longer than
  *   MAX_AGENT_JWT_LIFETIME_SECONDS.
  * - A `jti` is accepted once: it is remembered (durably) until the token could no longer be
- *   accepted anyway, so a captured token cannot be replayed, not even after a restart.
+ *   accepted anyway, so a captured token cannot be replayed, not even after a restart. It is
+ *   remembered with the Idempotency-Key of its request: the same token with the same key again
+ *   is that request sent again — a load balancer retrying it on another replica after the first
+ *   failed, perhaps after it remembered the token — and is admitted, because a batch is
+ *   idempotent (its id is the key; a batch stored already is answered with its receipt). A
+ *   captured token thus buys nothing but that one batch again.
  * - Every failure is 401 `auth.invalid_token`, except a valid token of a revoked agent: 403
  *   `agent.revoked`, so the agent stops retrying.
  */
@@ -73,9 +78,10 @@ export class AgentAuthService {
 
   /**
    * Checks an `Authorization` header value. Resolves with the agent it proves, after its `jti`
-   * is durably remembered; rejects with a ProblemError (401 or 403).
+   * is durably remembered (with `requestKey`, the request's Idempotency-Key if it is an
+   * idempotent request); rejects with a ProblemError (401 or 403).
    */
-  async authenticate(authorization: string | undefined): Promise<AuthenticatedAgent> {
+  async authenticate(authorization: string | undefined, requestKey?: string): Promise<AuthenticatedAgent> {
     const match = /^Bearer +([A-Za-z0-9_.-]+) *$/i.exec(authorization ?? '');
     if (!match) throw invalid('an Authorization: Bearer <agent JWT> header is required');
     const token = match[1]!;
@@ -134,7 +140,7 @@ export class AgentAuthService {
       throw new ProblemError('agent.revoked', `agent ${agent} was revoked at ${enrolled.revokedAt}`);
     }
     const nowSeconds = Math.floor(now.getTime() / 1000);
-    const fresh = await this.#store.rememberJti(jti, agent, exp + this.#clockToleranceSeconds, nowSeconds);
+    const fresh = await this.#store.rememberJti(jti, agent, exp + this.#clockToleranceSeconds, nowSeconds, requestKey);
     if (!fresh) throw invalid('the token was already used (jti replay); make a new token for every request');
     return { agent, epoch: enrolled.epoch, kid: signing.kid, publicJwk: signing.publicJwk, jti };
   }

@@ -492,10 +492,13 @@ export interface CollectorStore {
    */
   openAudit(): Promise<LedgerAuditSource>;
   /**
-   * Remembers a token id until `expiresAtSeconds` (and forgets expired ones). Resolves false if
-   * the id is already remembered: the token was used before.
+   * Remembers a token id until `expiresAtSeconds` (and forgets expired ones), with the
+   * Idempotency-Key of the request that brought it (`requestKey`, if it had one). Resolves false
+   * if the id is already remembered — the token was used before — unless it was remembered for
+   * the same agent and the same `requestKey`: then this is that request sent again (a load
+   * balancer retrying it on another replica), which an idempotent request may be.
    */
-  rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number): Promise<boolean>;
+  rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number, requestKey?: string): Promise<boolean>;
   /** The human token with this sha256 (hex), revoked or expired ones included. */
   findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
   /** Every human token, by creation time. */

@@ -311,6 +311,16 @@ for (const backend of BACKENDS) {
       assert.equal(await store.rememberJti('j-1', 'AS-CON-001', 300, 150), true);
     });
 
+    it('admits a remembered JWT id again only with the same agent and request key (the same request sent again)', async () => {
+      assert.equal(await store.rememberJti('j-3', 'AS-CON-001', 100, 50, 'batch-a'), true);
+      assert.equal(await store.rememberJti('j-3', 'AS-CON-001', 100, 60, 'batch-a'), true, 'the same request again');
+      assert.equal(await store.rememberJti('j-3', 'AS-CON-001', 100, 60, 'batch-b'), false, 'another request: a replay');
+      assert.equal(await store.rememberJti('j-3', 'AS-CON-001', 100, 60), false, 'a request without a key: a replay');
+      assert.equal(await store.rememberJti('j-3', 'AS-CON-002', 100, 60, 'batch-a'), false, 'another agent');
+      assert.equal(await store.rememberJti('j-4', 'AS-CON-001', 100, 60), true);
+      assert.equal(await store.rememberJti('j-4', 'AS-CON-001', 100, 60), false, 'no key matches no key');
+    });
+
     it('uses an enrollment token once, never after it is voided, and revokes an epoch once with its ledger index', async () => {
       const token = { tokenHash: 'a'.repeat(64), agent: 'AS-CON-001', createdAt: AT, expiresAt: AT, usedAt: null, forReplacement: false, voidedAt: null };
       await store.write(async (tx) => {

@@ -307,9 +307,9 @@ export class PostgresStore implements CollectorStore {
   }
 
   /** Not under the writer lock: one statement whose unique key decides, so replicas share it without waiting for each other. */
-  async rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number): Promise<boolean> {
+  async rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number, requestKey?: string): Promise<boolean> {
     try {
-      const rows = await this.#rows(REMEMBER_JTI, [jti, agent, expiresAtSeconds, nowSeconds]);
+      const rows = await this.#rows(REMEMBER_JTI, [jti, agent, expiresAtSeconds, nowSeconds, requestKey ?? null]);
       return rows.length === 1;
     } catch (err) {
       if (err instanceof StoreUnavailableError) this.#writeFailure = err;

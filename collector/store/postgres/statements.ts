@@ -27,13 +27,15 @@ export const LEDGER_COUNTS = `SELECT
   FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1) c ON true`;
 
 /**
- * Remembers a JWT id, or answers that it is remembered (no row). A remembered id that expired
- * is taken over by the same statement; other expired ids are forgotten on the way (ids locked
+ * Remembers a JWT id, or answers that it is remembered (no row) — unless it was remembered for
+ * the same agent and request key, the same request sent again (a row). A remembered id that
+ * expired is taken over by the same statement; other expired ids are forgotten on the way (ids locked
  * by another replica's statement are skipped, not waited for).
  */
 export const REMEMBER_JTI = `WITH forgotten AS (
     DELETE FROM jti_replay WHERE jti IN (SELECT jti FROM jti_replay WHERE expires_at < $4 AND jti <> $1 LIMIT 1000 FOR UPDATE SKIP LOCKED)
   )
-  INSERT INTO jti_replay (jti, agent, expires_at) VALUES ($1, $2, $3)
-  ON CONFLICT (jti) DO UPDATE SET agent = excluded.agent, expires_at = excluded.expires_at WHERE jti_replay.expires_at < $4
+  INSERT INTO jti_replay (jti, agent, expires_at, request_key) VALUES ($1, $2, $3, $5)
+  ON CONFLICT (jti) DO UPDATE SET agent = excluded.agent, expires_at = excluded.expires_at, request_key = excluded.request_key
+  WHERE jti_replay.expires_at < $4 OR (jti_replay.agent = excluded.agent AND jti_replay.request_key = excluded.request_key)
   RETURNING 1`;

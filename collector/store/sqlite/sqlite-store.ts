@@ -383,11 +383,11 @@ export class SqliteStore implements CollectorStore {
     }
   }
 
-  async rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number): Promise<boolean> {
+  async rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number, requestKey?: string): Promise<boolean> {
     return this.write(async () => {
       const sql = this.#sql;
       sql.forgetExpiredJtis.run(nowSeconds);
-      return sql.rememberJti.run(jti, agent, expiresAtSeconds).changes === 1;
+      return sql.rememberJti.run(jti, agent, expiresAtSeconds, requestKey ?? null).changes === 1;
     });
   }
 

@@ -118,7 +118,10 @@ export function prepareStatements(writer: Db, reader: Db) {
     findReportJob: reader.prepare(`SELECT * FROM report_jobs WHERE id = ?`),
     forgetExpiredJtis: writer.prepare(`DELETE FROM jti_replay WHERE expires_at < ?`),
     rememberJti: writer.prepare(
-      `INSERT INTO jti_replay (jti, agent, expires_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
+      // A row that is there already counts as one change only for the same agent and request key (NULL matches nothing).
+      `INSERT INTO jti_replay (jti, agent, expires_at, request_key) VALUES (?, ?, ?, ?)
+       ON CONFLICT (jti) DO UPDATE SET expires_at = jti_replay.expires_at
+       WHERE jti_replay.agent = excluded.agent AND jti_replay.request_key = excluded.request_key`,
     ),
     listAgentEpochs: reader.prepare(`SELECT ${EPOCH_SUMMARY_COLUMNS} FROM agent_epochs e ORDER BY e.agent, e.epoch`),
     // Only run for a chain whose entry count differs from its head seq (normally never).

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
-import { SignJWT, exportJWK } from 'jose';
+import { SignJWT, decodeJwt, exportJWK } from 'jose';
 import { AGENT_JWT_TYP } from '../../../shared/protocol.ts';
 import { newId } from '../../../shared/ids.ts';
 import { startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
@@ -82,6 +82,33 @@ describe('collector security: agent token attacks', function () {
     await agent.sendOk(agent.batch([agent.next()]), { token });
     (agent as TestAgent & { lastPrev: string }).lastPrev = agent.prev;
     await refused(token, /jti/);
+  });
+
+  it('admits a request sent again with its token and batch id (a load balancer retrying it) and answers the stored receipt; with another batch it is a replay', async () => {
+    const token = await agent.token();
+    const batch = agent.batch([agent.next()]);
+    const first = await agent.send(batch, { token });
+    assert.equal(first.status, 200, first.text);
+    const again = await agent.send(batch, { token });
+    assert.deepEqual({ status: again.status, text: again.text }, { status: 200, text: first.text }, 'the stored receipt, byte for byte');
+    (agent as TestAgent & { lastPrev: string }).lastPrev = agent.prev;
+    await refused(token, /jti/);
+  });
+
+  it('admits a batch whose token a replica remembered before it died, sent again with that batch id; not with another', async () => {
+    const token = await agent.token();
+    const { jti, exp } = decodeJwt(token) as { jti: string; exp: number };
+    const batch = agent.batch([agent.next()]);
+    // What a replica that died after authenticating the request, before committing it, left behind.
+    assert.equal(await collector.container.store.rememberJti(jti, agent.id, exp, Math.floor(Date.now() / 1000), batch.batchId), true);
+    const stored = await agent.sendOk(batch, { token });
+    assert.deepEqual([stored.receipt.accepted, stored.receipt.duplicates], [1, 0]);
+
+    const other = await agent.token();
+    const remembered = decodeJwt(other) as { jti: string; exp: number };
+    assert.equal(await collector.container.store.rememberJti(remembered.jti, agent.id, remembered.exp, Math.floor(Date.now() / 1000), newId()), true);
+    (agent as TestAgent & { lastPrev: string }).lastPrev = agent.prev;
+    await refused(other, /jti/);
   });
 
   it('refuses a token without jti, or living longer than 5 minutes, with 401 auth.invalid_token', async () => {

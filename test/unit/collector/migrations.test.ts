@@ -52,7 +52,7 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
     'max_ahead_ms', 'max_backwards_ms', 'max_behind_ms', 'last_skew_json',
   ],
   enrollment_tokens: ['token_hash', 'agent', 'created_at', 'expires_at', 'used_at', 'for_replacement', 'voided_at'],
-  jti_replay: ['jti', 'agent', 'expires_at'],
+  jti_replay: ['jti', 'agent', 'expires_at', 'request_key'],
   ledger_kind_counts: ['kind', 'records'],
   merkle_subtrees: ['level', 'idx', 'hash'],
   quarantine: ['id', 'agent', 'epoch', 'seq', 'record_id', 'record_hash', 'stored_hash', 'canonical', 'batch_id', 'trace_id', 'received_at'],
