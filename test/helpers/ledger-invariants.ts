@@ -2,11 +2,13 @@
  * The invariant checker end-to-end tests finish with: every record an agent's local API
  * acknowledged (201) is in the collector's ledger exactly once, under the same id and seq, and the
  * agent's chain in the ledger is gapless with every `prev` link intact. It reads the collector's
- * SQLite file directly (read-only), so it checks the stored truth, not an API's summary of it.
+ * database directly — the SQLite file (read-only) or, given its URL, the PostgreSQL database —
+ * so it checks the stored truth, not an API's summary of it.
  */
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import pg from 'pg';
 import { GENESIS_PREV, recordHashOfCanonical } from '../../shared/record.ts';
 import { runCollectorCli } from './collector-process.ts';
 import { runAgentCli } from './agent-process.ts';
@@ -24,43 +26,99 @@ export interface LedgerCheck {
   duplicated: number;
 }
 
+interface LedgerRow {
+  id: string;
+  epoch: number;
+  seq: number;
+  record_hash: string;
+  canonical: string;
+}
+
+/** Where the collector keeps its ledger: `collector.db` in its data directory, or the PostgreSQL database `database` names. */
+export interface LedgerLocation {
+  collectorDir: string;
+  /** SAKSHYA_COLLECTOR_DATABASE of a collector on PostgreSQL; absent for SQLite. */
+  database?: string | undefined;
+}
+
+const SQLITE_AGENT_ROWS = 'SELECT id, epoch, seq, record_hash, canonical FROM records WHERE agent = ? ORDER BY epoch, seq, ledger_index';
+// BIGINTs come back from node-postgres as text; these are far below 2^31.
+const POSTGRES_AGENT_ROWS = 'SELECT id, epoch::integer AS epoch, seq::integer AS seq, record_hash, canonical FROM records WHERE agent = $1 ORDER BY epoch, seq, ledger_index';
+
+/** Reads one agent's ledger rows at a time from either database, read-only. */
+interface LedgerReader {
+  rows(agent: string): Promise<LedgerRow[]>;
+  close(): Promise<void>;
+}
+
+async function openLedgerReader(location: LedgerLocation): Promise<LedgerReader> {
+  if (location.database !== undefined) {
+    const client = new pg.Client({ connectionString: location.database });
+    await client.connect();
+    await client.query('SET default_transaction_read_only = on');
+    return {
+      rows: async (agent) => (await client.query<LedgerRow>(POSTGRES_AGENT_ROWS, [agent])).rows,
+      close: () => client.end(),
+    };
+  }
+  const db = new Database(join(location.collectorDir, 'collector.db'), { readonly: true, fileMustExist: true });
+  const statement = db.prepare(SQLITE_AGENT_ROWS);
+  return {
+    rows: async (agent) => statement.all(agent) as LedgerRow[],
+    close: async () => void db.close(),
+  };
+}
+
+/** The agent's records in the collector's SQLite ledger (`collector.db` in `collectorDir`) against what was acknowledged. */
 export function checkAgentInLedger(collectorDir: string, agent: string, acknowledged: readonly AcknowledgedRecord[]): LedgerCheck {
   const db = new Database(join(collectorDir, 'collector.db'), { readonly: true, fileMustExist: true });
   try {
-    const rows = db
-      .prepare('SELECT id, epoch, seq, canonical FROM records WHERE agent = ? ORDER BY epoch, seq, ledger_index')
-      .all(agent) as Array<{ id: string; epoch: number; seq: number; canonical: string }>;
-    const perId = new Map<string, number>();
-    for (const row of rows) perId.set(row.id, (perId.get(row.id) ?? 0) + 1);
-    const perSeq = new Map<string, number>();
-    for (const row of rows) perSeq.set(`${row.epoch}/${row.seq}`, (perSeq.get(`${row.epoch}/${row.seq}`) ?? 0) + 1);
-    const duplicated = [...perId.values(), ...perSeq.values()].filter((n) => n > 1).length;
-    const lost = acknowledged.filter((r) => !perId.has(r.id)).length;
-
-    // Chain: per epoch, seq 1..n gapless and each prev = hash of the record before it.
-    let previousHash = GENESIS_PREV;
-    let expectedSeq = 1;
-    let epoch = rows[0]?.epoch;
-    for (const row of rows) {
-      if (row.epoch !== epoch) {
-        epoch = row.epoch;
-        expectedSeq = 1;
-        previousHash = GENESIS_PREV;
-      }
-      const record = JSON.parse(row.canonical) as { prev: string; seq: number };
-      assert.equal(row.seq, expectedSeq, `${agent} epoch ${row.epoch}: gap before seq ${row.seq}`);
-      assert.equal(record.prev, previousHash, `${agent} epoch ${row.epoch} seq ${row.seq}: prev does not link`);
-      previousHash = recordHashOfCanonical(Buffer.from(row.canonical, 'utf8'));
-      expectedSeq++;
-    }
-    const bySeq = new Map(rows.map((r) => [r.id, r.seq]));
-    for (const ack of acknowledged) {
-      if (bySeq.has(ack.id)) assert.equal(bySeq.get(ack.id), ack.seq, `record ${ack.id} acknowledged as seq ${ack.seq}`);
-    }
-    return { agent, inLedger: rows.length, acknowledged: acknowledged.length, lost, duplicated };
+    return checkLedgerRows(agent, db.prepare(SQLITE_AGENT_ROWS).all(agent) as LedgerRow[], acknowledged);
   } finally {
     db.close();
   }
+}
+
+/** The same check on the collector's PostgreSQL database at `databaseUrl`. */
+export async function checkAgentInPostgresLedger(databaseUrl: string, agent: string, acknowledged: readonly AcknowledgedRecord[]): Promise<LedgerCheck> {
+  const reader = await openLedgerReader({ collectorDir: '', database: databaseUrl });
+  try {
+    return checkLedgerRows(agent, await reader.rows(agent), acknowledged);
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Counts lost and duplicated records; throws on a chain that has a gap or a broken link, or on a record stored under another seq. */
+function checkLedgerRows(agent: string, rows: readonly LedgerRow[], acknowledged: readonly AcknowledgedRecord[]): LedgerCheck {
+  const perId = new Map<string, number>();
+  for (const row of rows) perId.set(row.id, (perId.get(row.id) ?? 0) + 1);
+  const perSeq = new Map<string, number>();
+  for (const row of rows) perSeq.set(`${row.epoch}/${row.seq}`, (perSeq.get(`${row.epoch}/${row.seq}`) ?? 0) + 1);
+  const duplicated = [...perId.values(), ...perSeq.values()].filter((n) => n > 1).length;
+  const lost = acknowledged.filter((r) => !perId.has(r.id)).length;
+
+  // Chain: per epoch, seq 1..n gapless and each prev = hash of the record before it.
+  let previousHash = GENESIS_PREV;
+  let expectedSeq = 1;
+  let epoch = rows[0]?.epoch;
+  for (const row of rows) {
+    if (row.epoch !== epoch) {
+      epoch = row.epoch;
+      expectedSeq = 1;
+      previousHash = GENESIS_PREV;
+    }
+    const record = JSON.parse(row.canonical) as { prev: string; seq: number };
+    assert.equal(row.seq, expectedSeq, `${agent} epoch ${row.epoch}: gap before seq ${row.seq}`);
+    assert.equal(record.prev, previousHash, `${agent} epoch ${row.epoch} seq ${row.seq}: prev does not link`);
+    previousHash = recordHashOfCanonical(Buffer.from(row.canonical, 'utf8'));
+    expectedSeq++;
+  }
+  const bySeq = new Map(rows.map((r) => [r.id, r.seq]));
+  for (const ack of acknowledged) {
+    if (bySeq.has(ack.id)) assert.equal(bySeq.get(ack.id), ack.seq, `record ${ack.id} acknowledged as seq ${ack.seq}`);
+  }
+  return { agent, inLedger: rows.length, acknowledged: acknowledged.length, lost, duplicated };
 }
 
 /** POSTs one record to an agent's local API and returns what the 201 acknowledged. */
@@ -105,14 +163,6 @@ export interface FaultInvariantReport {
 export const FAULT_INVARIANT_CHECKS =
   'acked ids once in ledger (id and agent/epoch/seq); outbox = ledger by hash, backlog 0; chains gapless; `ledger verify` (incl. checkpoints); `sakshya-agent verify`';
 
-interface LedgerRow {
-  id: string;
-  epoch: number;
-  seq: number;
-  record_hash: string;
-  canonical: string;
-}
-
 /**
  * The ONE check every fault scenario ends with (stop or quiesce the agents first, so their
  * backlogs are final). It does not throw for what it finds: it returns the counts and problems,
@@ -127,16 +177,15 @@ interface LedgerRow {
  *   root from the records, so consecutive checkpoints are consistent prefixes of one log;
  * - `sakshya-agent verify --json` is ok for every agent.
  */
-export async function checkFaultInvariants(options: { collectorDir: string; agents: readonly AgentUnderTest[] }): Promise<FaultInvariantReport> {
+export async function checkFaultInvariants(options: LedgerLocation & { agents: readonly AgentUnderTest[] }): Promise<FaultInvariantReport> {
   const problems: string[] = [];
   let lost = 0;
   let duplicated = 0;
   let inLedger = 0;
-  const db = new Database(join(options.collectorDir, 'collector.db'), { readonly: true, fileMustExist: true });
+  const ledger = await openLedgerReader(options);
   try {
-    const ledgerRows = db.prepare('SELECT id, epoch, seq, record_hash, canonical FROM records WHERE agent = ? ORDER BY epoch, seq, ledger_index');
     for (const agent of options.agents) {
-      const rows = ledgerRows.all(agent.agentId) as LedgerRow[];
+      const rows = await ledger.rows(agent.agentId);
       inLedger += rows.length;
       const byId = new Map<string, LedgerRow[]>();
       const bySeq = new Map<string, number>();
@@ -169,16 +218,17 @@ export async function checkFaultInvariants(options: { collectorDir: string; agen
       problems.push(...outboxProblems(agent, byId));
     }
   } finally {
-    db.close();
+    await ledger.close();
   }
 
-  const [ledger, ...agentVerifies] = await Promise.all([
-    runCollectorCli(['ledger', 'verify', '--json'], { SAKSHYA_COLLECTOR_DIR: options.collectorDir }),
+  const collectorEnv = { SAKSHYA_COLLECTOR_DIR: options.collectorDir, ...(options.database !== undefined ? { SAKSHYA_COLLECTOR_DATABASE: options.database } : {}) };
+  const [verified, ...agentVerifies] = await Promise.all([
+    runCollectorCli(['ledger', 'verify', '--json'], collectorEnv),
     ...options.agents.map((agent) => runAgentCli(['verify', '--json'], { SAKSHYA_AGENT_DIR: agent.dir }, { timeoutMs: 120_000 })),
   ]);
-  const ledgerReport = parseJson<{ intact?: boolean; findings?: unknown[] }>(ledger!.stdout);
-  if (ledger!.code !== 0 || ledgerReport?.intact !== true) {
-    problems.push(`ledger verify: exit ${ledger!.code}, ${JSON.stringify(ledgerReport?.findings?.slice(0, 3) ?? ledger!.stderr.trim().slice(0, 500))}`);
+  const ledgerReport = parseJson<{ intact?: boolean; findings?: unknown[] }>(verified!.stdout);
+  if (verified!.code !== 0 || ledgerReport?.intact !== true) {
+    problems.push(`ledger verify: exit ${verified!.code}, ${JSON.stringify(ledgerReport?.findings?.slice(0, 3) ?? verified!.stderr.trim().slice(0, 500))}`);
   }
   for (const [n, result] of agentVerifies.entries()) {
     const report = parseJson<{ ok?: boolean }>(result.stdout);

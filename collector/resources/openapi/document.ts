@@ -87,7 +87,7 @@ const SECURITY_SCHEMES = {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',
-    description: `An EdDSA JWT (typ ${AGENT_JWT_TYP}) signed by the agent's current key: iss = sub = the agent id, aud = the collector's origin, a jti used once, living at most ${MAX_AGENT_JWT_LIFETIME_SECONDS} s. A new one for every request.`,
+    description: `An EdDSA JWT (typ ${AGENT_JWT_TYP}) signed by the agent's current key: iss = sub = the agent id, aud = the collector's origin, a jti used once (only the same batch may come again with it: the same request retried by a load balancer), living at most ${MAX_AGENT_JWT_LIFETIME_SECONDS} s. A new one for every request.`,
   },
   apiToken: {
     type: 'http',
