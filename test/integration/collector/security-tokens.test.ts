@@ -84,7 +84,7 @@ describe('collector security: agent token attacks', function () {
     await refused(token, /jti/);
   });
 
-  it('admits a request sent again with its token and batch id (a load balancer retrying it) and answers the stored receipt; with another batch it is a replay', async () => {
+  it('admits a request sent again with its token and batch id (a load balancer retrying it) with the stored receipt, and refuses that token with another batch as a replay', async () => {
     const token = await agent.token();
     const batch = agent.batch([agent.next()]);
     const first = await agent.send(batch, { token });
