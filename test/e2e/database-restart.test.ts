@@ -49,7 +49,7 @@ describe('collector replicas through a PostgreSQL restart', function () {
   it('answer 503 while the database is down, become ready again by themselves once it is back, and lose nothing', async function () {
     const bin = requirePostgresBinaries(this);
     const binary = nginxBinary();
-    if (binary === undefined) skipUnlessCi(this, 'this test runs nginx in front of the replicas and needs the nginx binary (Debian: apt-get install nginx-light)');
+    if (binary === undefined) skipUnlessCi(this, 'this test runs nginx in front of the replicas and needs the nginx binary (Debian: apt-get install nginx)');
     cluster = await startPostgresCluster(bin);
     const database = await createTestDatabase(cluster.adminUrl);
     fleet = await startReplicaFleet({ databaseUrl: database.url, replicas: 2, agents: AGENTS, prefix: PREFIX, nginxBinary: binary });

@@ -43,7 +43,7 @@ describe('collector replicas on PostgreSQL behind nginx', function () {
   it('lose nothing and store nothing twice when one replica is killed and another restarted mid-stream', async function () {
     const adminUrl = requirePostgres(this);
     const binary = nginxBinary();
-    if (binary === undefined) skipUnlessCi(this, 'this test runs nginx in front of the replicas and needs the nginx binary (Debian: apt-get install nginx-light)');
+    if (binary === undefined) skipUnlessCi(this, 'this test runs nginx in front of the replicas and needs the nginx binary (Debian: apt-get install nginx)');
     database = await createTestDatabase(adminUrl);
     fleet = await startReplicaFleet({ databaseUrl: database.url, replicas: 3, agents: AGENTS, prefix: PREFIX, nginxBinary: binary });
     const killed = fleet.replicas[1]!;
