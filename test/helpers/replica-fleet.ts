@@ -41,6 +41,8 @@ export interface Replica {
   url: string;
   /** The running process, or undefined while it is down. */
   process: CollectorProcess | undefined;
+  /** Every process it ran, in order (a restart is a new one). */
+  history: CollectorProcess[];
   start(): Promise<CollectorProcess>;
   /** SIGTERM (graceful) and wait for the exit; resolves to the exit code. */
   stop(): Promise<number | null>;
@@ -77,24 +79,20 @@ export async function startReplicaFleet(options: {
   collectorEnv?: NodeJS.ProcessEnv;
 }): Promise<ReplicaFleet> {
   const replicas: Replica[] = [];
-  /** Every process each replica ran, in order (a restart is a new one). */
-  const processesOf = new Map<number, CollectorProcess[]>();
-  const logsOf = (replica: Replica) => (processesOf.get(replica.n) ?? []).flatMap((process, i) => [`--- process ${i + 1}`, ...process.logs]);
   for (let n = 1; n <= options.replicas; n++) {
     const port = await freePort();
     const dir = makeTempDir(`sakshya-replica-${n}-`);
     const env = { SAKSHYA_COLLECTOR_DATABASE: options.databaseUrl, SAKSHYA_COLLECTOR_PORT: String(port), SAKSHYA_LOG_LEVEL: 'info', ...options.collectorEnv };
-    const started: CollectorProcess[] = [];
-    processesOf.set(n, started);
     const replica: Replica = {
       n,
       port,
       dir,
       url: `http://127.0.0.1:${port}`,
       process: undefined,
+      history: [],
       async start() {
         replica.process = await startCollectorProcess({ dir, env, timeoutMs: START_TIMEOUT_MS });
-        started.push(replica.process);
+        replica.history.push(replica.process);
         return replica.process;
       },
       async stop() {
@@ -123,8 +121,9 @@ export async function startReplicaFleet(options: {
     for (const replica of others) cpSync(join(first.dir, 'keys'), join(replica.dir, 'keys'), { recursive: true });
     const othersStarted = Promise.all(others.map((replica) => replica.start()));
 
-    // Meanwhile, enroll the agents through replica 1 alone: nginx comes once every replica is up,
-    // so that no request is sent again to another replica before the test breaks one.
+    // Meanwhile, the enrollment tokens (the CLI writes them to the database). nginx, and the
+    // agents' enrollment through it, wait for every replica: no request may go to another
+    // replica before the test breaks one.
     const cliEnv = { SAKSHYA_COLLECTOR_DIR: first.dir, SAKSHYA_COLLECTOR_DATABASE: options.databaseUrl, SAKSHYA_LOG_LEVEL: 'warn' };
     const ids = Array.from({ length: options.agents }, (_, i) => `${options.prefix}-${String(i + 1).padStart(3, '0')}`);
     // The database's writer lock orders the CLIs' writes; they need not wait for each other.
@@ -152,7 +151,10 @@ export async function startReplicaFleet(options: {
       saveLogs() {
         const dir = makeTempDir('sakshya-replica-logs-');
         for (const agent of agents) writeFileSync(join(dir, `${agent.agentId}.log`), agent.process.logs.map((line) => JSON.stringify(line)).join('\n'));
-        for (const replica of replicas) writeFileSync(join(dir, `replica-${replica.n}.log`), logsOf(replica).join('\n'));
+        for (const replica of replicas) {
+          const lines = replica.history.flatMap((process, i) => [`--- process ${i + 1}`, ...process.logs]);
+          writeFileSync(join(dir, `replica-${replica.n}.log`), lines.join('\n'));
+        }
         for (const file of ['access.log', 'error.log']) if (existsSync(join(proxy.dir, file))) copyFileSync(join(proxy.dir, file), join(dir, `nginx-${file}`));
         return dir;
       },
@@ -165,15 +167,15 @@ export async function startReplicaFleet(options: {
 }
 
 export interface Stream {
-  /** The fewest records any one agent has had acknowledged so far. */
+  /** The fewest records any one agent has had acknowledged so far; throws once a write failed. */
   least(): number;
-  /** Resolves once every writer has written its records. */
-  done: Promise<void>;
+  /** Settles once every writer is done: undefined, or the error of the first write that failed (never rejects). */
+  done: Promise<unknown>;
 }
 
 /**
  * Writes `perAgent` audit records to every agent's local API, one every `pauseMs`. The agents
- * stay up, so every write must be acknowledged: a failed one rejects `done`.
+ * stay up, so every write must be acknowledged: a failed one ends its writer, and `done` says why.
  */
 export function streamRecords(fleet: ReplicaFleet, options: { perAgent: number; pauseMs: number; scenario: string }): Stream {
   const writers = fleet.agents.map(async (agent) => {
@@ -188,9 +190,17 @@ export function streamRecords(fleet: ReplicaFleet, options: { perAgent: number; 
       await sleep(options.pauseMs);
     }
   });
+  let failure: unknown;
+  const done = Promise.all(writers).then(
+    () => undefined,
+    (err: unknown) => (failure = err),
+  );
   return {
-    least: () => Math.min(...fleet.agents.map((agent) => agent.acknowledged.length)),
-    done: Promise.all(writers).then(() => undefined),
+    least() {
+      if (failure !== undefined) throw failure;
+      return Math.min(...fleet.agents.map((agent) => agent.acknowledged.length));
+    },
+    done,
   };
 }
 
