@@ -9,7 +9,15 @@ import { ConfigError, parseConfig, readEnvironment } from '../shared/config.ts';
 import { DEFAULT_COLLECTOR_PORT } from '../shared/protocol.ts';
 import { isValidNoteName } from '../shared/signed-note.ts';
 import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from './services/clock-skew.ts';
-import { DatabaseUrlError, defaultDatabaseUrl, parseDatabaseUrl } from './store/open-store.ts';
+import {
+  DatabaseUrlError,
+  databaseTakesPassword,
+  databaseUrlHasPassword,
+  defaultDatabaseUrl,
+  parseDatabaseUrl,
+  redactDatabaseUrl,
+  type DatabaseConnection,
+} from './store/open-store.ts';
 
 export const DEFAULT_COLLECTOR_HOST = '127.0.0.1';
 export const DEFAULT_COLLECTOR_ORIGIN = 'sakshya.local/collector';
@@ -52,11 +60,18 @@ export const DEFAULT_REPORT_MIN_FREE_BYTES = 1024 ** 3;
 export const DEFAULT_INGEST_QUEUE_PER_WORKER = 4;
 export const DEFAULT_WRITE_QUEUE_PER_WORKER = 4;
 export const MAX_INGEST_QUEUE = 1024;
+/** Connections to a PostgreSQL database per collector process (store/postgres/connection.ts). */
+export const DEFAULT_DATABASE_POOL = 10;
+export const MAX_DATABASE_POOL = 1000;
 
 export const COLLECTOR_ENV = {
   dir: 'SAKSHYA_COLLECTOR_DIR',
-  /** `sqlite:<path>` (default `sqlite:<dir>/collector.db`); store/open-store.ts. */
+  /** `sqlite:<path>` (default `sqlite:<dir>/collector.db`) or `postgres://…`; store/open-store.ts. */
   database: 'SAKSHYA_COLLECTOR_DATABASE',
+  /** PostgreSQL password, usually given as SAKSHYA_COLLECTOR_DATABASE_PASSWORD_FILE (a path, read at start). */
+  databasePassword: 'SAKSHYA_COLLECTOR_DATABASE_PASSWORD',
+  /** PostgreSQL: most connections one collector process holds. */
+  databasePool: 'SAKSHYA_COLLECTOR_DATABASE_POOL',
   port: 'SAKSHYA_COLLECTOR_PORT',
   host: 'SAKSHYA_COLLECTOR_HOST',
   /** Where `serve` answers GET /metrics (Prometheus): its own listener, no authentication, numbers only. */
@@ -143,6 +158,8 @@ export const collectorConfigSchema = z
       }
     })
     .optional(),
+  databasePassword: z.string().min(1).optional(),
+  databasePool: integerText(1, MAX_DATABASE_POOL).default(DEFAULT_DATABASE_POOL),
   port: integerText(0, 65535).default(DEFAULT_COLLECTOR_PORT),
   host: z.string().min(1).default(DEFAULT_COLLECTOR_HOST),
   metricsHost: z.string().min(1).default(DEFAULT_METRICS_HOST),
@@ -169,6 +186,21 @@ export const collectorConfigSchema = z
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
     message: 'set both SAKSHYA_COLLECTOR_TLS_CERT_FILE and SAKSHYA_COLLECTOR_TLS_KEY_FILE, or neither',
     path: ['tlsCert'],
+  })
+  .superRefine((c, ctx) => {
+    if (c.databasePassword === undefined || c.database === undefined) {
+      if (c.databasePassword !== undefined) ctx.addIssue({ code: 'custom', message: 'is for a postgres:// database; SAKSHYA_COLLECTOR_DATABASE is not one', path: ['databasePassword'] });
+      return;
+    }
+    try {
+      if (!databaseTakesPassword(c.database)) {
+        ctx.addIssue({ code: 'custom', message: 'is for a postgres:// database; SAKSHYA_COLLECTOR_DATABASE is not one', path: ['databasePassword'] });
+      } else if (databaseUrlHasPassword(c.database)) {
+        ctx.addIssue({ code: 'custom', message: 'is set, and SAKSHYA_COLLECTOR_DATABASE carries a password too; give it in one place', path: ['databasePassword'] });
+      }
+    } catch (err) {
+      if (!(err instanceof DatabaseUrlError)) throw err; // reported for SAKSHYA_COLLECTOR_DATABASE already
+    }
   })
   // The queue bounds default to a multiple of the worker count, whichever way that was set.
   .transform(({ ingestQueue, writeQueue, database, ...c }) => ({
@@ -208,9 +240,14 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, overrides: Collector
   }
 }
 
+/** The database the store opens (store/open-store.ts), from the configuration. */
+export function databaseConnection(config: CollectorConfig): DatabaseConnection {
+  return { url: config.database, password: config.databasePassword, poolSize: config.databasePool };
+}
+
 /** The configuration as it is logged: the TLS key never is (nor the certificate, only whether it is set), nor a database password. */
 export function describeConfig(config: CollectorConfig): { [key: string]: unknown } {
-  const { tlsCert, tlsKey, database, ...rest } = config;
+  const { tlsCert, tlsKey, database, databasePassword, ...rest } = config;
   // A server database URL may carry a password.
-  return { ...rest, database: database.replace(/^([a-z]+:\/\/[^:@/]+):[^@/]*@/, '$1:***@'), tls: tlsCert !== undefined && tlsKey !== undefined };
+  return { ...rest, database: redactDatabaseUrl(database), databasePassword: databasePassword === undefined ? undefined : '***', tls: tlsCert !== undefined && tlsKey !== undefined };
 }

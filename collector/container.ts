@@ -15,7 +15,7 @@ import type { Logger } from '../shared/logger.ts';
 import { assertPrivateDirectory, ensurePrivateDirectory } from '../shared/private-files.ts';
 import { fromBase64Url } from '../shared/crypto.ts';
 import { noteSignerFromSigningKey, noteVerifierFromPublicKey } from '../shared/signed-note.ts';
-import type { CollectorConfig } from './config.ts';
+import { databaseConnection, type CollectorConfig } from './config.ts';
 import { agentAuthenticator, humanAuthenticator, type Authenticators } from './services/authenticators.ts';
 import { ensureCollectorKeys, loadCollectorKeys, publicKeysOf, type CollectorKeys, type CollectorPublicKeys } from './keys.ts';
 import { AgentAuthService } from './services/agent-auth.ts';
@@ -94,7 +94,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
   let store: CollectorStore;
   if (options.mode === 'bootstrap') {
     ensurePrivateDirectory(config.dir);
-    store = openStore(config.database);
+    store = openStore(databaseConnection(config));
     try {
       const report = await store.migrate();
       if (report.applied.length > 0) logger.info(report, 'database migrated');
@@ -108,10 +108,10 @@ export async function createContainer(config: CollectorConfig, options: Containe
     }
   } else {
     assertPrivateDirectory(config.dir);
-    if (!databaseExists(config.database)) {
+    if (!(await databaseExists(databaseConnection(config)))) {
       throw new CollectorSetupError(`there is no collector database at ${describeDatabase(config.database)}; run \`sakshya-collector migrate\` or \`serve\` first`);
     }
-    store = openStore(config.database);
+    store = openStore(databaseConnection(config));
     try {
       await store.assertSchemaCurrent();
       keys = loadCollectorKeys(config.dir);
@@ -168,7 +168,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     store,
     chain: collectorChain,
     exporter: new ReportExportPool({
-      database: config.database,
+      database: databaseConnection(config),
       origin: config.origin,
       reportKey: keys.receipt,
       publicKeys: publicKeysOf(config.origin, keys),

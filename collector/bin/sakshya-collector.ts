@@ -27,7 +27,7 @@ import { ConfigError } from '../../shared/config.ts';
 import { toBase64Url } from '../../shared/crypto.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { ensurePrivateDirectory } from '../../shared/private-files.ts';
-import { describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
+import { databaseConnection, describeConfig, loadCollectorConfig, type CollectorConfig, type CollectorConfigOverrides } from '../config.ts';
 import { CollectorSetupError, createContainer, type Container } from '../container.ts';
 import { createApp, createMetricsApp } from '../app.ts';
 import { formatFinding } from '../services/ledger-audit.ts';
@@ -213,7 +213,7 @@ async function migrate(flags: ConfigFlags): Promise<void> {
   const config = configFrom(flags);
   const logger = loggerFor(config, 'migrate');
   ensurePrivateDirectory(config.dir);
-  const store = openStore(config.database);
+  const store = openStore(databaseConnection(config));
   try {
     const report = await store.migrate();
     logger.info(report, 'migrations applied');
@@ -230,7 +230,7 @@ async function migrate(flags: ConfigFlags): Promise<void> {
 function withConfigFlags(command: Command): Command {
   return command
     .option('--dir <path>', 'data directory (overrides SAKSHYA_COLLECTOR_DIR)')
-    .option('--database <url>', 'sqlite:<path>; default sqlite:<dir>/collector.db (overrides SAKSHYA_COLLECTOR_DATABASE)')
+    .option('--database <url>', 'sqlite:<path> or postgres://user@host:5432/db; default sqlite:<dir>/collector.db (overrides SAKSHYA_COLLECTOR_DATABASE)')
     .option('--origin <origin>', 'log origin and JWT audience (overrides SAKSHYA_COLLECTOR_ORIGIN)');
 }
 

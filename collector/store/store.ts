@@ -1,6 +1,6 @@
 /**
  * The collector's storage interface. Services talk only to this; SQL lives behind it
- * (`sqlite/` today, PostgreSQL later: ADR 0002).
+ * (`sqlite/` and `postgres/`: ADRs 0002, 0013).
  *
  * Contract for every backend
  * - Every method returns a Promise. Reads outside a transaction MUST see only committed data.

@@ -3,11 +3,17 @@
  * backend runs. A backend is a factory: a fresh, migrated store, and a way to make its
  * database refuse writes for a while (to prove StoreUnavailableError). The suite talks only to
  * the contract — no SQL, no file paths — so a second backend passes it or is wrong.
+ *
+ * PostgreSQL runs when SAKSHYA_TEST_POSTGRES_URL names a throwaway server (test/helpers/postgres.ts):
+ * each test gets a database of its own, dropped after it.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { openSqliteStore } from '../../collector/store/sqlite/sqlite-store.ts';
+import { PostgresStore } from '../../collector/store/postgres/postgres-store.ts';
+import { WRITER_LOCK_KEY } from '../../collector/store/postgres/connection.ts';
 import {
   DuplicateRecordIdError,
   StoreUnavailableError,
@@ -19,13 +25,16 @@ import {
 } from '../../collector/store/store.ts';
 import type { RecordKind } from '../../shared/record.ts';
 import { makeTempDir } from '../helpers/collector-process.ts';
+import { createTestDatabase, requirePostgres } from '../helpers/postgres.ts';
 
 interface StoreBackend {
   name: string;
-  /** A new, empty, migrated store. */
-  open(): Promise<{ store: CollectorStore; location: string }>;
+  /** Skips the suite (with a line saying why) when this machine cannot run the backend. */
+  require?(context: Mocha.Context): void;
+  /** A new, empty, migrated store, and how to remove its database once the store is closed. */
+  open(): Promise<{ store: CollectorStore; location: string; dispose?: () => Promise<void> }>;
   /** Holds the database's write lock from outside the store until the returned release is called. */
-  blockWrites(location: string): Promise<() => void>;
+  blockWrites(location: string): Promise<() => void | Promise<void>>;
 }
 
 const sqliteBackend: StoreBackend = {
@@ -46,7 +55,32 @@ const sqliteBackend: StoreBackend = {
   },
 };
 
-const BACKENDS: StoreBackend[] = [sqliteBackend];
+let postgresAdminUrl = '';
+const postgresBackend: StoreBackend = {
+  name: 'PostgreSQL',
+  require(context) {
+    postgresAdminUrl = requirePostgres(context);
+  },
+  async open() {
+    const database = await createTestDatabase(postgresAdminUrl);
+    // A short lock timeout: a write that waits for the writer lock longer is refused sooner.
+    const store = new PostgresStore({ url: database.url, lockTimeoutMs: 300, poolSize: 4 });
+    await store.migrate();
+    return { store, location: database.url, dispose: database.drop };
+  },
+  async blockWrites(location) {
+    // Another process's writer: the advisory lock every write transaction takes first.
+    const client = new pg.Client({ connectionString: location });
+    await client.connect();
+    await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITER_LOCK_KEY})`);
+    return async () => {
+      await client.query('ROLLBACK');
+      await client.end();
+    };
+  },
+};
+
+const BACKENDS: StoreBackend[] = [sqliteBackend, postgresBackend];
 
 const AT = '2026-11-22T04:00:00.000Z';
 const JWK = { kty: 'OKP', crv: 'Ed25519', x: 'A'.repeat(43) } as const;
@@ -77,12 +111,17 @@ for (const backend of BACKENDS) {
     this.timeout(60_000);
     let store: CollectorStore;
     let location: string;
+    let dispose: (() => Promise<void>) | undefined;
 
+    before(function () {
+      backend.require?.(this);
+    });
     beforeEach(async () => {
-      ({ store, location } = await backend.open());
+      ({ store, location, dispose } = await backend.open());
     });
     afterEach(async () => {
-      await store.close();
+      await store?.close();
+      await dispose?.();
     });
 
     it('migrates to the current schema once; a second migrate applies nothing', async () => {
@@ -505,7 +544,7 @@ for (const backend of BACKENDS) {
           (err: unknown) => err instanceof StoreUnavailableError,
         );
       } finally {
-        release();
+        await release();
       }
       await store.ping();
       assert.equal((await store.ledgerCounts()).size, 0);

@@ -16,6 +16,7 @@ import type { SigningKey } from '../../../shared/crypto.ts';
 import { ProblemError } from '../../../shared/problem.ts';
 import type { ReportFilter } from '../../../shared/report/bundle-format.ts';
 import type { CollectorPublicKeys } from '../../keys.ts';
+import type { DatabaseConnection } from '../../store/open-store.ts';
 import { StoreIntegrityError, StoreUnavailableError } from '../../store/store.ts';
 import type { ExportResult } from './export-report.ts';
 import type { ExportOutcome, ExportTask, ProgressMessage, TransportedError } from './export-worker.ts';
@@ -33,7 +34,7 @@ const EXPORT_WORKER_YOUNG_GENERATION_MB = 16;
 const IDLE_TIMEOUT_MS = 30_000;
 
 export interface ReportExportPoolOptions {
-  database: string;
+  database: DatabaseConnection;
   origin: string;
   reportKey: SigningKey;
   publicKeys: CollectorPublicKeys;

@@ -15,7 +15,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { ProblemError, type ProblemCode } from '../../../shared/problem.ts';
 import { ALL_BUNDLE_FILES, type ReportFilter } from '../../../shared/report/bundle-format.ts';
 import type { CollectorPublicKeys } from '../../keys.ts';
-import { openReportSnapshot } from '../../store/open-store.ts';
+import { openReportSnapshot, type DatabaseConnection } from '../../store/open-store.ts';
 import { StoreIntegrityError, StoreUnavailableError } from '../../store/store.ts';
 import { DiskFloor } from './disk-floor.ts';
 import { exportReport, type ExportResult } from './export-report.ts';
@@ -23,8 +23,8 @@ import type { ProgressReporter } from './progress.ts';
 import { writeDeterministicTarGz } from './tar-gz.ts';
 
 export interface ExportTask {
-  /** The collector's database URL; the worker opens its own read-only snapshot of it. */
-  database: string;
+  /** The collector's database; the worker opens its own read-only snapshot of it. */
+  database: DatabaseConnection;
   origin: string;
   reportKey: { kid: string; privateKey: KeyObject };
   publicKeys: CollectorPublicKeys;

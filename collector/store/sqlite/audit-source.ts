@@ -20,7 +20,7 @@ import {
   type TokenRow,
   type AgentKeyRow,
   type ApiTokenRow,
-} from './rows.ts';
+} from '../rows.ts';
 
 /** Yields mapped rows of `statement` one at a time (better-sqlite3 `iterate`: flat memory). */
 export async function* streamRows<R, T>(statement: Database.Statement, map: (row: R) => T): AsyncGenerator<T> {

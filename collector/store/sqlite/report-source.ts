@@ -19,7 +19,7 @@ import {
   type AgentEpochRow,
   type CheckpointRow,
   type AgentKeyRow,
-} from './rows.ts';
+} from '../rows.ts';
 import { streamRows } from './audit-source.ts';
 
 /**

@@ -86,7 +86,7 @@ import {
   type ClockSkewRow,
   toCollectorKey,
   type CollectorKeyRow,
-} from './rows.ts';
+} from '../rows.ts';
 import { SQLITE_MIGRATIONS } from './migration-list.ts';
 
 export { APPEND_ONLY_TRIGGERS, BUSY_TIMEOUT_MS, DATABASE_FILE_NAME } from './connection.ts';

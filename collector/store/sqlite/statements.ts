@@ -1,7 +1,7 @@
 /** Every statement of the store, prepared once per connection pair when the schema is current. */
 import type { Db } from './connection.ts';
 import { EPOCH_SUMMARY_COLUMNS } from './fleet-query.ts';
-import { LEDGER_ROW_COLUMNS } from './rows.ts';
+import { LEDGER_ROW_COLUMNS } from '../rows.ts';
 import { INSERT_SUBTREE_RUN } from './subtree-writes.ts';
 
 /** Every statement, prepared once the schema is current. */

@@ -41,7 +41,7 @@ import {
   type AgentKeyRow,
   type ApiTokenRow,
   type ClockSkewRow,
-} from './rows.ts';
+} from '../rows.ts';
 import { writeSubtrees } from './subtree-writes.ts';
 import type { Statements } from './statements.ts';
 

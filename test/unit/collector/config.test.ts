@@ -8,6 +8,7 @@ import {
   DEFAULT_COLLECTOR_ORIGIN,
   DEFAULT_INGEST_QUEUE_PER_WORKER,
   DEFAULT_WRITE_QUEUE_PER_WORKER,
+  databaseConnection,
   describeConfig,
   loadCollectorConfig,
 } from '../../../collector/config.ts';
@@ -27,15 +28,53 @@ describe('collector configuration', () => {
     assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }).database, 'sqlite:/srv/c/collector.db');
     assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c' }, { dir: '/srv/d' }).database, 'sqlite:/srv/d/collector.db', 'the default follows --dir');
     assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_DATABASE: 'sqlite:/data/ledger.db' }).database, 'sqlite:/data/ledger.db');
+    for (const url of ['postgres://sakshya@db.example:5432/sakshya', 'postgresql://sakshya@db.example/sakshya?sslmode=verify-full&sslrootcert=/etc/ca.pem']) {
+      assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_DATABASE: url }).database, url);
+    }
     for (const [url, why] of [
-      ['postgres://sakshya:secret@db.example:5432/sakshya', /SAKSHYA_COLLECTOR_DATABASE: PostgreSQL is not supported by this release/],
-      ['mysql://db/x', /SAKSHYA_COLLECTOR_DATABASE: must be sqlite:<path>/],
+      ['postgres://sakshya:secret@db.example:5432/', /SAKSHYA_COLLECTOR_DATABASE: postgres:\/\/ needs a database name/],
+      ['postgres://sakshya:secret@:5432/sakshya', /SAKSHYA_COLLECTOR_DATABASE: (postgres:\/\/ needs a host|is not a valid URL)/],
+      ['mysql://db/x', /SAKSHYA_COLLECTOR_DATABASE: must be sqlite:<path> or postgres:\/\//],
       ['sqlite:', /SAKSHYA_COLLECTOR_DATABASE: sqlite: needs a file path/],
     ] as const) {
       assert.throws(
         () => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_DATABASE: url }),
         (err: unknown) => err instanceof ConfigError && why.test(err.message) && !err.message.includes('secret'),
         url,
+      );
+    }
+  });
+
+  it('takes a PostgreSQL password from a file and a pool size, and never logs a password', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sakshya-config-'));
+    writeFileSync(join(dir, 'db-password'), 'pa:ss@w%rd\n');
+    const url = 'postgres://sakshya@db.example:5432/sakshya';
+    const config = loadCollectorConfig({
+      SAKSHYA_COLLECTOR_DIR: '/srv/c',
+      SAKSHYA_COLLECTOR_DATABASE: url,
+      SAKSHYA_COLLECTOR_DATABASE_PASSWORD_FILE: join(dir, 'db-password'),
+      SAKSHYA_COLLECTOR_DATABASE_POOL: '25',
+    });
+    assert.deepEqual(databaseConnection(config), { url, password: 'pa:ss@w%rd', poolSize: 25 });
+    assert.equal(loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_DATABASE: url }).databasePool, 10);
+    assert.doesNotMatch(JSON.stringify(describeConfig(config)), /pa:ss/);
+    const inUrl = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', SAKSHYA_COLLECTOR_DATABASE: 'postgres://sakshya:s3cret@db.example/sakshya?password=s3cret' });
+    const described = JSON.stringify(describeConfig(inUrl));
+    assert.doesNotMatch(described, /s3cret/);
+    assert.match(described, /postgres:\/\/sakshya:\*\*\*@db\.example\/sakshya/);
+    for (const [env, why] of [
+      [{ SAKSHYA_COLLECTOR_DATABASE_PASSWORD_FILE: join(dir, 'db-password') }, /SAKSHYA_COLLECTOR_DATABASE_PASSWORD: is for a postgres:\/\/ database/],
+      [
+        { SAKSHYA_COLLECTOR_DATABASE: 'postgres://sakshya:other@db.example/sakshya', SAKSHYA_COLLECTOR_DATABASE_PASSWORD_FILE: join(dir, 'db-password') },
+        /SAKSHYA_COLLECTOR_DATABASE_PASSWORD: is set, and SAKSHYA_COLLECTOR_DATABASE carries a password too/,
+      ],
+      [{ SAKSHYA_COLLECTOR_DATABASE: url, SAKSHYA_COLLECTOR_DATABASE_PASSWORD_FILE: join(dir, 'absent') }, /SAKSHYA_COLLECTOR_DATABASE_PASSWORD_FILE: cannot read/],
+      [{ SAKSHYA_COLLECTOR_DATABASE: url, SAKSHYA_COLLECTOR_DATABASE_POOL: '0' }, /SAKSHYA_COLLECTOR_DATABASE_POOL/],
+    ] as const) {
+      assert.throws(
+        () => loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: '/srv/c', ...env }),
+        (err: unknown) => err instanceof ConfigError && why.test(err.message) && !err.message.includes('pa:ss') && !err.message.includes('other'),
+        JSON.stringify(env),
       );
     }
   });

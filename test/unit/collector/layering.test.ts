@@ -134,15 +134,23 @@ describe('layering: imports only run down', () => {
     for (const file of sourceFiles(join(REPO, 'collector'))) assert.notEqual(collectorLayer(repoPath(file)), undefined, `${repoPath(file)} is in no layer`);
   });
 
-  it('keeps the database driver inside the collector store and the agent outbox: nothing else imports better-sqlite3, and above store/ only open-store.ts and the contract are imported', () => {
-    const driverUsers = ['agent', 'collector', 'verifier', 'shared']
-      .flatMap((top) => sourceFiles(join(REPO, top)))
-      .filter((file) => ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles.some((f) => f.fileName === 'better-sqlite3'))
-      .map(repoPath)
-      .filter((path) => !path.startsWith('collector/store/sqlite/') && !path.startsWith('agent/outbox/'));
-    assert.deepEqual(driverUsers, []);
-    const intoBackend = edges.filter((e) => e.from.startsWith('collector/') && !e.from.startsWith('collector/store/') && e.to.startsWith('collector/store/sqlite/'));
+  it('keeps each database driver inside its backend: better-sqlite3 in the SQLite store and the agent outbox, pg in the PostgreSQL store; above store/ only open-store.ts and the contract are imported', () => {
+    const users = (driver: string) =>
+      ['agent', 'collector', 'verifier', 'shared']
+        .flatMap((top) => sourceFiles(join(REPO, top)))
+        .filter((file) => ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles.some((f) => f.fileName === driver || f.fileName.startsWith(`${driver}/`)))
+        .map(repoPath);
+    assert.deepEqual(users('better-sqlite3').filter((path) => !path.startsWith('collector/store/sqlite/') && !path.startsWith('agent/outbox/')), []);
+    assert.deepEqual(users('pg').filter((path) => !path.startsWith('collector/store/postgres/')), []);
+    assert.ok(users('pg').length > 0, 'the PostgreSQL store imports pg');
+    const intoBackend = edges.filter(
+      (e) => e.from.startsWith('collector/') && !e.from.startsWith('collector/store/') && (e.to.startsWith('collector/store/sqlite/') || e.to.startsWith('collector/store/postgres/')),
+    );
     assert.deepEqual(intoBackend.map((e) => `${e.from} -> ${e.to}`), []);
+    const betweenBackends = edges.filter(
+      (e) => (e.from.startsWith('collector/store/sqlite/') && e.to.startsWith('collector/store/postgres/')) || (e.from.startsWith('collector/store/postgres/') && e.to.startsWith('collector/store/sqlite/')),
+    );
+    assert.deepEqual(betweenBackends.map((e) => `${e.from} -> ${e.to}`), [], 'the backends share only store/ files, never each other');
   });
 
   it('lets agent/, collector/ and verifier/ import only shared/ and themselves, and shared/ only itself', () => {

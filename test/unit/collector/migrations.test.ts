@@ -482,9 +482,9 @@ describe('collector SQLite migrations', function () {
     const stats = await runCollectorCli(['ledger', 'stats', '--json'], env);
     assert.equal(stats.code, 0, stats.stderr);
     assert.equal((JSON.parse(stats.stdout) as { size: number }).size, 1, 'the enrollment token record went into that database');
-    const refused = await runCollectorCli(['migrate'], { ...env, SAKSHYA_COLLECTOR_DATABASE: 'postgres://sakshya:secret@db.example/sakshya' });
+    const refused = await runCollectorCli(['migrate'], { ...env, SAKSHYA_COLLECTOR_DATABASE: 'postgres://sakshya:secret@db.example:5432/' });
     assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr, /SAKSHYA_COLLECTOR_DATABASE: PostgreSQL is not supported by this release/);
+    assert.match(refused.stderr, /SAKSHYA_COLLECTOR_DATABASE: postgres:\/\/ needs a database name/);
     assert.doesNotMatch(refused.stderr, /secret/);
   });
 });

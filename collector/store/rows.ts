@@ -1,9 +1,11 @@
 /**
- * SQLite rows as the tables hold them, and their one mapping to the contract's types.
+ * Rows as the tables hold them (the same column names on every backend), and their one
+ * mapping to the contract's types.
  */
-import type { Ed25519PublicJwk } from '../../../shared/crypto.ts';
+import type { Ed25519PublicJwk } from '../../shared/crypto.ts';
 import {
   type ClockSkewState,
+  type EnrollmentToken,
   type AgentEpoch,
   type AgentKey,
   type ApiToken,
@@ -11,7 +13,7 @@ import {
   type StoredCheckpoint,
   type StoredCollectorKey,
   type StoredReceipt,
-} from '../store.ts';
+} from './store.ts';
 
 export interface AgentEpochRow {
   agent: string;
@@ -41,7 +43,7 @@ export interface EpochSummaryRow extends AgentEpochRow {
 
 /** The records columns under the contract's names (LedgerRow): the one snake_case → camelCase mapping. */
 export const LEDGER_ROW_COLUMNS =
-  'ledger_index AS ledgerIndex, id, agent, epoch, seq, kind, type, at, received_at AS receivedAt, canonical, record_hash AS recordHash, leaf_hash AS leafHash';
+  'ledger_index AS "ledgerIndex", id, agent, epoch, seq, kind, type, at, received_at AS "receivedAt", canonical, record_hash AS "recordHash", leaf_hash AS "leafHash"';
 
 export interface CheckpointRow {
   size: number;
@@ -65,7 +67,8 @@ export interface TokenRow {
   created_at: string;
   expires_at: string;
   used_at: string | null;
-  for_replacement: number;
+  /** 0/1 on SQLite, a boolean on PostgreSQL. */
+  for_replacement: number | boolean;
   voided_at: string | null;
 }
 
@@ -206,6 +209,18 @@ export function toReceipt(row: ReceiptRow): StoredReceipt {
     receiptJson: row.receipt_json,
     signature: row.signature,
     createdAt: row.created_at,
+  };
+}
+
+export function toEnrollmentToken(row: TokenRow): EnrollmentToken {
+  return {
+    tokenHash: row.token_hash,
+    agent: row.agent,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    usedAt: row.used_at,
+    forReplacement: row.for_replacement === 1 || row.for_replacement === true,
+    voidedAt: row.voided_at,
   };
 }
 
