@@ -58,7 +58,7 @@ describe('report bundle retention', function () {
       await collector.container.store.write(async (tx) => {
         await tx.putReportJob({
           id: failed, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: FILTER_JSON, checkpointSize: 1, createdAt: new Date(Date.now()).toISOString(),
-          finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null,
+          finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null, replica: null,
         });
         await tx.finishReportJob(failed, { status: 'failed', finishedAt: new Date(Date.now()).toISOString(), problemJson: '{"detail":"x"}' });
       });

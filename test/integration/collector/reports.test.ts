@@ -415,7 +415,7 @@ describe('report export (CLI and HTTP)', function () {
     await collector.container.store.write((tx) =>
       tx.putReportJob({
         id: interrupted, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: canonicalJson({ from: at(0), to: at(23), agent: null, kind: null, type: null }), checkpointSize, createdAt: at(1),
-        finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null,
+        finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null, replica: null,
       }),
     );
     mkdirSync(join(collector.container.reports.reportsDir, `${interrupted}.partial`), { recursive: true });
