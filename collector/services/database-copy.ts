@@ -265,7 +265,8 @@ export class DatabaseCopy {
       ok: audit.intact,
       detail: audit.intact
         ? `ledger verify on the copy: intact (${audit.checked.records} records in ${audit.checked.chains} chains, ${audit.checked.subtrees} Merkle subtrees, ${audit.checked.checkpoints} checkpoints, ${audit.checked.receipts} receipts)`
-        : `ledger verify on the copy: NOT INTACT, ${audit.findings.length + audit.omitted} problem(s)`,
+        : `ledger verify on the copy: NOT INTACT, ${audit.findings.length + audit.omitted} problem(s); ` +
+          'run `sakshya-collector ledger verify` on the source too: what it finds there was in the source before the copy',
     });
     return this.#proof(started, checks, summaryOf(ledger), tables, audit);
   }
@@ -299,6 +300,10 @@ function unchangedCheck(copied: SnapshotLedger, now: SnapshotLedger): ProofCheck
   };
 }
 
+function rowCount(n: number): string {
+  return `${n} row${n === 1 ? '' : 's'}`;
+}
+
 function tablesCheck(tables: TableComparison[]): ProofCheck {
   const rows = tables.reduce((n, t) => n + t.source, 0);
   const differing = tables.filter((t) => !t.identical);
@@ -307,8 +312,8 @@ function tablesCheck(tables: TableComparison[]): ProofCheck {
     ok: differing.length === 0,
     detail:
       differing.length === 0
-        ? `${tables.length} tables, ${rows} rows: the same rows per table, every row identical`
-        : `${differing.length} of ${tables.length} tables differ: ${differing.map((t) => `${t.table} (${t.source} rows in the source, ${t.target} in the copy, ${t.differences.length + t.omitted} differing)`).join(', ')}`,
+        ? `${tables.length} tables, ${rowCount(rows)}: the same rows per table, every row identical`
+        : `${differing.length} of ${tables.length} tables differ: ${differing.map((t) => `${t.table} (${rowCount(t.source)} in the source, ${t.target} in the copy, ${t.differences.length + t.omitted} differing)`).join(', ')}`,
   };
 }
 

@@ -5,7 +5,8 @@
  * the CLI copies and proves; `serve` on PostgreSQL at the same address, and the same agents go
  * on — no enrollment — on the same tree, which their witnesses and a consistency proof from the
  * last SQLite checkpoint confirm. Then the refusals (a target holding data, a source at an older
- * schema version) and `db verify-copy` naming tampered rows and a source that moved on.
+ * schema version), the way back into a new SQLite file, and `db verify-copy` naming tampered
+ * rows and a source that moved on.
  * Needs SAKSHYA_TEST_POSTGRES_URL (test/helpers/postgres.ts).
  */
 import assert from 'node:assert/strict';
@@ -242,6 +243,16 @@ describe('db copy: a SQLite ledger moved to PostgreSQL, proved, and served on', 
     assert.equal(stdout, '');
     assert.match(stderr, /the target database postgres:\/\/.* is not empty \(rows in agents, .*records.*\): db copy only fills an empty database and never merges into an existing ledger/);
     assert.deepEqual(await sqlOn(copied.url, `SELECT count(*) AS n FROM records`), before);
+  });
+
+  it('copies back from PostgreSQL into a new SQLite file (the way back), proved the same way', async () => {
+    const back = `sqlite:${join(makeTempDir('sakshya-back-'), 'collector.db')}`;
+    const { code, out } = await copyJson('copy', copied.url, back);
+    assert.equal(code, 0, JSON.stringify(out?.proof.checks));
+    assert.equal(out!.proof.counts.agents, 3);
+    assert.equal(out!.copy!.tables.quarantine, 2);
+    const verified = await cli(['ledger', 'verify'], { SAKSHYA_COLLECTOR_DATABASE: back });
+    assert.equal(verified.code, 0, verified.stdout);
   });
 
   it('copies into a database `migrate` left empty, and verify-copy names every tampered row', async () => {
