@@ -33,7 +33,7 @@ import { NoteError, noteVerifierFromPublicKey } from '../../shared/signed-note.t
 import { COPY_TABLES, copyTable, copyTables, CopyTargetNotEmptyError, rowObject, type CopiedTables, type CopySnapshot, type SnapshotLedger } from '../store/copy.ts';
 import { describeDatabase, openCopySnapshot, openCopyTarget, sameDatabase, type DatabaseConnection } from '../store/open-store.ts';
 import { toCollectorKey, type CollectorKeyRow } from '../store/rows.ts';
-import type { CollectorStore } from '../store/store.ts';
+import type { CollectorStore, StoredCollectorKey } from '../store/store.ts';
 import type { MigrationReport } from '../store/migrate.ts';
 import { assertRecordedKeys, type ReplicaKeys } from './collector-identity.ts';
 import { compareTable, type TableComparison } from './database-copy/compare-tables.ts';
@@ -178,7 +178,7 @@ export class DatabaseCopy {
   async #assertSameCollector(source: CopySnapshot, ledger: SnapshotLedger): Promise<void> {
     const { keys, origin } = this.#options;
     const table = copyTable('collector_keys');
-    const stored = [];
+    const stored: StoredCollectorKey[] = [];
     for await (const row of source.rows(table)) stored.push(toCollectorKey(rowObject(table, row) as unknown as CollectorKeyRow));
     assertRecordedKeys(stored, keys);
     if (ledger.checkpoint === undefined) return;
@@ -253,10 +253,8 @@ export class DatabaseCopy {
     let subtrees: ProofCheck;
     try {
       subtrees = await subtreeRootCheck(collector.store, ledger);
-      this.#progress.start('ledger verify on the copy', ledger.size);
       audit = await collector.ledgerAudit().run();
     } finally {
-      this.#progress.stop();
       await collector.close();
     }
     checks.push(recordsRootCheck(audit, ledger), subtrees);

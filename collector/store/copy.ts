@@ -13,7 +13,7 @@
  * spills to its journal on disk.
  *
  * Memory stays flat: the source streams (better-sqlite3 `iterate`, PostgreSQL cursors) and at
- * most one batch per table is held (COPY_BATCH_ROWS rows or COPY_BATCH_BYTES of values).
+ * most one batch is held (COPY_BATCH_ROWS rows or COPY_BATCH_BYTES of values).
  */
 import type { MigrationReport } from './migrate.ts';
 import { COPY_TABLES, type CopyRow, type CopyTable } from './copy-tables.ts';
