@@ -85,11 +85,19 @@ export const COPY_TABLES: readonly CopyTable[] = [
     'report_jobs',
     ['id'],
     `id, status, owner, actor, filter_json, checkpoint_size:integer, created_at, finished_at, counts_json, manifest_sha256,
-     bundle_bytes:integer, problem_json, expired_at`,
+     bundle_bytes:integer, problem_json, expired_at, replica`,
   ),
   table('jti_replay', ['jti'], 'jti, agent, expires_at:integer'),
   table('collector_keys', ['role'], 'role, kid, public_jwk, recorded_at'),
 ];
+
+/**
+ * Tables of the schema a copy leaves out, each with the reason. Everything else is copied: a
+ * test fails for a table that is in neither list.
+ */
+export const NOT_COPIED: { readonly [table: string]: string } = {
+  rate_buckets: 'rate-limit buckets (migration 0012) refill within seconds; the copy starts with none',
+};
 
 /** The table of `name` in the copy list. */
 export function copyTable(name: string): CopyTable {

@@ -18,7 +18,7 @@
 import type { MigrationReport } from './migrate.ts';
 import { COPY_TABLES, type CopyRow, type CopyTable } from './copy-tables.ts';
 
-export { COPY_TABLES, copyTable, keyPositions, rowObject, type CopyColumn, type CopyColumnType, type CopyRow, type CopyTable, type CopyValue } from './copy-tables.ts';
+export { COPY_TABLES, NOT_COPIED, copyTable, keyPositions, rowObject, type CopyColumn, type CopyColumnType, type CopyRow, type CopyTable, type CopyValue } from './copy-tables.ts';
 
 /** Rows per insert statement, and the most bytes of values one batch holds. */
 export const COPY_BATCH_ROWS = 1000;
