@@ -89,6 +89,11 @@ export async function databaseFor(dir: string): Promise<{ [name: string]: string
   return env;
 }
 
+/** The PostgreSQL URL of the test collector in `dir`, when the tests run on PostgreSQL. */
+export function postgresUrlOf(dir: string): string | undefined {
+  return DATABASES.get(dir)?.SAKSHYA_COLLECTOR_DATABASE;
+}
+
 /** Starts `sakshya-collector serve` on a free port and waits for its `listening` log line. */
 export async function startCollectorProcess(options: { dir?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; umask?: string } = {}): Promise<CollectorProcess> {
   const dir = options.dir ?? makeTempDir();
@@ -175,8 +180,9 @@ export interface CliResult {
  * PostgreSQL, a command for a collector directory a test started uses that collector's database.
  */
 export async function runCollectorCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const dir = env.SAKSHYA_COLLECTOR_DIR;
-  const database = dir !== undefined && env.SAKSHYA_COLLECTOR_DATABASE === undefined ? (DATABASES.get(dir) ?? {}) : {};
+  const flag = args.indexOf('--dir');
+  const dir = flag >= 0 ? args[flag + 1] : env.SAKSHYA_COLLECTOR_DIR;
+  const database = dir !== undefined && env.SAKSHYA_COLLECTOR_DATABASE === undefined && !args.includes('--database') ? (DATABASES.get(dir) ?? {}) : {};
   return runCollectorCliIn(args, { ...database, ...env });
 }
 

@@ -4,6 +4,7 @@
  * agent's chain in the ledger is gapless with every `prev` link intact. It reads the collector's
  * SQLite file directly (read-only), so it checks the stored truth, not an API's summary of it.
  */
+import { ledgerRows } from './ledger-sql.ts';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
@@ -25,11 +26,12 @@ export interface LedgerCheck {
 }
 
 export function checkAgentInLedger(collectorDir: string, agent: string, acknowledged: readonly AcknowledgedRecord[]): LedgerCheck {
-  const db = new Database(join(collectorDir, 'collector.db'), { readonly: true, fileMustExist: true });
-  try {
-    const rows = db
-      .prepare('SELECT id, epoch, seq, canonical FROM records WHERE agent = ? ORDER BY epoch, seq, ledger_index')
-      .all(agent) as Array<{ id: string; epoch: number; seq: number; canonical: string }>;
+  {
+    const rows = ledgerRows<{ id: string; epoch: number; seq: number; canonical: string }>(
+      collectorDir,
+      'SELECT id, epoch, seq, canonical FROM records WHERE agent = ? ORDER BY epoch, seq, ledger_index',
+      [agent],
+    );
     const perId = new Map<string, number>();
     for (const row of rows) perId.set(row.id, (perId.get(row.id) ?? 0) + 1);
     const perSeq = new Map<string, number>();
@@ -58,8 +60,6 @@ export function checkAgentInLedger(collectorDir: string, agent: string, acknowle
       if (bySeq.has(ack.id)) assert.equal(bySeq.get(ack.id), ack.seq, `record ${ack.id} acknowledged as seq ${ack.seq}`);
     }
     return { agent, inLedger: rows.length, acknowledged: acknowledged.length, lost, duplicated };
-  } finally {
-    db.close();
   }
 }
 

@@ -3,6 +3,7 @@
  * process. The bundle is checked here without sakshya-verify (manifest signature, file hashes,
  * inclusion proofs against the checkpoint), so the exporter stands on its own.
  */
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -436,7 +437,8 @@ describe('report export (CLI and HTTP)', function () {
 describe('report export gap reasons from a damaged ledger', function () {
   this.timeout(60_000);
 
-  it('names a seq the ledger lacks not-in-ledger', async () => {
+  it('names a seq the ledger lacks not-in-ledger', async function () {
+    sqliteOnly(this, 'it deletes records from the SQLite file');
     const collector = await startCollectorInProcess();
     try {
       const agent = await enrolledAgent(collector, 'AS-GAP');
