@@ -3,7 +3,7 @@
  * zod schema (every problem listed at once), then injected through the container. Command-line
  * flags override the environment.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, parseConfig, readEnvironment } from '../shared/config.ts';
 import { DEFAULT_COLLECTOR_PORT } from '../shared/protocol.ts';
@@ -23,6 +23,12 @@ export const DEFAULT_COLLECTOR_HOST = '127.0.0.1';
 export const DEFAULT_COLLECTOR_ORIGIN = 'sakshya.local/collector';
 export const DEFAULT_METRICS_HOST = '127.0.0.1';
 export const DEFAULT_METRICS_PORT = 7401;
+
+/** The host name, as a replica name: a host runs one replica unless SAKSHYA_COLLECTOR_REPLICA says otherwise. */
+function defaultReplicaName(): string {
+  const name = hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64);
+  return /^[A-Za-z0-9]/.test(name) ? name : `collector-${name}`.slice(0, 64);
+}
 export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_JWT_CLOCK_TOLERANCE_SECONDS = 30;
 /** Longest clock tolerance accepted: more would stretch a 5-minute token far beyond its life. */
@@ -78,6 +84,8 @@ export const COLLECTOR_ENV = {
   metricsHost: 'SAKSHYA_COLLECTOR_METRICS_HOST',
   /** 0 picks a free port (the "metrics listening" log line names it). */
   metricsPort: 'SAKSHYA_COLLECTOR_METRICS_PORT',
+  /** This process's name among replicas of one database (default: the host name); must be unique and stable. */
+  replica: 'SAKSHYA_COLLECTOR_REPLICA',
   origin: 'SAKSHYA_COLLECTOR_ORIGIN',
   logLevel: 'SAKSHYA_LOG_LEVEL',
   jwtClockToleranceSeconds: 'SAKSHYA_JWT_CLOCK_TOLERANCE_SECONDS',
@@ -164,6 +172,10 @@ export const collectorConfigSchema = z
   host: z.string().min(1).default(DEFAULT_COLLECTOR_HOST),
   metricsHost: z.string().min(1).default(DEFAULT_METRICS_HOST),
   metricsPort: integerText(0, 65535).default(DEFAULT_METRICS_PORT),
+  replica: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'must be 1-64 of A-Z, a-z, 0-9, ".", "_", ":" and "-"')
+    .default(defaultReplicaName()),
   origin: originSchema.default(DEFAULT_COLLECTOR_ORIGIN),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULT_LOG_LEVEL),
   jwtClockToleranceSeconds: integerText(0, MAX_JWT_CLOCK_TOLERANCE_SECONDS).default(DEFAULT_JWT_CLOCK_TOLERANCE_SECONDS),

@@ -20,7 +20,8 @@ import { agentAuthenticator, humanAuthenticator, type Authenticators } from './s
 import { ensureCollectorKeys, loadCollectorKeys, publicKeysOf, type CollectorKeys, type CollectorPublicKeys } from './keys.ts';
 import { AgentAuthService } from './services/agent-auth.ts';
 import { ApiTokenService } from './services/api-tokens.ts';
-import { RateLimiter } from './services/rate-limiter.ts';
+import { RateLimiter, type RateLimit } from './services/rate-limiter.ts';
+import { SharedRateLimiter, type PrincipalLimiter } from './services/shared-rate-limiter.ts';
 import { CollectorChain } from './services/collector-chain.ts';
 import { EnrollmentService } from './services/enrollment.ts';
 import { FleetService } from './services/fleet.ts';
@@ -55,8 +56,11 @@ export interface Container {
   agentAuth: AgentAuthService;
   /** Admin and auditor bearer tokens. */
   apiTokens: ApiTokenService;
-  /** In-memory rate limits (per address before auth, per verified principal after, enrollment per address). */
-  limiters: { ip: RateLimiter; principal: RateLimiter; enroll: RateLimiter };
+  /**
+   * Rate limits: per address before auth and enrollment per address (in memory, per process);
+   * per verified principal after auth (in the database when it is shared by replicas).
+   */
+  limiters: { ip: RateLimiter; principal: PrincipalLimiter; enroll: RateLimiter };
   /** One authenticator per role, for routes that declare the roles they admit. */
   authenticators: Authenticators;
   ingest: IngestService;
@@ -177,6 +181,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     collectorDir: config.dir,
     retentionMs: config.reportRetentionMs,
     minFreeBytes: config.reportMinFreeBytes,
+    replica: config.replica,
     logger,
     now,
   });
@@ -195,7 +200,7 @@ export async function createContainer(config: CollectorConfig, options: Containe
     apiTokens,
     limiters: {
       ip: new RateLimiter({ ratePerSecond: config.rateIpPerSecond, burst: config.rateIpBurst }),
-      principal: new RateLimiter({ ratePerSecond: config.rateAgentPerSecond, burst: config.rateAgentBurst }),
+      principal: principalLimiter(store, { ratePerSecond: config.rateAgentPerSecond, burst: config.rateAgentBurst }),
       enroll: new RateLimiter({ ratePerSecond: config.rateEnrollPerMinute / 60, burst: config.rateEnrollBurst }),
     },
     authenticators: {
@@ -223,4 +228,10 @@ export async function createContainer(config: CollectorConfig, options: Containe
       await store.close();
     },
   };
+}
+
+/** Shared through the database when the backend offers it (several replicas), else in memory. */
+function principalLimiter(store: CollectorStore, limit: RateLimit): PrincipalLimiter {
+  const take = store.takeRateToken?.bind(store);
+  return take === undefined ? new RateLimiter(limit) : new SharedRateLimiter({ takeRateToken: take }, limit);
 }

@@ -22,6 +22,7 @@ export const PROBLEMS = {
   'enroll.agent_active': { status: 409, title: 'The agent id is enrolled and active; only a replacement token (--replace) may enroll it again' },
   'batch.epoch_stale': { status: 409, title: 'The batch is for an epoch that is not the agent\u2019s current one' },
   'report.not_ready': { status: 409, title: 'The report export has not finished, or it failed' },
+  'report.elsewhere': { status: 409, title: 'The report bundle is kept by another collector replica' },
   'report.expired': { status: 410, title: 'The report bundle was kept for the retention period and has been deleted; export it again' },
   'idempotency.key_reused': { status: 422, title: 'The Idempotency-Key was already used for a different batch' },
   'batch.too_large': { status: 413, title: 'The request body is too large' },

@@ -7,6 +7,7 @@
  *   tokens revoke --id ID | --name WHO | tokens list [--json]
  *   checkpoint [--json] | ledger stats [--json] | ledger verify [--json]
  *   report export --from DATE --to DATE [--agent GLOB] [--kind K] [--type T] [--checkpoint-size N] --out DIR [--json]
+ *   db copy --from URL --to URL [--json] [--quiet] | db verify-copy --from URL --to URL [--json] (db-commands.ts)
  *
  * CLI commands act as the local operator: the COLLECTOR chain records them as `cli:<os user>`.
  *
@@ -38,6 +39,7 @@ import { DEFAULT_API_TOKEN_TTL_SECONDS } from '../services/api-tokens.ts';
 import { openStore } from '../store/open-store.ts';
 import { parseReportRequest } from '../services/report/filter-input.ts';
 import { progressReporter } from '../services/report/progress.ts';
+import { registerDbCommands } from './db-commands.ts';
 
 const NAME = 'sakshya-collector';
 /** How long in-flight requests get to finish after SIGTERM before connections are cut. */
@@ -495,6 +497,13 @@ withConfigFlags(
       },
     ),
   );
+
+registerDbCommands(program, {
+  action,
+  configFrom: (overrides) => loadCollectorConfig(process.env, overrides),
+  loggerFor,
+  inputError: (message) => new CliInputError(message),
+});
 
 /** Runs `fn`, turning a ProblemError (bad input) into a one-line CLI error. */
 function asCliInput<T>(fn: () => T): T {

@@ -14,6 +14,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ProblemError } from '../../shared/problem.ts';
 import type { Principal } from '../services/access.ts';
 import type { RateLimiter } from '../services/rate-limiter.ts';
+import type { PrincipalLimiter } from '../services/shared-rate-limiter.ts';
 
 function refuse(retryAfterSeconds: number, what: string): ProblemError {
   return new ProblemError('rate.limited', `too many requests ${what}; retry after ${retryAfterSeconds} s`, { retryAfterSeconds }, retryAfterSeconds);
@@ -31,12 +32,16 @@ function subjectOf(principal: Principal): string {
   return principal.role === 'agent' ? `agent:${principal.agent}` : `token:${principal.tokenId}`;
 }
 
-/** MUST run after authentication: reads the principal (res.locals.principal) or the agent (res.locals.agent). */
-export function limitByPrincipal(limiter: RateLimiter): RequestHandler {
-  return (_req: Request, res: Response, next: NextFunction) => {
+/**
+ * MUST run after authentication: reads the principal (res.locals.principal) or the agent
+ * (res.locals.agent). With several replicas the buckets are shared through the database
+ * (services/shared-rate-limiter.ts), so an agent's limit is its limit, not one per replica.
+ */
+export function limitByPrincipal(limiter: PrincipalLimiter): RequestHandler {
+  return async (_req: Request, res: Response, next: NextFunction) => {
     const principal = (res.locals.principal ?? (res.locals.agent ? { role: 'agent', ...(res.locals.agent as object) } : undefined)) as Principal | undefined;
     if (!principal) throw new Error('limitByPrincipal runs before authentication');
-    const decision = limiter.take(subjectOf(principal));
+    const decision = await limiter.take(subjectOf(principal));
     if (!decision.allowed) throw refuse(decision.retryAfterSeconds, principal.role === 'agent' ? `from agent ${principal.agent}` : 'with this token');
     next();
   };

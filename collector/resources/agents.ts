@@ -21,7 +21,7 @@ import { limitByPrincipal } from '../http/limits.ts';
 import { contextOf } from '../http/request-context.ts';
 import { actorOf, rolesFor, type HumanPrincipal } from '../services/access.ts';
 import { DEFAULT_ENROLLMENT_TOKEN_TTL_SECONDS, EnrollmentInputError, MAX_ENROLLMENT_TOKEN_TTL_SECONDS, type EnrollmentService } from '../services/enrollment.ts';
-import type { RateLimiter } from '../services/rate-limiter.ts';
+import type { PrincipalLimiter } from '../services/shared-rate-limiter.ts';
 
 const MAX_ADMIN_BODY_BYTES = 1024;
 export const issueBodySchema = z.strictObject({
@@ -43,7 +43,7 @@ function inputProblem<T>(fn: () => Promise<T>): Promise<T> {
   });
 }
 
-export function agentsResource(deps: { authenticators: Authenticators; enrollment: EnrollmentService; principalLimiter: RateLimiter }): Router {
+export function agentsResource(deps: { authenticators: Authenticators; enrollment: EnrollmentService; principalLimiter: PrincipalLimiter }): Router {
   const router = Router();
   const admins = [requireRole(rolesFor('POST /api/v1/agents/:id/enrollment-tokens'), deps.authenticators), limitByPrincipal(deps.principalLimiter)];
 

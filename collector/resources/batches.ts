@@ -19,7 +19,7 @@ import { contextOf } from '../http/request-context.ts';
 import type { AgentAuthService } from '../services/agent-auth.ts';
 import type { IngestService } from '../services/ingest.ts';
 import { rolesFor } from '../services/access.ts';
-import type { RateLimiter } from '../services/rate-limiter.ts';
+import type { PrincipalLimiter } from '../services/shared-rate-limiter.ts';
 
 export const idempotencyKeySchema = z.uuid();
 
@@ -33,7 +33,7 @@ function batchIdOf(req: Request): string | undefined {
 // ROUTE_ACCESS must say exactly that.
 if (rolesFor('POST /api/v1/batches').join() !== 'agent') throw new Error('POST /batches admits agents only (requireAgent)');
 
-export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestService; principalLimiter: RateLimiter }): Router {
+export function batchesResource(deps: { auth: AgentAuthService; ingest: IngestService; principalLimiter: PrincipalLimiter }): Router {
   const router = Router();
   router.post(
     '/batches',

@@ -20,7 +20,7 @@ import { parseQuery } from '../http/query.ts';
 import { rolesFor } from '../services/access.ts';
 import type { Authenticators } from '../services/authenticators.ts';
 import type { FleetFilter, FleetService } from '../services/fleet.ts';
-import type { RateLimiter } from '../services/rate-limiter.ts';
+import type { PrincipalLimiter } from '../services/shared-rate-limiter.ts';
 
 const noQuerySchema = z.strictObject({});
 
@@ -35,7 +35,7 @@ function filterOf(req: Request): FleetFilter {
   };
 }
 
-export function fleetResource(deps: { authenticators: Authenticators; fleet: FleetService; principalLimiter: RateLimiter }): Router {
+export function fleetResource(deps: { authenticators: Authenticators; fleet: FleetService; principalLimiter: PrincipalLimiter }): Router {
   const router = Router();
 
   router.get('/agents', requireRole(rolesFor('GET /api/v1/agents'), deps.authenticators), limitByPrincipal(deps.principalLimiter), async (req: Request, res: Response) => {

@@ -11,7 +11,7 @@ import type { Authenticators } from '../services/authenticators.ts';
 import { methodNotAllowed } from '../http/errors.ts';
 import { limitByPrincipal } from '../http/limits.ts';
 import { rolesFor, type Role } from '../services/access.ts';
-import type { RateLimiter } from '../services/rate-limiter.ts';
+import type { PrincipalLimiter } from '../services/shared-rate-limiter.ts';
 import type { RecordsService } from '../services/records.ts';
 
 /** Who may read records: declared in services/access.ts ROUTE_ACCESS. */
@@ -19,7 +19,7 @@ export const RECORD_READERS: readonly Role[] = rolesFor('GET /api/v1/records/:id
 
 export const recordIdSchema = z.uuid();
 
-export function recordsResource(deps: { authenticators: Authenticators; records: RecordsService; principalLimiter: RateLimiter }): Router {
+export function recordsResource(deps: { authenticators: Authenticators; records: RecordsService; principalLimiter: PrincipalLimiter }): Router {
   const router = Router();
   router.get('/records/:id', requireRole(RECORD_READERS, deps.authenticators), limitByPrincipal(deps.principalLimiter), async (req: Request, res: Response) => {
     const id = req.params.id as string;

@@ -28,7 +28,7 @@ import { jsonBody } from '../http/json-body.ts';
 import { limitByPrincipal } from '../http/limits.ts';
 import { contextOf } from '../http/request-context.ts';
 import { rolesFor, type HumanPrincipal } from '../services/access.ts';
-import type { RateLimiter } from '../services/rate-limiter.ts';
+import type { PrincipalLimiter } from '../services/shared-rate-limiter.ts';
 import { parseReportRequest } from '../services/report/filter-input.ts';
 import type { ReportJobView, ReportService } from '../services/reports.ts';
 
@@ -46,7 +46,7 @@ function withLinks(view: ReportJobView): LinkedReportJob {
   return { ...view, links: view.status === 'done' ? { self, bundle: `${self}/bundle.tar.gz` } : { self } };
 }
 
-export function reportsResource(deps: { authenticators: Authenticators; reports: ReportService; principalLimiter: RateLimiter }): Router {
+export function reportsResource(deps: { authenticators: Authenticators; reports: ReportService; principalLimiter: PrincipalLimiter }): Router {
   const router = Router();
   const limit = limitByPrincipal(deps.principalLimiter);
 

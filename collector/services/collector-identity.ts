@@ -28,8 +28,8 @@ export class CollectorKeyMismatchError extends Error {
   override name = 'CollectorKeyMismatchError';
 }
 
-/** Throws naming every key of this replica that differs from the recorded one (log key first). */
-function compare(stored: readonly StoredCollectorKey[], keys: ReplicaKeys): void {
+/** Throws naming every key of this replica that differs from the recorded one (log key first); a role not recorded is not compared. */
+export function assertRecordedKeys(stored: readonly StoredCollectorKey[], keys: ReplicaKeys): void {
   const differing = ROLES.flatMap((role) => {
     const recorded = stored.find((key) => key.role === role);
     return recorded === undefined || recorded.kid === keys[role].kid
@@ -51,7 +51,7 @@ function compare(stored: readonly StoredCollectorKey[], keys: ReplicaKeys): void
 export async function ensureCollectorIdentity(store: CollectorStore, keys: ReplicaKeys, options: { origin: string; now: () => Date }): Promise<void> {
   await store.write(async (tx) => {
     const stored = await tx.collectorKeys();
-    compare(stored, keys);
+    assertRecordedKeys(stored, keys);
     if (stored.length === ROLES.length) return;
     if (stored.length === 0) {
       const latest = await tx.latestCheckpoint();
@@ -74,5 +74,5 @@ export async function ensureCollectorIdentity(store: CollectorStore, keys: Repli
 
 /** For commands that only read: compares with the recorded keys (none recorded yet: nothing to compare). */
 export async function assertCollectorIdentity(store: CollectorStore, keys: ReplicaKeys): Promise<void> {
-  compare(await store.collectorKeys(), keys);
+  assertRecordedKeys(await store.collectorKeys(), keys);
 }

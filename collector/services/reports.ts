@@ -55,6 +55,8 @@ export interface ReportServiceOptions {
   retentionMs: number;
   /** SAKSHYA_REPORT_MIN_FREE_BYTES: the free space no export takes the disk below. */
   minFreeBytes: number;
+  /** SAKSHYA_COLLECTOR_REPLICA: this process's name among replicas; its jobs' bundles are on its disk. */
+  replica: string;
   logger: Logger;
   now: () => Date;
 }
@@ -125,7 +127,7 @@ export class ReportService {
   async recoverInterrupted(): Promise<string[]> {
     const finishedAt = this.#deps.now().toISOString();
     const problem = problemBody('internal.error', 'the collector restarted while this export was running; start it again');
-    const ids = await this.#deps.store.write((tx) => tx.failRunningReportJobs({ status: 'failed', finishedAt, problemJson: JSON.stringify(problem) }));
+    const ids = await this.#deps.store.write((tx) => tx.failRunningReportJobs({ status: 'failed', finishedAt, problemJson: JSON.stringify(problem) }, this.#deps.replica));
     for (const id of ids) this.#removeJobFiles(id);
     if (ids.length > 0) this.#deps.logger.warn({ jobs: ids }, 'report exports interrupted by a restart were marked failed');
     return ids;
@@ -187,6 +189,7 @@ export class ReportService {
       bundleBytes: null,
       problemJson: null,
       expiredAt: null,
+      replica: this.#deps.replica,
     };
     // Claim the slot before the first await so two concurrent starts cannot both pass.
     let release!: () => void;
@@ -262,6 +265,10 @@ export class ReportService {
       throw new ProblemError('report.expired', `the bundle of report ${id} was deleted at ${job.expiredAt}, after the collector's retention period; export it again`, { expiredAt: job.expiredAt });
     }
     if (job.status !== 'done') throw new ProblemError('report.not_ready', `report ${id} is ${job.status}`, { status: job.status });
+    // Another replica made it and keeps it on its disk (services share the job, not the file).
+    if (job.replica !== null && job.replica !== this.#deps.replica) {
+      throw new ProblemError('report.elsewhere', `the bundle of report ${id} is kept by collector replica ${job.replica}; fetch it from that replica`, { replica: job.replica });
+    }
     const path = join(this.reportsDir, id, BUNDLE_TAR_GZ);
     if (!existsSync(path)) throw new ProblemError('resource.not_found', `the bundle of report ${id} is no longer on the collector`);
     return { path, bytes: statSync(path).size, fileName: `sakshya-report-${job.checkpointSize}-${id}.tar.gz` };

@@ -14,6 +14,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DATABASE_FILE_NAME, openSqliteReportSource, openSqliteStore } from './sqlite/sqlite-store.ts';
 import { openPostgresReportSource, openPostgresStore, postgresDatabaseExists, redactPostgresUrl } from './postgres/postgres-store.ts';
+import { openSqliteCopySnapshot, SqliteCopyTarget } from './sqlite/copy.ts';
+import { openPostgresCopySnapshot, PostgresCopyTarget } from './postgres/copy.ts';
+import { CopySourceMissingError, type CopySnapshot, type CopyTarget } from './copy.ts';
 import type { CollectorStore, ReportSource } from './store.ts';
 
 /** A database URL this release cannot use. */
@@ -109,4 +112,32 @@ export function openReportSnapshot(database: DatabaseConnection, size: number): 
   const location = parseDatabaseUrl(database.url);
   if (location.backend === 'sqlite') return openSqliteReportSource(location.path, size);
   return openPostgresReportSource({ ...database, url: location.url }, size);
+}
+
+/** Opens a read-only snapshot of the whole database (store/copy.ts), which must exist. */
+export async function openCopySnapshot(database: DatabaseConnection): Promise<CopySnapshot> {
+  const location = parseDatabaseUrl(database.url);
+  if (location.backend === 'sqlite') {
+    if (!existsSync(location.path)) throw new CopySourceMissingError(`there is no database at ${location.path}`);
+    return openSqliteCopySnapshot(location.path);
+  }
+  return openPostgresCopySnapshot({ ...database, url: location.url, poolSize: 1 });
+}
+
+/** The database as a copy's target (store/copy.ts); nothing is asked of it yet. */
+export function openCopyTarget(database: DatabaseConnection): CopyTarget {
+  const location = parseDatabaseUrl(database.url);
+  if (location.backend === 'sqlite') return new SqliteCopyTarget(location.path);
+  return new PostgresCopyTarget({ ...database, url: location.url });
+}
+
+/** True if the two URLs name the same database: the same file, or the same server, port and database name. */
+export function sameDatabase(a: string, b: string): boolean {
+  const x = parseDatabaseUrl(a);
+  const y = parseDatabaseUrl(b);
+  if (x.backend === 'sqlite' && y.backend === 'sqlite') return x.path === y.path;
+  if (x.backend !== 'postgres' || y.backend !== 'postgres') return false;
+  const u = new URL(x.url);
+  const v = new URL(y.url);
+  return u.hostname === v.hostname && (u.port || '5432') === (v.port || '5432') && decodeURIComponent(u.pathname) === decodeURIComponent(v.pathname);
 }

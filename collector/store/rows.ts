@@ -145,6 +145,7 @@ export interface ReportJobRow {
   bundle_bytes: number | null;
   problem_json: string | null;
   expired_at: string | null;
+  replica: string | null;
 }
 
 export function toReportJob(row: ReportJobRow): ReportJob {
@@ -162,6 +163,7 @@ export function toReportJob(row: ReportJobRow): ReportJob {
     bundleBytes: row.bundle_bytes,
     problemJson: row.problem_json,
     expiredAt: row.expired_at,
+    replica: row.replica,
   };
 }
 

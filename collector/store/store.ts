@@ -316,6 +316,8 @@ export interface ReportJob {
   problemJson: string | null;
   /** When the bundle was deleted, when expired. */
   expiredAt: string | null;
+  /** The replica that runs the job and keeps its bundle (SAKSHYA_COLLECTOR_REPLICA); null: a job from before replicas. */
+  replica: string | null;
 }
 
 /** How a running job ends. */
@@ -439,8 +441,12 @@ export interface WriteTransaction {
   putReportJob(job: ReportJob): Promise<void>;
   /** Ends a running job; resolves false if it is not running (already ended). */
   finishReportJob(id: string, outcome: ReportJobOutcome): Promise<boolean>;
-  /** Marks every running job failed with `outcome` (at start: a restart interrupted them); resolves with their ids. */
-  failRunningReportJobs(outcome: Extract<ReportJobOutcome, { status: 'failed' }>): Promise<string[]>;
+  /**
+   * Marks every running job of `replica` (and every running job with no replica) failed with
+   * `outcome` (at its start: a restart interrupted them); resolves with their ids. Jobs another
+   * replica runs are left alone.
+   */
+  failRunningReportJobs(outcome: Extract<ReportJobOutcome, { status: 'failed' }>, replica: string): Promise<string[]>;
   /** Marks the done jobs that finished before `finishedBefore` expired at `expiredAt`; resolves with their ids. */
   expireReportJobs(finishedBefore: string, expiredAt: string): Promise<string[]>;
   /** Deletes the failed jobs that finished before `finishedBefore`; resolves with how many. */
@@ -499,6 +505,14 @@ export interface CollectorStore {
    * balancer retrying it on another replica), which an idempotent request may be.
    */
   rememberJti(jti: string, agent: string, expiresAtSeconds: number, nowSeconds: number, requestKey?: string): Promise<boolean>;
+  /**
+   * Takes one token from the shared bucket of `key` (a verified principal), or says how long to
+   * wait for one: one atomic statement, outside the writer's lock. A backend that several
+   * processes share (PostgreSQL) MUST implement it, so that a per-agent limit holds across
+   * replicas; one that only one process uses (SQLite) leaves it out and the limit is kept in
+   * memory (services/rate-limiter.ts).
+   */
+  takeRateToken?(key: string, limit: { ratePerSecond: number; burst: number }, nowMs: number): Promise<{ allowed: true } | { allowed: false; retryAfterSeconds: number }>;
   /** The human token with this sha256 (hex), revoked or expired ones included. */
   findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
   /** Every human token, by creation time. */

@@ -367,17 +367,21 @@ for (const backend of BACKENDS) {
       );
     });
 
-    it('ends a report job once, and fails every running job at start', async () => {
-      const job = { id: 'job-1', status: 'running' as const, owner: 'tok_1', actor: 'auditor:x', filterJson: '{}', checkpointSize: 1, createdAt: AT, finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null };
+    it('ends a report job once, and at a replica\u2019s start fails its running jobs (and those of no replica), never another replica\u2019s', async () => {
+      const job = { id: 'job-1', status: 'running' as const, owner: 'tok_1', actor: 'auditor:x', filterJson: '{}', checkpointSize: 1, createdAt: AT, finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null, replica: 'replica-a' };
       await store.write(async (tx) => {
         await tx.putReportJob(job);
         await tx.putReportJob({ ...job, id: 'job-2' });
+        await tx.putReportJob({ ...job, id: 'job-3', replica: null });
+        await tx.putReportJob({ ...job, id: 'job-4', replica: 'replica-b' });
       });
+      assert.equal((await store.findReportJob('job-4'))?.replica, 'replica-b');
       const done = { status: 'done' as const, finishedAt: AT, countsJson: '{}', manifestSha256: 'ab', bundleBytes: 10 };
       assert.equal(await store.write((tx) => tx.finishReportJob('job-1', done)), true);
       assert.equal(await store.write((tx) => tx.finishReportJob('job-1', done)), false);
-      assert.deepEqual(await store.write((tx) => tx.failRunningReportJobs({ status: 'failed', finishedAt: AT, problemJson: '{}' })), ['job-2']);
+      assert.deepEqual((await store.write((tx) => tx.failRunningReportJobs({ status: 'failed', finishedAt: AT, problemJson: '{}' }, 'replica-a'))).sort(), ['job-2', 'job-3']);
       assert.equal((await store.findReportJob('job-2'))?.status, 'failed');
+      assert.equal((await store.findReportJob('job-4'))?.status, 'running', 'another replica\u2019s job is left running');
     });
 
     it('gives a report one snapshot bound to its checkpoint size, and none for a size with no checkpoint', async () => {

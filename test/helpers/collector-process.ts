@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { testBackend, testDatabaseEnv } from './postgres.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { loadCollectorConfig, type CollectorConfigOverrides } from '../../collector/config.ts';
 import { createContainer, type Container } from '../../collector/container.ts';
@@ -72,10 +73,35 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+/**
+ * The database of the test collector in `dir`: on PostgreSQL a fresh database per directory,
+ * remembered so that a restart (or a CLI command) on the same directory finds it again; on
+ * SQLite nothing (the default file in `dir`).
+ */
+const DATABASES = new Map<string, { [name: string]: string }>();
+export async function databaseFor(dir: string): Promise<{ [name: string]: string }> {
+  if (testBackend() !== 'postgres') return {};
+  let env = DATABASES.get(dir);
+  if (env === undefined) {
+    env = (await testDatabaseEnv()).env;
+    DATABASES.set(dir, env);
+  }
+  return env;
+}
+
+/** The PostgreSQL URL of the test collector in `dir`, when the tests run on PostgreSQL. */
+export function postgresUrlOf(dir: string): string | undefined {
+  return DATABASES.get(dir)?.SAKSHYA_COLLECTOR_DATABASE;
+}
+
 /** Starts `sakshya-collector serve` on a free port and waits for its `listening` log line. */
 export async function startCollectorProcess(options: { dir?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; umask?: string } = {}): Promise<CollectorProcess> {
   const dir = options.dir ?? makeTempDir();
+  // On PostgreSQL (SAKSHYA_TEST_BACKEND), a collector of a NEW directory gets a fresh database;
+  // one restarted on an existing directory keeps the database it was given before.
+  const database = options.env?.SAKSHYA_COLLECTOR_DATABASE === undefined ? await databaseFor(dir) : {};
   const env = isolatedEnv({
+    ...database,
     SAKSHYA_COLLECTOR_DIR: dir,
     SAKSHYA_COLLECTOR_PORT: '0',
     SAKSHYA_COLLECTOR_METRICS_PORT: '0',
@@ -149,8 +175,18 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `sakshya-collector ...args` with `env` (on top of an environment without SAKSHYA_*). */
-export function runCollectorCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/**
+ * Runs `sakshya-collector ...args` with `env` (on top of an environment without SAKSHYA_*). On
+ * PostgreSQL, a command for a collector directory a test started uses that collector's database.
+ */
+export async function runCollectorCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const flag = args.indexOf('--dir');
+  const dir = flag >= 0 ? args[flag + 1] : env.SAKSHYA_COLLECTOR_DIR;
+  const database = dir !== undefined && env.SAKSHYA_COLLECTOR_DATABASE === undefined && !args.includes('--database') ? (DATABASES.get(dir) ?? {}) : {};
+  return runCollectorCliIn(args, { ...database, ...env });
+}
+
+function runCollectorCliIn(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawnCollectorBin(args, {
       cwd: REPO_ROOT,
@@ -185,8 +221,9 @@ export async function startCollectorInProcess(
   options: { dir?: string; config?: CollectorConfigOverrides; env?: NodeJS.ProcessEnv; now?: () => Date } = {},
 ): Promise<InProcessCollector> {
   const dir = options.dir ?? makeTempDir();
+  const database = options.env?.SAKSHYA_COLLECTOR_DATABASE === undefined ? await databaseFor(dir) : {};
   const config = loadCollectorConfig(
-    { SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, SAKSHYA_VERIFY_WORKERS: '2', SAKSHYA_LOG_LEVEL: 'debug', ...TEST_RATE_ENV, ...options.env },
+    { SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, SAKSHYA_VERIFY_WORKERS: '2', SAKSHYA_LOG_LEVEL: 'debug', ...TEST_RATE_ENV, ...database, ...options.env },
     { dir, port: '0', ...options.config },
   );
   const logs: string[] = [];

@@ -5,6 +5,7 @@
  * database directly — the SQLite file (read-only) or, given its URL, the PostgreSQL database —
  * so it checks the stored truth, not an API's summary of it.
  */
+import { ledgerRows } from './ledger-sql.ts';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
@@ -71,11 +72,9 @@ async function openLedgerReader(location: LedgerLocation): Promise<LedgerReader>
 
 /** The agent's records in the collector's SQLite ledger (`collector.db` in `collectorDir`) against what was acknowledged. */
 export function checkAgentInLedger(collectorDir: string, agent: string, acknowledged: readonly AcknowledgedRecord[]): LedgerCheck {
-  const db = new Database(join(collectorDir, 'collector.db'), { readonly: true, fileMustExist: true });
-  try {
-    return checkLedgerRows(agent, db.prepare(SQLITE_AGENT_ROWS).all(agent) as LedgerRow[], acknowledged);
-  } finally {
-    db.close();
+  {
+    // The ledger of the test collector in this directory, on whichever backend the tests run.
+    return checkLedgerRows(agent, ledgerRows<LedgerRow>(collectorDir, 'SELECT id, epoch, seq, record_hash, canonical FROM records WHERE agent = ? ORDER BY epoch, seq, ledger_index', [agent]), acknowledged);
   }
 }
 

@@ -62,3 +62,32 @@ export async function createTestDatabase(adminUrl: string): Promise<TestDatabase
     },
   };
 }
+
+/**
+ * The backend the collector tests run on: `SAKSHYA_TEST_BACKEND=postgres` runs the collector
+ * integration tests on PostgreSQL (a fresh database per collector, from SAKSHYA_TEST_POSTGRES_URL);
+ * anything else, SQLite.
+ */
+export function testBackend(): 'sqlite' | 'postgres' {
+  return process.env.SAKSHYA_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
+}
+
+/**
+ * For a test collector: `{ SAKSHYA_COLLECTOR_DATABASE }` of a fresh PostgreSQL database when the
+ * tests run on PostgreSQL (and `drop` for afterwards), nothing on SQLite (the collector's default
+ * file in its data directory).
+ */
+export async function testDatabaseEnv(): Promise<{ env: { [name: string]: string }; drop: () => Promise<void> }> {
+  if (testBackend() !== 'postgres') return { env: {}, drop: async () => {} };
+  const admin = postgresTestUrl();
+  if (admin === undefined) throw new Error(`SAKSHYA_TEST_BACKEND=postgres needs ${POSTGRES_TEST_URL_ENV}`);
+  const database = await createTestDatabase(admin);
+  return { env: { SAKSHYA_COLLECTOR_DATABASE: database.url }, drop: database.drop };
+}
+
+/** Skips a test that reads or damages the SQLite file itself when the tests run on PostgreSQL (its PostgreSQL twin lives elsewhere). */
+export function sqliteOnly(context: Mocha.Context, why: string): void {
+  if (testBackend() !== 'postgres') return;
+  console.log(`      skipped on PostgreSQL: ${why}`);
+  context.skip();
+}

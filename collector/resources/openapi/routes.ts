@@ -272,6 +272,6 @@ export const ROUTES = {
     tag: 'reports',
     pathParameters: reportPath,
     responses: { 200: { description: 'The bundle, a tar.gz', media: { type: 'application/gzip' } } },
-    problems: [...AUTHENTICATED, 'request.invalid', 'resource.not_found', 'report.not_ready', 'report.expired'],
+    problems: [...AUTHENTICATED, 'request.invalid', 'resource.not_found', 'report.not_ready', 'report.elsewhere', 'report.expired'],
   },
 } satisfies { [R in DocumentedRoute]: OperationSpec };

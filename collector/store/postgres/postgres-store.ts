@@ -96,6 +96,18 @@ export { APPEND_ONLY_GUARDS, redactPostgresUrl, type PostgresConnection } from '
 export { POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from './migration-list.ts';
 
 /** The database is not one the store can keep canonical text in byte for byte. */
+/**
+ * A token bucket in one statement: refill by the time since the last take (never backwards, if
+ * replicas' clocks differ a little), then take a token if there is one. `allowed` says which.
+ */
+const TAKE_RATE_TOKEN = `
+  INSERT INTO rate_buckets AS b (key, tokens, at_ms, allowed) VALUES ($1, $2::float8 - 1, $4::bigint, true)
+  ON CONFLICT (key) DO UPDATE SET
+    tokens = CASE WHEN LEAST($2::float8, b.tokens + GREATEST(0, $4::bigint - b.at_ms) * $3::float8 / 1000.0) >= 1 THEN LEAST($2::float8, b.tokens + GREATEST(0, $4::bigint - b.at_ms) * $3::float8 / 1000.0) - 1 ELSE LEAST($2::float8, b.tokens + GREATEST(0, $4::bigint - b.at_ms) * $3::float8 / 1000.0) END,
+    allowed = LEAST($2::float8, b.tokens + GREATEST(0, $4::bigint - b.at_ms) * $3::float8 / 1000.0) >= 1,
+    at_ms = GREATEST(b.at_ms, $4::bigint)
+  RETURNING tokens, allowed`;
+
 export class DatabaseEncodingError extends Error {
   override name = 'DatabaseEncodingError';
 }
@@ -315,6 +327,12 @@ export class PostgresStore implements CollectorStore {
       if (err instanceof StoreUnavailableError) this.#writeFailure = err;
       throw err;
     }
+  }
+
+  async takeRateToken(key: string, limit: { ratePerSecond: number; burst: number }, nowMs: number): Promise<{ allowed: true } | { allowed: false; retryAfterSeconds: number }> {
+    const [row] = await this.#rows<{ tokens: number; allowed: boolean }>(TAKE_RATE_TOKEN, [key, limit.burst, limit.ratePerSecond, nowMs]);
+    if (row!.allowed) return { allowed: true };
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - row!.tokens) / limit.ratePerSecond)) };
   }
 
   async findApiToken(tokenHash: string): Promise<ApiToken | undefined> {

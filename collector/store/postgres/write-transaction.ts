@@ -419,9 +419,9 @@ export function postgresWriteTransaction(client: Client, isOpen: () => boolean, 
     },
     putReportJob: async (job) => {
       await run(
-        `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json, expired_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-        [job.id, job.status, job.owner, job.actor, job.filterJson, job.checkpointSize, job.createdAt, job.finishedAt, job.countsJson, job.manifestSha256, job.bundleBytes, job.problemJson, job.expiredAt],
+        `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json, expired_at, replica)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+        [job.id, job.status, job.owner, job.actor, job.filterJson, job.checkpointSize, job.createdAt, job.finishedAt, job.countsJson, job.manifestSha256, job.bundleBytes, job.problemJson, job.expiredAt, job.replica],
       );
     },
     finishReportJob: async (id, outcome) => {
@@ -433,12 +433,12 @@ export function postgresWriteTransaction(client: Client, isOpen: () => boolean, 
       );
       return rows.length === 1;
     },
-    failRunningReportJobs: async (outcome) =>
+    failRunningReportJobs: async (outcome, replica) =>
       (
-        await run<{ id: string }>(`UPDATE report_jobs SET status = 'failed', finished_at = $1, problem_json = $2 WHERE status = 'running' RETURNING id`, [
-          outcome.finishedAt,
-          outcome.problemJson,
-        ])
+        await run<{ id: string }>(
+          `UPDATE report_jobs SET status = 'failed', finished_at = $1, problem_json = $2 WHERE status = 'running' AND (replica = $3 OR replica IS NULL) RETURNING id`,
+          [outcome.finishedAt, outcome.problemJson, replica],
+        )
       ).map((row) => row.id),
     expireReportJobs: async (finishedBefore, expiredAt) =>
       (await run<{ id: string }>(`UPDATE report_jobs SET status = 'expired', expired_at = $1 WHERE status = 'done' AND finished_at < $2 RETURNING id`, [expiredAt, finishedBefore])).map(

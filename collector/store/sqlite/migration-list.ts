@@ -11,7 +11,8 @@ import { migration as m0008 } from './migrations/0008-enrollment-authority.ts';
 import { migration as m0009 } from './migrations/0009-report-retention.ts';
 import { migration as m0010 } from './migrations/0010-agent-version.ts';
 import { migration as m0011 } from './migrations/0011-collector-keys.ts';
-import { migration as m0012 } from './migrations/0012-jti-request-key.ts';
+import { migration as m0012 } from './migrations/0012-replica-coordination.ts';
+import { migration as m0013 } from './migrations/0013-jti-request-key.ts';
 
-export const SQLITE_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011, m0012];
+export const SQLITE_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011, m0012, m0013];
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);

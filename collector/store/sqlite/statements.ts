@@ -100,8 +100,8 @@ export function prepareStatements(writer: Db, reader: Db) {
     ),
     listApiTokens: reader.prepare(`SELECT * FROM api_tokens ORDER BY created_at, id`),
     insertReportJob: writer.prepare(
-      `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json, expired_at)
-       VALUES (@id, @status, @owner, @actor, @filterJson, @checkpointSize, @createdAt, @finishedAt, @countsJson, @manifestSha256, @bundleBytes, @problemJson, @expiredAt)`,
+      `INSERT INTO report_jobs (id, status, owner, actor, filter_json, checkpoint_size, created_at, finished_at, counts_json, manifest_sha256, bundle_bytes, problem_json, expired_at, replica)
+       VALUES (@id, @status, @owner, @actor, @filterJson, @checkpointSize, @createdAt, @finishedAt, @countsJson, @manifestSha256, @bundleBytes, @problemJson, @expiredAt, @replica)`,
     ),
     finishReportJob: writer.prepare(
       `UPDATE report_jobs SET status = @status, finished_at = @finishedAt, counts_json = @countsJson, manifest_sha256 = @manifestSha256,
@@ -109,7 +109,7 @@ export function prepareStatements(writer: Db, reader: Db) {
        WHERE id = @id AND status = 'running'`,
     ),
     failRunningReportJobs: writer.prepare(
-      `UPDATE report_jobs SET status = 'failed', finished_at = ?, problem_json = ? WHERE status = 'running' RETURNING id`,
+      `UPDATE report_jobs SET status = 'failed', finished_at = ?, problem_json = ? WHERE status = 'running' AND (replica = ? OR replica IS NULL) RETURNING id`,
     ).pluck(),
     expireReportJobs: writer.prepare(
       `UPDATE report_jobs SET status = 'expired', expired_at = ? WHERE status = 'done' AND finished_at < ? RETURNING id`,

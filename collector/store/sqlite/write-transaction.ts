@@ -277,9 +277,9 @@ export function sqliteWriteTransaction(sql: Statements, isOpen: () => boolean, p
         }).changes === 1
       );
     },
-    failRunningReportJobs: async (outcome) => {
+    failRunningReportJobs: async (outcome, replica) => {
       guard();
-      return sql.failRunningReportJobs.all(outcome.finishedAt, outcome.problemJson) as string[];
+      return sql.failRunningReportJobs.all(outcome.finishedAt, outcome.problemJson, replica) as string[];
     },
     expireReportJobs: async (finishedBefore, expiredAt) => {
       guard();

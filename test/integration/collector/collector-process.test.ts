@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import { chmodSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
@@ -182,7 +183,8 @@ describe('sakshya-collector serve (a real process)', function () {
     assert.doesNotMatch(refused.stderr, /\n\s+at /);
   });
 
-  it('leaves a whole batch or none of it after kill -9 in the middle of ingest, and the retry stores each record once', async () => {
+  it('leaves a whole batch or none of it after kill -9 in the middle of ingest, and the retry stores each record once', async function () {
+    sqliteOnly(this, 'it reads the SQLite file after kill -9; the replicas end-to-end test kills a replica on PostgreSQL');
     const dir = makeTempDir();
     const first = await start(dir);
     const agent = await enrolled(first, 'AS-PRC-005');

@@ -4,6 +4,8 @@
  * and read its records. A replacement is explicit (`--replace`), revokes the old epoch in the same
  * transaction, and shows in `agents list`, keys.json and the report manifest.
  */
+import { ledgerRows } from '../../helpers/ledger-sql.ts';
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -61,7 +63,8 @@ describe('collector: an enrolled agent cannot be taken over by re-enrollment', f
     return agent;
   }
 
-  it('an admin cannot issue an ordinary enrollment token for an active agent id (409 enroll.agent_active), over HTTP or the CLI, and nothing changes', async () => {
+  it('an admin cannot issue an ordinary enrollment token for an active agent id (409 enroll.agent_active), over HTTP or the CLI, and nothing changes', async function () {
+    sqliteOnly(this, 'it compares every row of the SQLite file');
     const victim = await activeAgent();
     const admin = await humanToken(collector, 'admin', 'Rogue Admin');
     const before = wholeDatabase(collector.dir);
@@ -76,7 +79,8 @@ describe('collector: an enrolled agent cannot be taken over by re-enrollment', f
     await victim.sendOk(victim.batch(victim.records(1)));
   });
 
-  it('a token issued before the agent enrolled cannot enroll a second key over the active epoch (409), and the real agent keeps writing', async () => {
+  it('a token issued before the agent enrolled cannot enroll a second key over the active epoch (409), and the real agent keeps writing', async function () {
+    sqliteOnly(this, 'it compares every row of the SQLite file');
     const id = `AS-TKO-${String(++counter).padStart(3, '0')}`;
     const first = await collector.container.enrollment.issueToken(id);
     const spare = await collector.container.enrollment.issueToken(id);
@@ -134,12 +138,8 @@ describe('collector: an enrolled agent cannot be taken over by re-enrollment', f
     const epochs = (JSON.parse(list.stdout) as { agent: string; epoch: number; status: string; revokedIndex: number | null; supersededBy: number | null }[]).filter(
       (row) => row.agent === lost.id,
     );
-    const db = new Database(join(collector.dir, 'collector.db'), { readonly: true });
-    const revokedIndex = db
-      .prepare(`SELECT ledger_index FROM records WHERE agent = 'COLLECTOR' AND type = 'agent.revoked' AND json_extract(canonical, '$.body.agent') = ?`)
-      .pluck()
-      .get(lost.id) as number;
-    db.close();
+    const revokedIndex = ledgerRows<{ ledger_index: number; canonical: string }>(collector.dir, `SELECT ledger_index, canonical FROM records WHERE agent = 'COLLECTOR' AND type = 'agent.revoked'`)
+      .find((row) => (JSON.parse(row.canonical) as { body: { agent: string } }).body.agent === lost.id)!.ledger_index;
     assert.deepEqual(
       epochs.map((e) => [e.epoch, e.status, e.revokedIndex, e.supersededBy]),
       [

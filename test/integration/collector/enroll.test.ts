@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { ledgerRows } from '../../helpers/ledger-sql.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
 import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { jwkThumbprint, publicKeyFromJwk } from '../../../shared/crypto.ts';
 import { enrollResponseSchema } from '../../../shared/protocol.ts';
@@ -103,13 +102,7 @@ describe('POST /api/v1/enroll', function () {
     const agents = ['AS-ENR-005', 'AS-ENR-006', 'AS-ENR-007'].map((id) => new TestAgent(id, collector.url, collector.origin));
     const tokens = await Promise.all(agents.map((agent) => cliToken(agent.id)));
     await Promise.all(agents.map((agent, i) => agent.enroll(tokens[i]!)));
-    const db = new Database(join(collector.dir, 'collector.db'), { readonly: true });
-    let rows: { canonical: string; seq: number }[];
-    try {
-      rows = db.prepare('SELECT canonical, seq FROM records WHERE agent = ? ORDER BY seq').all(COLLECTOR_AGENT_ID) as typeof rows;
-    } finally {
-      db.close();
-    }
+    const rows = ledgerRows<{ canonical: string; seq: number }>(collector.dir, 'SELECT canonical, seq FROM records WHERE agent = ? ORDER BY seq', [COLLECTOR_AGENT_ID]);
     const chainKey = publicKeyFromJwk(collector.container.keys.chain.publicJwk);
     let prev = GENESIS_PREV;
     rows.forEach((row, i) => {

@@ -4,6 +4,7 @@
  * the same batch; the retired key then signs neither records nor agent JWTs; forged rotations
  * change nothing; and `ledger verify` re-derives the whole key history from the chain.
  */
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -137,7 +138,8 @@ describe('agent key rotation at the collector', function () {
     await assertIntact();
   });
 
-  it('makes `ledger verify` name a stored key history that the chain does not give (a key swapped in agent_keys)', async () => {
+  it('makes `ledger verify` name a stored key history that the chain does not give (a key swapped in agent_keys)', async function () {
+    sqliteOnly(this, 'it tampers with the SQLite file');
     const agent = await enrolledAgent();
     const newKey = generateSigningKey().key;
     await agent.sendOk(agent.batch([agent.next(), rotation(agent, newKey)]));

@@ -5,6 +5,7 @@
  * real collector database, changes one of those tables as an intruder with the SQLite file would,
  * and runs the real CLI on the copy.
  */
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +19,9 @@ import { request, TestAgent } from './test-agent.ts';
 type Db = Database.Database;
 
 describe('sakshya-collector ledger verify replays who may write', function () {
+  before(function () {
+    sqliteOnly(this, 'it tampers with the SQLite file itself (the replay of who may write reads the same rows on PostgreSQL)');
+  });
   this.timeout(120_000);
   let pristine: string;
   let revoked: TestAgent;

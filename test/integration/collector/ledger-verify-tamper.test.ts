@@ -7,6 +7,7 @@
  * one deleted row, or two rows swapped — and runs the real CLI on the copy: it must exit
  * non-zero and name the table and the row, without blaming intact tables.
  */
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -34,6 +35,9 @@ function flipByte(bytes: Buffer, index = 0): Buffer {
 }
 
 describe('sakshya-collector ledger verify against a tampered database', function () {
+  before(function () {
+    sqliteOnly(this, 'it tampers with the SQLite file itself; its PostgreSQL twin is test/integration/collector/postgres-collector.test.ts');
+  });
   this.timeout(60_000);
   let pristine: string;
   const receipts: { [name: string]: SignedReceipt } = {};

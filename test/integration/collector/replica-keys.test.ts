@@ -4,6 +4,7 @@
  * keys directory refuses to start, naming both fingerprints, and so does every command; one
  * given a copy of the first replica's keys starts.
  */
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +21,9 @@ function recordedKeys(path: string): { role: string; kid: string }[] {
 }
 
 describe('collector replicas share one set of keys', function () {
+  before(function () {
+    sqliteOnly(this, 'it reads and rewrites the SQLite file; replicas on PostgreSQL are test/integration/collector/replicas-shared-state.test.ts and test/e2e/replicas.test.ts');
+  });
   this.timeout(60_000);
 
   it('a replica with another log key refuses to start on the database, naming both fingerprints; one with the copied keys directory starts', async () => {

@@ -3,6 +3,7 @@
  * it finished, then the sweep deletes it and the job says it expired. Real SQLite, real HTTP on
  * 127.0.0.1, and a real `serve` process for the sweep at start.
  */
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,7 +59,7 @@ describe('report bundle retention', function () {
       await collector.container.store.write(async (tx) => {
         await tx.putReportJob({
           id: failed, status: 'running', owner: auditor.id, actor: 'auditor:x', filterJson: FILTER_JSON, checkpointSize: 1, createdAt: new Date(Date.now()).toISOString(),
-          finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null,
+          finishedAt: null, countsJson: null, manifestSha256: null, bundleBytes: null, problemJson: null, expiredAt: null, replica: null,
         });
         await tx.finishReportJob(failed, { status: 'failed', finishedAt: new Date(Date.now()).toISOString(), problemJson: '{"detail":"x"}' });
       });
@@ -90,7 +91,8 @@ describe('report bundle retention', function () {
     });
   });
 
-  it('the server deletes bundles past SAKSHYA_REPORT_RETENTION when it starts, so a collector that was down keeps no stale bundles', async () => {
+  it('the server deletes bundles past SAKSHYA_REPORT_RETENTION when it starts, so a collector that was down keeps no stale bundles', async function () {
+    sqliteOnly(this, 'it writes report jobs into the SQLite file');
     const first = await startCollectorProcess();
     const { dir } = first;
     assert.equal(await first.stop(), 0);

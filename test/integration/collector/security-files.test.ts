@@ -3,6 +3,7 @@
  * private to the user running it whatever the umask it was started with, and a data directory
  * that others can write to is refused at start (shared/private-files.ts).
  */
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +27,9 @@ async function serveOutcome(dir: string): Promise<string> {
 }
 
 describe('collector security: files on disk', function () {
+  before(function () {
+    sqliteOnly(this, 'it checks the modes of the SQLite file and its -wal and -shm');
+  });
   this.timeout(60_000);
   let root: string;
 

@@ -3,10 +3,9 @@
  * verified agent, enrollment limit, body limits on the wire and after gunzip (a gzip bomb),
  * JSON depth, and the secure headers on every answer.
  */
+import { ledgerRows } from '../../helpers/ledger-sql.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -180,12 +179,7 @@ describe('collector security: limits and hostile input', function () {
           const refused = await agents[1]!.enroll(tokens[1]!.token);
           assert.ok(assertRetryAfter(refused) > 30);
         });
-        const db = new Database(join(collector.dir, 'collector.db'), { readonly: true });
-        try {
-          assert.equal(db.prepare(`SELECT used_at FROM enrollment_tokens WHERE agent = 'AS-ENL-002'`).pluck().get(), null);
-        } finally {
-          db.close();
-        }
+        assert.deepEqual(ledgerRows(collector.dir, `SELECT used_at FROM enrollment_tokens WHERE agent = 'AS-ENL-002'`), [{ used_at: null }]);
       } finally {
         await collector.stop();
       }

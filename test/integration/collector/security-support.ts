@@ -1,8 +1,7 @@
 /** Helpers shared by the collector security and fuzz tests. */
+import { ledgerRows } from '../../helpers/ledger-sql.ts';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import type { InProcessCollector } from '../../helpers/collector-process.ts';
 import { TestAgent } from './test-agent.ts';
 
@@ -11,22 +10,14 @@ export const LEDGER_TABLES = ['records', 'merkle_subtrees', 'checkpoints', 'rece
 
 /** Row count and a sha256 over every row of each ledger table (by primary key order). */
 export function ledgerFingerprint(dir: string): { [table: string]: { rows: number; sha256: string } } {
-  const db = new Database(join(dir, 'collector.db'), { readonly: true });
-  try {
-    const result: { [table: string]: { rows: number; sha256: string } } = {};
-    for (const table of LEDGER_TABLES) {
-      const hash = createHash('sha256');
-      let rows = 0;
-      for (const row of db.prepare(`SELECT * FROM ${table} ORDER BY 1, 2`).iterate()) {
-        rows++;
-        hash.update(JSON.stringify(row, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v)));
-      }
-      result[table] = { rows, sha256: hash.digest('hex') };
-    }
-    return result;
-  } finally {
-    db.close();
+  const result: { [table: string]: { rows: number; sha256: string } } = {};
+  for (const table of LEDGER_TABLES) {
+    const hash = createHash('sha256');
+    const rows = ledgerRows<object>(dir, `SELECT * FROM ${table} ORDER BY 1, 2`);
+    for (const row of rows) hash.update(JSON.stringify(row, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v)));
+    result[table] = { rows: rows.length, sha256: hash.digest('hex') };
   }
+  return result;
 }
 
 /** Runs `fn` and asserts that no ledger table changed. */
@@ -54,12 +45,7 @@ export async function humanToken(collector: InProcessCollector, role: 'admin' | 
 
 /** The records of the COLLECTOR chain, parsed, in seq order. */
 export function collectorChain(dir: string): { seq: number; type: string; body: { [key: string]: unknown } }[] {
-  const db = new Database(join(dir, 'collector.db'), { readonly: true });
-  try {
-    return (db.prepare(`SELECT canonical FROM records WHERE agent = 'COLLECTOR' ORDER BY seq`).pluck().all() as string[]).map(
-      (text) => JSON.parse(text) as { seq: number; type: string; body: { [key: string]: unknown } },
-    );
-  } finally {
-    db.close();
-  }
+  return ledgerRows<{ canonical: string }>(dir, `SELECT canonical FROM records WHERE agent = 'COLLECTOR' ORDER BY seq`).map(
+    (row) => JSON.parse(row.canonical) as { seq: number; type: string; body: { [key: string]: unknown } },
+  );
 }

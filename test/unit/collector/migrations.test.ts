@@ -24,6 +24,7 @@ const EXPECTED_OBJECTS = [
   'table ledger_kind_counts',
   'table merkle_subtrees',
   'table quarantine',
+  'table rate_buckets',
   'table receipts',
   'table records',
   'table report_jobs',
@@ -56,10 +57,11 @@ const EXPECTED_COLUMNS: { [table: string]: string[] } = {
   ledger_kind_counts: ['kind', 'records'],
   merkle_subtrees: ['level', 'idx', 'hash'],
   quarantine: ['id', 'agent', 'epoch', 'seq', 'record_id', 'record_hash', 'stored_hash', 'canonical', 'batch_id', 'trace_id', 'received_at'],
+  rate_buckets: ['key', 'tokens', 'at_ms', 'allowed'],
   receipts: ['batch_id', 'agent', 'records_digest', 'receipt_json', 'signature', 'created_at'],
   report_jobs: [
     'id', 'status', 'owner', 'actor', 'filter_json', 'checkpoint_size', 'created_at', 'finished_at', 'counts_json',
-    'manifest_sha256', 'bundle_bytes', 'problem_json', 'expired_at',
+    'manifest_sha256', 'bundle_bytes', 'problem_json', 'expired_at', 'replica',
   ],
   records: ['ledger_index', 'id', 'agent', 'epoch', 'seq', 'kind', 'type', 'at', 'received_at', 'canonical', 'record_hash', 'leaf_hash'],
 };

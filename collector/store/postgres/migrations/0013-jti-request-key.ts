@@ -2,8 +2,8 @@
 import type { Migration } from '../../migrate.ts';
 
 export const migration: Migration = {
-  version: 12,
-  name: '0012-jti-request-key',
+  version: 13,
+  name: '0013-jti-request-key',
   async up(db) {
     await db.exec(`
       ALTER TABLE jti_replay ADD COLUMN request_key TEXT COLLATE "C";

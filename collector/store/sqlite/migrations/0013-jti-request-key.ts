@@ -1,5 +1,5 @@
 /**
- * 0012 — the request each agent token was first used for.
+ * 0013 — the request each agent token was first used for.
  *
  * `jti_replay.request_key`: the Idempotency-Key (the batch id) of the request that brought the
  * token, NULL for a request without one. The same token arriving again with the same key is the
@@ -13,8 +13,8 @@
 import type { Migration } from '../../migrate.ts';
 
 export const migration: Migration = {
-  version: 12,
-  name: '0012-jti-request-key',
+  version: 13,
+  name: '0013-jti-request-key',
   async up(db) {
     await db.exec(`
       ALTER TABLE jti_replay ADD COLUMN request_key TEXT;
