@@ -14,9 +14,9 @@ import { createLogger } from '../../shared/logger.ts';
 import type { ReportFilter } from '../../shared/report/bundle-format.ts';
 import { TEST_ORIGIN } from './collector-process.ts';
 
-const [dir, out, filterJson] = process.argv.slice(2);
+const [dir, out, filterJson, database] = process.argv.slice(2);
 if (!dir || !out || !filterJson) throw new Error('usage: report-export-child.ts COLLECTOR_DIR OUT_DIR FILTER_JSON');
-const config = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: dir, SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, SAKSHYA_VERIFY_WORKERS: '1' });
+const config = loadCollectorConfig({ SAKSHYA_COLLECTOR_DIR: dir, SAKSHYA_COLLECTOR_ORIGIN: TEST_ORIGIN, SAKSHYA_VERIFY_WORKERS: '1', ...(database ? { SAKSHYA_COLLECTOR_DATABASE: database } : {}) });
 const container = await createContainer(config, { mode: 'existing', logger: createLogger('export-child', 'silent') });
 try {
   const checkpoint = await container.store.latestCheckpoint();

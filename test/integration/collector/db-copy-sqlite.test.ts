@@ -5,6 +5,7 @@
  * runs them, on one DatabaseCopy — and a copy whose keys directory is not the source's is
  * refused before anything is written.
  */
+import { sqliteOnly } from '../../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,9 @@ import { makeTempDir, startCollectorInProcess, TEST_ORIGIN } from '../../helpers
 import { TestAgent } from './test-agent.ts';
 
 describe('db copy between SQLite files: the copy, its proof, and a source that moves on', function () {
+  before(function () {
+    sqliteOnly(this, 'it copies between SQLite files');
+  });
   this.timeout(60_000);
   let dir: string;
   let source: string;

@@ -24,7 +24,7 @@ import { newId } from '../../../shared/ids.ts';
 import { signRecord, type SignedRecord } from '../../../shared/record.ts';
 import { eventually, fetchAgentStatus, initAgent, startAgentProcess, type AgentProcess } from '../../helpers/agent-process.ts';
 import { makeTempDir, runCollectorCli, startCollectorProcess, type CollectorProcess } from '../../helpers/collector-process.ts';
-import { createTestDatabase, requirePostgres, sqlOn, type TestDatabase } from '../../helpers/postgres.ts';
+import { createTestDatabase, requirePostgres, sqlOn, type TestDatabase, sqliteOnly } from '../../helpers/postgres.ts';
 import { TestAgent } from './test-agent.ts';
 
 const REAL_AGENTS = ['AS-KMR-001', 'AS-CCH-002'];
@@ -84,6 +84,9 @@ function drained(agents: RealAgent[], pastSize: number): Promise<AgentStatus[]> 
 }
 
 describe('db copy: a SQLite ledger moved to PostgreSQL, proved, and served on', function () {
+  before(function () {
+    sqliteOnly(this, 'it builds its SQLite source itself and copies it into PostgreSQL: it runs once, in the SQLite group');
+  });
   this.timeout(300_000);
   let admin: string;
   const databases: TestDatabase[] = [];

@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { canonicalJson } from '../../../shared/canonical-json.ts';
 import { BUNDLE_FILES, CSV_FIXED_COLUMNS } from '../../../shared/report/bundle-format.ts';
-import { makeTempDir, REPO_ROOT, runCollectorCli, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
+import { makeTempDir, postgresUrlOf, REPO_ROOT, runCollectorCli, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
 import { assertProblem } from './http-assertions.ts';
 import { collectorChain, enrolledAgent, humanToken } from './security-support.ts';
 import { request, type TestAgent } from './test-agent.ts';
@@ -131,7 +131,7 @@ describe('report exports of hostile record bodies', function () {
   it('an agent whose records carry 10^5 distinct keys in all cannot make the exporter\'s memory grow with them: the export finishes in a 96 MiB heap', async () => {
     const out = join(makeTempDir(), 'bundle');
     const filter = { from: `${DAY}T00:00:00.000Z`, to: `${NEXT_DAY}T00:00:00.000Z`, agent: hostile.id, kind: null, type: null };
-    const child = await runNode(['--max-old-space-size=96', EXPORT_CHILD, collector.dir, out, JSON.stringify(filter)]);
+    const child = await runNode(['--max-old-space-size=96', EXPORT_CHILD, collector.dir, out, JSON.stringify(filter), ...(postgresUrlOf(collector.dir) !== undefined ? [postgresUrlOf(collector.dir)!] : [])]);
     assert.equal(child.code, 0, `exit ${child.code} ${child.signal ?? ''}: ${child.stderr.slice(-2000)}`);
     assert.equal((JSON.parse(child.stdout) as { records: number }).records, HOSTILE_RECORDS);
     assert.equal(readCsv(out)[0]!.length, CSV_FIXED_COLUMNS.length + FIELD_COLUMNS + 1);
