@@ -147,6 +147,21 @@ export class CollectorMetrics implements IngestObserver {
         this.set(await store.ping().then(() => 1, () => 0));
       },
     });
+    if (store.poolUse !== undefined) {
+      const poolUse = store.poolUse.bind(store);
+      new Gauge({
+        name: 'sakshya_collector_db_pool_connections',
+        help: 'This process\u2019s database connections by state: open (total), idle, and requests waiting for one.',
+        labelNames: ['state'],
+        registers,
+        collect() {
+          const use = poolUse();
+          this.set({ state: 'total' }, use.total);
+          this.set({ state: 'idle' }, use.idle);
+          this.set({ state: 'waiting' }, use.waiting);
+        },
+      });
+    }
     this.#ledgerGauges(registers);
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
   }

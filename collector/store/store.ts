@@ -512,6 +512,11 @@ export interface CollectorStore {
    * replicas; one that only one process uses (SQLite) leaves it out and the limit is kept in
    * memory (services/rate-limiter.ts).
    */
+  /**
+   * The connection pool's use, for metrics: connections open, idle, and requests waiting for
+   * one. A backend without a pool (SQLite: one connection per role) leaves it out.
+   */
+  poolUse?(): { total: number; idle: number; waiting: number };
   takeRateToken?(key: string, limit: { ratePerSecond: number; burst: number }, nowMs: number): Promise<{ allowed: true } | { allowed: false; retryAfterSeconds: number }>;
   /** The human token with this sha256 (hex), revoked or expired ones included. */
   findApiToken(tokenHash: string): Promise<ApiToken | undefined>;

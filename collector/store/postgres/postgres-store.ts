@@ -329,6 +329,10 @@ export class PostgresStore implements CollectorStore {
     }
   }
 
+  poolUse(): { total: number; idle: number; waiting: number } {
+    return { total: this.#pool.totalCount, idle: this.#pool.idleCount, waiting: this.#pool.waitingCount };
+  }
+
   async takeRateToken(key: string, limit: { ratePerSecond: number; burst: number }, nowMs: number): Promise<{ allowed: true } | { allowed: false; retryAfterSeconds: number }> {
     const [row] = await this.#rows<{ tokens: number; allowed: boolean }>(TAKE_RATE_TOKEN, [key, limit.burst, limit.ratePerSecond, nowMs]);
     if (row!.allowed) return { allowed: true };

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { SignedReceipt } from '../../../shared/protocol.ts';
 import { makeTempDir, startCollectorInProcess, type InProcessCollector } from '../../helpers/collector-process.ts';
 import { createTestDatabase, requirePostgres, type TestDatabase } from '../../helpers/postgres.ts';
+import { parseExposition, sampleValue } from '../../helpers/prometheus-text.ts';
 import { assertProblem } from './http-assertions.ts';
 import { enrolledAgent, humanToken } from './security-support.ts';
 import { request, TestAgent } from './test-agent.ts';
@@ -73,6 +74,15 @@ describe('collector replicas on one PostgreSQL database share their state throug
     }
     assert.equal(statuses.filter((s) => s !== 429).length, 6, statuses.join(' '));
     assert.deepEqual(statuses.slice(6), [429, 429]);
+  });
+
+  it('shows each replica\u2019s own database pool in its metrics, next to the same ledger-wide numbers', async () => {
+    const [ea, eb] = [parseExposition(await a!.container.metrics.exposition()), parseExposition(await b!.container.metrics.exposition())];
+    for (const e of [ea, eb]) {
+      assert.ok(sampleValue(e, 'sakshya_collector_db_pool_connections', { state: 'total' }) >= 1);
+      assert.equal(sampleValue(e, 'sakshya_collector_db_pool_connections', { state: 'waiting' }), 0);
+    }
+    assert.equal(sampleValue(ea, 'sakshya_collector_ledger_size'), sampleValue(eb, 'sakshya_collector_ledger_size'));
   });
 
   it('serves a report job\u2019s status from either replica, and its bundle only from the replica that keeps it, which the other names', async () => {
