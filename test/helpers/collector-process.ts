@@ -231,6 +231,9 @@ export async function startCollectorInProcess(
   const now = options.now;
   const container = await createContainer(config, now ? { logger, mode: 'bootstrap', now } : { logger, mode: 'bootstrap' });
   const server: Server = createServer(createApp(container));
+  // The tests' fetch keeps idle connections for a few seconds; a server that closed them first
+  // would race a request reusing one (ECONNRESET) on a loaded machine.
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
