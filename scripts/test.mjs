@@ -4,8 +4,9 @@
 // them side by side keeps the suite well inside CI's time while the slow end-to-end and fault
 // tests mostly wait on timers and child processes.
 //
-// - sqlite:      unit, contract and integration tests (the collector on SQLite)
-// - system:      end-to-end and fault-injection tests (real processes, proxies, kill -9)
+// - sqlite:      unit, contract and collector integration tests (the collector on SQLite)
+// - system:      end-to-end and fault-injection tests (real processes, proxies, kill -9), and
+//                the agent's, verifier's and monitoring integration tests
 // - postgres:    the collector integration tests again, on PostgreSQL (SAKSHYA_TEST_BACKEND)
 //
 // The postgres group needs SAKSHYA_TEST_POSTGRES_URL (`. .ci/postgres.sh` starts a throwaway
@@ -15,8 +16,11 @@ import { spawn } from 'node:child_process';
 
 const MOCHA = ['node_modules/mocha/bin/mocha.js'];
 const GROUPS = {
-  sqlite: { globs: ['test/unit/**/*.test.ts', 'test/contract/**/*.test.ts', 'test/integration/**/*.test.ts'], env: {} },
-  system: { globs: ['test/e2e/**/*.test.ts', 'test/faults/**/*.test.ts'], env: {} },
+  sqlite: { globs: ['test/unit/**/*.test.ts', 'test/contract/**/*.test.ts', 'test/integration/collector/**/*.test.ts'], env: {} },
+  system: {
+    globs: ['test/e2e/**/*.test.ts', 'test/faults/**/*.test.ts', 'test/integration/*.test.ts', 'test/integration/agent/**/*.test.ts', 'test/integration/verifier/**/*.test.ts', 'test/integration/monitoring/**/*.test.ts'],
+    env: {},
+  },
   postgres: { globs: ['test/integration/collector/**/*.test.ts'], env: { SAKSHYA_TEST_BACKEND: 'postgres' }, needsPostgres: true },
 };
 
