@@ -13,6 +13,7 @@ export function benchSizes({ quick, partialDrain }: { quick: boolean; partialDra
         ingest: { agents: 4, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 2 },
         profiledIngest: { agents: 4, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 2 },
         realAgent: { records: 1000, writers: 4 },
+        storage: { agents: 4, records: 4_000, batchSize: 500, small: { records: 200, batchSize: 1 } },
         ledger: { batchSize: 500, smallTree: 10_000, bigTree: 100_000, proofs: 500 },
         catchUp: { auditRecords: 856, telemetryEveryMinutes: 10, bytesPerSecond: LINK_BYTES_PER_SECOND, writers: 4, timeoutMs: 300_000 },
         agentMemory: { backlogs: [1_000, 10_000], timeoutMs: 300_000 },
@@ -25,6 +26,8 @@ export function benchSizes({ quick, partialDrain }: { quick: boolean; partialDra
         ingest: { agents: 8, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 12 },
         profiledIngest: { agents: 8, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 6 },
         realAgent: { records: 10_000, writers: 4 },
+        // 10^5 records in full batches, then 4,000 more one at a time (the per-batch bytes).
+        storage: { agents: 8, records: 100_000, batchSize: 500, small: { records: 4_000, batchSize: 1 } },
         ledger: { batchSize: 500, smallTree: 10_000, bigTree: 1_000_000, proofs: 2000 },
         catchUp: { auditRecords: 18_560, telemetryEveryMinutes: 1, bytesPerSecond: LINK_BYTES_PER_SECOND, writers: 4, timeoutMs: 600_000 },
         // It is the whole drain of 10^6 that shows whether memory grows with the work done (how
