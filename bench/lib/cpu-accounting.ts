@@ -73,7 +73,7 @@ export function cpuSnapshot(pid: number | readonly (number | undefined)[] | unde
 
 /** The role of a collector thread, from the name Node and libuv give it. */
 function threadGroup(name: string, isMain: boolean): string {
-  if (isMain) return 'main thread (HTTP, body read, SQLite, Merkle, receipts)';
+  if (isMain) return 'main thread (HTTP, body read, database, Merkle, receipts)';
   if (/^WorkerThread|^node-worker|^worker/i.test(name)) return 'batch-check workers (parse, schema, JCS, Ed25519 verify, hashes)';
   if (/libuv/i.test(name)) return 'libuv pool (gunzip, WebCrypto signing)';
   if (/V8/i.test(name)) return 'V8 helpers (GC, compiler)';
