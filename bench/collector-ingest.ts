@@ -15,6 +15,11 @@
  * replica's /metrics is scraped before and after the timed phase for the write lock's figures
  * (bench/lib/write-lock.ts), and the CPU of every replica (and of the database server, if
  * `databaseCpu` counts it) is read from /proc.
+ *
+ * With `serialBatches`, the first agent then sends that many more batches one at a time, alone:
+ * the write lock's hold time per record with the CPU otherwise idle (no signature checks running
+ * beside the write), i.e. what a database on cores of its own would see; under the timed load
+ * the lock holder shares the cores with every signature worker.
  */
 import { verifyReceipt } from '../shared/receipt.ts';
 import { API_PREFIX, type SignedReceipt } from '../shared/protocol.ts';
@@ -40,6 +45,8 @@ export interface IngestOptions {
   replicas?: number;
   /** CPU seconds the database server has used so far, if it can be counted. */
   databaseCpu?: () => number | undefined;
+  /** Batches the first agent sends one at a time after the timed phase (the uncontended write lock). */
+  serialBatches?: number;
 }
 
 export interface IngestResult {
@@ -64,6 +71,8 @@ export interface IngestResult {
   cpu: CpuBreakdown;
   /** The single writer's lock during the timed phase, from the replicas' /metrics. */
   writeLock: WriteLockFigures;
+  /** The same while one agent sends `serialBatches` batches one at a time, alone (undefined without them). */
+  writeLockSerial: WriteLockFigures | undefined;
   /** The timed batches, for the bare-SQLite baseline (not written to JSON). */
   timedBatches: PreparedBatch[];
 }
@@ -73,6 +82,8 @@ interface AgentPlan {
   collector: BenchCollector;
   warmup: PreparedBatch[];
   timed: PreparedBatch[];
+  /** Sent after the timed phase, one at a time (the first agent only). */
+  serial: PreparedBatch[];
   tokens: string[];
 }
 
@@ -105,9 +116,17 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
   const perAgent = options.warmupBatchesPerAgent + options.timedBatchesPerAgent;
   const plans: AgentPlan[] = [];
   for (const agent of agents) {
-    const batches = Array.from({ length: perAgent }, (_, b) => agent.nextBatch(options.batchSize, (perAgent - b - 1) * options.batchSize));
+    const count = perAgent + (agent === agents[0] ? (options.serialBatches ?? 0) : 0);
+    const batches = Array.from({ length: count }, (_, b) => agent.nextBatch(options.batchSize, (count - b - 1) * options.batchSize));
     const tokens = await Promise.all(batches.map(() => agent.token(collector.origin)));
-    plans.push({ agent, collector: replicaOf(agent), warmup: batches.slice(0, options.warmupBatchesPerAgent), timed: batches.slice(options.warmupBatchesPerAgent), tokens });
+    plans.push({
+      agent,
+      collector: replicaOf(agent),
+      warmup: batches.slice(0, options.warmupBatchesPerAgent),
+      timed: batches.slice(options.warmupBatchesPerAgent, perAgent),
+      serial: batches.slice(perAgent),
+      tokens,
+    });
   }
   const prepareSeconds = (nowMs() - prepareStart) / 1000;
 
@@ -165,11 +184,21 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
   const cpu = cpuBreakdown(cpuBefore, cpuSnapshot(pids, options.databaseCpu));
   const writeLock = writeLockFigures(lockBefore, await scrapeWriteLock(metricsUrls), seconds);
 
+  // One agent alone, one batch at a time: nothing else runs while the lock is held.
+  let writeLockSerial: WriteLockFigures | undefined;
+  const first = plans[0]!;
+  if (first.serial.length > 0) {
+    const serialBefore = await scrapeWriteLock(metricsUrls);
+    const serialStarted = nowMs();
+    for (const [i, batch] of first.serial.entries()) await send(first, batch, first.tokens[perAgent + i]!);
+    writeLockSerial = writeLockFigures(serialBefore, await scrapeWriteLock(metricsUrls), (nowMs() - serialStarted) / 1000);
+  }
+
   // Outside the timed phase: every receipt verifies with the key the agent pinned, and the
   // ledger holds every record exactly once.
   for (const { agent, signed } of receipts) await verifyReceipt(signed, agent.receiptKey);
   const stats = await ledgerStats(collector);
-  const sent = agents.length * perAgent * options.batchSize;
+  const sent = (agents.length * perAgent + first.serial.length) * options.batchSize;
   if (stats.size < sent) throw new Error(`the ledger holds ${stats.size} entries, fewer than the ${sent} records acknowledged`);
 
   for (const [i, replica] of replicas.entries()) {
@@ -199,6 +228,7 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
     windowMicros: { start: windowStart, end: windowEnd },
     cpu,
     writeLock,
+    writeLockSerial,
     timedBatches,
   };
 }

@@ -10,7 +10,9 @@
  * The database is measured after enrollment, after A and after B, table by table (indexes
  * included). A table's growth is modelled as `perRecord × records + perBatch × batches`, solved
  * from the two phases; that gives the bytes a record costs at any batch size. Phase B also reads
- * the write lock's hold time per one-record batch from /metrics: the serialised cost of a commit.
+ * the write lock's hold time per one-record batch from /metrics: the serialised cost of a commit;
+ * a last phase C (not in the storage model) has one agent send one-record batches alone, one at
+ * a time: the same cost with nothing else running.
  *
  * SQLite: the database file after `PRAGMA wal_checkpoint(TRUNCATE)` (any WAL left is added), split
  * by table with the `dbstat` virtual table. PostgreSQL: `pg_total_relation_size` per table (heap,
@@ -42,6 +44,8 @@ export interface StorageOptions {
   batchSize: number;
   /** Phase B: records in small batches. */
   small: { records: number; batchSize: number };
+  /** Phase C: small batches of one agent alone, one at a time. */
+  serialSmallBatches: number;
 }
 
 /** The database at one moment: bytes per table (indexes included), in all, and WAL written so far. */
@@ -73,8 +77,9 @@ export interface BackendStorage {
   full: PhaseFigures;
   small: PhaseFigures;
   model: StorageModel;
-  /** The write lock during phase B (batches of `small.batchSize`). */
+  /** The write lock during phase B (batches of `small.batchSize`, all agents at once), and in phase C (one agent alone). */
   smallBatchLock: WriteLockFigures;
+  serialSmallBatchLock: WriteLockFigures;
   /** Mean canonical JSON bytes of a record sent. */
   canonicalBytesPerRecord: number;
   database?: { version: string; source: string };
@@ -173,7 +178,9 @@ export function bytesPerRecord(model: StorageModel, batchSize: number, tables: r
 /** Both phases on one backend: SQLite when `postgres` is undefined, else a fresh database on it. */
 export async function measureStorage(options: StorageOptions, cleanup: Cleanup, postgres?: BenchPostgres, idPrefix = 'BN-ST'): Promise<BackendStorage> {
   const database = postgres ? await benchDatabase(postgres, cleanup) : undefined;
-  const collector = await startBenchCollector(cleanup, database ? { SAKSHYA_COLLECTOR_DATABASE: database.url } : {});
+  // One-record batches from 8 agents on one address pass the per-address and per-agent rate limits (meant for misbehaving clients).
+  const unlimited = { SAKSHYA_RATE_IP_PER_SECOND: '1000000', SAKSHYA_RATE_IP_BURST: '1000000', SAKSHYA_RATE_AGENT_PER_SECOND: '1000000', SAKSHYA_RATE_AGENT_BURST: '1000000' };
+  const collector = await startBenchCollector(cleanup, { ...unlimited, ...(database ? { SAKSHYA_COLLECTOR_DATABASE: database.url } : {}) });
   const snapshot = () => (database ? postgresSnapshot(database.url) : Promise.resolve(sqliteSnapshot(join(collector.dir, 'collector.db'))));
   const agents = simulatedAgentIds(options.agents, idPrefix).map((id) => new SimulatedAgent(id));
   const enrollClient = new HttpClient(2);
@@ -192,6 +199,9 @@ export async function measureStorage(options: StorageOptions, cleanup: Cleanup, 
   const small = await send(collector, agents, Math.ceil(options.small.records / options.small.batchSize / agents.length), options.small.batchSize);
   const smallBatchLock = writeLockFigures(lockBefore, await scrapeWriteLock([collector.metricsUrl]), small.seconds);
   const afterSmall = await snapshot();
+  const serialBefore = await scrapeWriteLock([collector.metricsUrl]);
+  const serial = await send(collector, agents.slice(0, 1), options.serialSmallBatches, options.small.batchSize);
+  const serialSmallBatchLock = writeLockFigures(serialBefore, await scrapeWriteLock([collector.metricsUrl]), serial.seconds);
   const exitCode = await collector.stop('SIGTERM');
   if (exitCode !== 0) throw new Error(`the collector exited with code ${exitCode} on SIGTERM`);
   return {
@@ -203,6 +213,7 @@ export async function measureStorage(options: StorageOptions, cleanup: Cleanup, 
     small,
     model: solve(empty, afterFull, afterSmall, full, small),
     smallBatchLock,
+    serialSmallBatchLock,
     canonicalBytesPerRecord: canonical.reduce((a, b) => a + b, 0) / canonical.length,
     ...(postgres ? { database: { version: postgres.version, source: postgres.source } } : {}),
   };

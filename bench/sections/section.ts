@@ -32,7 +32,7 @@ export interface RunContext {
     /** The Ed25519 verify rate the ingest section measured. */
     verifyRate?: VerifyRate;
     /** The reported SQLite ingest run, for the PostgreSQL ingest to compare with. */
-    sqliteIngest?: { recordsPerSecond: number; ratio: number; writeLockMicrosPerRecord: number };
+    sqliteIngest?: { recordsPerSecond: number; ratio: number; writeLockMicrosPerRecord: number; serialWriteLockMicrosPerRecord: number | undefined };
     /** The catch-up's records, for the rsyslog comparison to ship the very same JSON lines. */
     catchUp?: CatchUpResult;
   };

@@ -44,13 +44,27 @@ function backendRows(result: BackendStorage, key: string): Row[] {
       },
     );
   }
-  const lock = result.smallBatchLock;
-  rows.push({
-    key: `storage.${key}.write_lock_ms_per_small_batch`,
-    metric: `${name}: write lock held per ${small.records / small.batches}-record batch (commit included)`,
-    value: lock.heldMsPerTransaction,
-    unit: 'ms',
-  });
+  const size = small.records / small.batches;
+  rows.push(
+    {
+      key: `storage.${key}.write_lock_ms_per_small_batch`,
+      metric: `${name}: write lock held per ${size}-record batch, all agents at once (commit included)`,
+      value: result.smallBatchLock.heldMsPerTransaction,
+      unit: 'ms',
+    },
+    {
+      key: `storage.${key}.write_lock_ms_per_small_batch_alone`,
+      metric: `${name}: write lock held per ${size}-record batch, one agent alone`,
+      value: result.serialSmallBatchLock.heldMsPerTransaction,
+      unit: 'ms',
+    },
+    {
+      key: `storage.${key}.small_batch_ceiling`,
+      metric: `${name}: ${size}-record batches a second the single writer can take (1000 ÷ ms alone)`,
+      value: 1000 / result.serialSmallBatchLock.heldMsPerTransaction,
+      unit: 'batches/s',
+    },
+  );
   return rows;
 }
 
