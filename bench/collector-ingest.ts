@@ -8,16 +8,29 @@
  * timed phase then only writes prepared bytes to sockets and reads the answers. Each answer
  * MUST be 200 with a receipt that accepts the whole batch; after the timed phase every receipt
  * signature is verified with the pinned receipt key and the ledger size is checked with the CLI.
+ *
+ * With `replicas` > 1 (on a PostgreSQL database, `collectorEnv.SAKSHYA_COLLECTOR_DATABASE`), as
+ * many `serve` processes share the database, the second and later with a copy of the first's
+ * keys; agent i enrolls with and sends to replica i mod n, so the load is split evenly. Each
+ * replica's /metrics is scraped before and after the timed phase for the write lock's figures
+ * (bench/lib/write-lock.ts), and the CPU of every replica (and of the database server, if
+ * `databaseCpu` counts it) is read from /proc.
+ *
+ * With `serialBatches`, the first agent then sends that many more batches one at a time, alone:
+ * the write lock's hold time per record with the CPU otherwise idle (no signature checks running
+ * beside the write), i.e. what a database on cores of its own would see; under the timed load
+ * the lock holder shares the cores with every signature worker.
  */
 import { verifyReceipt } from '../shared/receipt.ts';
 import { API_PREFIX, type SignedReceipt } from '../shared/protocol.ts';
 import type { CollectorProcess } from '../test/helpers/collector-process.ts';
 import type { Cleanup } from './lib/cleanup.ts';
 import { cpuBreakdown, cpuSnapshot, type CpuBreakdown } from './lib/cpu-accounting.ts';
-import { enrollSimulatedAgent, ledgerStats, mapLimit, startBenchCollector } from './lib/collector.ts';
+import { enrollSimulatedAgent, ledgerStats, mapLimit, startBenchCollector, type BenchCollector } from './lib/collector.ts';
 import { HttpClient, type HttpAnswer } from './lib/http-client.ts';
 import { mean, nowMs, summarise, type LatencySummary } from './lib/stats.ts';
 import { SimulatedAgent, simulatedAgentIds, type PreparedBatch } from './lib/workload.ts';
+import { scrapeWriteLock, writeLockFigures, type WriteLockFigures } from './lib/write-lock.ts';
 
 export interface IngestOptions {
   agents: number;
@@ -28,11 +41,18 @@ export interface IngestOptions {
   collectorEnv?: NodeJS.ProcessEnv;
   /** Agent id prefix, so that runs in one process never reuse ids. */
   idPrefix?: string;
+  /** Collector processes on the one database (default 1); more than one needs a PostgreSQL database in `collectorEnv`. */
+  replicas?: number;
+  /** CPU seconds the database server has used so far, if it can be counted. */
+  databaseCpu?: () => number | undefined;
+  /** Batches the first agent sends one at a time after the timed phase (the uncontended write lock). */
+  serialBatches?: number;
 }
 
 export interface IngestResult {
   agents: number;
   batchSize: number;
+  replicas: number;
   /** Records and batches acknowledged in the timed phase. */
   records: number;
   batches: number;
@@ -47,16 +67,23 @@ export interface IngestResult {
   ledgerSize: number;
   /** The timed phase on the monotonic clock (µs), to cut a CPU profile of the collector to it. */
   windowMicros: { start: number; end: number };
-  /** CPU seconds during the timed phase: collector threads, load generator, whole machine. */
+  /** CPU seconds during the timed phase: collector threads (per replica too), database server, load generator, whole machine. */
   cpu: CpuBreakdown;
+  /** The single writer's lock during the timed phase, from the replicas' /metrics. */
+  writeLock: WriteLockFigures;
+  /** The same while one agent sends `serialBatches` batches one at a time, alone (undefined without them). */
+  writeLockSerial: WriteLockFigures | undefined;
   /** The timed batches, for the bare-SQLite baseline (not written to JSON). */
   timedBatches: PreparedBatch[];
 }
 
 interface AgentPlan {
   agent: SimulatedAgent;
+  collector: BenchCollector;
   warmup: PreparedBatch[];
   timed: PreparedBatch[];
+  /** Sent after the timed phase, one at a time (the first agent only). */
+  serial: PreparedBatch[];
   tokens: string[];
 }
 
@@ -72,12 +99,15 @@ function monotonicMicros(): number {
 }
 
 export async function benchCollectorIngest(options: IngestOptions, cleanup: Cleanup): Promise<IngestResult> {
-  const collector = await startBenchCollector(cleanup, options.collectorEnv);
+  const replicas: BenchCollector[] = [await startBenchCollector(cleanup, options.collectorEnv)];
+  for (let i = 1; i < (options.replicas ?? 1); i++) replicas.push(await startBenchCollector(cleanup, options.collectorEnv, replicas[0]!.dir));
+  const collector = replicas[0]!;
   const agents = simulatedAgentIds(options.agents, options.idPrefix).map((id) => new SimulatedAgent(id));
+  const replicaOf = (agent: SimulatedAgent) => replicas[agents.indexOf(agent) % replicas.length]!;
   const enrollClient = new HttpClient(2);
   try {
     // Two at a time: each enrollment runs the CLI, a Node process of its own, on a 2-core machine.
-    await mapLimit(agents, 2, (agent) => enrollSimulatedAgent(collector, enrollClient, agent));
+    await mapLimit(agents, 2, (agent) => enrollSimulatedAgent(replicaOf(agent), enrollClient, agent));
   } finally {
     enrollClient.close();
   }
@@ -86,9 +116,17 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
   const perAgent = options.warmupBatchesPerAgent + options.timedBatchesPerAgent;
   const plans: AgentPlan[] = [];
   for (const agent of agents) {
-    const batches = Array.from({ length: perAgent }, (_, b) => agent.nextBatch(options.batchSize, (perAgent - b - 1) * options.batchSize));
+    const count = perAgent + (agent === agents[0] ? (options.serialBatches ?? 0) : 0);
+    const batches = Array.from({ length: count }, (_, b) => agent.nextBatch(options.batchSize, (count - b - 1) * options.batchSize));
     const tokens = await Promise.all(batches.map(() => agent.token(collector.origin)));
-    plans.push({ agent, warmup: batches.slice(0, options.warmupBatchesPerAgent), timed: batches.slice(options.warmupBatchesPerAgent), tokens });
+    plans.push({
+      agent,
+      collector: replicaOf(agent),
+      warmup: batches.slice(0, options.warmupBatchesPerAgent),
+      timed: batches.slice(options.warmupBatchesPerAgent, perAgent),
+      serial: batches.slice(perAgent),
+      tokens,
+    });
   }
   const prepareSeconds = (nowMs() - prepareStart) / 1000;
 
@@ -96,14 +134,13 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
   // out meanwhile (reusing one races with its close and can end in ECONNRESET).
   const client = new HttpClient(options.agents);
   cleanup.defer('close the HTTP client', () => client.close());
-  const url = `${collector.url}${API_PREFIX}/batches`;
   const receipts: { batch: PreparedBatch; agent: SimulatedAgent; signed: SignedReceipt }[] = [];
   const send = async (plan: AgentPlan, batch: PreparedBatch, token: string): Promise<number> => {
     const started = nowMs();
     let answer: HttpAnswer;
     try {
       answer = await client.post(
-        url,
+        `${plan.collector.url}${API_PREFIX}/batches`,
         {
           authorization: `Bearer ${token}`,
           'content-type': 'application/json',
@@ -113,7 +150,7 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
         batch.gzipped,
       );
     } catch (err) {
-      throw new Error(`sending batch ${batch.batchId} of ${batch.agent} failed: ${(err as Error).message}; ${describeCollector(collector)}`, { cause: err });
+      throw new Error(`sending batch ${batch.batchId} of ${batch.agent} failed: ${(err as Error).message}; ${describeCollector(plan.collector)}`, { cause: err });
     }
     const latency = nowMs() - started;
     if (answer.status !== 200) throw new Error(`batch ${batch.batchId} of ${batch.agent} answered ${answer.status}: ${answer.text.slice(0, 500)}`);
@@ -133,8 +170,10 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
 
   // Timed phase: every agent sends its batches one after another, all agents at once.
   const latencies: number[] = [];
-  const pid = collector.child.pid;
-  const cpuBefore = cpuSnapshot(pid);
+  const pids = replicas.map((replica) => replica.child.pid);
+  const metricsUrls = replicas.map((replica) => replica.metricsUrl);
+  const lockBefore = await scrapeWriteLock(metricsUrls);
+  const cpuBefore = cpuSnapshot(pids, options.databaseCpu);
   const windowStart = monotonicMicros();
   const started = nowMs();
   await Promise.all(plans.map(async (plan) => {
@@ -142,17 +181,30 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
   }));
   const seconds = (nowMs() - started) / 1000;
   const windowEnd = monotonicMicros();
-  const cpu = cpuBreakdown(cpuBefore, cpuSnapshot(pid), pid);
+  const cpu = cpuBreakdown(cpuBefore, cpuSnapshot(pids, options.databaseCpu));
+  const writeLock = writeLockFigures(lockBefore, await scrapeWriteLock(metricsUrls), seconds);
+
+  // One agent alone, one batch at a time: nothing else runs while the lock is held.
+  let writeLockSerial: WriteLockFigures | undefined;
+  const first = plans[0]!;
+  if (first.serial.length > 0) {
+    const serialBefore = await scrapeWriteLock(metricsUrls);
+    const serialStarted = nowMs();
+    for (const [i, batch] of first.serial.entries()) await send(first, batch, first.tokens[perAgent + i]!);
+    writeLockSerial = writeLockFigures(serialBefore, await scrapeWriteLock(metricsUrls), (nowMs() - serialStarted) / 1000);
+  }
 
   // Outside the timed phase: every receipt verifies with the key the agent pinned, and the
   // ledger holds every record exactly once.
   for (const { agent, signed } of receipts) await verifyReceipt(signed, agent.receiptKey);
   const stats = await ledgerStats(collector);
-  const sent = agents.length * perAgent * options.batchSize;
+  const sent = (agents.length * perAgent + first.serial.length) * options.batchSize;
   if (stats.size < sent) throw new Error(`the ledger holds ${stats.size} entries, fewer than the ${sent} records acknowledged`);
 
-  const exitCode = await collector.stop('SIGTERM');
-  if (exitCode !== 0) throw new Error(`the collector exited with code ${exitCode} on SIGTERM`);
+  for (const [i, replica] of replicas.entries()) {
+    const exitCode = await replica.stop('SIGTERM');
+    if (exitCode !== 0) throw new Error(`the collector${replicas.length > 1 ? ` (replica ${i + 1})` : ''} exited with code ${exitCode} on SIGTERM`);
+  }
 
   // In the order the collector saw them, roughly: round by round, agent by agent.
   const timedBatches = Array.from({ length: options.timedBatchesPerAgent }, (_, b) => plans.map((plan) => plan.timed[b]!)).flat();
@@ -161,6 +213,7 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
   return {
     agents: options.agents,
     batchSize: options.batchSize,
+    replicas: replicas.length,
     records,
     batches: timedBatches.length,
     seconds,
@@ -174,6 +227,8 @@ export async function benchCollectorIngest(options: IngestOptions, cleanup: Clea
     ledgerSize: stats.size,
     windowMicros: { start: windowStart, end: windowEnd },
     cpu,
+    writeLock,
+    writeLockSerial,
     timedBatches,
   };
 }

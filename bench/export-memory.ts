@@ -121,7 +121,7 @@ function writeMark(dir: string, records: number): void {
 
 /** A directory filled by an earlier version of the code gets this version's migrations (cheap, and the records stay). */
 async function migrateReused(dir: string): Promise<void> {
-  const store = openStore(defaultDatabaseUrl(dir));
+  const store = openStore({ url: defaultDatabaseUrl(dir) });
   try {
     await store.migrate();
   } finally {

@@ -156,7 +156,7 @@ export async function benchIngestStages(options: {
   };
   const perBatch = options.batchSize;
   const storeDir = mkdtempSync(join(tmpdir(), 'sakshya-bench-stages-'));
-  const store = openStore(defaultDatabaseUrl(storeDir));
+  const store = openStore({ url: defaultDatabaseUrl(storeDir) });
   try {
     await store.migrate();
     return await measureAll();

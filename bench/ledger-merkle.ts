@@ -101,7 +101,7 @@ class StoredTree {
 }
 
 async function openTree(cleanup: Cleanup, prefix: string): Promise<StoredTree> {
-  const store = openStore(defaultDatabaseUrl(cleanup.tempDir(prefix)));
+  const store = openStore({ url: defaultDatabaseUrl(cleanup.tempDir(prefix)) });
   cleanup.defer('close a Merkle benchmark store', () => store.close());
   await store.migrate();
   return new StoredTree(store);

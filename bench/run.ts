@@ -10,8 +10,14 @@
  * --partial-drain  agent-memory drains only the first 10^5 of its 10^6 backlog (most of its
  *                  time; a peak that grows with the work done then goes unseen)
  * --only        run only these benchmarks (default: all): ingest (collector ingest, one real
- *               agent, Merkle ledger, stage costs, profile), catch-up, agent-memory, rsyslog,
+ *               agent, Merkle ledger, stage costs, profile), ingest-postgres and ingest-postgres-2
+ *               (the ingest on PostgreSQL with one and with two replicas), storage (bytes on disk
+ *               per record, SQLite and PostgreSQL), catch-up, agent-memory, rsyslog,
  *               export-verify, export-loop (the collector's event loop and /healthz during an export)
+ *
+ * PostgreSQL: the server named by SAKSHYA_BENCH_POSTGRES_URL (else SAKSHYA_TEST_POSTGRES_URL), an
+ * administrator URL, or else a private cluster the run makes with initdb and removes at the end
+ * (bench/lib/postgres-server.ts); without initdb the PostgreSQL parts say they were skipped.
  *
  * The run first waits (up to 45 s) for the machine to be quiet, and reports how much CPU
  * other processes took during the timed ingest, so disturbed figures are visible as such; if
@@ -34,11 +40,14 @@ import { agentMemorySection } from './sections/agent-memory.ts';
 import { catchUpSection } from './sections/catch-up.ts';
 import { exportLoopSection } from './sections/export-loop.ts';
 import { exportVerifySection } from './sections/export-verify.ts';
+import { ingestPostgresSection } from './sections/ingest-postgres.ts';
 import { ingestSection } from './sections/ingest.ts';
 import { rsyslogSection } from './sections/rsyslog.ts';
 import type { RunContext, Section, SectionRunner } from './sections/section.ts';
+import { storageSection } from './sections/storage.ts';
+import { benchPostgres, type PostgresAvailability } from './lib/postgres-server.ts';
 
-const BENCH_NAMES = ['ingest', 'catch-up', 'agent-memory', 'rsyslog', 'export-verify', 'export-loop'] as const;
+const BENCH_NAMES = ['ingest', 'ingest-postgres', 'ingest-postgres-2', 'storage', 'catch-up', 'agent-memory', 'rsyslog', 'export-verify', 'export-loop'] as const;
 type BenchName = (typeof BENCH_NAMES)[number];
 const USAGE = `usage: node bench/run.ts [--quick] [--no-profile] [--partial-drain] [--only ${BENCH_NAMES.join(',')}]`;
 
@@ -82,11 +91,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const context: RunContext = { sizes, quick, profile, cleanup, earlier: {} };
+let postgres: Promise<PostgresAvailability> | undefined;
+const context: RunContext = { sizes, quick, profile, cleanup, postgres: () => (postgres ??= benchPostgres(cleanup)), earlier: {} };
 
 /** In run order: later sections compare with what earlier ones measured (verify rate, records). */
 const SECTIONS: { [name in BenchName]: SectionRunner } = {
   ingest: ingestSection,
+  'ingest-postgres': ingestPostgresSection(1),
+  'ingest-postgres-2': ingestPostgresSection(2),
+  storage: storageSection,
   'catch-up': catchUpSection,
   'agent-memory': agentMemorySection,
   rsyslog: rsyslogSection,

@@ -22,13 +22,15 @@ export const BATCHES_PER_ROUND = 10;
 /** A temp database at the collector's current schema, migrated by the collector's store; its file path. */
 async function migratedCollectorDatabase(cleanup: Cleanup, prefix: string): Promise<string> {
   const url = defaultDatabaseUrl(cleanup.tempDir(prefix));
-  const store = openStore(url);
+  const store = openStore({ url });
   try {
     await store.migrate();
   } finally {
     await store.close();
   }
-  return parseDatabaseUrl(url).path;
+  const location = parseDatabaseUrl(url);
+  if (location.backend !== 'sqlite') throw new Error(`${url} is not a SQLite database`);
+  return location.path;
 }
 
 /** Opens a database with the collector store's pragmas. */

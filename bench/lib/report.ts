@@ -51,6 +51,23 @@ export function formatNumber(value: number): string {
   return value.toPrecision(2);
 }
 
+/** A count as people read it: whole, thousands separated. */
+export function formatCount(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+/** Bytes in the largest decimal unit that leaves a figure of at least 1 (B, kB, MB, GB, TB). */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${formatNumber(value)} ${units[unit]}`;
+}
+
 function cells(row: JudgedRow): string[] {
   const reference = row.reference ? `${formatNumber(row.reference.value)} ${row.reference.unit} (${row.reference.label})` : '';
   const ratio = row.ratio === undefined ? '' : `${row.ratio.toFixed(2)}×`;

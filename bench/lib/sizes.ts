@@ -10,9 +10,10 @@ export function benchSizes({ quick, partialDrain }: { quick: boolean; partialDra
   return quick
     ? {
         verifyMillis: 500,
-        ingest: { agents: 4, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 2 },
+        ingest: { agents: 4, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 2, serialBatches: 2 },
         profiledIngest: { agents: 4, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 2 },
         realAgent: { records: 1000, writers: 4 },
+        storage: { agents: 4, records: 4_000, batchSize: 500, small: { records: 200, batchSize: 1 }, serialSmallBatches: 20 },
         ledger: { batchSize: 500, smallTree: 10_000, bigTree: 100_000, proofs: 500 },
         catchUp: { auditRecords: 856, telemetryEveryMinutes: 10, bytesPerSecond: LINK_BYTES_PER_SECOND, writers: 4, timeoutMs: 300_000 },
         agentMemory: { backlogs: [1_000, 10_000], timeoutMs: 300_000 },
@@ -22,9 +23,13 @@ export function benchSizes({ quick, partialDrain }: { quick: boolean; partialDra
       }
     : {
         verifyMillis: 2000,
-        ingest: { agents: 8, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 12 },
+        // Then 8 batches of the first agent alone, one at a time: the write lock without contention.
+        ingest: { agents: 8, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 12, serialBatches: 8 },
         profiledIngest: { agents: 8, batchSize: 500, warmupBatchesPerAgent: 1, timedBatchesPerAgent: 6 },
         realAgent: { records: 10_000, writers: 4 },
+        // 10^5 records in full batches, then 4,000 more one per batch (the per-batch bytes), then
+        // 200 one-record batches of one agent alone (a commit's serialised cost, uncontended).
+        storage: { agents: 8, records: 100_000, batchSize: 500, small: { records: 4_000, batchSize: 1 }, serialSmallBatches: 200 },
         ledger: { batchSize: 500, smallTree: 10_000, bigTree: 1_000_000, proofs: 2000 },
         catchUp: { auditRecords: 18_560, telemetryEveryMinutes: 1, bytesPerSecond: LINK_BYTES_PER_SECOND, writers: 4, timeoutMs: 600_000 },
         // It is the whole drain of 10^6 that shows whether memory grows with the work done (how

@@ -11,7 +11,7 @@ export async function catchUpSection({ sizes, cleanup, earlier }: RunContext): P
   const result = await phase(`catch-up: an office's day through a ${formatNumber((sizes.catchUp.bytesPerSecond * 8) / 1000)} kbit/s link`, () =>
     benchCatchUp(sizes.catchUp, cleanup),
   );
-  const busy = othersBusy(cpuBreakdown(load, cpuSnapshot(undefined), undefined));
+  const busy = othersBusy(cpuBreakdown(load, cpuSnapshot(undefined)));
   earlier.catchUp = result;
   const kbit = formatNumber((result.bytesPerSecond * 8) / 1000);
   const { canonicalLines: _lines, ...details } = result;

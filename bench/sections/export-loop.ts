@@ -14,7 +14,7 @@ export async function exportLoopSection({ sizes, cleanup }: RunContext): Promise
   const { records } = sizes.exportLoop;
   const load = cpuSnapshot(undefined);
   const result = await phase(`the collector's event loop and /healthz during an export of ${formatNumber(records)} records`, () => benchExportLoop(sizes.exportLoop, cleanup));
-  const busy = othersBusy(cpuBreakdown(load, cpuSnapshot(undefined), undefined));
+  const busy = othersBusy(cpuBreakdown(load, cpuSnapshot(undefined)));
   const { rows, notes } = exportLoopReport(result);
   if (busy > BUSY_MACHINE_SHARE) notes.push(`  Other processes took ${(busy * 100).toFixed(0)} % of the CPU meanwhile.`);
   return {

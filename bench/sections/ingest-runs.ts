@@ -28,28 +28,42 @@ function disturbance(verify: { drift: number; disturbed: boolean; before: { othe
   );
 }
 
+/** Which ingest to run: the default is the SQLite collector of the `ingest` benchmark. */
+export interface IngestVariant {
+  /** Names the runs in the progress lines. */
+  label: string;
+  /** Agent id prefix of run N is `${idPrefix}${N}`: ids are never reused within one process. */
+  idPrefix: string;
+  run: (idPrefix: string) => Promise<IngestResult>;
+}
+
 /**
  * Three ingest runs (one with `--quick`). The reported run is the one with the median ratio
  * among the undisturbed runs: a virtual machine's speed moves within minutes, and single runs
  * of the same code differ widely (docs/benchmarks.md); one run decides nothing. If every run
  * was disturbed, one more is made once the machine is quiet.
  */
-export async function ingestRuns({ sizes, quick, cleanup }: RunContext): Promise<{ chosen: IngestRun; runs: IngestRun[] }> {
+export async function ingestRuns({ sizes, quick, cleanup }: RunContext, variant?: IngestVariant): Promise<{ chosen: IngestRun; runs: IngestRun[] }> {
+  const { label: name, idPrefix: prefix, run } = variant ?? {
+    label: 'collector ingest, end to end',
+    idPrefix: 'BN-IN',
+    run: (idPrefix: string) => benchCollectorIngest({ ...sizes.ingest, idPrefix }, cleanup),
+  };
   const ingestRunCount = quick ? 1 : 3;
   const runs: IngestRun[] = [];
   const measure = async (before: MeasuredVerifyRate, label: string, idPrefix: string) => {
-    const ingest = await phase(`collector ingest, end to end${label}`, () => benchCollectorIngest({ ...sizes.ingest, idPrefix }, cleanup));
+    const ingest = await phase(`${name}${label}`, () => run(idPrefix));
     const after = await verifyRate(`Ed25519 verify rate again${label}`, sizes.verifyMillis);
     const verify = verifyReference(before, after);
     runs.push({ verify, ingest, ratio: ingest.recordsPerSecond / verify.allCores, disturbance: disturbance(verify, ingest) });
     return after;
   };
   let before = await verifyRate('Ed25519 verify rate (1 core, all cores)', sizes.verifyMillis);
-  for (let i = 1; i <= ingestRunCount; i++) before = await measure(before, ingestRunCount > 1 ? ` (run ${i} of ${ingestRunCount})` : '', `BN-IN${i}`);
+  for (let i = 1; i <= ingestRunCount; i++) before = await measure(before, ingestRunCount > 1 ? ` (run ${i} of ${ingestRunCount})` : '', `${prefix}${i}`);
   if (runs.every((run) => run.disturbance > 0)) {
     process.stderr.write('bench: the machine was busy or drifted during every ingest run; waiting for quiet and measuring once more\n');
     await waitForQuietMachine();
-    await measure(await verifyRate('Ed25519 verify rate (extra run)', sizes.verifyMillis), ' (extra run)', 'BN-INX');
+    await measure(await verifyRate('Ed25519 verify rate (extra run)', sizes.verifyMillis), ' (extra run)', `${prefix}X`);
   }
   const clean = runs.filter((run) => run.disturbance === 0);
   const candidates = (clean.length > 0 ? clean : runs).toSorted((a, b) => a.ratio - b.ratio);

@@ -129,6 +129,23 @@ export async function ingestSection(context: RunContext): Promise<Section> {
     { key: 'ingest.latency_p95_ms', metric: 'batch latency p95', value: ingest.batchLatencyMs.p95, unit: 'ms' },
     { key: 'ingest.latency_p99_ms', metric: 'batch latency p99', value: ingest.batchLatencyMs.p99, unit: 'ms' },
     {
+      key: 'ingest.write_lock_us_per_record',
+      metric: 'write lock held per record (serialised integration)',
+      value: ingest.writeLock.heldMicrosPerRecord,
+      unit: 'µs',
+    },
+    { key: 'ingest.write_lock_wait_ms', metric: 'write lock wait per batch (mean)', value: ingest.writeLock.waitMsPerTransaction, unit: 'ms' },
+    ...(ingest.writeLockSerial
+      ? [
+          {
+            key: 'ingest.write_lock_serial_us_per_record',
+            metric: 'write lock held per record, one batch at a time (nothing else running)',
+            value: ingest.writeLockSerial.heldMicrosPerRecord,
+            unit: 'µs',
+          },
+        ]
+      : []),
+    {
       key: 'ingest.collector_cpu_per_record_us',
       metric: 'collector CPU per record (all threads)',
       value: perRecordMicros(cpu.collectorTotal, ingest.records),
@@ -194,6 +211,12 @@ export async function ingestSection(context: RunContext): Promise<Section> {
     },
   ];
   context.earlier.verifyRate = { perCore: verify.perCore, allCores: verify.allCores, cores: verify.cores };
+  context.earlier.sqliteIngest = {
+    recordsPerSecond: ingest.recordsPerSecond,
+    ratio: chosen.ratio,
+    writeLockMicrosPerRecord: ingest.writeLock.heldMicrosPerRecord,
+    serialWriteLockMicrosPerRecord: ingest.writeLockSerial?.heldMicrosPerRecord,
+  };
   const disturbed = othersBusy(cpu) > BUSY_MACHINE_SHARE || verify.disturbed;
 
   const drifted = Math.abs(verify.drift) > DRIFT_LIMIT;

@@ -5,6 +5,7 @@
 import type { CatchUpResult } from '../catch-up.ts';
 import type { VerifyRate } from '../ed25519-verify-rate.ts';
 import type { Cleanup } from '../lib/cleanup.ts';
+import type { PostgresAvailability } from '../lib/postgres-server.ts';
 import type { Row } from '../lib/report.ts';
 import type { BenchSizes } from '../lib/sizes.ts';
 
@@ -24,10 +25,14 @@ export interface RunContext {
   /** False with `--no-profile`: no CPU-profiled collector run. */
   profile: boolean;
   cleanup: Cleanup;
+  /** The run's PostgreSQL server, made on first use and shared by every section, or why there is none. */
+  postgres: () => Promise<PostgresAvailability>;
   /** Results of earlier sections that later ones compare with (the run order is fixed). */
   earlier: {
     /** The Ed25519 verify rate the ingest section measured. */
     verifyRate?: VerifyRate;
+    /** The reported SQLite ingest run, for the PostgreSQL ingest to compare with. */
+    sqliteIngest?: { recordsPerSecond: number; ratio: number; writeLockMicrosPerRecord: number; serialWriteLockMicrosPerRecord: number | undefined };
     /** The catch-up's records, for the rsyslog comparison to ship the very same JSON lines. */
     catchUp?: CatchUpResult;
   };

@@ -14,7 +14,7 @@ export const DRIFT_LIMIT = 0.1;
 export async function verifyRate(label: string, millis: number) {
   const before = cpuSnapshot(undefined);
   const rate = await phase(label, () => measureEd25519VerifyRate(millis));
-  return { ...rate, othersBusy: othersBusy(cpuBreakdown(before, cpuSnapshot(undefined), undefined)) };
+  return { ...rate, othersBusy: othersBusy(cpuBreakdown(before, cpuSnapshot(undefined))) };
 }
 
 export type MeasuredVerifyRate = Awaited<ReturnType<typeof verifyRate>>;

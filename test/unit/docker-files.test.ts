@@ -6,7 +6,7 @@
  * the images run is executed for real against HTTP servers on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { AGENT_ENV_NAMES } from '../../agent/config.ts';
 import { COLLECTOR_ENV } from '../../collector/config.ts';
+import { KEYS_DIR_NAME } from '../../collector/keys.ts';
 import { DEFAULT_AGENT_PORT, DEFAULT_COLLECTOR_PORT } from '../../shared/protocol.ts';
+import { nginxBinary } from '../helpers/nginx.ts';
+import { skipBecause } from '../helpers/skip.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -236,7 +239,7 @@ describe('docker/ files', () => {
       for (const target of Object.keys(TARGETS)) assert.equal(last(target, 'USER')?.args, '10001:10001', `${target} user`);
       const setup = stage('runtime').instructions.find((i) => i.args.includes('useradd'))!.args;
       assert.match(setup, /useradd [^&]*--uid 10001/);
-      assert.match(setup, /install -d -o 10001 -g 10001 -m 0700 \/var\/lib\/sakshya-collector \/var\/lib\/sakshya-agent/);
+      assert.match(setup, /install -d -o 10001 -g 10001 -m 0700 \/var\/lib\/sakshya-collector \/var\/lib\/sakshya-collector\/keys \/var\/lib\/sakshya-agent/);
     });
 
     it('declares a volume for each data directory, set through the variable the config reads', () => {
@@ -271,77 +274,219 @@ describe('docker/ files', () => {
 
   describe('compose.yaml and .env.example', () => {
     interface Service {
-      build: { context: string; dockerfile: string; target: string };
+      build?: { context: string; dockerfile: string; target: string };
+      image?: string;
+      profiles?: string[];
       environment?: { [name: string]: string };
       volumes?: string[];
       ports?: string[];
-      networks?: string[];
-      depends_on?: { [name: string]: { condition: string } };
+      networks?: string[] | { [name: string]: { aliases?: string[] } | null };
+      depends_on?: { [name: string]: { condition: string; required?: boolean } };
+      secrets?: string[];
+      healthcheck?: { test: string[] };
+      stop_grace_period?: string;
+      command?: string[];
     }
-    const compose = parseYaml(read('docker/compose.yaml'), { merge: true }) as { services: { [name: string]: Service }; volumes: object; networks: object };
+    const compose = parseYaml(read('docker/compose.yaml'), { merge: true }) as {
+      services: { [name: string]: Service };
+      volumes: object;
+      networks: object;
+      secrets: { [name: string]: { file: string } };
+    };
     const services = Object.entries(compose.services);
+    /** The services built from docker/Dockerfile (the others run official images). */
+    const built = services.filter((entry): entry is [string, Service & { build: NonNullable<Service['build']> }] => entry[1].build !== undefined);
+    const service = (name: string): Service => {
+      const found = compose.services[name];
+      assert.ok(found, `compose.yaml has no service ${name}`);
+      return found;
+    };
+    const networksOf = (s: Service): string[] => (Array.isArray(s.networks) ? s.networks : Object.keys(s.networks ?? {}));
     const example = new Map(
       read('docker/.env.example')
         .split('\n')
         .filter((l) => /^\w+=/.test(l))
         .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
     );
+    const REPLICAS = ['collector-1', 'collector-2'];
+    const replicaEnv = (name: string) => service(name).environment ?? {};
 
-    it('has a collector and two agents, built from this Dockerfile\u2019s targets, on one private network', () => {
-      assert.deepEqual(services.map(([, s]) => s.build.target).sort(), ['agent', 'agent', 'collector']);
-      for (const [name, s] of services) {
+    it('builds the collector, two replicas and two agents from this Dockerfile\u2019s targets, runs PostgreSQL and nginx from official images, all on one private network', () => {
+      assert.deepEqual(built.map(([, s]) => s.build.target).sort(), ['agent', 'agent', 'collector', 'collector', 'collector']);
+      for (const [name, s] of built) {
         assert.equal(s.build.context, '..', name);
         assert.equal(s.build.dockerfile, 'docker/Dockerfile', name);
-        assert.deepEqual(s.networks, ['sakshya'], name);
         if (s.build.target === 'agent') assert.equal(s.depends_on?.collector?.condition, 'service_healthy', name);
       }
+      assert.deepEqual(
+        services.filter(([, s]) => s.build === undefined).map(([name, s]) => [name, s.image!.split(':')[0]]),
+        [
+          ['postgres', 'postgres'],
+          ['collector-proxy', 'nginx'],
+        ],
+      );
+      for (const [name, s] of services) assert.deepEqual(networksOf(s), ['sakshya'], name);
       assert.deepEqual(Object.keys(compose.networks), ['sakshya']);
     });
 
-    it('passes each service only variables its config reads', () => {
-      for (const [name, s] of services) {
+    it('runs one collector setup per profile: sqlite (the single collector) or postgres (database, replicas, nginx); the agents in both, .env.example choosing sqlite', () => {
+      const profiles = Object.fromEntries(services.map(([name, s]) => [name, s.profiles ?? []]));
+      assert.deepEqual(profiles, {
+        collector: ['sqlite'],
+        postgres: ['postgres'],
+        'collector-1': ['postgres'],
+        'collector-2': ['postgres'],
+        'collector-proxy': ['postgres'],
+        'agent-1': [],
+        'agent-2': [],
+      });
+      assert.equal(example.get('COMPOSE_PROFILES'), 'sqlite');
+      // The agents know the collector by one name: the sqlite collector's, or nginx's alias for it.
+      const proxyNetworks = service('collector-proxy').networks as { [name: string]: { aliases?: string[] } };
+      assert.deepEqual(proxyNetworks.sakshya?.aliases, ['collector']);
+      for (const [name, s] of built.filter(([, s]) => s.build.target === 'agent')) {
+        for (const dependency of ['collector', 'collector-proxy']) {
+          assert.deepEqual(s.depends_on?.[dependency], { condition: 'service_healthy', required: false }, `${name} on ${dependency}`);
+        }
+      }
+      assert.deepEqual(service('collector-proxy').ports, service('collector').ports, 'both setups publish the collector where the host proxy expects it');
+    });
+
+    it('passes each service only variables its config reads (a secret also as NAME_FILE)', () => {
+      for (const [name, s] of built) {
         const known: readonly string[] = s.build.target === 'collector' ? Object.values(COLLECTOR_ENV) : AGENT_ENV_NAMES;
-        for (const variable of Object.keys(s.environment ?? {})) assert.ok(known.includes(variable), `${name}: ${variable} is not read by the ${s.build.target}`);
+        for (const variable of Object.keys(s.environment ?? {})) {
+          const read = known.includes(variable) || (variable.endsWith('_FILE') && known.includes(variable.slice(0, -'_FILE'.length)));
+          assert.ok(read, `${name}: ${variable} is not read by the ${s.build.target}`);
+        }
       }
     });
 
-    it('mounts a named volume of its own on each data directory', () => {
-      const mounts = services.map(([name, s]) => {
-        assert.equal(s.volumes?.length, 1, name);
+    it('mounts a named volume of its own on each data directory; the replicas share one keys volume, read-only on the second', () => {
+      const dataMounts = built.map(([name, s]) => {
         const [volume, target] = s.volumes![0]!.split(':');
         assert.equal(target, jsonArgs(last(s.build.target, 'VOLUME'))[0], name);
         assert.ok(Object.hasOwn(compose.volumes, volume!), `${name}: ${volume} is not a named volume`);
         return volume;
       });
-      assert.equal(new Set(mounts).size, services.length, 'two services share a volume');
+      assert.equal(new Set(dataMounts).size, built.length, 'two services share a data volume');
+      const keysPath = `/var/lib/sakshya-collector/${KEYS_DIR_NAME}`;
+      assert.deepEqual(service('collector-1').volumes, ['collector-1-data:/var/lib/sakshya-collector', `collector-keys:${keysPath}`]);
+      assert.deepEqual(service('collector-2').volumes, ['collector-2-data:/var/lib/sakshya-collector', `collector-keys:${keysPath}:ro`]);
+      assert.ok(Object.hasOwn(compose.volumes, 'collector-keys'));
+      for (const [name, s] of built.filter(([n]) => !REPLICAS.includes(n))) assert.equal(s.volumes?.length, 1, name);
+      // A fresh named volume takes the owner and mode of the image's directory it is mounted on.
+      assert.match(stage('runtime').instructions.find((i) => i.args.includes('useradd'))!.args, new RegExp(`install -d -o 10001 -g 10001 -m 0700 [^&]*${keysPath.replace(/\//g, '\\/')}\\b`));
+      assert.deepEqual(service('postgres').volumes, ['postgres-data:/var/lib/postgresql/data']);
+    });
+
+    it('gives the replicas one PostgreSQL database, the password only as a secret file that git and the build context never see', () => {
+      const urls = REPLICAS.map((name) => replicaEnv(name).SAKSHYA_COLLECTOR_DATABASE!);
+      assert.equal(urls[0], urls[1]);
+      const url = new URL(urls[0]!);
+      const pgEnv = service('postgres').environment!;
+      assert.equal(url.protocol, 'postgres:');
+      assert.equal(url.hostname, 'postgres', 'the database service by name');
+      assert.equal(url.username, pgEnv.POSTGRES_USER);
+      assert.equal(url.pathname, `/${pgEnv.POSTGRES_DB}`);
+      assert.equal(url.password, '', 'no password in the URL');
+      assert.equal(Object.hasOwn(pgEnv, 'POSTGRES_PASSWORD'), false);
+      const secretPath = '/run/secrets/postgres-password';
+      assert.equal(pgEnv.POSTGRES_PASSWORD_FILE, secretPath);
+      for (const name of [...REPLICAS, 'postgres']) assert.deepEqual(service(name).secrets, ['postgres-password'], name);
+      for (const name of REPLICAS) assert.equal(replicaEnv(name).SAKSHYA_COLLECTOR_DATABASE_PASSWORD_FILE, secretPath, name);
+      const file = join('docker', compose.secrets['postgres-password']!.file);
+      assert.equal(execFileSync('git', ['check-ignore', file], { cwd: ROOT, encoding: 'utf8' }).trim(), file);
+      assert.equal(dockerignored(file), true);
+      // A receipt promises a durable commit: the server must not be told otherwise.
+      assert.doesNotMatch(service('postgres').command!.join(' '), /synchronous_commit=(off|local)|fsync=off/);
+    });
+
+    it('starts in order: PostgreSQL healthy, then the first replica (it makes the keys), then the second, then nginx', () => {
+      assert.deepEqual(service('collector-1').depends_on, { postgres: { condition: 'service_healthy' } });
+      assert.deepEqual(service('collector-2').depends_on, { postgres: { condition: 'service_healthy' }, 'collector-1': { condition: 'service_healthy' } });
+      assert.deepEqual(service('collector-proxy').depends_on, { 'collector-1': { condition: 'service_healthy' }, 'collector-2': { condition: 'service_healthy' } });
+      // The collector image has its own HEALTHCHECK (above); the official images get one here.
+      assert.deepEqual(service('postgres').healthcheck?.test.slice(0, 2), ['CMD', 'pg_isready']);
+      assert.match(service('collector-proxy').healthcheck!.test.join(' '), /^CMD curl -fsS -o \/dev\/null http:\/\/127\.0\.0\.1:(\d+)\/proxy-health$/);
+    });
+
+    it('puts nginx in front of exactly the two replicas with the deployment example\u2019s proxy settings, the client address set rather than appended', () => {
+      assert.deepEqual(service('collector-proxy').volumes, ['./nginx.conf:/etc/nginx/conf.d/default.conf:ro']);
+      const conf = read('docker/nginx.conf');
+      const servers = [...conf.matchAll(/^\s*server (\S+?):(\d+)\b/gm)].map((m) => [m[1], Number(m[2])]);
+      assert.deepEqual(servers, REPLICAS.map((name) => [name, DEFAULT_COLLECTOR_PORT]));
+      const listen = Number(/^\s*listen (\d+);/m.exec(conf)![1]);
+      assert.match(service('collector-proxy').ports![0]!, new RegExp(`:${listen}$`));
+      assert.equal(listen, DEFAULT_COLLECTOR_PORT);
+      const healthPort = /127\.0\.0\.1:(\d+)\/proxy-health/.exec(service('collector-proxy').healthcheck!.test.join(' '))![1];
+      assert.equal(Number(healthPort), listen);
+      assert.match(conf, /location = \/proxy-health \{[^}]*return 200/);
+      const directives = (text: string) => {
+        const location = /location \/ \{([\s\S]*?)\n\s*\}/.exec(text)!;
+        return location[1]!
+          .split('\n')
+          .map((line) => line.trim())
+          .filter((line) => line.startsWith('proxy_'));
+      };
+      const deployed = directives(read('deploy/nginx/sakshya-collectors.conf'));
+      const forwardedFor = (d: string) => d.startsWith('proxy_set_header X-Forwarded-For');
+      assert.deepEqual(directives(conf).filter((d) => !forwardedFor(d)), deployed.filter((d) => !forwardedFor(d)));
+      assert.deepEqual(directives(conf).filter(forwardedFor), ['proxy_set_header X-Forwarded-For $remote_addr;']);
+      assert.match(conf, /client_max_body_size 9m;/);
+      for (const name of REPLICAS) assert.equal(replicaEnv(name).SAKSHYA_TRUST_PROXY, 'uniquelocal', name);
+    });
+
+    it('docker/nginx.conf is a configuration nginx accepts (nginx -t, the replicas\u2019 names pointed at 127.0.0.1)', function () {
+      const binary = nginxBinary();
+      if (binary === undefined) skipBecause(this, 'nginx is not installed here; the static checks above still ran');
+      const dir = mkdtempSync(join(tmpdir(), 'sakshya-nginx-conf-'));
+      try {
+        const site = read('docker/nginx.conf')
+          .replace(/server collector-\d:/g, 'server 127.0.0.1:')
+          .replace(/listen (\d+);/, 'listen 127.0.0.1:$1;');
+        writeFileSync(join(dir, 'site.conf'), site);
+        writeFileSync(
+          join(dir, 'nginx.conf'),
+          `pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  fastcgi_temp_path ${dir};\n  uwsgi_temp_path ${dir};\n  scgi_temp_path ${dir};\n  include ${dir}/site.conf;\n}\n`,
+        );
+        const result = spawnSync(binary, ['-t', '-p', dir, '-c', join(dir, 'nginx.conf')], { encoding: 'utf8' });
+        assert.equal(result.status, 0, result.stderr);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('points the agents at the collector\u2019s service name and port, and publishes that port', () => {
       const collector = compose.services.collector!;
       assert.match(collector.ports![0]!, new RegExp(`:${DEFAULT_COLLECTOR_PORT}$`));
-      for (const [name, s] of services.filter(([, s]) => s.build.target === 'agent')) {
+      for (const [name, s] of built.filter(([, s]) => s.build.target === 'agent')) {
         assert.equal(s.environment?.SAKSHYA_COLLECTOR_URL, `http://collector:${DEFAULT_COLLECTOR_PORT}`, name);
       }
     });
 
-    it('gives the collector longer to stop than its own grace period for requests in flight', () => {
+    it('gives every collector longer to stop than its own grace period for requests in flight', () => {
       const graceMs = Number(/const SHUTDOWN_GRACE_MS = ([\d_]+);/.exec(read('collector/bin/sakshya-collector.ts'))![1]!.replace(/_/g, ''));
-      const [, seconds] = /^(\d+)s$/.exec((compose.services.collector as Service & { stop_grace_period: string }).stop_grace_period)!;
-      assert.ok(Number(seconds) * 1000 > graceMs, `stop_grace_period ${seconds}s vs ${graceMs} ms`);
+      for (const [name, s] of built.filter(([, s]) => s.build.target === 'collector')) {
+        const [, seconds] = /^(\d+)s$/.exec(s.stop_grace_period!)!;
+        assert.ok(Number(seconds) * 1000 > graceMs, `${name}: stop_grace_period ${seconds}s vs ${graceMs} ms`);
+      }
     });
 
-    it('takes every ${VARIABLE} from docker/.env, and .env.example sets each one and nothing else', () => {
+    it('takes every ${VARIABLE} from docker/.env, and .env.example sets each one, COMPOSE_PROFILES and nothing else', () => {
       const used = new Set([...read('docker/compose.yaml').matchAll(/\$\{(\w+)/g)].map((m) => m[1]!));
-      assert.deepEqual([...example.keys()].sort(), [...used].sort());
+      assert.deepEqual([...example.keys()].sort(), [...used, 'COMPOSE_PROFILES'].sort());
     });
 
-    it('commits no secrets: docker/.env is ignored by git and kept out of the build context; the example holds none', () => {
-      assert.equal(execFileSync('git', ['check-ignore', 'docker/.env'], { cwd: ROOT, encoding: 'utf8' }).trim(), 'docker/.env');
+    it('commits no secrets: docker/.env and docker/secrets/ are ignored by git and kept out of the build context; the example holds none', () => {
+      for (const path of ['docker/.env', 'docker/secrets/postgres-password']) {
+        assert.equal(execFileSync('git', ['check-ignore', path], { cwd: ROOT, encoding: 'utf8' }).trim(), path);
+      }
       for (const [name, value] of example) {
         assert.doesNotMatch(name, /TOKEN|SECRET|PASSWORD|PRIVATE|_KEY$|TLS/, `${name} in .env.example`);
         assert.doesNotMatch(value, /-----BEGIN|eyJ/, `${name} holds key or token material`);
       }
-      for (const path of ['docker/.env', 'node_modules/x', 'dist/x.js', '.git/config', 'x.db', 'agent/outbox.db-wal', 'bench/results/x.json', 'test/x.ts', 'docs/x.md', 'collector/keys/log.jwk']) {
+      for (const path of ['docker/.env', 'docker/secrets/postgres-password', 'node_modules/x', 'dist/x.js', '.git/config', 'x.db', 'agent/outbox.db-wal', 'bench/results/x.json', 'test/x.ts', 'docs/x.md', 'collector/keys/log.jwk']) {
         assert.equal(dockerignored(path), true, `${path} reaches the build context`);
       }
     });
@@ -352,7 +497,7 @@ describe('docker/ files', () => {
       const doc = read('docker/README.md');
       const sources = { collector: read('collector/bin/sakshya-collector.ts'), agent: read('agent/bin/sakshya-agent.ts') };
       const uses = [
-        ...[...doc.matchAll(/(?:dc|docker) (?:run --rm(?: -T)?|exec) (collector|agent-\d)(?: sakshya-(?:collector|agent))? ([a-z-]+)/g)].map((m) => [m[1]!.startsWith('agent') ? 'agent' : 'collector', m[2]!] as const),
+        ...[...doc.matchAll(/(?:dc|docker) (?:run --rm(?: -T)?|exec) (collector(?:-\d)?|agent-\d)(?: sakshya-(?:collector|agent))? ([a-z-]+)/g)].map((m) => [m[1]!.startsWith('agent') ? 'agent' : 'collector', m[2]!] as const),
         ...[...doc.matchAll(/(?<=^|[\s`(])sakshya-(collector|agent) ([a-z][a-z-]+)/gm)].map((m) => [m[1] as 'collector' | 'agent', m[2]!] as const),
       ];
       assert.ok(uses.length >= 8, `found ${uses.length} command uses`);
