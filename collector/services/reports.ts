@@ -265,12 +265,15 @@ export class ReportService {
       throw new ProblemError('report.expired', `the bundle of report ${id} was deleted at ${job.expiredAt}, after the collector's retention period; export it again`, { expiredAt: job.expiredAt });
     }
     if (job.status !== 'done') throw new ProblemError('report.not_ready', `report ${id} is ${job.status}`, { status: job.status });
-    // Another replica made it and keeps it on its disk (services share the job, not the file).
-    if (job.replica !== null && job.replica !== this.#deps.replica) {
-      throw new ProblemError('report.elsewhere', `the bundle of report ${id} is kept by collector replica ${job.replica}; fetch it from that replica`, { replica: job.replica });
-    }
     const path = join(this.reportsDir, id, BUNDLE_TAR_GZ);
-    if (!existsSync(path)) throw new ProblemError('resource.not_found', `the bundle of report ${id} is no longer on the collector`);
+    if (!existsSync(path)) {
+      // Another replica made it and keeps it on its own disk (replicas share the job, not the
+      // file, unless their reports/ directories are one shared volume).
+      if (job.replica !== null && job.replica !== this.#deps.replica) {
+        throw new ProblemError('report.elsewhere', `the bundle of report ${id} is kept by collector replica ${job.replica}; fetch it from that replica`, { replica: job.replica });
+      }
+      throw new ProblemError('resource.not_found', `the bundle of report ${id} is no longer on the collector`);
+    }
     return { path, bytes: statSync(path).size, fileName: `sakshya-report-${job.checkpointSize}-${id}.tar.gz` };
   }
 
