@@ -7,6 +7,8 @@ import { checkAgentInLedger, writeThroughLocalApi, type AcknowledgedRecord } fro
 const AGENTS = ['AS-KMR-001', 'AS-CCH-002'];
 
 describe('a collector outage', function () {
+  // Real processes draining real backlogs: slower when the suite's other groups share the cores.
+  this.timeout(180_000);
   let collector: CollectorProcess | undefined;
   const agents: AgentProcess[] = [];
 

