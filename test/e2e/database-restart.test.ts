@@ -76,9 +76,17 @@ describe('collector replicas through a PostgreSQL restart', function () {
       assertProblem(answer, 503, 'service.unavailable');
       assert.match(answer.headers.get('retry-after') ?? '', /^[1-9][0-9]*$/, `replica ${replica.n}: Retry-After`);
     }
-    // The agents meet the outage through nginx, and keep taking records meanwhile.
-    await eventually('an agent was told the database is unavailable', async () =>
-      fleet!.agents.some((agent) => agent.process.logs.some((line) => line.msg === 'batch send failed; will retry' && line.code === 'service.unavailable')) ? true : undefined,
+    // The agents meet the outage through nginx — as the replicas' 503, or as nginx's own 502 once
+    // it has marked every replica failed — back off, and keep taking records meanwhile.
+    await eventually(
+      'an agent was told the database is unavailable',
+      async () =>
+        fleet!.agents.some((agent) =>
+          agent.process.logs.some((line) => line.msg === 'batch send failed; will retry' && (line.code === 'service.unavailable' || line.status === 502 || line.status === 503)),
+        )
+          ? true
+          : undefined,
+      60_000,
     );
     await eventually('every agent took records during the outage', async () => (stream.least() >= duringOutage + 10 ? true : undefined), 60_000);
 
