@@ -22,6 +22,7 @@ import type { SubtreeNode, SubtreeReader } from '../../shared/merkle.ts';
 import type { RecordKind } from '../../shared/record.ts';
 import type { MigrationReport } from './migrate.ts';
 import type { LedgerAuditSource } from './audit-source.ts';
+import type { ReportJob, ReportJobOutcome } from './report-jobs.ts';
 import type { ReportSource } from './report-source.ts';
 import type { FleetQuery } from './fleet-query.ts';
 
@@ -294,37 +295,6 @@ export interface StoredCollectorKey {
   recordedAt: string;
 }
 
-/** A report export started over HTTP (migrations 0005, 0008). */
-export interface ReportJob {
-  id: string;
-  /** `expired`: was done; its bundle was deleted after the retention period (services/report/retention.ts). */
-  status: 'running' | 'done' | 'failed' | 'expired';
-  /** Public id of the auditor token that started it: the only one that may read it. */
-  owner: string;
-  /** Who the COLLECTOR chain records as the exporter (an Actor). */
-  actor: string;
-  /** The normalised filter, as JSON text. */
-  filterJson: string;
-  checkpointSize: number;
-  createdAt: string;
-  finishedAt: string | null;
-  /** JSON of the bundle's counts, when done. */
-  countsJson: string | null;
-  manifestSha256: string | null;
-  bundleBytes: number | null;
-  /** JSON of the RFC 9457 problem, when failed. */
-  problemJson: string | null;
-  /** When the bundle was deleted, when expired. */
-  expiredAt: string | null;
-  /** The replica that runs the job and keeps its bundle (SAKSHYA_COLLECTOR_REPLICA); null: a job from before replicas. */
-  replica: string | null;
-}
-
-/** How a running job ends. */
-export type ReportJobOutcome =
-  | { status: 'done'; finishedAt: string; countsJson: string; manifestSha256: string; bundleBytes: number }
-  | { status: 'failed'; finishedAt: string; problemJson: string };
-
 /** What a batch's sequence checks read from the store: one call (one round trip on a server database). */
 export interface BatchState {
   /** A receipt stored for this batch id already: the same batch committed while this one waited. */
@@ -537,3 +507,4 @@ export interface CollectorStore {
 export type { AuditAgentEpochRow, AuditEnrollmentTokenRow, AuditApiTokenRow, AuditAgentKeyRow, AuditRecordRow, AuditSubtreeRow, AuditCheckpointRow, AuditReceiptRow, LedgerRangeCount, LedgerAuditSource } from './audit-source.ts';
 export type { ReportRecordRow, ReportRecordQuery, ReportChainSeqRow, ReportSource } from './report-source.ts';
 export type { EpochStatus, FleetQuery } from './fleet-query.ts';
+export type { ReportJob, ReportJobOutcome } from './report-jobs.ts';
