@@ -3,6 +3,7 @@
  * zod schema (every problem listed at once), then injected through the container. Command-line
  * flags override the environment.
  */
+import { parseDurationMs } from '../shared/duration.ts';
 import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, parseConfig, readEnvironment } from '../shared/config.ts';
@@ -143,10 +144,7 @@ const durationMsText = (minMs: number, maxMs: number) =>
   z
     .string()
     .regex(/^\d{1,9}(ms|s|m|h|d)$/, 'must be a duration such as 300s, 5m or 1h')
-    .transform((text) => {
-      const [, digits, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(text)!;
-      return Number(digits) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms' | 's' | 'm' | 'h' | 'd'];
-    })
+    .transform((text) => parseDurationMs(text)!)
     .pipe(z.number().min(minMs, `must be at least ${minMs} ms`).max(maxMs, `must be at most ${maxMs / 86_400_000} days`));
 
 const pemText = (label: string) => z.string().regex(new RegExp(`-----BEGIN [A-Z ]*${label}-----`), `must be PEM text holding a ${label}`);
