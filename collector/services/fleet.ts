@@ -12,6 +12,7 @@
  *   how many rows), committed before the answer is sent, as each `record.read` is. Reads by
  *   admins are not recorded (no admin read is).
  */
+import { parseDurationMs } from '../../shared/duration.ts';
 import type { FleetAgent, FleetAgentDetail, FleetList, FleetStatus } from '../../shared/api-schemas.ts';
 import { COLLECTOR_READ_TYPES, type FleetReadBody } from '../../shared/collector-acts.ts';
 import { ProblemError } from '../../shared/problem.ts';
@@ -34,12 +35,11 @@ export interface FleetFilter {
 /** Epochs of one agent read per store call for the detail view (an agent has a handful). */
 const EPOCHS_PER_READ = 500;
 
-const DURATION_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
+/** `silentFor`, already held to FLEET_DURATION_PATTERN by the query schema; parsed by the one duration parser. */
 function durationMs(text: string): number {
-  const match = /^([0-9]{1,6})([smhd])$/.exec(text);
-  if (!match) throw new ProblemError('request.invalid', `silentFor: "${text}" is not a duration such as 30m, 6h or 2d`);
-  return Number(match[1]) * DURATION_UNIT_MS[match[2] as keyof typeof DURATION_UNIT_MS];
+  const ms = parseDurationMs(text);
+  if (ms === undefined) throw new ProblemError('request.invalid', `silentFor: "${text}" is not a duration such as 30m, 6h or 2d`);
+  return ms;
 }
 
 export function encodeFleetCursor(row: { agent: string; epoch: number }): string {
